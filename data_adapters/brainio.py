@@ -1,0 +1,107 @@
+"""BrainIO netCDF assemblies (Brain-Score's on-disk format) <-> the Assembly contract.
+
+BrainIO writes one data variable (named ``data`` or ``__xarray_dataarray_variable__``)
+whose pandas MultiIndex levels were flattened into plain coords; older packages call the
+stimulus ``image_id``. Files written by :func:`write` load in Brain-Score's loader too.
+"""
+
+import numpy as np
+import xarray as xr
+
+from workbench.assembly import DIMS, decode_attrs, to_netcdf, validate
+from workbench.errors import AssemblyError, DataFormatError
+
+# netCDF-4 is HDF5 underneath; netCDF-3 ("classic") starts with CDF\x01 or CDF\x02.
+_MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
+
+
+def sniff(path, head):
+    return head.startswith(_MAGIC)
+
+
+def read(path, variable=None):
+    """Read a BrainIO assembly file into a validated Assembly.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    variable : str, optional
+        Data variable to read when the file holds several.
+
+    Returns
+    -------
+    xarray.DataArray
+        float assembly ``(presentation, neuroid, time_bin)``; a file without a time
+        dimension gets one bin with NaN edges (window unknown). ``attrs['source']`` is the
+        path; ``attrs['simulated']`` is False unless the file says otherwise.
+    """
+    try:
+        dataset = xr.open_dataset(path, engine="netcdf4")
+    except (OSError, ValueError, RuntimeError) as error:
+        raise DataFormatError(
+            path, f"cannot be opened as netCDF ({error})", "is the file truncated or corrupt?"
+        ) from error
+    with dataset:
+        names = list(dataset.data_vars)
+        if variable is None:
+            if len(names) == 1:
+                variable = names[0]
+            else:
+                preferred = [n for n in ("data", "__xarray_dataarray_variable__") if n in names]
+                if len(preferred) != 1:
+                    raise DataFormatError(
+                        path,
+                        f"expected one data variable, found {names or 'none'}",
+                        "pass variable=NAME to choose one",
+                    )
+                variable = preferred[0]
+        elif variable not in names:
+            raise DataFormatError(path, f"no data variable {variable!r}; found {names}")
+        da = dataset[variable].load()
+    return _to_contract(da, path)
+
+
+def _to_contract(da, path):
+    missing = [dim for dim in ("presentation", "neuroid") if dim not in da.dims]
+    extra = [dim for dim in da.dims if dim not in DIMS]
+    if missing or extra:
+        raise DataFormatError(
+            path,
+            f"data dims are {tuple(da.dims)}"
+            + (f", missing {missing}" if missing else "")
+            + (f", unexpected {extra}" if extra else ""),
+            "a BrainIO assembly has dims (presentation, neuroid[, time_bin])",
+        )
+    if "time_bin" not in da.dims:
+        da = da.expand_dims("time_bin", axis=-1).assign_coords(
+            time_bin_start=("time_bin", [np.nan]), time_bin_end=("time_bin", [np.nan])
+        )
+    da = da.transpose(*DIMS)
+    if "stimulus_id" not in da.coords:
+        if "image_id" not in da.coords:
+            raise DataFormatError(
+                path,
+                "presentation has neither 'stimulus_id' nor 'image_id'",
+                "BrainIO assemblies name the stimulus of each presentation in one of them",
+            )
+        da = da.assign_coords(stimulus_id=("presentation", da.coords["image_id"].values))
+    for coord in ("stimulus_id", "neuroid_id"):
+        if coord in da.coords:
+            da = da.assign_coords({coord: (da.coords[coord].dims, da.coords[coord].values.astype(str).astype(object))})
+    if not np.issubdtype(da.dtype, np.floating):
+        da = da.astype(np.float64)
+    attrs = decode_attrs(da.attrs)
+    attrs.setdefault("source", str(path))
+    attrs.setdefault("identifier", path.stem)
+    attrs.setdefault("simulated", False)
+    da.attrs = attrs
+    da.name = None
+    try:
+        return validate(da)
+    except AssemblyError as error:
+        raise DataFormatError(path, str(error)) from error
+
+
+def write(da, path):
+    """Write an Assembly as a BrainIO netCDF file (flat coords, one variable), atomically."""
+    to_netcdf(da, path)

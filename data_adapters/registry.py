@@ -1,0 +1,57 @@
+"""``load(path)``: recognise a file's format from its content and read it into the contract."""
+
+from pathlib import Path
+
+from workbench.errors import DataFormatError
+
+from . import brainio
+
+# name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description)
+FORMATS = {
+    "brainio": (brainio.sniff, brainio.read, "BrainIO netCDF assembly (.nc)"),
+}
+
+
+def supported_formats():
+    """``{name: description}`` of every format :func:`load` reads."""
+    return {name: description for name, (_, _, description) in FORMATS.items()}
+
+
+def load(path, format=None, **options):
+    """Load a data file into an Assembly (or the format's documented result).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    format : str, optional
+        Skip content sniffing and read as this format (see :func:`supported_formats`).
+    **options
+        Passed to the format's reader.
+
+    Raises
+    ------
+    DataFormatError
+        The file is missing, unreadable or in no supported format; the message names the
+        file and lists the supported formats.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, "file not found", "check the path")
+    if path.is_dir():
+        raise DataFormatError(path, "is a directory, expected a data file")
+    if format is not None:
+        if format not in FORMATS:
+            raise DataFormatError(
+                path, f"unknown format {format!r}", f"supported: {', '.join(FORMATS)}"
+            )
+        return FORMATS[format][1](path, **options)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as error:
+        raise DataFormatError(path, f"cannot be read ({error.strerror})") from error
+    for sniff, reader, _ in FORMATS.values():
+        if sniff(path, head):
+            return reader(path, **options)
+    listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
+    raise DataFormatError(path, "not a recognised data file", f"supported formats are {listing}")

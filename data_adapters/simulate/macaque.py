@@ -1,0 +1,217 @@
+"""Simulated macaque array recordings written in BrainIO format, with known ground truth.
+
+The hidden "brain" is a small recurrent network (:class:`workbench.models.BLNet`) shown
+each digit for 100 ms then a grey screen. Each site of a region reads a random linear
+combination of one layer's units; its firing rate per 10 ms bin is
+
+.. math:: \\lambda = b + g\\,\\mathrm{softplus}(z_{t - \\ell}),
+
+with ``z`` the site's standardised drive, ``\\ell`` the region's latency, ``b`` the
+baseline and ``g`` a per-site gain (log-uniform, so sites span a range of reliabilities).
+Spike counts are Poisson(λ) per trial and bin. Before the latency the network is at rest
+(state zero), so early bins carry no stimulus information (true reliability 0).
+
+For ``n`` repetitions the true reliability of a site's trial-averaged response in one
+bin (the correlation across stimuli between two independent n-trial averages, which the
+split-half Spearman-Brown ceiling estimates) is
+
+.. math:: \\rho = \\frac{\\mathrm{Var}_s(\\lambda)}{\\mathrm{Var}_s(\\lambda) + \\mathrm{E}_s(\\lambda) / n}.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from workbench import stimuli as stimulus_sets
+from workbench.assembly import DIMS, to_netcdf
+from workbench.errors import WorkbenchError
+from workbench.models import BLNet, PresentationProtocol, extract
+
+# (region, layer index of the hidden network, latency in ms): V4 responds before IT.
+DEFAULT_REGIONS = (("V4", 0, 50.0), ("IT", 1, 70.0))
+
+
+@dataclass
+class MacaqueSimulation:
+    """What :func:`simulate_macaque` wrote and the truth it planted.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The BrainIO netCDF file (trial-level spike counts).
+    stimuli : workbench.stimuli.StimulusSet
+        The images shown, in the file's stimulus order.
+    rates : xarray.DataArray
+        True expected counts per bin, ``(presentation, neuroid, time_bin)``, one
+        presentation per stimulus.
+    reliability : xarray.DataArray
+        True reliability of the ``n_repetitions``-trial average, ``(neuroid, time_bin)``.
+    site_reliability : xarray.DataArray
+        Per-site reliability ``(neuroid,)``: the mean of ``reliability`` over the site's
+        response window (bins starting from its region's latency for as long as the image
+        is shown), given by ``response_window`` ``(neuroid, time_bin)`` (bool).
+    brain : dict
+        Configuration of the hidden network (``BLNet.from_config(brain)`` rebuilds it).
+    protocol : workbench.models.PresentationProtocol
+        How the hidden network was shown the stimuli (onset at 0 ms).
+    regions : tuple
+        ``(region, layer, latency_ms)`` triples.
+    n_repetitions, seed : int
+    """
+
+    path: Path
+    stimuli: object
+    rates: xr.DataArray
+    reliability: xr.DataArray
+    site_reliability: xr.DataArray
+    response_window: xr.DataArray
+    brain: dict
+    protocol: PresentationProtocol
+    regions: tuple
+    n_repetitions: int
+    seed: int
+
+
+def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
+                     brain_seed=0, time_window=(-100, 300), bin_ms=10, regions=DEFAULT_REGIONS,
+                     baseline=0.1, gain_range=(0.2, 2.0), channels=(8, 16), progress=False):
+    """Simulate a trial-level macaque recording of digits and write it as BrainIO netCDF.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output ``.nc`` file (written atomically).
+    n_stimuli : int
+        Number of digits shown (a seeded subset of scikit-learn's 1,797).
+    sites_per_region : int
+    n_repetitions : int
+        Trials per stimulus (>= 2; even numbers make split halves equal).
+    seed : int
+        Seeds stimulus choice, readout weights, gains and spike counts.
+    brain_seed : int
+        Seeds the hidden network's weights (the "network A" whose features should
+        explain the data best).
+    time_window : (float, float)
+        First bin start and last bin end, ms from stimulus onset.
+    bin_ms : float
+        Bin width (10 ms, as the MajajHong2015 temporal release).
+    regions : sequence of (str, int, float)
+        Region name, hidden-network layer it reads, latency in ms.
+    baseline : float
+        Baseline expected count per bin (0.1 per 10 ms = 10 spikes/s).
+    gain_range : (float, float)
+        Range of the log-uniform per-site gain (expected counts per bin); the default
+        gives trial-average reliabilities of about 0.4-0.95, like curated array sites.
+    channels : tuple of int
+        Hidden network width per layer.
+
+    Returns
+    -------
+    MacaqueSimulation
+    """
+    if n_repetitions < 2:
+        raise WorkbenchError(f"n_repetitions must be >= 2 for a reliability, got {n_repetitions}")
+    start_ms, end_ms = time_window
+    if not end_ms - start_ms >= bin_ms > 0:
+        raise WorkbenchError(f"time_window {time_window} must span at least one {bin_ms} ms bin")
+    rng_weights, rng_gains, rng_counts = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
+    stimuli = stimulus_sets.digits(n_stimuli, seed=seed)
+    brain = BLNet(channels=channels, seed=brain_seed)
+    protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=bin_ms)
+    layers = [f"layers.{layer}" for layer in sorted({layer for _, layer, _ in regions})]
+    states = extract(brain, stimuli, layers=layers, protocol=protocol, progress=progress)
+
+    bin_start = np.arange(start_ms, end_ms - bin_ms + 1e-9, bin_ms, dtype=np.float64)
+    rates, window, region_of_site, site_ids = [], [], [], []
+    for region, layer, latency in regions:
+        units = states.sel(neuroid=states.layer == f"layers.{layer}").values  # (S, U, steps)
+        weights = rng_weights.standard_normal((units.shape[1], sites_per_region))
+        drive = np.einsum("sut,un->snt", units, weights / np.sqrt(units.shape[1]))
+        rest = np.zeros(sites_per_region)  # drive of the network at rest (state 0)
+        mean = drive.mean(axis=(0, 2))
+        std = drive.std(axis=(0, 2))
+        z = (drive - mean[None, :, None]) / std[None, :, None]
+        z_rest = (rest - mean) / std
+        # Drive in each recording bin: the network step that bin falls in, after latency.
+        step = np.floor((bin_start - latency) / bin_ms).astype(int)
+        z_bins = np.where(
+            (step >= 0)[None, None, :],
+            z[:, :, np.clip(step, 0, protocol.n_steps - 1)],
+            z_rest[None, :, None],
+        )
+        gain = np.exp(rng_gains.uniform(*np.log(gain_range), size=sites_per_region))
+        rates.append(baseline + gain[None, :, None] * np.logaddexp(0.0, z_bins))
+        window.append(np.tile(
+            (bin_start >= latency) & (bin_start < latency + protocol.image_steps * bin_ms),
+            (sites_per_region, 1),
+        ))
+        region_of_site += [region] * sites_per_region
+        site_ids += [f"{region}_{i:03d}" for i in range(sites_per_region)]
+    rates = np.concatenate(rates, axis=1)  # (S, N, T)
+
+    counts = rng_counts.poisson(rates[None], size=(n_repetitions,) + rates.shape)
+    n_stim = len(stimuli)
+    time_coords = {
+        "time_bin_start": ("time_bin", bin_start),
+        "time_bin_end": ("time_bin", bin_start + bin_ms),
+    }
+    neuroid_coords = {
+        "neuroid_id": ("neuroid", np.array(site_ids, dtype=object)),
+        "region": ("neuroid", np.array(region_of_site, dtype=object)),
+        "animal": ("neuroid", np.array(["sim"] * len(site_ids), dtype=object)),
+    }
+    metadata = {c: stimuli.metadata[c].to_numpy() for c in stimuli.metadata.columns}
+    trial_coords = {
+        c: ("presentation", np.tile(v, n_repetitions)) for c, v in metadata.items()
+    }
+    trial_coords["stimulus_id"] = ("presentation", np.tile(stimuli.stimulus_ids, n_repetitions).astype(object))
+    trial_coords["repetition"] = ("presentation", np.repeat(np.arange(n_repetitions), n_stim))
+    parameters = dict(
+        n_stimuli=n_stimuli, sites_per_region=sites_per_region, n_repetitions=n_repetitions,
+        seed=seed, brain_seed=brain_seed, time_window=list(time_window), bin_ms=bin_ms,
+        regions=[list(r) for r in regions], baseline=baseline, gain_range=list(gain_range),
+        channels=list(channels),
+    )
+    trials = xr.DataArray(
+        counts.reshape(n_repetitions * n_stim, *rates.shape[1:]).astype(np.float32),
+        dims=DIMS,
+        coords={**trial_coords, **neuroid_coords, **time_coords},
+        attrs={
+            "identifier": "sim.macaque-digits",
+            "source": "data_adapters.simulate_macaque",
+            "simulator_parameters": parameters,
+            "simulated": True,
+            "units": "spike counts per bin",
+        },
+    )
+    to_netcdf(trials, path)
+
+    stimulus_coords = {c: ("presentation", v) for c, v in metadata.items()}
+    stimulus_coords["stimulus_id"] = ("presentation", stimuli.stimulus_ids.astype(object))
+    rates_da = xr.DataArray(
+        rates, dims=DIMS, coords={**stimulus_coords, **neuroid_coords, **time_coords},
+        attrs={"units": "expected spike counts per bin", "simulated": True},
+    )
+    signal_var = rates.var(axis=0)
+    noise_var = rates.mean(axis=0) / n_repetitions  # Poisson: variance = mean, per trial
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reliability = np.where(signal_var > 0, signal_var / (signal_var + noise_var), 0.0)
+    reliability_da = xr.DataArray(
+        reliability, dims=("neuroid", "time_bin"), coords={**neuroid_coords, **time_coords},
+        attrs={"definition": "Var_s(rate) / (Var_s(rate) + E_s(rate) / n_repetitions)"},
+    )
+    window = xr.DataArray(
+        np.concatenate(window), dims=("neuroid", "time_bin"), coords={**neuroid_coords, **time_coords}
+    )
+    site_reliability = reliability_da.where(window).mean("time_bin")
+    site_reliability.attrs["definition"] = "mean reliability over the site's response window"
+    return MacaqueSimulation(
+        path=Path(path), stimuli=stimuli, rates=rates_da, reliability=reliability_da,
+        site_reliability=site_reliability, response_window=window,
+        brain=brain.config, protocol=protocol, regions=tuple(tuple(r) for r in regions),
+        n_repetitions=n_repetitions, seed=seed,
+    )

@@ -1,0 +1,368 @@
+"""The Assembly contract (DESIGN §3): one labelled array shape for every response set.
+
+An *assembly* is an :class:`xarray.DataArray` with dims ``("presentation", "neuroid",
+"time_bin")``, a float dtype and plain (non-MultiIndex) coordinates:
+
+========== ============================== =============================================
+dim        required coords                meaning
+========== ============================== =============================================
+presentation ``stimulus_id`` (str)        which image was shown; repeats across trials,
+                                          told apart by ``repetition``
+neuroid    ``neuroid_id`` (str, unique)   a recording site, voxel or model unit
+time_bin   ``time_bin_start``,            bin edges in milliseconds from stimulus onset;
+           ``time_bin_end`` (numeric)     a static response has one bin
+========== ============================== =============================================
+
+Trial-level data repeats a ``stimulus_id`` on several presentations (one per trial); a
+``repetition`` coord is informative but not required to be unique, because real releases
+show the same image in several sessions with the same repetition number.
+
+Everything downstream (metrics, stats, reports) relies on :func:`validate` having passed,
+and on :func:`align` to pair assemblies by ``stimulus_id`` (never by position).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+import xarray as xr
+
+from .errors import AssemblyError
+from .storage import atomic_path
+
+DIMS = ("presentation", "neuroid", "time_bin")
+REQUIRED_COORDS = {
+    "stimulus_id": "presentation",
+    "neuroid_id": "neuroid",
+    "time_bin_start": "time_bin",
+    "time_bin_end": "time_bin",
+}
+# netCDF attributes hold only strings and numbers; other attrs travel in one JSON attribute.
+_JSON_ATTRS_KEY = "workbench_attrs_json"
+
+
+def validate(da):
+    """Check that ``da`` follows the Assembly contract and return it unchanged.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Candidate assembly, dims ``(presentation, neuroid, time_bin)``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``da`` itself, so calls can be chained.
+
+    Raises
+    ------
+    AssemblyError
+        Naming the missing or invalid dim/coord and how to fix it.
+    """
+    if not isinstance(da, xr.DataArray):
+        raise AssemblyError(
+            f"an assembly must be an xarray.DataArray, got {type(da).__name__} "
+            "(fix: wrap the array with xarray.DataArray(values, dims=..., coords=...))"
+        )
+    if tuple(da.dims) != DIMS:
+        missing = [d for d in DIMS if d not in da.dims]
+        extra = [d for d in da.dims if d not in DIMS]
+        if missing or extra:
+            raise AssemblyError(
+                f"dims must be {DIMS}, got {tuple(da.dims)}"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; unexpected {extra}" if extra else "")
+                + " (fix: rename dims, or add a single time bin with "
+                "da.expand_dims('time_bin', axis=-1) for static data)"
+            )
+        raise AssemblyError(
+            f"dims must be in the order {DIMS}, got {tuple(da.dims)} "
+            f"(fix: da.transpose{DIMS})"
+        )
+    if not np.issubdtype(da.dtype, np.floating):
+        raise AssemblyError(
+            f"values must be float32 or float64, got {da.dtype} (fix: da.astype('float64'))"
+        )
+    for name, index in da.indexes.items():
+        if isinstance(index, pd.MultiIndex):
+            raise AssemblyError(
+                f"coord {name!r} is a pandas MultiIndex; the contract uses plain coords "
+                f"(fix: da.reset_index({name!r}))"
+            )
+    for coord, dim in REQUIRED_COORDS.items():
+        if coord not in da.coords:
+            raise AssemblyError(
+                f"missing coord {coord!r} on dim {dim!r} "
+                f"(fix: da.assign_coords({coord}=({dim!r}, values)))"
+            )
+        if da.coords[coord].dims != (dim,):
+            raise AssemblyError(
+                f"coord {coord!r} must lie along dim {dim!r} only, "
+                f"got dims {da.coords[coord].dims}"
+            )
+    for coord in ("stimulus_id", "neuroid_id"):
+        values = da.coords[coord].values
+        if not _is_string_array(values):
+            raise AssemblyError(
+                f"coord {coord!r} must hold strings, got dtype {values.dtype} "
+                f"(fix: da.assign_coords({coord}=da.{coord}.astype(str)))"
+            )
+    neuroid_ids = pd.Index(da.coords["neuroid_id"].values)
+    if neuroid_ids.has_duplicates:
+        dupes = neuroid_ids[neuroid_ids.duplicated()].unique()[:5].tolist()
+        raise AssemblyError(
+            f"coord 'neuroid_id' must be unique, duplicated: {dupes} "
+            "(fix: build ids that include every distinguishing field, e.g. animal + electrode)"
+        )
+    _validate_time_bins(da)
+    return da
+
+
+def _is_string_array(values):
+    if values.dtype.kind == "U":
+        return True
+    if values.dtype.kind == "O":
+        return all(isinstance(v, str) for v in values.ravel())
+    return False
+
+
+def _validate_time_bins(da):
+    start = da.coords["time_bin_start"].values
+    end = da.coords["time_bin_end"].values
+    for name, values in (("time_bin_start", start), ("time_bin_end", end)):
+        if not np.issubdtype(values.dtype, np.number):
+            raise AssemblyError(
+                f"coord {name!r} must be numeric milliseconds, got dtype {values.dtype}"
+            )
+    # A static assembly of unknown window may carry NaN edges; a time course may not.
+    if da.sizes["time_bin"] > 1 and not (np.isfinite(start).all() and np.isfinite(end).all()):
+        raise AssemblyError(
+            "coords 'time_bin_start'/'time_bin_end' must be finite when there is more than "
+            "one time bin (fix: give every bin its edges in ms)"
+        )
+    finite = np.isfinite(start) & np.isfinite(end)
+    if np.any(end[finite] < start[finite]):
+        raise AssemblyError("every time bin needs time_bin_end >= time_bin_start (in ms)")
+    if da.sizes["time_bin"] > 1 and np.any(np.diff(start) <= 0):
+        raise AssemblyError(
+            "coord 'time_bin_start' must increase strictly "
+            "(fix: da.sortby('time_bin_start'), and drop duplicated bins)"
+        )
+
+
+def grouped_nanmean(values, codes, n_groups):
+    """Mean of the rows of ``values`` ``(n_rows, k)`` per group, ignoring NaN.
+
+    ``codes`` ``(n_rows,)`` gives each row's group in ``0..n_groups-1`` (-1: skip the row).
+    One sparse (groups x rows) indicator product sums all rows at once. A group with no
+    finite value is NaN.
+    """
+    rows = np.flatnonzero(codes >= 0)
+    indicator = scipy.sparse.csr_matrix(
+        (np.ones(len(rows)), (codes[rows], rows)), shape=(n_groups, len(codes))
+    )
+    finite = np.isfinite(values)
+    sums = indicator @ np.where(finite, values, 0.0)
+    counts = indicator @ finite.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def has_repetitions(da):
+    """True when some ``stimulus_id`` occurs on more than one presentation."""
+    return pd.Index(da.coords["stimulus_id"].values).has_duplicates
+
+
+def average_repetitions(da):
+    """Average trial-level presentations into one presentation per ``stimulus_id``.
+
+    NaN trials are ignored (a stimulus whose trials are all NaN stays NaN). Presentation
+    coords that are constant within every stimulus are kept; coords that vary across
+    repetitions (``repetition`` itself, trial order, ...) are dropped. Stimuli keep the
+    order of their first appearance.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Assembly, shape ``(n_trials, n_neuroids, n_time_bins)``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Assembly, shape ``(n_stimuli, n_neuroids, n_time_bins)``, same dtype.
+    """
+    validate(da)
+    codes, uniques = pd.factorize(da.coords["stimulus_id"].values)
+    n_stimuli, n_trials = len(uniques), len(codes)
+    means = grouped_nanmean(np.asarray(da.values).reshape(n_trials, -1), codes, n_stimuli)
+    means = means.reshape((n_stimuli,) + da.shape[1:]).astype(da.dtype, copy=False)
+
+    _, first = np.unique(codes, return_index=True)  # first trial of each stimulus
+    coords = {name: coord for name, coord in da.coords.items() if "presentation" not in coord.dims}
+    for name, coord in da.coords.items():
+        if coord.dims != ("presentation",) or name == "repetition":
+            continue
+        values = coord.values
+        representative = values[first]
+        if _equal_or_both_nan(values, representative[codes]).all():
+            coords[name] = ("presentation", representative)
+    return xr.DataArray(means, dims=DIMS, coords=coords, attrs=dict(da.attrs), name=da.name)
+
+
+def _equal_or_both_nan(a, b):
+    equal = a == b
+    if a.dtype.kind == "f":
+        equal |= np.isnan(a) & np.isnan(b)
+    return np.asarray(equal, dtype=bool)
+
+
+def align(a, b):
+    """Pair two assemblies by ``stimulus_id`` (inner join, in ``a``'s order).
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray
+        Assemblies with one presentation per stimulus (average repetitions first).
+
+    Returns
+    -------
+    tuple of xarray.DataArray
+        ``(a_aligned, b_aligned)``, both restricted to the shared stimuli, presentation
+        ``i`` of one showing the same stimulus as presentation ``i`` of the other.
+
+    Raises
+    ------
+    AssemblyError
+        If either side repeats a stimulus id, or no stimulus is shared.
+    """
+    for side, da in (("first", a), ("second", b)):
+        validate(da)
+        if has_repetitions(da):
+            raise AssemblyError(
+                f"the {side} assembly repeats stimulus ids; align needs one presentation per "
+                "stimulus (fix: workbench.assembly.average_repetitions(da))"
+            )
+    ids_a = pd.Index(a.coords["stimulus_id"].values)
+    ids_b = pd.Index(b.coords["stimulus_id"].values)
+    shared = ids_a[ids_a.isin(ids_b)]
+    if len(shared) == 0:
+        raise AssemblyError(
+            "the two assemblies share no stimulus_id "
+            f"(first has e.g. {ids_a[:3].tolist()}, second has e.g. {ids_b[:3].tolist()}); "
+            "check that both use the same id scheme (e.g. image_id vs file name)"
+        )
+    return a.isel(presentation=ids_a.get_indexer(shared)), b.isel(
+        presentation=ids_b.get_indexer(shared)
+    )
+
+
+def align_time_bins(a, b):
+    """Keep the time bins that both assemblies have (same start and end, in ms).
+
+    Raises
+    ------
+    AssemblyError
+        If no bin is shared (the message gives both ranges, e.g. to adjust a model
+        protocol's ``onset_ms``).
+    """
+    keys = []
+    for da in (a, b):
+        validate(da)
+        keys.append(pd.MultiIndex.from_arrays(
+            [da.coords["time_bin_start"].values, da.coords["time_bin_end"].values]
+        ))
+    shared = keys[0][keys[0].isin(keys[1])]
+    if len(shared) == 0:
+        ranges = [
+            f"{k.get_level_values(0).min()}..{k.get_level_values(1).max()} ms"
+            f" in {len(k)} bins" for k in keys
+        ]
+        raise AssemblyError(
+            f"the two assemblies share no time bin (first: {ranges[0]}; second: {ranges[1]}); "
+            "bins match on identical start and end (fix: set the model protocol's step_ms "
+            "and onset_ms to the recording's bins, or select_time_bins)"
+        )
+    return a.isel(time_bin=keys[0].get_indexer(shared)), b.isel(time_bin=keys[1].get_indexer(shared))
+
+
+def select_time_bins(da, start=None, end=None):
+    """Keep the time bins lying within ``[start, end]`` milliseconds.
+
+    A bin is kept when ``time_bin_start >= start`` and ``time_bin_end <= end``; either
+    bound may be ``None`` (open).
+
+    Raises
+    ------
+    AssemblyError
+        If no bin lies in the window (the message lists the available range).
+    """
+    validate(da)
+    bin_start = da.coords["time_bin_start"].values
+    bin_end = da.coords["time_bin_end"].values
+    keep = np.ones(da.sizes["time_bin"], dtype=bool)
+    if start is not None:
+        keep &= bin_start >= start
+    if end is not None:
+        keep &= bin_end <= end
+    if not keep.any():
+        raise AssemblyError(
+            f"no time bin lies within [{start}, {end}] ms; the assembly covers "
+            f"{np.nanmin(bin_start)}..{np.nanmax(bin_end)} ms"
+        )
+    return da.isel(time_bin=np.flatnonzero(keep))
+
+
+def to_netcdf(da, path):
+    """Write an assembly to a BrainIO-compatible netCDF-4 file, atomically.
+
+    Plain coords and one data variable named ``data``; attributes that netCDF cannot
+    hold (bool, None, dicts, lists of strings) travel in one JSON attribute and are
+    restored by :func:`from_netcdf`.
+    """
+    validate(da)
+    native, extra = {}, {}
+    for key, value in da.attrs.items():
+        if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        ):
+            native[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        native[_JSON_ATTRS_KEY] = json.dumps(extra, default=_json_default)
+    out = da.copy(deep=False)
+    out.attrs = native
+    out.name = "data"
+    with atomic_path(path) as tmp:
+        out.to_netcdf(tmp, engine="netcdf4")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"attribute value of type {type(value).__name__} is not serialisable")
+
+
+def decode_attrs(attrs):
+    """Restore attributes written by :func:`to_netcdf` (inverse of its JSON packing)."""
+    attrs = dict(attrs)
+    packed = attrs.pop(_JSON_ATTRS_KEY, None)
+    if packed is not None:
+        attrs.update(json.loads(packed))
+    return attrs
+
+
+def from_netcdf(path):
+    """Read an assembly written by :func:`to_netcdf` (or any contract-following file).
+
+    For files from other tools (BrainIO packages, Brain-Score caches) use
+    :func:`data_adapters.load`, which also converts their conventions.
+    """
+    with xr.open_dataarray(path, engine="netcdf4") as stored:
+        da = stored.load()
+    da.attrs = decode_attrs(da.attrs)
+    da.name = None
+    return validate(da)

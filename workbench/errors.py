@@ -1,0 +1,33 @@
+"""The project's exceptions: one base class so callers can catch everything we raise."""
+
+
+class WorkbenchError(Exception):
+    """Base class of every error the workbench raises on purpose."""
+
+
+class AssemblyError(WorkbenchError, ValueError):
+    """An xarray object does not follow the Assembly contract (DESIGN §3)."""
+
+
+class DataFormatError(WorkbenchError, ValueError):
+    """A file cannot be read as the format it claims (or was asked) to be.
+
+    The message names the file, the offending field and the expected form.
+    """
+
+    def __init__(self, path, problem, fix=None):
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        message = f"{self.path}: {problem}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class ExtractionError(WorkbenchError, ValueError):
+    """Activations cannot be extracted from a model as requested."""
+
+
+class MetricError(WorkbenchError, ValueError):
+    """A metric was given inputs it cannot score."""

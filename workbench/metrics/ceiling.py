@@ -1,0 +1,73 @@
+"""Noise ceilings: how well could a perfect model predict these noisy averages?"""
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..assembly import grouped_nanmean, validate
+from ..errors import MetricError
+from .correlation import pearson_columns, spearman_brown
+
+
+def split_half_ceiling(trials, n_splits=10, seed=0):
+    """Split-half reliability across repetitions, Spearman-Brown corrected.
+
+    For each of ``n_splits`` random splits, every stimulus's trials are shuffled and
+    halved; the two half-averages are correlated across stimuli, separately for each
+    neuroid and time bin, and corrected with Spearman-Brown (``2r / (1 + r)``). The
+    result is the mean over splits: the estimated reliability of the full trial average,
+    i.e. the expected squared correlation between that average and the noise-free
+    response. A perfect model therefore reaches ``r**2 == ceiling``.
+
+    Parameters
+    ----------
+    trials : xarray.DataArray
+        Trial-level assembly, shape ``(n_trials, n_neuroids, n_time_bins)``; stimuli with
+        fewer than 2 trials are ignored.
+    n_splits : int
+    seed : int
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(neuroid, time_bin)`` ceiling; NaN where a half-average is constant.
+    """
+    validate(trials)
+    codes, uniques = pd.factorize(trials.coords["stimulus_id"].values)
+    counts = np.bincount(codes, minlength=len(uniques))
+    usable = counts >= 2
+    if usable.sum() < 3:
+        raise MetricError(
+            f"a split-half ceiling needs >= 3 stimuli with >= 2 trials each, got "
+            f"{int(usable.sum())} (is this assembly already averaged over repetitions?)"
+        )
+    values = np.asarray(trials.values, dtype=np.float64).reshape(len(codes), -1)
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for _ in range(n_splits):
+        # Rank of each trial within its stimulus under a random order: first half -> A.
+        order = np.lexsort((rng.random(len(codes)), codes))
+        rank = np.empty(len(codes), dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rank[order] = np.arange(len(codes)) - starts[codes[order]]
+        half_a = rank < counts[codes] // 2
+        keep = usable[codes]
+        mean_a = grouped_nanmean(values, np.where(half_a & keep, codes, -1), len(uniques))
+        mean_b = grouped_nanmean(values, np.where(~half_a & keep, codes, -1), len(uniques))
+        r = pearson_columns(mean_a[usable], mean_b[usable])
+        estimates.append(spearman_brown(r))
+    ceiling = np.nanmean(np.stack(estimates), axis=0) if n_splits else np.nan
+    coords = {
+        name: coord for name, coord in trials.coords.items()
+        if coord.dims and coord.dims[0] in ("neuroid", "time_bin")
+    }
+    return xr.DataArray(
+        np.asarray(ceiling).reshape(trials.sizes["neuroid"], trials.sizes["time_bin"]),
+        dims=("neuroid", "time_bin"),
+        coords=coords,
+        attrs={
+            "definition": "mean over random split-halves of Spearman-Brown(r(half A, half B))",
+            "n_splits": n_splits,
+            "seed": seed,
+        },
+    )
