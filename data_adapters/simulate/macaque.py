@@ -199,7 +199,10 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     signal_var = rates.var(axis=0)
     noise_var = rates.mean(axis=0) / n_repetitions  # Poisson: variance = mean, per trial
     with np.errstate(invalid="ignore", divide="ignore"):
-        reliability = np.where(signal_var > 0, signal_var / (signal_var + noise_var), 0.0)
+        reliability = signal_var / (signal_var + noise_var)
+    # Constant rates (e.g. before the latency) carry no stimulus information: exactly 0,
+    # not the round-off left by var() of identical values.
+    reliability[np.ptp(rates, axis=0) == 0] = 0.0
     reliability_da = xr.DataArray(
         reliability, dims=("neuroid", "time_bin"), coords={**neuroid_coords, **time_coords},
         attrs={"definition": "Var_s(rate) / (Var_s(rate) + E_s(rate) / n_repetitions)"},

@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data beside the checkout (or $WORKBENCH_SHARED_DATA); missing is an error."""
+    path = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"shared fixtures not found at {path}: clone the project with ../shared beside it "
+            "or set WORKBENCH_SHARED_DATA"
+        )
+    return path
+
+
+def make_assembly(n_stimuli=6, n_neuroids=4, n_bins=3, repetitions=1, seed=0, dtype=np.float64):
+    """A small valid assembly; trials are stimulus-major within each repetition."""
+    rng = np.random.default_rng(seed)
+    stimulus = np.tile([f"s{i}" for i in range(n_stimuli)], repetitions).astype(object)
+    coords = {
+        "stimulus_id": ("presentation", stimulus),
+        "category_name": ("presentation", np.tile([f"c{i % 2}" for i in range(n_stimuli)], repetitions)),
+        "neuroid_id": ("neuroid", np.array([f"n{i}" for i in range(n_neuroids)], dtype=object)),
+        "region": ("neuroid", np.array(["V4"] * (n_neuroids // 2) + ["IT"] * (n_neuroids - n_neuroids // 2))),
+        "time_bin_start": ("time_bin", 10.0 * np.arange(n_bins)),
+        "time_bin_end": ("time_bin", 10.0 * np.arange(n_bins) + 10),
+    }
+    if repetitions > 1:
+        coords["repetition"] = ("presentation", np.repeat(np.arange(repetitions), n_stimuli))
+    values = rng.standard_normal((n_stimuli * repetitions, n_neuroids, n_bins)).astype(dtype)
+    return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords,
+                        attrs={"identifier": "test", "simulated": True})

@@ -1,0 +1,112 @@
+import shutil
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+import data_adapters
+from conftest import make_assembly
+from workbench import DataFormatError, WorkbenchError
+from workbench.assembly import DIMS, to_netcdf
+
+
+def test_load_flat_multiindex_fixture(shared_data):
+    path = shared_data / "brainio" / "assy_test_TestMe.nc"
+    da = data_adapters.load(path)
+    raw = xr.open_dataset(path)
+    assert da.dims == DIMS and da.shape == (6, 3, 1)
+    assert da.dtype == np.float64
+    assert list(da.stimulus_id.values) == list(raw.stimulus_id.values)
+    assert list(da.repetition.values) == list(raw.repetition.values)
+    assert list(da.foo.values) == list(raw.foo.values)
+    np.testing.assert_array_equal(da.values[:, :, 0], raw["data"].values)
+    assert np.isnan(da.time_bin_start.values).all()  # static: window unknown
+    assert da.attrs["simulated"] is False and da.attrs["source"] == str(path)
+
+
+def test_load_packaged_time_binned_fixture(shared_data):
+    path = shared_data / "brainio" / "assy_test_package_assembly.nc"
+    da = data_adapters.load(path)
+    raw = xr.open_dataset(path)
+    assert da.dims == DIMS and da.shape == (6, 3, 1)
+    assert list(da.stimulus_id.values) == list(raw.image_id.values)  # image_id -> stimulus_id
+    assert (da.time_bin_start.values, da.time_bin_end.values) == ([0], [10])
+    np.testing.assert_array_equal(da.values, raw["__xarray_dataarray_variable__"].values)
+
+
+def test_write_then_load_round_trip(tmp_path):
+    da = make_assembly(repetitions=3)
+    data_adapters.brainio.write(da, tmp_path / "x.nc")
+    back = data_adapters.load(tmp_path / "x.nc")
+    xr.testing.assert_equal(back, da)
+    with netCDF4.Dataset(tmp_path / "x.nc") as raw:  # BrainIO layout: one variable 'data'
+        assert [v for v in raw.variables if raw.variables[v].dimensions == DIMS] == ["data"]
+
+
+def _assert_named_error(path, match, **options):
+    with pytest.raises(DataFormatError) as info:
+        data_adapters.load(path, **options)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, WorkbenchError)
+    assert match in str(info.value)
+
+
+def test_missing_path(tmp_path):
+    _assert_named_error(tmp_path / "nope.nc", "file not found")
+
+
+def test_directory(tmp_path):
+    _assert_named_error(tmp_path, "is a directory")
+
+
+def test_not_a_data_file_lists_formats(tmp_path):
+    path = tmp_path / "notes.nc"
+    path.write_text("hello, not netCDF\n")
+    _assert_named_error(path, "brainio")
+
+
+def test_truncated_netcdf(tmp_path, shared_data):
+    source = (shared_data / "brainio" / "assy_test_TestMe.nc").read_bytes()
+    path = tmp_path / "truncated.nc"
+    path.write_bytes(source[: len(source) // 3])
+    _assert_named_error(path, "truncated or corrupt")
+
+
+def test_wrong_dims(tmp_path):
+    path = tmp_path / "wrong.nc"
+    xr.DataArray(np.zeros((2, 3)), dims=("trial", "unit"), name="data").to_netcdf(path)
+    _assert_named_error(path, "missing ['presentation', 'neuroid']")
+
+
+def test_several_variables_need_a_choice(tmp_path):
+    path = tmp_path / "two.nc"
+    xr.Dataset({"a": (("presentation", "neuroid"), np.zeros((2, 2))),
+                "b": (("presentation", "neuroid"), np.zeros((2, 2)))}).to_netcdf(path)
+    _assert_named_error(path, "variable=NAME")
+    _assert_named_error(path, "no data variable 'c'", variable="c")
+
+
+def test_missing_stimulus_id(tmp_path, shared_data):
+    path = tmp_path / "nostim.nc"
+    shutil.copy(shared_data / "brainio" / "assy_test_TestMe.nc", path)
+    xr.open_dataset(path).load().drop_vars("stimulus_id").to_netcdf(path)
+    _assert_named_error(path, "neither 'stimulus_id' nor 'image_id'")
+
+
+def test_duplicate_neuroid_ids(tmp_path):
+    da = make_assembly()
+    da = da.assign_coords(neuroid_id=("neuroid", np.array(["a", "a", "b", "c"], dtype=object)))
+    path = tmp_path / "dupes.nc"
+    da.drop_attrs().to_netcdf(path)  # written by another tool: no contract check on write
+    _assert_named_error(path, "must be unique")
+
+
+def test_unknown_format_option(tmp_path):
+    path = tmp_path / "x.nc"
+    to_netcdf(make_assembly(), path)
+    _assert_named_error(path, "unknown format 'bdata'", format="bdata")
+
+
+def test_supported_formats_are_listed():
+    assert "brainio" in data_adapters.supported_formats()

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from workbench import ExtractionError
+from workbench.models import BLNet, LayerRecorder, PresentationProtocol, extract
+from workbench.stimuli import digits
+
+
+@pytest.fixture(scope="module")
+def stimuli():
+    return digits(12, seed=0)
+
+
+def _manual_states(model, images, protocol):
+    """Independent re-computation of BLNet's per-step states, without hooks."""
+    frames = protocol.frames(torch.from_numpy(images))
+    states, history = [None] * len(model.layers), []
+    with torch.no_grad():
+        for t in range(protocol.n_steps):
+            x = frames[:, t]
+            for i, layer in enumerate(model.layers):
+                if i:
+                    x = torch.nn.functional.max_pool2d(x, 2)
+                drive = layer.bottom_up(x)
+                if states[i] is not None:
+                    drive = drive + layer.lateral(states[i])
+                states[i] = x = torch.relu(drive)
+            history.append([s.clone() for s in states])
+    return history
+
+
+def test_reused_module_yields_every_step(stimuli):
+    model = BLNet(seed=3)
+    protocol = PresentationProtocol(image_steps=4, blank_steps=3, onset_ms=50)
+    da = extract(model, stimuli, protocol=protocol, batch_size=5, progress=False)
+    assert da.sizes["time_bin"] == 7
+    assert list(da.time_bin_start.values) == [50, 60, 70, 80, 90, 100, 110]
+    assert list(da.time_step.values) == list(range(7))
+    # Steps differ (a last-call-only hook would give 7 copies of one step) ...
+    layer0 = da.sel(neuroid=da.layer == "layers.0").values
+    assert all(not np.allclose(layer0[..., t], layer0[..., t + 1]) for t in range(6))
+    # ... and each equals an independent recomputation of that step.
+    history = _manual_states(model, stimuli.images, protocol)
+    for t in range(7):
+        for i, name in enumerate(["layers.0", "layers.1"]):
+            got = da.sel(neuroid=da.layer == name).values[..., t]
+            np.testing.assert_allclose(got, history[t][i].reshape(len(stimuli), -1).numpy(), atol=1e-5)
+
+
+def test_neuroid_coords_and_ids(stimuli):
+    da = extract(BLNet(seed=0), stimuli, protocol=PresentationProtocol(2, 0), progress=False)
+    first = da.isel(neuroid=0)
+    assert (str(first.layer.values), int(first.channel), int(first.y), int(first.x)) == ("layers.0", 0, 0, 0)
+    assert da.sizes["neuroid"] == 8 * 8 * 8 + 16 * 4 * 4
+    assert list(da.stimulus_id.values) == list(stimuli.stimulus_ids)
+
+
+def test_unknown_layer_lists_available(stimuli):
+    with pytest.raises(ExtractionError, match=r"unknown layer\(s\) \['layers.7'\]; available: .*layers.0"):
+        extract(BLNet(seed=0), stimuli, layers=["layers.7"], progress=False)
+
+
+def test_module_called_once_per_forward_is_reported(stimuli):
+    class OncePerForward(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(64, 4)
+
+        def forward(self, frames):
+            return self.head(frames[:, 0].flatten(1))
+
+    with pytest.raises(ExtractionError, match="called 1 times for 3 steps"):
+        extract(OncePerForward(), stimuli, layers=["head"], protocol=PresentationProtocol(2, 1),
+                progress=False)
+
+
+def test_wrong_stimulus_dtype(stimuli):
+    bad = type(stimuli)(stimuli.images.astype(np.int64), stimuli.metadata)
+    with pytest.raises(ExtractionError, match="must be float"):
+        extract(BLNet(seed=0), bad, progress=False)
+
+
+def test_recorder_removes_hooks():
+    model = BLNet(seed=0)
+    with LayerRecorder(model, ["layers.0"]):
+        assert model.layers[0]._forward_hooks
+    assert not model.layers[0]._forward_hooks
+
+
+def test_seeded_models_are_deterministic_and_distinct():
+    a, b, c = BLNet(seed=1), BLNet(seed=1), BLNet(seed=2)
+    assert torch.equal(a.layers[0].bottom_up.weight, b.layers[0].bottom_up.weight)
+    assert not torch.equal(a.layers[0].bottom_up.weight, c.layers[0].bottom_up.weight)

@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from conftest import make_assembly
+from workbench import MetricError
+from workbench.metrics import (RidgeCV, pearson_columns, shared_time_encoding, spearman_brown,
+                               split_half_ceiling, stimulus_folds, summarize)
+
+
+def test_pearson_columns_matches_numpy():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((50, 3, 2)), rng.standard_normal((50, 3, 2))
+    r = pearson_columns(a, b)
+    for i in range(3):
+        for j in range(2):
+            assert r[i, j] == pytest.approx(np.corrcoef(a[:, i, j], b[:, i, j])[0, 1], abs=1e-12)
+    a[:, 0, 0] = 4.0
+    assert np.isnan(pearson_columns(a, b)[0, 0])
+
+
+def test_spearman_brown_closed_form():
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    assert spearman_brown(0.25, factor=4) == pytest.approx(1.0 / 1.75)
+    assert spearman_brown(1.0) == 1.0
+
+
+def _gaussian_trials(n_stimuli, n_reps, noise_sd, seed=0, n_neuroids=3, n_bins=2):
+    rng = np.random.default_rng(seed)
+    signal = rng.standard_normal((n_stimuli, n_neuroids, n_bins))
+    da = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_neuroids, n_bins=n_bins, repetitions=n_reps)
+    noise = noise_sd * rng.standard_normal(da.shape)
+    return da.copy(data=np.tile(signal, (n_reps, 1, 1)) + noise)
+
+
+def test_ceiling_recovers_closed_form_reliability():
+    n_reps, noise_sd = 8, 2.0
+    trials = _gaussian_trials(4000, n_reps, noise_sd)
+    expected = 1.0 / (1.0 + noise_sd**2 / n_reps)  # Var(signal)=1, noise var of the mean = sd^2/n
+    ceiling = split_half_ceiling(trials, n_splits=5)
+    assert ceiling.dims == ("neuroid", "time_bin")
+    np.testing.assert_allclose(ceiling.values, expected, atol=0.02)
+
+
+def test_ceiling_of_noise_free_data_is_one_and_of_pure_noise_is_near_zero():
+    noise_free = _gaussian_trials(50, 4, 0.0)
+    np.testing.assert_allclose(split_half_ceiling(noise_free).values, 1.0, atol=1e-12)
+    noise = _gaussian_trials(3000, 4, 1.0)
+    noise = noise.copy(data=np.random.default_rng(1).standard_normal(noise.shape))
+    assert np.abs(split_half_ceiling(noise).values).max() < 0.1
+
+
+def test_ceiling_needs_repetitions():
+    with pytest.raises(MetricError, match="already averaged"):
+        split_half_ceiling(make_assembly())
+
+
+def test_stimulus_folds_partition_and_stratify():
+    strata = np.repeat(["a", "b", "c"], [30, 20, 10])
+    folds = stimulus_folds(60, 5, seed=3, strata=strata)
+    tests = np.concatenate([test for _, test in folds])
+    assert sorted(tests) == list(range(60))  # each stimulus tested exactly once
+    for train, test in folds:
+        assert not set(train) & set(test)
+        assert [np.sum(strata[test] == s) for s in "abc"] == [6, 4, 2]
+    again = stimulus_folds(60, 5, seed=3, strata=strata)
+    assert all((t1 == t2).all() for (_, t1), (_, t2) in zip(folds, again))
+    with pytest.raises(MetricError, match="cannot be split"):
+        stimulus_folds(3, 5)
+
+
+def test_ridge_single_alpha_equals_sklearn():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((80, 12)) * np.arange(1, 13), rng.standard_normal((80, 3))
+    ours = RidgeCV(alphas=[7.0]).fit(X, Y, groups=np.arange(80))
+    scaler = StandardScaler().fit(X)
+    reference = Ridge(alpha=7.0).fit(scaler.transform(X), Y)
+    X_new = rng.standard_normal((10, 12))
+    np.testing.assert_allclose(ours.predict(X_new), reference.predict(scaler.transform(X_new)), atol=1e-9)
+
+
+def test_ridge_per_target_alpha_equals_independent_grouped_cv():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(30), 4)
+    X = rng.standard_normal((120, 10))
+    Y = np.stack([X @ rng.standard_normal(10) + s * rng.standard_normal(120) for s in (0.1, 3.0, 30.0)], 1)
+    alphas = [0.1, 1.0, 10.0, 100.0, 1000.0]
+    ours = RidgeCV(alphas=alphas, inner_splits=3, seed=5).fit(X, Y, groups)
+    errors = np.zeros((len(alphas), 3))
+    for train, test in stimulus_folds(30, 3, seed=5):
+        rows_train, rows_test = np.isin(groups, train), np.isin(groups, test)
+        scaler = StandardScaler().fit(X[rows_train])
+        for i, alpha in enumerate(alphas):
+            fit = Ridge(alpha=alpha).fit(scaler.transform(X[rows_train]), Y[rows_train])
+            errors[i] += ((fit.predict(scaler.transform(X[rows_test])) - Y[rows_test]) ** 2).sum(0)
+    np.testing.assert_array_equal(ours.alpha_, np.asarray(alphas)[errors.argmin(0)])
+    assert ours.alpha_[0] < ours.alpha_[2]  # the noisiest target is shrunk hardest
+
+
+def _planted(noise_sd, n_stimuli=120, n_features=6, n_bins=4, n_reps=6, seed=0):
+    rng = np.random.default_rng(seed)
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_features, n_bins=n_bins, seed=seed)
+    weights = rng.standard_normal((n_features, 3))
+    signal = np.einsum("spt,pn->snt", features.values, weights)
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=3, n_bins=n_bins, repetitions=n_reps)
+    noisy = np.tile(signal, (n_reps, 1, 1)) + noise_sd * rng.standard_normal(trials.shape)
+    return features, trials.copy(data=noisy)
+
+
+def test_shared_time_encoding_recovers_planted_map():
+    features, trials = _planted(noise_sd=0.0)
+    result = shared_time_encoding(features, trials, alphas=[1e-6])
+    assert np.all(result["r"].values > 0.999)
+    features, trials = _planted(noise_sd=3.0)
+    result = shared_time_encoding(features, trials)
+    # The model IS the signal, so r^2 reaches the ceiling: normalised score near 1.
+    assert np.nanmedian(result["normalized"].values) == pytest.approx(1.0, abs=0.1)
+    record = summarize(result, by="region")
+    assert [r["group"] for r in record] == ["V4", "IT"] and all(r["n"] for r in record)
+
+
+def test_shared_time_encoding_is_deterministic():
+    features, trials = _planted(noise_sd=1.0)
+    first = shared_time_encoding(features, trials, seed=4)
+    xr.testing.assert_identical(first, shared_time_encoding(features, trials, seed=4))
+
+
+def test_encoding_input_errors():
+    features, trials = _planted(noise_sd=1.0)
+    bad = trials.copy(data=trials.values.copy())
+    bad.values[0, 0, 0] = np.nan
+    with pytest.raises(MetricError, match="1 NaN/inf"):
+        shared_time_encoding(features, bad)
+    renamed = features.assign_coords(stimulus_id=("presentation", np.array([f"z{i}" for i in range(120)], dtype=object)))
+    with pytest.raises(MetricError, match="share no stimulus_id"):
+        shared_time_encoding(renamed, trials)
+    shifted = features.assign_coords(time_bin_start=features.time_bin_start + 1000,
+                                     time_bin_end=features.time_bin_end + 1000)
+    with pytest.raises(MetricError, match="share no time bin"):
+        shared_time_encoding(shifted, trials)
+    with pytest.raises(MetricError, match="cannot be split"):
+        shared_time_encoding(features.isel(presentation=slice(0, 3)), trials)
