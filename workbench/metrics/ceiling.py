@@ -1,5 +1,7 @@
 """Noise ceilings: how well could a perfect model predict these noisy averages?"""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -7,6 +9,22 @@ import xarray as xr
 from ..assembly import grouped_nanmean, validate
 from ..errors import MetricError
 from .correlation import pearson_columns, spearman_brown
+
+
+def random_half_masks(codes, n_splits, seed=0):
+    """Yield one boolean mask per split: True for the trials in half A.
+
+    Each stimulus's trials (``codes``: stimulus index per trial) are shuffled and the
+    first ``count // 2`` go to half A, the rest to half B.
+    """
+    counts = np.bincount(codes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rng = np.random.default_rng(seed)
+    for _ in range(n_splits):
+        order = np.lexsort((rng.random(len(codes)), codes))
+        rank = np.empty(len(codes), dtype=np.int64)
+        rank[order] = np.arange(len(codes)) - starts[codes[order]]
+        yield rank < counts[codes] // 2
 
 
 def split_half_ceiling(trials, n_splits=10, seed=0):
@@ -25,6 +43,7 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
         Trial-level assembly, shape ``(n_trials, n_neuroids, n_time_bins)``; stimuli with
         fewer than 2 trials are ignored.
     n_splits : int
+        Number of random splits (>= 1).
     seed : int
 
     Returns
@@ -33,6 +52,8 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
         ``(neuroid, time_bin)`` ceiling; NaN where a half-average is constant.
     """
     validate(trials)
+    if n_splits < 1:
+        raise MetricError(f"n_splits must be >= 1, got {n_splits}")
     codes, uniques = pd.factorize(trials.coords["stimulus_id"].values)
     counts = np.bincount(codes, minlength=len(uniques))
     usable = counts >= 2
@@ -42,21 +63,16 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
             f"{int(usable.sum())} (is this assembly already averaged over repetitions?)"
         )
     values = np.asarray(trials.values, dtype=np.float64).reshape(len(codes), -1)
-    rng = np.random.default_rng(seed)
+    keep = usable[codes]
     estimates = []
-    for _ in range(n_splits):
-        # Rank of each trial within its stimulus under a random order: first half -> A.
-        order = np.lexsort((rng.random(len(codes)), codes))
-        rank = np.empty(len(codes), dtype=np.int64)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        rank[order] = np.arange(len(codes)) - starts[codes[order]]
-        half_a = rank < counts[codes] // 2
-        keep = usable[codes]
+    for half_a in random_half_masks(codes, n_splits, seed):
         mean_a = grouped_nanmean(values, np.where(half_a & keep, codes, -1), len(uniques))
         mean_b = grouped_nanmean(values, np.where(~half_a & keep, codes, -1), len(uniques))
         r = pearson_columns(mean_a[usable], mean_b[usable])
         estimates.append(spearman_brown(r))
-    ceiling = np.nanmean(np.stack(estimates), axis=0) if n_splits else np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (constant halves)
+        ceiling = np.nanmean(np.stack(estimates), axis=0)
     coords = {
         name: coord for name, coord in trials.coords.items()
         if coord.dims and coord.dims[0] in ("neuroid", "time_bin")
