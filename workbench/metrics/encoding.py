@@ -24,7 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..assembly import align, align_time_bins, average_repetitions, has_repetitions, validate
-from ..errors import MetricError
+from ..errors import AssemblyError, MetricError
 from .ceiling import split_half_ceiling
 from .correlation import pearson_columns
 
@@ -188,7 +188,7 @@ def shared_time_encoding(features, trials, n_splits=5, alphas=DEFAULT_ALPHAS, in
     try:
         features, neural = align(features, neural)
         features, neural = align_time_bins(features, neural)
-    except Exception as error:  # re-raised as a metric error with the same message
+    except AssemblyError as error:  # same message, as the metric's own error
         raise MetricError(str(error)) from error
     X = np.asarray(features.values, dtype=np.float64).transpose(0, 2, 1)  # (S, T, P)
     Y = np.asarray(neural.values, dtype=np.float64).transpose(0, 2, 1)  # (S, T, N)
