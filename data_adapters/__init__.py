@@ -8,11 +8,14 @@ from workbench.errors import DataFormatError
 
 from .registry import load, supported_formats
 from .simulate import MacaqueSimulation, simulate_macaque
+from .stimulus_set import load_stimulus_set, merge_stimulus_set
 
 __all__ = [
     "DataFormatError",
     "MacaqueSimulation",
     "load",
+    "load_stimulus_set",
+    "merge_stimulus_set",
     "simulate_macaque",
     "supported_formats",
 ]

@@ -5,11 +5,17 @@ whose pandas MultiIndex levels were flattened into plain coords; older packages 
 stimulus ``image_id``. Files written by :func:`write` load in Brain-Score's loader too.
 """
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from workbench.assembly import DIMS, decode_attrs, to_netcdf, validate
-from workbench.errors import AssemblyError, DataFormatError
+from workbench.assembly import (DIMS, decode_attrs, select_neuroids, select_time_bins,
+                                time_bin_overlap, to_netcdf, validate)
+from workbench.errors import AssemblyError, DataFormatError, DataWarning
+
+from .stimulus_set import load_stimulus_set, merge_stimulus_set, split_mask
 
 # netCDF-4 is HDF5 underneath; netCDF-3 ("classic") starts with CDF\x01 or CDF\x02.
 _MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
@@ -19,7 +25,8 @@ def sniff(path, head):
     return head.startswith(_MAGIC)
 
 
-def read(path, variable=None):
+def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=None, animal=None,
+         time_window=None):
     """Read a BrainIO assembly file into a validated Assembly.
 
     Parameters
@@ -27,6 +34,19 @@ def read(path, variable=None):
     path : pathlib.Path
     variable : str, optional
         Data variable to read when the file holds several.
+    stimulus_set : path or pandas.DataFrame, optional
+        Stimulus-set CSV (or its loaded frame) whose columns become presentation coords,
+        matched on ``stimulus_id`` (``image_id``/``id`` in the CSV are accepted).
+    stimulus_split : {"public", "private"}, optional
+        Keep only the presentations of the stimulus set's split (HvM: V0+V3 / V6).
+    region, animal : str or list of str, optional
+        Keep only these neuroids.
+    time_window : (float, float), optional
+        Keep the time bins within ``[start, end]`` ms.
+
+    Overlapping time windows (e.g. 20 ms windows every 10 ms, as in the MajajHong2015
+    temporal release) are kept, reported in ``attrs["time_bin_overlap"]`` and warned
+    about (:class:`workbench.errors.DataWarning`): neighbouring bins share spikes.
 
     Returns
     -------
@@ -58,7 +78,34 @@ def read(path, variable=None):
         elif variable not in names:
             raise DataFormatError(path, f"no data variable {variable!r}; found {names}")
         da = dataset[variable].load()
-    return _to_contract(da, path)
+    da = _to_contract(da, path)
+    try:
+        if stimulus_set is not None:
+            frame = stimulus_set if isinstance(stimulus_set, pd.DataFrame) else load_stimulus_set(stimulus_set)
+            source = "stimulus set" if isinstance(stimulus_set, pd.DataFrame) else stimulus_set
+            da = merge_stimulus_set(da, frame, source=source)
+            if stimulus_split is not None:
+                split_ids = frame.loc[split_mask(frame, stimulus_split, source), "stimulus_id"].astype(str)
+                da = da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, split_ids)))
+        elif stimulus_split is not None:
+            raise DataFormatError(path, "stimulus_split needs a stimulus_set", "pass stimulus_set=CSV")
+        criteria = {k: v for k, v in (("region", region), ("animal", animal)) if v is not None}
+        if criteria:
+            da = select_neuroids(da, **criteria)
+        if time_window is not None:
+            da = select_time_bins(da, *time_window)
+    except AssemblyError as error:
+        raise DataFormatError(path, str(error)) from error
+    overlap = time_bin_overlap(da)
+    if overlap:
+        da.attrs["time_bin_overlap"] = overlap
+        warnings.warn(
+            f"{path}: time bins overlap ({overlap['window_ms']:g} ms windows every "
+            f"{overlap['step_ms']:g} ms); neighbouring bins share spikes, so treat them as "
+            "smoothed, not independent", DataWarning, stacklevel=3,
+        )
+    return da
+
 
 
 def _to_contract(da, path):

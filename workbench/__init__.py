@@ -5,12 +5,14 @@
 """
 
 from . import assembly, stimuli
-from .errors import AssemblyError, DataFormatError, ExtractionError, MetricError, WorkbenchError
+from .errors import (AssemblyError, DataFormatError, DataWarning, ExtractionError, MetricError,
+                     WorkbenchError)
 
 __version__ = "0.1.0"
 __all__ = [
     "AssemblyError",
     "DataFormatError",
+    "DataWarning",
     "ExtractionError",
     "MetricError",
     "WorkbenchError",

@@ -286,6 +286,50 @@ def align_time_bins(a, b):
     return a.isel(time_bin=keys[0].get_indexer(shared)), b.isel(time_bin=keys[1].get_indexer(shared))
 
 
+def select_neuroids(da, **criteria):
+    """Keep the neuroids whose coords match every criterion.
+
+    ``select_neuroids(da, region="IT", animal=["Chabo", "Tito"])``: a value keeps
+    neuroids equal to it, a list keeps neuroids equal to any of its items.
+
+    Raises
+    ------
+    AssemblyError
+        If a coord is missing or nothing matches (the message lists what exists).
+    """
+    validate(da)
+    keep = np.ones(da.sizes["neuroid"], dtype=bool)
+    for name, wanted in criteria.items():
+        if name not in da.coords or da.coords[name].dims != ("neuroid",):
+            raise AssemblyError(f"no neuroid coord {name!r} to select on")
+        wanted = list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray)) else [wanted]
+        values = da.coords[name].values
+        keep &= np.isin(values, wanted)
+        if not np.isin(values, wanted).any():
+            raise AssemblyError(
+                f"no neuroid has {name} in {wanted}; available: {sorted(set(values.tolist()))[:20]}"
+            )
+    if not keep.any():
+        raise AssemblyError(f"no neuroid matches all of {criteria}")
+    return da.isel(neuroid=np.flatnonzero(keep))
+
+
+def time_bin_overlap(da):
+    """Describe overlapping time windows (e.g. 20 ms windows stepped by 10 ms).
+
+    Returns
+    -------
+    dict or None
+        ``{"window_ms": ..., "step_ms": ...}`` (medians) when consecutive bins overlap,
+        else None. Overlapping bins are not independent samples in time.
+    """
+    start = da.coords["time_bin_start"].values
+    end = da.coords["time_bin_end"].values
+    if len(start) < 2 or not np.all(np.isfinite(start)) or not np.any(end[:-1] > start[1:]):
+        return None
+    return {"window_ms": float(np.median(end - start)), "step_ms": float(np.median(np.diff(start)))}
+
+
 def select_time_bins(da, start=None, end=None):
     """Keep the time bins lying within ``[start, end]`` milliseconds.
 

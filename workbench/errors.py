@@ -31,3 +31,7 @@ class ExtractionError(WorkbenchError, ValueError):
 
 class MetricError(WorkbenchError, ValueError):
     """A metric was given inputs it cannot score."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but deserves attention (e.g. overlapping time windows)."""

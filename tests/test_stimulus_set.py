@@ -1,0 +1,114 @@
+"""BrainIO extras: stimulus-set CSV merge (real HvM metadata), splits, selections, overlap."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import data_adapters
+from conftest import make_assembly
+from workbench import DataFormatError, DataWarning
+from workbench.assembly import to_netcdf
+
+
+@pytest.fixture(scope="module")
+def hvm_csv(shared_data):
+    return shared_data / "hvm" / "hvm_stimulus_metadata.csv"
+
+
+def test_hvm_metadata_loads_with_contract_names(hvm_csv):
+    frame = data_adapters.load_stimulus_set(hvm_csv)
+    assert len(frame) == 5760 and frame["stimulus_id"].is_unique
+    assert {"stimulus_id", "object_name", "category_name", "variation", "filename"} <= set(frame.columns)
+    assert frame["category_name"].nunique() == 8 and frame["object_name"].nunique() == 64
+    raw = pd.read_csv(hvm_csv)
+    assert list(frame["stimulus_id"]) == list(raw["id"]) and list(frame["variation"]) == list(raw["var"])
+
+
+def test_hvm_public_and_private_splits(hvm_csv):
+    public = data_adapters.load_stimulus_set(hvm_csv, split="public")
+    private = data_adapters.load_stimulus_set(hvm_csv, split="private")
+    assert (len(public), len(private)) == (3200, 2560)
+    assert set(public["variation"]) == {"V0", "V3"} and set(private["variation"]) == {"V6"}
+    assert not set(public["stimulus_id"]) & set(private["stimulus_id"])
+
+
+def _hvm_assembly(hvm_csv, tmp_path, n_public=4, n_private=2):
+    frame = data_adapters.load_stimulus_set(hvm_csv)
+    ids = np.concatenate([frame.loc[frame.variation == "V3", "stimulus_id"].to_numpy()[:n_public],
+                          frame.loc[frame.variation == "V6", "stimulus_id"].to_numpy()[:n_private]])
+    ids = ids[::-1]  # not in the CSV's order: the merge must go by id
+    n = len(ids)
+    da = make_assembly(n_stimuli=n, repetitions=2).drop_vars("category_name")
+    da = da.assign_coords(stimulus_id=("presentation", np.tile(ids, 2).astype(object)))
+    path = tmp_path / "hvm_like.nc"
+    to_netcdf(da, path)
+    return path, frame
+
+
+def test_merge_by_stimulus_id_and_split(hvm_csv, tmp_path):
+    path, frame = _hvm_assembly(hvm_csv, tmp_path)
+    da = data_adapters.load(path, stimulus_set=hvm_csv)
+    by_id = frame.set_index("stimulus_id")
+    expected = by_id.loc[da.stimulus_id.values, "category_name"].to_numpy()
+    assert list(da.category_name.values) == list(expected)
+    assert list(da.s.values) == list(by_id.loc[da.stimulus_id.values, "s"])
+    public = data_adapters.load(path, stimulus_set=hvm_csv, stimulus_split="public")
+    assert public.sizes["presentation"] == 8 and set(public.variation.values) == {"V3"}
+
+
+def test_stimulus_ids_missing_from_the_set(hvm_csv, tmp_path):
+    path = tmp_path / "other.nc"
+    to_netcdf(make_assembly(), path)
+    with pytest.raises(DataFormatError, match="6 stimulus ids of the assembly are not in the stimulus set") as info:
+        data_adapters.load(path, stimulus_set=hvm_csv)
+    assert "hvm_stimulus_metadata.csv" in str(info.value)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("filename,obj\na.png,dog\n", "no stimulus id column"),
+    ("stimulus_id,obj\na,dog\na,cat\n", "stimulus_id repeats"),
+    ("", "cannot be read as CSV"),
+])
+def test_bad_stimulus_set_files(tmp_path, content, match):
+    path = tmp_path / "stimuli.csv"
+    path.write_text(content)
+    with pytest.raises(DataFormatError, match=match) as info:
+        data_adapters.load_stimulus_set(path)
+    assert str(path) in str(info.value)
+
+
+def test_bad_split_requests(hvm_csv, tmp_path):
+    with pytest.raises(DataFormatError, match="unknown split 'secret'"):
+        data_adapters.load_stimulus_set(hvm_csv, split="secret")
+    path = tmp_path / "ids.csv"
+    path.write_text("stimulus_id\na\n")
+    with pytest.raises(DataFormatError, match="no 'variation'"):
+        data_adapters.load_stimulus_set(path, split="public")
+    assembly, _ = _hvm_assembly(hvm_csv, tmp_path)
+    with pytest.raises(DataFormatError, match="needs a stimulus_set"):
+        data_adapters.load(assembly, stimulus_split="public")
+
+
+def test_region_animal_and_time_selection(tmp_path):
+    da = make_assembly(n_neuroids=6, n_bins=5).assign_coords(
+        animal=("neuroid", np.array(["a", "b"] * 3, dtype=object)))
+    path = tmp_path / "x.nc"
+    to_netcdf(da, path)
+    it = data_adapters.load(path, region="IT", animal="a", time_window=(10, 40))
+    assert set(it.region.values) == {"IT"} and set(it.animal.values) == {"a"}
+    assert list(it.time_bin_start.values) == [10.0, 20.0, 30.0]
+    with pytest.raises(DataFormatError, match=r"no neuroid has region in \['MT'\]; available: \['IT', 'V4'\]"):
+        data_adapters.load(path, region="MT")
+
+
+def test_overlapping_windows_are_reported(tmp_path):
+    da = make_assembly(n_bins=4)
+    da = da.assign_coords(time_bin_end=da.time_bin_start + 20)  # 20 ms windows every 10 ms
+    path = tmp_path / "overlap.nc"
+    to_netcdf(da, path)
+    with pytest.warns(DataWarning, match="20 ms windows every 10 ms"):
+        loaded = data_adapters.load(path)
+    assert loaded.attrs["time_bin_overlap"] == {"window_ms": 20.0, "step_ms": 10.0}
+    plain = tmp_path / "plain.nc"
+    to_netcdf(make_assembly(n_bins=4), plain)
+    assert "time_bin_overlap" not in data_adapters.load(plain).attrs
