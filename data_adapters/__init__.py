@@ -7,15 +7,19 @@
 from workbench.errors import DataFormatError
 
 from .registry import load, supported_formats
-from .simulate import MacaqueSimulation, simulate_macaque
+from .human import HumanRatings
+from .simulate import HumanSimulation, MacaqueSimulation, simulate_human_ratings, simulate_macaque
 from .stimulus_set import load_stimulus_set, merge_stimulus_set
 
 __all__ = [
     "DataFormatError",
+    "HumanRatings",
+    "HumanSimulation",
     "MacaqueSimulation",
     "load",
     "load_stimulus_set",
     "merge_stimulus_set",
+    "simulate_human_ratings",
     "simulate_macaque",
     "supported_formats",
 ]

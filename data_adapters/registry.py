@@ -4,11 +4,14 @@ from pathlib import Path
 
 from workbench.errors import DataFormatError
 
-from . import brainio
+from . import brainio, human
 
 # name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description)
 FORMATS = {
     "brainio": (brainio.sniff, brainio.read, "BrainIO netCDF assembly (.nc)"),
+    "psiturk": (human.sniff_sqlite, human.read_psiturk, "psiTurk participants database (sqlite)"),
+    "human_csv": (human.sniff_csv, human.read_csv,
+                  "tidy CSV of human trials (worker, stimulus_id, truth, response, rt_ms, max_rt_ms)"),
 }
 
 

@@ -1,0 +1,83 @@
+"""Human ratings: psiTurk sqlite and tidy CSV, against a simulator with planted difficulty."""
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import data_adapters
+from workbench import DataFormatError
+
+
+@pytest.fixture(scope="module")
+def sqlite_sim(tmp_path_factory):
+    return data_adapters.simulate_human_ratings(tmp_path_factory.mktemp("h") / "ratings.db", seed=0)
+
+
+def test_psiturk_exclusions_are_counted(sqlite_sim):
+    ratings = data_adapters.load(sqlite_sim.path, practice_trials=sqlite_sim.practice_trials)
+    report = ratings.report
+    assert report["incomplete_participants"] == sqlite_sim.n_incomplete
+    assert report["duplicate_workers"] == [sqlite_sim.duplicate_worker]
+    assert report["practice_trials"] == 60 * sqlite_sim.practice_trials  # completed sessions only
+    assert report["timeouts"] > 0
+    assert not ratings.trials["stimulus_id"].str.startswith("practice").any()
+    assert ratings.trials["rt_ms"].notna().all()
+    assert set(ratings.per_stimulus["max_rt_ms"]) == {500, 1000, 2000}
+
+
+def test_uncertainty_recovers_planted_difficulty(sqlite_sim):
+    trials = data_adapters.load(sqlite_sim.path, practice_trials=3).trials
+    pc = (trials["response"] == trials["truth"]).groupby(trials["stimulus_id"]).mean()
+    estimated = (0.5 - np.abs(0.5 - pc)).loc[sqlite_sim.uncertainty.index]
+    # ~50 valid answers per image: SE of PC <= 0.07, so D tracks the planted value closely.
+    assert np.corrcoef(estimated, sqlite_sim.uncertainty)[0, 1] > 0.85
+    assert float(np.mean(estimated - sqlite_sim.uncertainty)) == pytest.approx(0.0, abs=0.03)
+
+
+def test_per_stimulus_closed_form():
+    trials = pd.DataFrame({"worker": list("abcd"), "stimulus_id": ["x"] * 4, "truth": [1] * 4,
+                           "response": [1, 1, 1, 0], "rt_ms": [300.0, 500, 400, 600], "max_rt_ms": [1000] * 4})
+    row = data_adapters.human.per_stimulus(trials).iloc[0]
+    assert (row.pc, row.uncertainty, row.mean_rt, row.n_trials) == (0.75, 0.25, 450.0, 4)
+
+
+def test_csv_and_sqlite_give_the_same_trials(tmp_path):
+    db = data_adapters.simulate_human_ratings(tmp_path / "r.db", seed=3)
+    csv = data_adapters.simulate_human_ratings(tmp_path / "r.csv", format="csv", seed=3)
+    from_db = data_adapters.load(db.path, practice_trials=3)
+    from_csv = data_adapters.load(csv.path, practice_trials=3)
+    pd.testing.assert_frame_equal(from_db.per_stimulus, from_csv.per_stimulus)
+    assert from_csv.report["duplicate_workers"] == ["W000"]
+    assert from_csv.report["practice_trials"] == from_db.report["practice_trials"]
+
+
+def test_sqlite_without_participants_table(tmp_path):
+    path = tmp_path / "empty.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE other (x INTEGER)")
+    connection.close()
+    with pytest.raises(DataFormatError, match="no single participants table") as info:
+        data_adapters.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_csv_missing_columns_and_non_numeric_rt(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("worker,stimulus_id,truth,response\na,x,1,1\n")
+    with pytest.raises(DataFormatError, match=r"missing columns \['rt_ms', 'max_rt_ms'\]"):
+        data_adapters.load(path)
+    path.write_text("worker,stimulus_id,truth,response,rt_ms,max_rt_ms\na,x,1,1,fast,1000\n")
+    with pytest.raises(DataFormatError, match="column 'rt_ms' has non-numeric values, e.g. \\['fast'\\]"):
+        data_adapters.load(path)
+
+
+def test_trial_missing_a_field_names_it(tmp_path):
+    path = tmp_path / "bad.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE p (workerid TEXT, status INTEGER, datastring TEXT)")
+        connection.execute("INSERT INTO p VALUES ('w', 3, ?)", ('{"data": [{"trialdata": {"stimulus": "x"}}]}',))
+    connection.close()
+    with pytest.raises(DataFormatError, match="trial 0 of worker 'w' lacks"):
+        data_adapters.load(path)
