@@ -15,6 +15,7 @@ maximum-response-time condition.
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -138,7 +139,8 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
     """
     fields = fields or DEFAULT_FIELDS
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        # Read-only URI; as_uri() percent-encodes '?', '#' and '%' in the path.
+        with sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True) as connection:
             tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             if table is None:
                 candidates = [t for t in tables if "datastring" in _columns(connection, t)]

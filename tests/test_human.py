@@ -15,6 +15,11 @@ def sqlite_sim(tmp_path_factory):
     return data_adapters.simulate_human_ratings(tmp_path_factory.mktemp("h") / "ratings.db", seed=0)
 
 
+def test_path_with_uri_characters(tmp_path):
+    sim = data_adapters.simulate_human_ratings(tmp_path / "a?b#c%d.db", n_workers=5, n_images=6)
+    assert len(data_adapters.load(sim.path).trials) > 0
+
+
 def test_psiturk_exclusions_are_counted(sqlite_sim):
     ratings = data_adapters.load(sqlite_sim.path, practice_trials=sqlite_sim.practice_trials)
     report = ratings.report

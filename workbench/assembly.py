@@ -304,8 +304,9 @@ def select_neuroids(da, **criteria):
             raise AssemblyError(f"no neuroid coord {name!r} to select on")
         wanted = list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray)) else [wanted]
         values = da.coords[name].values
-        keep &= np.isin(values, wanted)
-        if not np.isin(values, wanted).any():
+        matches = np.isin(values, wanted)
+        keep &= matches
+        if not matches.any():
             raise AssemblyError(
                 f"no neuroid has {name} in {wanted}; available: {sorted(set(values.tolist()))[:20]}"
             )
