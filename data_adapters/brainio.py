@@ -81,8 +81,10 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
     da = _to_contract(da, path)
     try:
         if stimulus_set is not None:
-            frame = stimulus_set if isinstance(stimulus_set, pd.DataFrame) else load_stimulus_set(stimulus_set)
-            source = "stimulus set" if isinstance(stimulus_set, pd.DataFrame) else stimulus_set
+            if isinstance(stimulus_set, pd.DataFrame):
+                frame, source = stimulus_set, "stimulus set"
+            else:
+                frame, source = load_stimulus_set(stimulus_set), stimulus_set
             da = merge_stimulus_set(da, frame, source=source)
             if stimulus_split is not None:
                 split_ids = frame.loc[split_mask(frame, stimulus_split, source), "stimulus_id"].astype(str)
