@@ -8,10 +8,12 @@ from workbench.errors import DataFormatError
 
 from .registry import load, supported_formats
 from .human import HumanRatings
-from .simulate import HumanSimulation, MacaqueSimulation, simulate_human_ratings, simulate_macaque
+from .simulate import (BlurFmriSimulation, HumanSimulation, MacaqueSimulation, simulate_blur_fmri,
+                       simulate_human_ratings, simulate_macaque)
 from .stimulus_set import load_stimulus_set, merge_stimulus_set
 
 __all__ = [
+    "BlurFmriSimulation",
     "DataFormatError",
     "HumanRatings",
     "HumanSimulation",
@@ -19,6 +21,7 @@ __all__ = [
     "load",
     "load_stimulus_set",
     "merge_stimulus_set",
+    "simulate_blur_fmri",
     "simulate_human_ratings",
     "simulate_macaque",
     "supported_formats",

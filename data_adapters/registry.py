@@ -4,15 +4,23 @@ from pathlib import Path
 
 from workbench.errors import DataFormatError
 
-from . import brainio, human
+from . import bdata, brainio, human, nifti
 
-# name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description)
+# name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description).
+# Order matters: BData is HDF5 too, so it is recognised before BrainIO's netCDF-4.
 FORMATS = {
+    "bdata": (bdata.sniff, bdata.read,
+              "BData fMRI HDF5 (.h5) or BrainDecoderToolbox2 MAT-file (.mat v5 / v7.3)"),
     "brainio": (brainio.sniff, brainio.read, "BrainIO netCDF assembly (.nc)"),
     "psiturk": (human.sniff_sqlite, human.read_psiturk, "psiTurk participants database (sqlite)"),
     "human_csv": (human.sniff_csv, human.read_csv,
                   "tidy CSV of human trials (worker, stimulus_id, truth, response, rt_ms, max_rt_ms)"),
+    "nifti": (nifti.sniff, nifti.read,
+              "NIfTI / Analyze BOLD series (.nii, .nii.gz, .hdr/.img, or a folder of volumes) "
+              "with events=TABLE and ROI masks"),
 }
+# Formats that read a whole folder (a series of volumes).
+DIRECTORY_FORMATS = ("nifti",)
 
 
 def supported_formats():
@@ -40,14 +48,19 @@ def load(path, format=None, **options):
     path = Path(path)
     if not path.exists():
         raise DataFormatError(path, "file not found", "check the path")
-    if path.is_dir():
-        raise DataFormatError(path, "is a directory, expected a data file")
     if format is not None:
         if format not in FORMATS:
             raise DataFormatError(
                 path, f"unknown format {format!r}", f"supported: {', '.join(FORMATS)}"
             )
         return FORMATS[format][1](path, **options)
+    if path.is_dir():
+        for name in DIRECTORY_FORMATS:
+            sniff, reader, _ = FORMATS[name]
+            if sniff(path, b""):
+                return reader(path, **options)
+        raise DataFormatError(path, "is a directory without a series of volumes",
+                              "expected a data file, or a folder of .nii/.hdr volumes")
     try:
         with open(path, "rb") as handle:
             head = handle.read(512)

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import data_adapters
+from workbench import DataFormatError, WorkbenchError
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,3 +40,13 @@ def make_assembly(n_stimuli=6, n_neuroids=4, n_bins=3, repetitions=1, seed=0, dt
     values = rng.standard_normal((n_stimuli * repetitions, n_neuroids, n_bins)).astype(dtype)
     return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords,
                         attrs={"identifier": "test", "simulated": True})
+
+
+def assert_named_error(path, match, **options):
+    """``data_adapters.load(path)`` raises our DataFormatError naming the file and ``match``."""
+    with pytest.raises(DataFormatError) as info:
+        data_adapters.load(path, **options)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, WorkbenchError)
+    assert match in str(info.value)
+    return info.value

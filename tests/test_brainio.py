@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import data_adapters
-from conftest import make_assembly
+from conftest import assert_named_error as _assert_named_error, make_assembly
 from workbench import DataFormatError, WorkbenchError
 from workbench.assembly import DIMS, to_netcdf
 
@@ -42,14 +42,6 @@ def test_write_then_load_round_trip(tmp_path):
     xr.testing.assert_equal(back, da)
     with netCDF4.Dataset(tmp_path / "x.nc") as raw:  # BrainIO layout: one variable 'data'
         assert [v for v in raw.variables if raw.variables[v].dimensions == DIMS] == ["data"]
-
-
-def _assert_named_error(path, match, **options):
-    with pytest.raises(DataFormatError) as info:
-        data_adapters.load(path, **options)
-    assert str(path) in str(info.value)
-    assert isinstance(info.value, WorkbenchError)
-    assert match in str(info.value)
 
 
 def test_missing_path(tmp_path):
@@ -105,7 +97,9 @@ def test_duplicate_neuroid_ids(tmp_path):
 def test_unknown_format_option(tmp_path):
     path = tmp_path / "x.nc"
     to_netcdf(make_assembly(), path)
-    _assert_named_error(path, "unknown format 'bdata'", format="bdata")
+    _assert_named_error(path, "unknown format 'matlab'", format="matlab")
+    # a known format forced on the wrong file explains what it expected
+    _assert_named_error(path, "HDF5 file without /dataset + /metadata", format="bdata")
 
 
 def test_supported_formats_are_listed():

@@ -1,0 +1,67 @@
+"""Validation shared by every loader: non-finite values and the final contract check.
+
+Each reader turns its file into an assembly and then calls :func:`finish`, so the
+``nan_policy`` option means the same thing for every format.
+"""
+
+import warnings
+
+import numpy as np
+
+from workbench.assembly import validate
+from workbench.errors import AssemblyError, DataFormatError, DataWarning
+
+NAN_POLICIES = ("warn", "raise", "propagate")
+
+
+def check_nan_policy(path, nan_policy):
+    if nan_policy not in NAN_POLICIES:
+        raise DataFormatError(
+            path, f"unknown nan_policy {nan_policy!r}", f"use one of {', '.join(NAN_POLICIES)}"
+        )
+
+
+def apply_nan_policy(da, path, nan_policy="warn"):
+    """Count NaN and inf values and act on them.
+
+    ``"warn"`` (default): inf becomes NaN (every metric ignores NaN; an inf would poison
+    sums), a :class:`DataWarning` gives the counts. ``"raise"``: any non-finite value is a
+    :class:`DataFormatError` naming the first one's stimulus and neuroid. ``"propagate"``:
+    values are kept as they are. All three record ``attrs["nonfinite"] = {"nan": n,
+    "inf": m}`` (counts in the file as read).
+    """
+    check_nan_policy(path, nan_policy)
+    values = np.asarray(da.values)
+    n_nan = int(np.isnan(values).sum())
+    n_inf = int(np.isinf(values).sum())
+    da.attrs["nonfinite"] = {"nan": n_nan, "inf": n_inf}
+    if n_nan + n_inf == 0:
+        return da
+    if nan_policy == "raise":
+        p, n, t = np.argwhere(~np.isfinite(values))[0]
+        raise DataFormatError(
+            path,
+            f"{n_nan} NaN and {n_inf} inf values, the first at stimulus_id="
+            f"{da.coords['stimulus_id'].values[p]!r}, neuroid_id="
+            f"{da.coords['neuroid_id'].values[n]!r}, time bin {t}",
+            "pass nan_policy='warn' to load them as missing values",
+        )
+    if nan_policy == "warn":
+        if n_inf:
+            da = da.where(~np.isinf(da))
+            da.attrs["nonfinite"] = {"nan": n_nan, "inf": n_inf}
+        warnings.warn(
+            f"{path}: {n_nan} NaN and {n_inf} inf values of {values.size} "
+            f"({(n_nan + n_inf) / values.size:.2%}); loaded as missing values (NaN), which "
+            "metrics ignore", DataWarning, stacklevel=4,
+        )
+    return da
+
+
+def finish(da, path, nan_policy="warn"):
+    """Validate the contract (as a DataFormatError naming the file) and apply nan_policy."""
+    try:
+        validate(da)
+    except AssemblyError as error:
+        raise DataFormatError(path, str(error)) from error
+    return apply_nan_policy(da, path, nan_policy)

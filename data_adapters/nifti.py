@@ -1,0 +1,282 @@
+"""NIfTI / Analyze BOLD series + events table + ROI masks -> the Assembly contract.
+
+Images are opened with nibabel (lazily: voxel data is read when masked) and turned into
+arrays in one place, :func:`masked_series`, with nilearn's masking; everything after that
+is arrays. Each event (one image presentation) becomes a presentation whose ``time_bin``
+bins are the ``n_time_bins`` volumes from its onset (plus ``delay_s``), one TR each.
+"""
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from workbench.errors import DataFormatError
+
+from .bdata import _roi_name, normalize_voxels
+from .checks import check_nan_policy, finish
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
+EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
+# Header ``descrip`` of volumes written by the workbench's simulator.
+SIMULATED_MARK = b"neural-workbench simulation"
+
+
+def _column_values(column):
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.to_numpy()
+    return column.astype(str).to_numpy(dtype=object)
+
+
+def _suffix(path):
+    name = path.name.lower()
+    return next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
+
+
+def sniff(path, head):
+    """Analyze / NIfTI-1 headers start with sizeof_hdr = 348 (NIfTI-2: 540), either endian."""
+    if path.is_dir():
+        return bool(series_files(path, required=False))
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(4)
+        except (OSError, EOFError):
+            return False
+    if _suffix(path) == ".img" and path.with_suffix(".hdr").exists():
+        return True
+    if len(head) < 4:
+        return False
+    return any(struct.unpack(order + "i", head[:4])[0] in (348, 540) for order in "<>")
+
+
+def series_files(directory, required=True):
+    """The volumes of a directory (``.nii``, ``.nii.gz`` or ``.hdr`` + ``.img``), sorted."""
+    files = sorted(p for p in Path(directory).iterdir()
+                   if _suffix(p) in (".nii", ".nii.gz", ".hdr"))
+    if required and not files:
+        raise DataFormatError(directory, "directory holds no .nii, .nii.gz or .hdr volume",
+                              "point at a 4D image or a folder of 3D volumes")
+    return files
+
+
+def header_tr(image):
+    """Repetition time (s) of a 4-D image's header, or None when it gives none."""
+    zooms = image.header.get_zooms()
+    units = image.header.get_xyzt_units()[1] if hasattr(image.header, "get_xyzt_units") else "sec"
+    tr = float(zooms[3]) if len(zooms) > 3 else 0.0
+    tr = tr / 1000.0 if units == "msec" else tr
+    return tr if tr > 0 else None
+
+
+def open_series(path):
+    """``(4-D nibabel image, TR in s or None)`` for a 4-D file or a folder of 3-D volumes.
+
+    3-D volumes carry no repetition time, so a folder's TR is None (pass ``tr_s``).
+    """
+    import nibabel as nib
+    from nilearn.image import concat_imgs
+
+    path = Path(path)
+    files = series_files(path) if path.is_dir() else [path]
+    images = []
+    for file in files:
+        try:
+            images.append(nib.load(file))
+        except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError) as error:
+            raise DataFormatError(file, f"cannot be read as NIfTI/Analyze ({error})",
+                                  "is the file (or its .img/.hdr partner) truncated?") from error
+    shapes = {img.shape[:3] for img in images}
+    if len(shapes) != 1 or any(len(img.shape) not in (3, 4) for img in images):
+        raise DataFormatError(path, f"volumes have shapes {sorted({img.shape for img in images})}",
+                              "a series needs 3-D volumes of one shape (or one 4-D image)")
+    if len(images) == 1 and len(images[0].shape) == 4:
+        return images[0], header_tr(images[0])
+    try:
+        return concat_imgs(images, ensure_ndim=4), None
+    except (ValueError, OSError, EOFError) as error:
+        raise DataFormatError(path, f"volumes cannot be stacked ({error})",
+                              "every volume needs the same shape and affine") from error
+
+
+def _load_image(spec, name, path):
+    import nibabel as nib
+
+    if isinstance(spec, (str, Path)):
+        try:
+            return nib.load(spec)
+        except (nib.filebasedimages.ImageFileError, OSError, ValueError) as error:
+            raise DataFormatError(spec, f"{name} cannot be read as NIfTI/Analyze ({error})") from error
+    if isinstance(spec, nib.spatialimages.SpatialImage):
+        return spec
+    raise DataFormatError(path, f"{name} must be an image path or a nibabel image, got {type(spec).__name__}")
+
+
+def roi_masks(series, path, masks=None, labels=None, label_names=None):
+    """``{roi_name: boolean 3-D array}`` from mask images, a label image, or ``"epi"``."""
+    from nilearn.masking import compute_epi_mask
+
+    shape = series.shape[:3]
+    result = {}
+    if isinstance(masks, str) and masks == "epi":
+        result["brain"] = np.asarray(compute_epi_mask(series).get_fdata(), dtype=bool)
+    elif masks is not None:
+        for roi, spec in dict(masks).items():
+            image = _load_image(spec, f"mask {roi!r}", path)
+            if image.shape[:3] != shape:
+                raise DataFormatError(getattr(image, "get_filename", lambda: path)() or path,
+                                      f"mask {roi!r} has shape {image.shape[:3]}, the series {shape}",
+                                      "resample the mask to the BOLD grid first")
+            if not np.allclose(image.affine, series.affine, atol=1e-3):
+                raise DataFormatError(path, f"mask {roi!r} is on another grid (affine differs)",
+                                      "resample the mask to the BOLD grid first")
+            result[roi] = np.asarray(image.dataobj).reshape(shape) > 0
+    elif labels is not None:
+        image = _load_image(labels, "label image", path)
+        if image.shape[:3] != shape:
+            raise DataFormatError(path, f"label image has shape {image.shape[:3]}, the series {shape}",
+                                  "resample the label image to the BOLD grid first")
+        values = np.rint(np.asarray(image.dataobj)).astype(int).reshape(shape)
+        names = label_names or {int(v): f"label_{int(v)}" for v in np.unique(values) if v != 0}
+        for code, roi in names.items():
+            result[roi] = values == int(code)
+    else:
+        raise DataFormatError(path, "no ROI given",
+                              "pass masks={roi: image}, labels=IMAGE (+ label_names) or masks='epi'")
+    for roi, mask in result.items():
+        if not mask.any():
+            raise DataFormatError(path, f"ROI {roi!r} is empty (no voxel inside the mask)",
+                                  "check the mask's threshold and grid")
+    return result
+
+
+def masked_series(series, mask):
+    """``(n_volumes, n_voxels)`` BOLD values of the voxels in ``mask`` (C order of i, j, k)."""
+    import nibabel as nib
+    from nilearn.masking import apply_mask
+
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), series.affine)
+    return np.asarray(apply_mask(series, mask_img), dtype=np.float64)
+
+
+def read_events(events, path):
+    """Events table (CSV/TSV path or DataFrame) with onset, duration (s), stimulus_id."""
+    source = path
+    if not isinstance(events, pd.DataFrame):
+        if events is None:
+            raise DataFormatError(path, "an events table is needed to cut trials",
+                                  "pass events=CSV/TSV with onset, duration, stimulus_id[, condition]")
+        source = Path(events)
+        try:
+            events = pd.read_csv(source, sep=None, engine="python")
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            raise DataFormatError(source, f"events table cannot be read ({error})") from error
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise DataFormatError(source, f"events table lacks column(s) {missing}",
+                              f"columns needed: {list(EVENT_COLUMNS)} (seconds)")
+    events = events.reset_index(drop=True)
+    for column in ("onset", "duration"):
+        numeric = pd.to_numeric(events[column], errors="coerce")
+        bad = numeric.isna() & events[column].notna() | events[column].isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFormatError(source, f"events column {column!r} row {row} is "
+                                  f"{events[column].iloc[row]!r}, not a number of seconds")
+        events[column] = numeric.astype(float)
+    events["stimulus_id"] = events["stimulus_id"].astype(str)
+    return events, source
+
+
+def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None,
+         n_time_bins=4, delay_s=0.0, subject=None, voxel_normalization=None, nan_policy="warn"):
+    """Read a BOLD series and cut it into trials.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A 4-D NIfTI/Analyze image, or a folder of 3-D volumes (sorted by name).
+    events : path or pandas.DataFrame
+        One row per presentation: ``onset`` and ``duration`` in seconds from the first
+        volume, ``stimulus_id``; every other column (``condition``, ...) becomes a
+        presentation coord.
+    masks : dict or "epi", optional
+        ``{roi: mask image}`` on the BOLD grid (``"LH_V1"`` names set ``hemisphere``), or
+        ``"epi"`` for nilearn's EPI brain mask (one ROI, ``"brain"``).
+    labels, label_names : image and ``{code: roi}``, optional
+        A label image instead of masks.
+    tr_s : float, optional
+        Repetition time in seconds; default: the header's (error if it has none).
+    n_time_bins : int
+        Volumes per trial (Lindsay et al.: 4 bins of TR 2 s for an 8 s presentation).
+    delay_s : float
+        Shift of the first bin after onset (haemodynamic delay), seconds.
+    subject : str, optional
+        Neuroid coord ``subject``; default the file or folder name.
+    voxel_normalization, nan_policy
+        As in :func:`data_adapters.bdata.read`.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(presentation, neuroid, time_bin)``; bins start at ``delay_s + k TR`` (ms);
+        neuroids carry ``region``, ``hemisphere``, ``subject`` and voxel ``i, j, k``.
+    """
+    path = Path(path)
+    check_nan_policy(path, nan_policy)
+    if voxel_normalization not in (None, "zscore", "unit_norm"):
+        raise DataFormatError(path, f"unknown voxel_normalization {voxel_normalization!r}",
+                              "use None, 'zscore' or 'unit_norm'")
+    series, header_tr_s = open_series(path)
+    n_volumes = series.shape[3]
+    if tr_s is None:
+        tr_s = header_tr_s
+        if tr_s is None:
+            raise DataFormatError(path, "the header gives no repetition time",
+                                  "pass tr_s=SECONDS")
+    events, events_source = read_events(events, path)
+    first_volume = np.rint((events["onset"].to_numpy() + delay_s) / tr_s).astype(int)
+    volumes = first_volume[:, None] + np.arange(n_time_bins)[None, :]
+    outside = np.flatnonzero((volumes < 0).any(1) | (volumes >= n_volumes).any(1))
+    if len(outside):
+        row = int(outside[0])
+        raise DataFormatError(
+            events_source, f"event row {row} (onset {events['onset'].iloc[row]:g} s) needs volumes "
+            f"{volumes[row, 0]}..{volumes[row, -1]}, the series has {n_volumes}",
+            "check onsets (seconds from the first volume), tr_s and n_time_bins",
+        )
+    subject = str(subject) if subject is not None else path.name.split(".")[0]
+    rois = roi_masks(series, path, masks, labels, label_names)
+    blocks, neuroid = [], {k: [] for k in ("neuroid_id", "region", "hemisphere", "i", "j", "k")}
+    for roi, mask in rois.items():
+        name, hemi = _roi_name(f"ROI_{roi}") or (roi, None)
+        hemi = hemi or "unknown"
+        blocks.append(masked_series(series, mask))
+        ijk = np.argwhere(mask)
+        neuroid["region"] += [name] * len(ijk)
+        neuroid["hemisphere"] += [hemi] * len(ijk)
+        neuroid["neuroid_id"] += [f"{subject}.{name}.{hemi}.{i}_{j}_{k}" for i, j, k in ijk]
+        for axis, letter in enumerate("ijk"):
+            neuroid[letter] += ijk[:, axis].tolist()
+    bold = np.concatenate(blocks, axis=1)  # (n_volumes, n_neuroids)
+    values = bold[volumes].transpose(0, 2, 1)  # (n_events, n_neuroids, n_bins)
+    starts = (delay_s + np.arange(n_time_bins) * tr_s) * 1000.0
+    coords = {name: ("presentation", _column_values(events[name])) for name in events.columns}
+    coords["repetition"] = ("presentation", events.groupby("stimulus_id").cumcount().to_numpy())
+    coords.update({name: ("neuroid", np.asarray(v, dtype=object if name in ("neuroid_id", "region", "hemisphere") else int))
+                   for name, v in neuroid.items()})
+    coords["subject"] = ("neuroid", np.full(len(neuroid["neuroid_id"]), subject, dtype=object))
+    coords["time_bin_start"] = ("time_bin", starts)
+    coords["time_bin_end"] = ("time_bin", starts + tr_s * 1000.0)
+    da = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords)
+    if voxel_normalization is not None:
+        da = normalize_voxels(da, voxel_normalization)
+    description = series.header.get("descrip")
+    simulated = description is not None and bytes(np.asarray(description)).startswith(SIMULATED_MARK)
+    da.attrs = {"source": str(path), "identifier": subject, "simulated": bool(simulated),
+                "units": "BOLD (file units)", "tr_s": float(tr_s), "delay_s": float(delay_s),
+                "voxel_normalization": voxel_normalization or "none"}
+    return finish(da, path, nan_policy)
