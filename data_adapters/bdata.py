@@ -79,8 +79,8 @@ def sniff(path, head):
     try:
         with h5py.File(path, "r") as handle:
             return "dataset" in handle and "metadata" in handle
-    except OSError:
-        return False
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return False  # damaged HDF5: let the next format's reader name the problem
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -148,10 +148,10 @@ def _read_hdf5(path):
                     path, f"HDF5 file without /dataset + /metadata (found {sorted(handle)})",
                     "expected a BData file (bdpy) or a BrainDecoderToolbox2 v7.3 .mat",
                 )
-    except OSError as error:
+    except (OSError, RuntimeError) as error:
         raise DataFormatError(path, f"cannot be opened as HDF5 ({error})",
                               "is the file truncated or corrupt?") from error
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, IndexError) as error:
         if isinstance(error, DataFormatError):
             raise
         raise DataFormatError(path, f"unexpected HDF5 layout ({error})",

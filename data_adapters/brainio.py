@@ -15,6 +15,7 @@ from workbench.assembly import (DIMS, decode_attrs, select_neuroids, select_time
                                 time_bin_overlap, to_netcdf, validate)
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
+from .checks import apply_nan_policy, check_nan_policy
 from .stimulus_set import load_stimulus_set, merge_stimulus_set, split_mask
 
 # netCDF-4 is HDF5 underneath; netCDF-3 ("classic") starts with CDF\x01 or CDF\x02.
@@ -26,7 +27,7 @@ def sniff(path, head):
 
 
 def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=None, animal=None,
-         time_window=None):
+         time_window=None, lazy=False, chunk_mb=64, nan_policy="warn"):
     """Read a BrainIO assembly file into a validated Assembly.
 
     Parameters
@@ -43,6 +44,13 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         Keep only these neuroids.
     time_window : (float, float), optional
         Keep the time bins within ``[start, end]`` ms.
+    lazy : bool
+        Keep the values on disk as a dask array (chunks of about ``chunk_mb`` MB of whole
+        presentations): opening costs only the coords, and
+        :func:`workbench.assembly.average_repetitions` then streams the file with bounded
+        memory. Non-finite values are not counted when lazy (that would read everything).
+    nan_policy : {"warn", "raise", "propagate"}
+        See :func:`data_adapters.checks.apply_nan_policy` (ignored when ``lazy``).
 
     Overlapping time windows (e.g. 20 ms windows every 10 ms, as in the MajajHong2015
     temporal release) are kept, reported in ``attrs["time_bin_overlap"]`` and warned
@@ -55,13 +63,14 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         dimension gets one bin with NaN edges (window unknown). ``attrs['source']`` is the
         path; ``attrs['simulated']`` is False unless the file says otherwise.
     """
+    check_nan_policy(path, nan_policy)
     try:
-        dataset = xr.open_dataset(path, engine="netcdf4")
+        dataset = xr.open_dataset(path, engine="netcdf4", chunks={} if lazy else None)
     except (OSError, ValueError, RuntimeError) as error:
         raise DataFormatError(
             path, f"cannot be opened as netCDF ({error})", "is the file truncated or corrupt?"
         ) from error
-    with dataset:
+    try:
         names = list(dataset.data_vars)
         if variable is None:
             if len(names) == 1:
@@ -77,7 +86,17 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
                 variable = preferred[0]
         elif variable not in names:
             raise DataFormatError(path, f"no data variable {variable!r}; found {names}")
-        da = dataset[variable].load()
+        da = dataset[variable]
+        if lazy:
+            da = da.chunk(_presentation_chunks(da, chunk_mb))
+        else:
+            da = da.load()
+    except (OSError, RuntimeError, KeyError, IndexError) as error:
+        raise DataFormatError(path, f"cannot be read as netCDF ({error})",
+                              "is the file truncated or corrupt?") from error
+    finally:
+        if not lazy:
+            dataset.close()
     da = _to_contract(da, path)
     try:
         if stimulus_set is not None:
@@ -106,7 +125,18 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
             f"{overlap['step_ms']:g} ms); neighbouring bins share spikes, so treat them as "
             "smoothed, not independent", DataWarning, stacklevel=3,
         )
-    return da
+    if lazy:
+        da.attrs["nonfinite"] = "not counted (lazy)"
+        return da
+    return apply_nan_policy(da, path, nan_policy)
+
+
+def _presentation_chunks(da, chunk_mb):
+    """Whole presentations per chunk, about ``chunk_mb`` MB each (rows are contiguous on disk)."""
+    row_bytes = max(1, int(np.prod([n for d, n in da.sizes.items() if d != "presentation"]))
+                    * da.dtype.itemsize)
+    rows = max(1, int(chunk_mb * 2**20 // row_bytes))
+    return {dim: (rows if dim == "presentation" else -1) for dim in da.dims}
 
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from workbench.errors import DataFormatError
 
-from . import bdata, brainio, human, nifti
+from . import bdata, brainio, human, nifti, stimulus_set
 
 # name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description).
 # Order matters: BData is HDF5 too, so it is recognised before BrainIO's netCDF-4.
@@ -15,6 +15,9 @@ FORMATS = {
     "psiturk": (human.sniff_sqlite, human.read_psiturk, "psiTurk participants database (sqlite)"),
     "human_csv": (human.sniff_csv, human.read_csv,
                   "tidy CSV of human trials (worker, stimulus_id, truth, response, rt_ms, max_rt_ms)"),
+    "stimulus_set": (stimulus_set.sniff, stimulus_set.load_stimulus_set,
+                     "stimulus-set CSV (id/image_id/stimulus_id + filename + metadata), "
+                     "returned as a DataFrame"),
     "nifti": (nifti.sniff, nifti.read,
               "NIfTI / Analyze BOLD series (.nii, .nii.gz, .hdr/.img, or a folder of volumes) "
               "with events=TABLE and ROI masks"),
@@ -30,6 +33,9 @@ def supported_formats():
 
 def load(path, format=None, **options):
     """Load a data file into an Assembly (or the format's documented result).
+
+    Assemblies come from ``brainio``, ``bdata`` and ``nifti``; ``psiturk`` and
+    ``human_csv`` give :class:`data_adapters.HumanRatings`; ``stimulus_set`` a DataFrame.
 
     Parameters
     ----------

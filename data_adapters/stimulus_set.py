@@ -18,6 +18,16 @@ ID_COLUMNS = ("stimulus_id", "image_id", "id")  # first one present names the im
 SPLITS = {"public": ("V0", "V3"), "private": ("V6",)}
 
 
+def sniff(path, head):
+    """A CSV whose header names an image id and a file name (BrainIO stimulus sets do)."""
+    try:
+        first_line = head.decode("utf-8").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        return False
+    header = {column.strip() for column in first_line.split(",")}
+    return bool(header & set(ID_COLUMNS)) and "filename" in header
+
+
 def load_stimulus_set(path, split=None):
     """Read a stimulus-set CSV into a DataFrame with contract column names.
 

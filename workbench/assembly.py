@@ -174,7 +174,7 @@ def has_repetitions(da):
     return pd.Index(da.coords["stimulus_id"].values).has_duplicates
 
 
-def average_repetitions(da):
+def average_repetitions(da, block_mb=64):
     """Average trial-level presentations into one presentation per ``stimulus_id``.
 
     NaN trials are ignored (a stimulus whose trials are all NaN stays NaN). Presentation
@@ -182,20 +182,56 @@ def average_repetitions(da):
     repetitions (``repetition`` itself, trial order, ...) are dropped. Stimuli keep the
     order of their first appearance.
 
+    The trials are read in blocks of about ``block_mb`` MB and summed per stimulus, so
+    a lazily opened (dask-backed) file larger than memory is averaged with memory of
+    the order of the result plus one block.
+
     Parameters
     ----------
     da : xarray.DataArray
-        Assembly, shape ``(n_trials, n_neuroids, n_time_bins)``.
+        Assembly, shape ``(n_trials, n_neuroids, n_time_bins)``, in memory or dask-backed.
+    block_mb : float
+        Size of the blocks of trials read at once.
 
     Returns
     -------
     xarray.DataArray
-        Assembly, shape ``(n_stimuli, n_neuroids, n_time_bins)``, same dtype.
+        Assembly, shape ``(n_stimuli, n_neuroids, n_time_bins)``, same dtype, in memory.
     """
     validate(da)
     codes, uniques = pd.factorize(da.coords["stimulus_id"].values)
     n_stimuli, n_trials = len(uniques), len(codes)
-    means = grouped_nanmean(np.asarray(da.values).reshape(n_trials, -1), codes, n_stimuli)
+    row_size = int(np.prod(da.shape[1:]))
+    rows_per_block = max(1, int(block_mb * 2**20 // max(1, row_size * 8)))
+    sums = np.zeros((n_stimuli, row_size))
+    trial_counts = np.zeros(n_stimuli)
+    nonfinite = None  # per-value counts of skipped NaN/inf, allocated only if there are any
+    # Read whole storage chunks (one disk read each) and sum them in float64 sub-blocks.
+    chunks = da.chunks[0] if da.chunks is not None else (n_trials,)
+    edges = np.concatenate([[0], np.cumsum(chunks)])
+    for chunk_start, chunk_stop in zip(edges[:-1], edges[1:]):
+        chunk = np.asarray(da.variable[chunk_start:chunk_stop].values).reshape(chunk_stop - chunk_start, -1)
+        for start in range(0, len(chunk), rows_per_block):
+            block = chunk[start:start + rows_per_block].astype(np.float64)
+            block_codes = codes[chunk_start + start:chunk_start + start + len(block)]
+            # Only the stimuli of this block: the product stays block-sized.
+            groups, local = np.unique(block_codes, return_inverse=True)
+            indicator = scipy.sparse.csr_matrix(
+                (np.ones(len(block)), (local, np.arange(len(block)))), shape=(len(groups), len(block)))
+            finite = np.isfinite(block)
+            if finite.all():
+                sums[groups] += indicator @ block
+            else:
+                sums[groups] += indicator @ np.where(finite, block, 0.0)
+                if nonfinite is None:
+                    nonfinite = np.zeros((n_stimuli, row_size))
+                nonfinite[groups] += indicator @ (~finite).astype(np.float64)
+            trial_counts += np.bincount(block_codes, minlength=n_stimuli)
+    counts = trial_counts[:, None] - (nonfinite if nonfinite is not None else 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sums /= counts  # in place: the result is the only stimulus-sized array kept
+    sums[np.broadcast_to(counts == 0, sums.shape)] = np.nan
+    means = sums
     means = means.reshape((n_stimuli,) + da.shape[1:]).astype(da.dtype, copy=False)
 
     _, first = np.unique(codes, return_index=True)  # first trial of each stimulus

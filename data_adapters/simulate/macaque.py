@@ -153,7 +153,6 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         site_ids += [f"{region}_{i:03d}" for i in range(sites_per_region)]
     rates = np.concatenate(rates, axis=1)  # (S, N, T)
 
-    counts = rng_counts.poisson(rates[None], size=(n_repetitions,) + rates.shape)
     n_stim = len(stimuli)
     time_coords = {
         "time_bin_start": ("time_bin", bin_start),
@@ -164,11 +163,10 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         "region": ("neuroid", np.array(region_of_site, dtype=object)),
         "animal": ("neuroid", np.array(["sim"] * len(site_ids), dtype=object)),
     }
-    metadata = {c: stimuli.metadata[c].to_numpy() for c in stimuli.metadata.columns}
+    metadata = _hvm_metadata(stimuli, rng_weights)
     trial_coords = {
         c: ("presentation", np.tile(v, n_repetitions)) for c, v in metadata.items()
     }
-    trial_coords["stimulus_id"] = ("presentation", np.tile(stimuli.stimulus_ids, n_repetitions).astype(object))
     trial_coords["repetition"] = ("presentation", np.repeat(np.arange(n_repetitions), n_stim))
     parameters = dict(
         n_stimuli=n_stimuli, sites_per_region=sites_per_region, n_repetitions=n_repetitions,
@@ -177,7 +175,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         channels=list(channels),
     )
     trials = xr.DataArray(
-        counts.reshape(n_repetitions * n_stim, *rates.shape[1:]).astype(np.float32),
+        _poisson_trials(rates, n_repetitions, rng_counts),
         dims=DIMS,
         coords={**trial_coords, **neuroid_coords, **time_coords},
         attrs={
@@ -188,10 +186,10 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
             "units": "spike counts per bin",
         },
     )
-    to_netcdf(trials, path)
+    to_netcdf(trials, path)  # streams the dask blocks: memory stays at one repetition
+    _write_stimulus_set(Path(path), metadata)
 
     stimulus_coords = {c: ("presentation", v) for c, v in metadata.items()}
-    stimulus_coords["stimulus_id"] = ("presentation", stimuli.stimulus_ids.astype(object))
     rates_da = xr.DataArray(
         rates, dims=DIMS, coords={**stimulus_coords, **neuroid_coords, **time_coords},
         attrs={"units": "expected spike counts per bin", "simulated": True},
@@ -218,3 +216,64 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         brain=brain.config, protocol=protocol, regions=tuple(tuple(r) for r in regions),
         n_repetitions=n_repetitions, seed=seed,
     )
+
+
+# HvM's variation levels and their shares of the 5,760 images (V0: 640, V3 and V6: 2,560 each).
+HVM_VARIATIONS = ("V0", "V3", "V6")
+HVM_VARIATION_SHARES = (640 / 5760, 2560 / 5760, 2560 / 5760)
+
+
+def _hvm_metadata(stimuli, rng):
+    """Presentation coords with MajajHong2015's names where they apply to digits.
+
+    ``image_id`` = ``stimulus_id``; ``category_name`` the digit (``"3"``) and
+    ``object_name`` its name (``digit_3``), as :func:`workbench.stimuli.digits` gives them;
+    ``variation`` a seeded HvM level
+    (``V0``, ``V3``, ``V6``) in HvM's proportions, so the public (V0+V3) / private (V6) split applies.
+    """
+    frame = stimuli.metadata
+    ids = stimuli.stimulus_ids.astype(object)
+    labels = frame["label"].to_numpy()
+    return {
+        "stimulus_id": ids,
+        "image_id": ids.copy(),
+        "object_name": frame["object_name"].to_numpy(dtype=object),
+        "category_name": frame["category_name"].to_numpy(dtype=object),
+        "label": labels,
+        "variation": rng.choice(np.array(HVM_VARIATIONS, dtype=object), size=len(ids),
+                                p=HVM_VARIATION_SHARES),
+    }
+
+
+def _write_stimulus_set(path, metadata):
+    """``<stem>_stimuli.csv`` beside the assembly, with HvM's column names."""
+    import pandas as pd
+
+    from workbench.storage import atomic_path
+
+    frame = pd.DataFrame({"id": metadata["stimulus_id"], "obj": metadata["object_name"],
+                          "category": metadata["category_name"], "var": metadata["variation"],
+                          "label": metadata["label"],
+                          "filename": [f"{i}.png" for i in metadata["stimulus_id"]]})
+    with atomic_path(path.with_name(f"{path.stem}_stimuli.csv")) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _poisson_trials(rates, n_repetitions, rng):
+    """Spike counts ``(n_repetitions * n_stimuli, n_sites, n_bins)`` float32, repetition-major.
+
+    A dask array with one block per repetition, each drawn from its own child seed, so the
+    counts are the same however the blocks are computed and a file of any size is written
+    one repetition at a time.
+    """
+    import dask
+    import dask.array
+
+    seeds = rng.bit_generator.seed_seq.spawn(n_repetitions)
+
+    def draw(seed):
+        return np.random.default_rng(seed).poisson(rates).astype(np.float32)
+
+    blocks = [dask.array.from_delayed(dask.delayed(draw)(seed), shape=rates.shape, dtype=np.float32)
+              for seed in seeds]
+    return dask.array.concatenate(blocks, axis=0)

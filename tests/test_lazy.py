@@ -1,0 +1,73 @@
+"""Lazy (dask-backed) BrainIO open, streaming repetition averages, simulator round trip."""
+
+import dask.array
+import numpy as np
+import pytest
+
+import data_adapters
+from conftest import make_assembly
+from workbench.assembly import average_repetitions, grouped_nanmean
+from workbench.assembly import to_netcdf
+
+
+@pytest.fixture(scope="module")
+def small_simulation(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lazy") / "macaque.nc"
+    return data_adapters.simulate_macaque(path, n_stimuli=40, sites_per_region=4, n_repetitions=6, seed=5)
+
+
+def test_lazy_open_keeps_values_on_disk_and_averages_the_same(small_simulation):
+    lazy = data_adapters.load(small_simulation.path, lazy=True, chunk_mb=0.05)
+    assert isinstance(lazy.data, dask.array.Array) and len(lazy.chunks[0]) > 1
+    eager = data_adapters.load(small_simulation.path)
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    streamed = average_repetitions(lazy, block_mb=0.01)  # many blocks
+    assert isinstance(streamed.data, np.ndarray)
+    np.testing.assert_allclose(streamed.values, average_repetitions(eager).values, rtol=1e-6)
+    assert lazy.attrs["nonfinite"] == "not counted (lazy)"
+
+
+def test_streaming_average_equals_one_pass_with_nans():
+    da = make_assembly(n_stimuli=7, repetitions=5, seed=2)
+    values = da.values.copy()
+    values[::3, 1, 0] = np.nan
+    values[values > 1.5] = np.nan
+    da = da.copy(data=values)
+    codes = np.tile(np.arange(7), 5)
+    expected = grouped_nanmean(values.reshape(35, -1), codes, 7).reshape(7, *values.shape[1:])
+    for block_mb in (1e-4, 64):
+        np.testing.assert_allclose(average_repetitions(da, block_mb=block_mb).values, expected)
+    # an independent computation, stimulus by stimulus
+    for s in range(7):
+        np.testing.assert_allclose(expected[s], np.nanmean(values[codes == s], axis=0))
+
+
+def test_simulated_counts_do_not_depend_on_how_they_are_computed(small_simulation, tmp_path):
+    again = data_adapters.simulate_macaque(tmp_path / "again.nc", n_stimuli=40, sites_per_region=4,
+                                           n_repetitions=6, seed=5)
+    a = data_adapters.load(small_simulation.path)
+    b = data_adapters.load(again.path)
+    np.testing.assert_array_equal(a.values, b.values)
+    # trial means approach the planted rates (Poisson: SE = sqrt(rate / n))
+    averaged = average_repetitions(a)
+    z = (averaged - small_simulation.rates) / np.sqrt(small_simulation.rates / 6)
+    assert abs(float(z.mean())) < 0.05 and 0.9 < float(z.std()) < 1.1
+
+
+def test_simulator_writes_hvm_columns_and_a_stimulus_set(small_simulation):
+    trials = data_adapters.load(small_simulation.path)
+    for name in ("image_id", "object_name", "category_name", "variation", "repetition"):
+        assert name in trials.coords
+    assert set(trials.variation.values) == {"V0", "V3", "V6"}
+    csv = small_simulation.path.with_name("macaque_stimuli.csv")
+    public = data_adapters.load(small_simulation.path, stimulus_set=csv, stimulus_split="public")
+    private = data_adapters.load(small_simulation.path, stimulus_set=csv, stimulus_split="private")
+    assert set(public.variation.values) == {"V0", "V3"} and set(private.variation.values) == {"V6"}
+    assert public.sizes["presentation"] + private.sizes["presentation"] == trials.sizes["presentation"]
+    assert "filename" in public.coords
+
+
+def test_lazy_selection_stays_lazy(small_simulation):
+    da = data_adapters.load(small_simulation.path, lazy=True, region="IT", time_window=(50, 150))
+    assert isinstance(da.data, dask.array.Array)
+    assert set(da.region.values) == {"IT"} and da.time_bin_start.values.min() >= 50
