@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import torch
+
+from workbench.errors import ExtractionError
+from workbench.models import BLNet, PresentationProtocol
+from workbench.models.cache import cache_key, cached_extract
+from workbench.models.weights import load_weights, save_weights
+from workbench.stimuli import digits
+
+PROTOCOL = PresentationProtocol(image_steps=2, blank_steps=1)
+
+
+def test_identical_extraction_hits_and_a_changed_weight_misses(tmp_path):
+    stimuli = digits(6, seed=0)
+    model = BLNet(seed=0)
+    first, hit = cached_extract(model, stimuli, tmp_path, protocol=PROTOCOL, progress=False)
+    assert not hit
+    again, hit = cached_extract(BLNet(seed=0), stimuli, tmp_path, protocol=PROTOCOL, progress=False)
+    assert hit
+    np.testing.assert_array_equal(first.values, again.values)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-3
+    changed, hit = cached_extract(model, stimuli, tmp_path, protocol=PROTOCOL, progress=False)
+    assert not hit and not np.array_equal(changed.values, first.values)
+    assert len(list(tmp_path.glob("*.nc"))) == 2
+
+
+def test_key_depends_on_every_input():
+    stimuli = digits(6, seed=0)
+    model = BLNet(seed=0)
+    base = cache_key(model, stimuli, PROTOCOL, ["layers.0"])
+    assert base == cache_key(BLNet(seed=0), digits(6, seed=0), PROTOCOL, ["layers.0"])
+    assert base != cache_key(model, digits(6, seed=1), PROTOCOL, ["layers.0"])
+    assert base != cache_key(model, stimuli, PresentationProtocol(image_steps=3, blank_steps=1), ["layers.0"])
+    assert base != cache_key(model, stimuli, PROTOCOL, ["layers.1"])
+    assert base != cache_key(model, stimuli, PROTOCOL, ["layers.0"], reduction="pool")
+
+
+def test_weights_round_trip_and_wrong_architecture(tmp_path):
+    model = BLNet(seed=3)
+    save_weights(model, tmp_path / "bl.pt")
+    other = load_weights(BLNet(seed=4), tmp_path / "bl.pt")
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ExtractionError, match="another architecture than BLNet: .*shape differs"):
+        load_weights(BLNet(channels=(4, 8)), tmp_path / "bl.pt")
+    torch.save({"not": "tensors", "x": [1, 2]}, tmp_path / "junk.pt")
+    with pytest.raises(ExtractionError, match="junk.pt"):
+        load_weights(model, tmp_path / "junk.pt")
+    with pytest.raises(ExtractionError, match="not found"):
+        load_weights(model, tmp_path / "missing.pt")
