@@ -24,7 +24,7 @@ import xarray as xr
 
 from workbench.errors import DataFormatError
 
-from .checks import check_nan_policy, finish
+from .checks import check_nan_policy, check_voxel_normalization, finish
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
@@ -259,14 +259,12 @@ def read(path, subject=None, rois=None, hemisphere=None, voxel_key=None, stimulu
     """
     path = Path(path)
     check_nan_policy(path, nan_policy)
-    if voxel_normalization not in (None, "zscore", "unit_norm"):
-        raise DataFormatError(path, f"unknown voxel_normalization {voxel_normalization!r}",
-                              "use None, 'zscore' or 'unit_norm'")
+    check_voxel_normalization(path, voxel_normalization)
     table = read_table(path)
     subject = str(subject) if subject is not None else path.stem
     voxels, neuroids = _neuroids(table, path, subject, rois, hemisphere, voxel_key)
-    samples = _sample_fields(table, path, set(voxels))
-    da = _to_assembly(table, path, samples, voxels, neuroids, stimulus_key, time_key, tr_s)
+    samples = _sample_fields(table, set(voxels))
+    da = _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s)
     if voxel_normalization is not None:
         da = normalize_voxels(da, voxel_normalization)
     da.attrs.update({"source": str(path), "identifier": f"{subject}", "simulated":
@@ -385,12 +383,12 @@ def _snake(key):
     return SAMPLE_RENAMES.get(key) or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
 
 
-def _sample_fields(table, path, voxel_columns):
-    """``{key: (n_samples,) values}`` for keys flagging exactly one non-voxel column."""
+def _sample_fields(table, voxel_columns):
+    """``{key: (n_samples,) values}`` for keys flagging exactly one column, not a voxel."""
     fields = {}
     for key in table.keys:
-        flagged = [c for c in table.flagged(key) if c not in voxel_columns]
-        if len(flagged) == 1 and len(table.flagged(key)) == 1:
+        flagged = table.flagged(key)
+        if len(flagged) == 1 and flagged[0] not in voxel_columns:
             fields[key] = table.dataset[:, flagged[0]]
     return fields
 
@@ -402,7 +400,7 @@ def _labels(table, key, codes):
     return np.array([f"{c:g}" if np.isfinite(c) else "nan" for c in codes], dtype=object)
 
 
-def _to_assembly(table, path, samples, voxel_columns, neuroids, stimulus_key, time_key, tr_s):
+def _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s):
     sample_keys = sorted(samples)
     if stimulus_key is None:
         stimulus_key = next((k for k in STIMULUS_KEYS if k in samples), None)

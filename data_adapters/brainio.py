@@ -65,7 +65,7 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
     """
     check_nan_policy(path, nan_policy)
     try:
-        dataset = xr.open_dataset(path, engine="netcdf4", chunks={} if lazy else None)
+        dataset = xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError, RuntimeError) as error:
         raise DataFormatError(
             path, f"cannot be opened as netCDF ({error})", "is the file truncated or corrupt?"

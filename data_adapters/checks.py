@@ -1,4 +1,4 @@
-"""Validation shared by every loader: non-finite values and the final contract check.
+"""Checks shared by every loader: options, CSV headers, non-finite values, the contract.
 
 Each reader turns its file into an assembly and then calls :func:`finish`, so the
 ``nan_policy`` option means the same thing for every format.
@@ -12,6 +12,7 @@ from workbench.assembly import validate
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
 NAN_POLICIES = ("warn", "raise", "propagate")
+VOXEL_NORMALIZATIONS = (None, "zscore", "unit_norm")
 
 
 def check_nan_policy(path, nan_policy):
@@ -19,6 +20,21 @@ def check_nan_policy(path, nan_policy):
         raise DataFormatError(
             path, f"unknown nan_policy {nan_policy!r}", f"use one of {', '.join(NAN_POLICIES)}"
         )
+
+
+def check_voxel_normalization(path, method):
+    if method not in VOXEL_NORMALIZATIONS:
+        raise DataFormatError(path, f"unknown voxel_normalization {method!r}",
+                              "use None, 'zscore' or 'unit_norm'")
+
+
+def csv_header(head):
+    """The column names of a CSV's first line (``head``: its first bytes), or None."""
+    try:
+        first_line = head.decode("utf-8").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        return None
+    return {column.strip() for column in first_line.split(",")}
 
 
 def apply_nan_policy(da, path, nan_policy="warn"):

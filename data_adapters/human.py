@@ -22,6 +22,8 @@ import pandas as pd
 
 from workbench.errors import DataFormatError
 
+from .checks import csv_header
+
 TRIAL_COLUMNS = ("worker", "stimulus_id", "truth", "response", "rt_ms", "max_rt_ms")
 # psiTurk status codes of participants who finished: COMPLETED, SUBMITTED, CREDITED, BONUSED.
 COMPLETED_STATUSES = (3, 4, 5, 7)
@@ -57,12 +59,8 @@ def sniff_sqlite(path, head):
 
 
 def sniff_csv(path, head):
-    try:
-        first_line = head.decode("utf-8").splitlines()[0]
-    except (UnicodeDecodeError, IndexError):
-        return False
-    header = {column.strip() for column in first_line.split(",")}
-    return {"stimulus_id", "response", "truth"} <= header
+    header = csv_header(head)
+    return header is not None and {"stimulus_id", "response", "truth"} <= header
 
 
 def per_stimulus(trials):

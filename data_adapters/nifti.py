@@ -17,7 +17,7 @@ import xarray as xr
 from workbench.errors import DataFormatError
 
 from .bdata import _roi_name, normalize_voxels
-from .checks import check_nan_policy, finish
+from .checks import check_nan_policy, check_voxel_normalization, finish
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
@@ -227,9 +227,7 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     """
     path = Path(path)
     check_nan_policy(path, nan_policy)
-    if voxel_normalization not in (None, "zscore", "unit_norm"):
-        raise DataFormatError(path, f"unknown voxel_normalization {voxel_normalization!r}",
-                              "use None, 'zscore' or 'unit_norm'")
+    check_voxel_normalization(path, voxel_normalization)
     series, header_tr_s = open_series(path)
     n_volumes = series.shape[3]
     if tr_s is None:

@@ -12,6 +12,8 @@ import pandas as pd
 
 from workbench.errors import DataFormatError
 
+from .checks import csv_header
+
 METADATA_NAMES = {"obj": "object_name", "category": "category_name", "var": "variation"}
 ID_COLUMNS = ("stimulus_id", "image_id", "id")  # first one present names the image
 # HvM's variation levels: the public Brain-Score split is V0 + V3, the private one V6.
@@ -20,12 +22,8 @@ SPLITS = {"public": ("V0", "V3"), "private": ("V6",)}
 
 def sniff(path, head):
     """A CSV whose header names an image id and a file name (BrainIO stimulus sets do)."""
-    try:
-        first_line = head.decode("utf-8").splitlines()[0]
-    except (UnicodeDecodeError, IndexError):
-        return False
-    header = {column.strip() for column in first_line.split(",")}
-    return bool(header & set(ID_COLUMNS)) and "filename" in header
+    header = csv_header(head)
+    return header is not None and bool(header & set(ID_COLUMNS)) and "filename" in header
 
 
 def load_stimulus_set(path, split=None):

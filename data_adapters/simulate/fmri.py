@@ -154,7 +154,6 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
     for s_index, subject in enumerate(subjects):
         columns = []  # (hemisphere tag, roi, grid position) per voxel column
         patterns = []  # per voxel column: (n_levels, n_images) before mixing
-        clean_patterns = []
         w_columns = []
         for h_index, (tag, _) in enumerate(HEMISPHERES):
             positions = _hemisphere_positions(h_index)
@@ -174,11 +173,10 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
                     similarity[s_index, h_index, r_index, l_index] = [
                         np.mean([np.corrcoef(mixed[t, i], per_level[0][i])[0, 1] for i in range(n_images)])
                         for t in range(n_time_bins)]
-                for v in range(voxels_per_roi):
-                    columns.append((tag, roi, positions[cursor]))
-                    cursor += 1
+                columns += [(tag, roi, position)
+                            for position in positions[cursor:cursor + voxels_per_roi]]
+                cursor += voxels_per_roi
                 patterns.append(per_level)  # (n_levels, n_images, n_vox)
-                clean_patterns.append(per_level[0])
                 w_columns.append(np.repeat(w[None, :], voxels_per_roi, axis=0))
         per_level = np.concatenate(patterns, axis=2)  # (n_levels, n_images, n_vox)
         w_vox = np.concatenate(w_columns, axis=0)  # (n_vox, T)
@@ -195,16 +193,15 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
         trials = [trials[k] for k in order]
         trials.sort(key=lambda trial: trial[2])  # runs = repetitions, shuffled within
         n_trials = len(trials)
-        bold = np.empty((n_trials, n_time_bins, n_vox))
-        for k, (l_index, i, _) in enumerate(trials):
-            bold[k] = signal[l_index, i].T
-        bold += noise_sd * rng.standard_normal(bold.shape)
+        level_of, image_of, run_of = (np.array(column) for column in zip(*trials))
+        bold = signal[level_of, image_of].transpose(0, 2, 1)  # (n_trials, T, n_vox)
+        bold = bold + noise_sd * rng.standard_normal(bold.shape)
         samples = bold.reshape(n_trials * n_time_bins, n_vox)
         sample_fields = {
-            "ImageCode": np.repeat([codes[i] for _, i, _ in trials], n_time_bins).astype(float),
-            "Modification": np.repeat([levels[l] for l, _, _ in trials], n_time_bins),
-            "Category": np.repeat([int(clean.metadata["label"].iloc[i]) for _, i, _ in trials], n_time_bins).astype(float),
-            "Run": np.repeat([rep + 1 for _, _, rep in trials], n_time_bins).astype(float),
+            "ImageCode": np.repeat(codes[image_of], n_time_bins).astype(float),
+            "Modification": np.repeat(np.asarray(levels)[level_of], n_time_bins),
+            "Category": np.repeat(clean.metadata["label"].to_numpy()[image_of], n_time_bins).astype(float),
+            "Run": np.repeat(run_of + 1, n_time_bins).astype(float),
             "TimeBin": np.tile(np.arange(n_time_bins), n_trials).astype(float),
         }
         bdata_files[subject] = _write_bdata(directory / f"{subject}.h5", samples, columns,
