@@ -23,7 +23,7 @@ def test_identical_extraction_hits_and_a_changed_weight_misses(tmp_path):
         next(model.parameters()).view(-1)[0] += 1e-3
     changed, hit = cached_extract(model, stimuli, tmp_path, protocol=PROTOCOL, progress=False)
     assert not hit and not np.array_equal(changed.values, first.values)
-    assert len(list(tmp_path.glob("*.nc"))) == 2
+    assert len(list(tmp_path.glob("*.zarr"))) == 2
 
 
 def test_key_depends_on_every_input():

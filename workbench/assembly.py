@@ -394,16 +394,11 @@ def select_time_bins(da, start=None, end=None):
     return da.isel(time_bin=np.flatnonzero(keep))
 
 
-def to_netcdf(da, path):
-    """Write an assembly to a BrainIO-compatible netCDF-4 file, atomically.
-
-    Plain coords and one data variable named ``data``; attributes that netCDF cannot
-    hold (bool, None, dicts, lists of strings) travel in one JSON attribute and are
-    restored by :func:`from_netcdf`.
-    """
-    validate(da)
+def encode_attrs(attrs):
+    """Attributes as file formats hold them: strings and numbers stay, the rest (bool,
+    None, dicts, lists) travel in one JSON attribute that :func:`decode_attrs` unpacks."""
     native, extra = {}, {}
-    for key, value in da.attrs.items():
+    for key, value in attrs.items():
         if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
             value, (bool, np.bool_)
         ):
@@ -412,8 +407,18 @@ def to_netcdf(da, path):
             extra[key] = value
     if extra:
         native[_JSON_ATTRS_KEY] = json.dumps(extra, default=_json_default)
+    return native
+
+
+def to_netcdf(da, path):
+    """Write an assembly to a BrainIO-compatible netCDF-4 file, atomically.
+
+    Plain coords and one data variable named ``data``; attributes that netCDF cannot
+    hold travel as JSON (:func:`encode_attrs`) and are restored by :func:`from_netcdf`.
+    """
+    validate(da)
     out = da.copy(deep=False)
-    out.attrs = native
+    out.attrs = encode_attrs(da.attrs)
     out.name = "data"
     with atomic_path(path) as tmp:
         out.to_netcdf(tmp, engine="netcdf4")

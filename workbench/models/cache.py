@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assembly import from_netcdf, to_netcdf
-from .extraction import extract
-from .protocol import PresentationProtocol
+from .extraction import _resolve_protocol, extract
+from .reductions import Reduction
+from .store import open_activations
 
 
 def _update_array(digest, name, array):
@@ -37,21 +37,24 @@ def cache_key(model, stimuli, protocol, layers, **options):
     return digest.hexdigest()
 
 
-def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, **options):
-    """:func:`workbench.models.extract`, stored under ``cache_dir/<content hash>.nc``.
+def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduction=None,
+                   **options):
+    """:func:`workbench.models.extract` into a zarr store ``cache_dir/<content hash>.zarr``.
 
-    Returns ``(assembly, hit)``: ``hit`` is True when the activations came from the cache.
-    Writes are atomic, so an interrupted run leaves no half-written entry.
+    Returns ``(assembly, hit)``: ``hit`` is True when the activations came from the cache
+    (then they are opened lazily from disk). The key covers weights, stimuli, protocol,
+    layers, reduction and autocast; batch size, device and progress bar do not change the
+    values and are left out. The store is renamed into place only when complete, so an
+    interrupted run is a miss, never a half-read entry.
     """
-    protocol = protocol or PresentationProtocol()
+    protocol = _resolve_protocol(model, protocol)
     layers = list(layers or getattr(model, "default_layers", []) or [])
-    key = cache_key(model, stimuli, protocol, layers,
+    reduction = reduction or Reduction()
+    key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(),
                     **{k: v for k, v in options.items() if k not in ("progress", "device", "batch_size")})
-    path = Path(cache_dir) / f"{key}.nc"
-    if path.exists():
-        return from_netcdf(path), True
-    assembly = extract(model, stimuli, layers=layers or None, protocol=protocol, **options)
-    assembly.attrs["cache_key"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_netcdf(assembly, path)
+    path = Path(cache_dir) / f"{key}.zarr"
+    if (path / ".zmetadata").exists():
+        return open_activations(path), True
+    assembly = extract(model, stimuli, layers=layers or None, protocol=protocol,
+                       reduction=reduction, store=path, **options)
     return assembly, False

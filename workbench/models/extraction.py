@@ -3,17 +3,27 @@
 A recurrent model calls the same submodule once per time step. Forward hooks that store
 ``outputs[name] = output`` keep only the last call; :class:`LayerRecorder` appends every
 call instead, so the T calls of a reused module become T time bins.
+
+Outputs stay on the model's device and are reduced there (:mod:`.reductions`); each batch
+crosses to the host once and goes to a sink (memory, or a zarr store streamed to disk), so
+peak memory is one batch plus the result, or one batch when a store is used.
 """
+
+import contextlib
 
 import numpy as np
 import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ..assembly import DIMS, validate
+from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError
 from .protocol import PresentationProtocol
+from .reductions import Reduction
+from .store import MemorySink, ZarrSink
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class LayerRecorder:
@@ -24,14 +34,19 @@ class LayerRecorder:
     model : torch.nn.Module
     layers : list of str
         Dotted module paths as in ``model.named_modules()``.
+    transform : callable, optional
+        ``transform(name, output) -> tensor`` applied to each output where it was made
+        (on its device); default: detach, move to the CPU as float32.
 
     Attributes
     ----------
     calls : dict of str to list of torch.Tensor
-        The outputs of each layer in call order (detached, on the CPU, float32).
+        The (transformed) outputs of each layer in call order.
+    shapes : dict of str to tuple
+        Per-sample shape of each layer's raw output (from its first call).
     """
 
-    def __init__(self, model, layers):
+    def __init__(self, model, layers, transform=None):
         modules = dict(model.named_modules())
         unknown = [name for name in layers if name not in modules or name == ""]
         if unknown:
@@ -44,7 +59,9 @@ class LayerRecorder:
             raise ExtractionError(f"layers listed twice: {layers}")
         self.layers = list(layers)
         self._modules = [modules[name] for name in self.layers]
+        self._transform = transform or (lambda name, output: output.detach().to("cpu", torch.float32))
         self._handles = []
+        self.shapes = {}
         self.calls = {name: [] for name in self.layers}
 
     def _hook(self, name):
@@ -55,7 +72,10 @@ class LayerRecorder:
                 raise ExtractionError(
                     f"layer {name!r} returned {type(output).__name__}, not a tensor"
                 )
-            self.calls[name].append(output.detach().to("cpu", torch.float32))
+            shape = tuple(output.shape[1:])
+            if self.shapes.setdefault(name, shape) != shape:
+                raise ExtractionError(f"layer {name!r} changed shape from {self.shapes[name]} to {shape}")
+            self.calls[name].append(self._transform(name, output.detach()))
 
         return record
 
@@ -77,110 +97,51 @@ class LayerRecorder:
         return calls
 
 
-def _neuroid_coords(layer, shape):
-    """Coords for the units of one layer output of per-sample ``shape`` (C[, H, W])."""
-    if len(shape) == 3:
-        channel, y, x = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
-    elif len(shape) == 1:
-        channel = np.arange(shape[0])
-        y = x = np.zeros_like(channel)
-    else:
+def _check_steps(calls, n_steps):
+    for name, outputs in calls.items():
+        if len(outputs) != n_steps:
+            raise ExtractionError(
+                f"layer {name!r} was called {len(outputs)} times for {n_steps} steps; "
+                "record modules that run once per step"
+            )
+
+
+def _resolve_protocol(model, protocol):
+    declared = getattr(model, "unrolling", None)
+    if protocol is None:
+        protocol = getattr(model, "default_protocol", None) or PresentationProtocol()
+    if declared is not None and protocol.unrolling != declared:
         raise ExtractionError(
-            f"layer {layer!r} outputs per-sample shape {tuple(shape)}; expected (C,) or (C, H, W)"
+            f"{type(model).__name__} unrolls {declared!r} but the protocol says "
+            f"{protocol.unrolling!r} (fix: PresentationProtocol(unrolling={declared!r}))"
         )
-    channel, y, x = channel.ravel(), y.ravel(), x.ravel()
-    ids = np.char.add(np.char.add(np.char.add(f"{layer}/", channel.astype(str)), "/"),
-                      np.char.add(np.char.add(y.astype(str), "/"), x.astype(str)))
-    return {
-        "neuroid_id": ids.astype(object),
-        "layer": np.full(channel.shape, layer, dtype=object),
-        "channel": channel,
-        "y": y,
-        "x": x,
-    }
+    return protocol
 
 
-def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="auto",
-            progress=True):
-    """Run ``model`` over a stimulus set and return activations at every step.
+def _autocast(device, autocast):
+    if autocast is None:
+        return contextlib.nullcontext()
+    if autocast not in AUTOCAST_DTYPES:
+        raise ExtractionError(f"autocast must be None or one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}")
+    if device.type == "cpu" and autocast == "fp16":
+        raise ExtractionError("fp16 autocast needs an accelerator (fix: autocast='bf16' or None on CPU)")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[autocast])
 
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Called as ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``.
-    stimuli : workbench.stimuli.StimulusSet
-    layers : list of str, optional
-        Module paths to record; default ``model.default_layers``.
-    protocol : PresentationProtocol, optional
-        Maps steps to milliseconds; default 10 image steps then 15 grey, 10 ms each.
-    batch_size : int
-    device : str or torch.device
-        ``"auto"`` uses CUDA, then MPS, then the CPU.
-    progress : bool
-        Show a progress bar over batches.
 
-    Returns
-    -------
-    xarray.DataArray
-        Assembly ``(presentation, neuroid, time_bin)``, float32, with neuroid coords
-        ``layer``, ``channel``, ``y``, ``x`` and time coords from the protocol plus
-        ``time_step``.
-    """
-    protocol = protocol or PresentationProtocol()
-    if layers is None:
-        layers = getattr(model, "default_layers", None)
-        if not layers:
-            raise ExtractionError("name the layers to record (this model has no default_layers)")
-    if batch_size < 1:
-        raise ExtractionError(f"batch_size must be >= 1, got {batch_size}")
-    images = np.asarray(stimuli.images)
-    if images.ndim != 4 or not np.issubdtype(images.dtype, np.floating):
-        raise ExtractionError(
-            f"stimulus images must be float (n, C, H, W), got {images.dtype} {images.shape}"
-        )
-    device = resolve_device(device)
-    was_training = model.training
-    model.eval().to(device)
-    per_layer = {name: [] for name in layers}
-    shapes = {}
-    try:
-        with LayerRecorder(model, layers) as recorder, torch.inference_mode():
-            starts = range(0, len(images), batch_size)
-            for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
-                batch = torch.from_numpy(images[start:start + batch_size]).to(device)
-                model(protocol.frames(batch))
-                for name, calls in recorder.pop().items():
-                    if len(calls) != protocol.n_steps:
-                        raise ExtractionError(
-                            f"layer {name!r} was called {len(calls)} times for "
-                            f"{protocol.n_steps} steps; record modules that run once per step"
-                        )
-                    # (steps, batch, ...) -> (batch, units, steps)
-                    stacked = torch.stack(calls, dim=-1)
-                    per_layer[name].append(stacked.reshape(stacked.shape[0], -1, stacked.shape[-1]).numpy())
-                    if shapes.setdefault(name, calls[0].shape[1:]) != calls[0].shape[1:]:
-                        raise ExtractionError(f"layer {name!r} changed shape between batches")
-    finally:
-        model.train(was_training)
-
-    values, coords = [], {key: [] for key in ("neuroid_id", "layer", "channel", "y", "x")}
+def _template(stimuli, layers, shapes, reduction, protocol, model, options):
+    """An assembly of the final shape and coords whose values are placeholders."""
+    coords = {}
     for name in layers:
-        values.append(np.concatenate(per_layer[name], axis=0))
-        for key, column in _neuroid_coords(name, tuple(shapes[name])).items():
-            coords[key].append(column)
-    data = np.concatenate(values, axis=1)
-    if not np.isfinite(data).all():
-        raise ExtractionError(
-            f"the model produced {np.size(data) - np.isfinite(data).sum()} non-finite activations"
-        )
+        for key, column in reduction.coords(name, shapes[name]).items():
+            coords.setdefault(key, []).append(column)
+    n_units = sum(map(len, coords["neuroid_id"]))
     time_start, time_end = protocol.time_bins()
-    presentation = {
-        column: ("presentation", stimuli.metadata[column].to_numpy())
-        for column in stimuli.metadata.columns
-    }
+    presentation = {column: ("presentation", stimuli.metadata[column].to_numpy())
+                    for column in stimuli.metadata.columns}
     presentation["stimulus_id"] = ("presentation", stimuli.stimulus_ids.astype(object))
-    assembly = xr.DataArray(
-        data,
+    placeholder = np.broadcast_to(np.float32(0), (len(stimuli), n_units, protocol.n_steps))
+    return xr.DataArray(
+        placeholder,
         dims=DIMS,
         coords={
             **presentation,
@@ -194,7 +155,123 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
             "model": getattr(model, "config", {"name": type(model).__name__}),
             "stimuli": stimuli.identifier,
             "protocol": protocol.as_dict(),
+            "reduction": reduction.spec(),
+            "extraction": options,
             "simulated": False,
         },
     )
-    return validate(assembly)
+
+
+def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size):
+    """Fit a reduction (PCA) on the raw outputs of a seeded subset of stimuli."""
+    rng = np.random.default_rng(getattr(reduction, "seed", 0))
+    n_fit = min(getattr(reduction, "n_fit", len(images)), len(images))
+    subset = np.sort(rng.choice(len(images), size=n_fit, replace=False))
+    collected = {name: [] for name in layers}
+    with LayerRecorder(model, layers, transform=lambda name, out: out.float()) as recorder:
+        for start in range(0, len(subset), batch_size):
+            batch = torch.from_numpy(images[subset[start:start + batch_size]]).to(device)
+            with _autocast(device, autocast):
+                model(protocol.frames(batch))
+            calls = recorder.pop()
+            _check_steps(calls, protocol.n_steps)
+            for name, outputs in calls.items():
+                collected[name].extend(outputs)
+    for name in layers:
+        reduction.fit(name, torch.cat(collected.pop(name)))
+
+
+def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="auto",
+            progress=True, reduction=None, store=None, autocast=None):
+    """Run ``model`` over a stimulus set and return activations at every step.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Called as ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``.
+    stimuli : workbench.stimuli.StimulusSet
+    layers : list of str, optional
+        Module paths to record; default ``model.default_layers``.
+    protocol : PresentationProtocol, optional
+        Maps steps to milliseconds; default the model's ``default_protocol``, else 10 image
+        steps then 15 grey, 10 ms each. Its ``unrolling`` must match the model's.
+    batch_size : int
+    device : str or torch.device
+        ``"auto"`` uses CUDA, then MPS, then the CPU.
+    progress : bool
+        Show a progress bar over batches.
+    reduction : workbench.models.reductions.Reduction, optional
+        Applied to every recorded output on the device (``SpatialPool``,
+        ``SparseRandomProjection``, ``PCA``); default: every unit.
+    store : path, optional
+        Stream the activations into this zarr store (replaced atomically at the end) and
+        return it opened lazily; default: hold them in memory.
+    autocast : {None, "bf16", "fp16"}
+        Mixed precision for the forward pass (meant for GPUs); values are stored as float32.
+
+    Returns
+    -------
+    xarray.DataArray
+        Assembly ``(presentation, neuroid, time_bin)``, float32, with neuroid coords
+        ``layer``, ``channel``, ``y``, ``x`` (and ``component`` for projections), time
+        coords from the protocol plus ``time_step``.
+
+    Raises
+    ------
+    ExtractionError
+        Unknown layers (the message lists the available ones), images that are not float
+        ``(n, C, H, W)``, a layer not called once per step, non-finite activations.
+    """
+    protocol = _resolve_protocol(model, protocol)
+    if layers is None:
+        layers = getattr(model, "default_layers", None)
+        if not layers:
+            raise ExtractionError("name the layers to record (this model has no default_layers)")
+    layers = list(layers)
+    if batch_size < 1:
+        raise ExtractionError(f"batch_size must be >= 1, got {batch_size}")
+    images = np.asarray(stimuli.images)
+    if images.ndim != 4 or not np.issubdtype(images.dtype, np.floating):
+        raise ExtractionError(
+            f"stimulus images must be float (n, C, H, W), got {images.dtype} {images.shape}"
+        )
+    images = images.astype(np.float32, copy=False)
+    reduction = reduction or Reduction()
+    device = resolve_device(device)
+    options = {"autocast": autocast}
+    sink = ZarrSink(store, batch_size) if store is not None else MemorySink()
+    was_training = model.training
+    model.eval().to(device)
+    opened = False
+    try:
+        with torch.inference_mode():
+            if reduction.needs_fit:
+                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size)
+            with LayerRecorder(model, layers, transform=reduction) as recorder:
+                starts = range(0, len(images), batch_size)
+                for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
+                    batch = torch.from_numpy(images[start:start + batch_size]).to(device)
+                    with _autocast(device, autocast):
+                        model(protocol.frames(batch))
+                    calls = recorder.pop()
+                    _check_steps(calls, protocol.n_steps)
+                    # per layer (steps x (batch, features)) -> (batch, units, steps), one transfer
+                    block = torch.cat([torch.stack(calls[name], dim=-1) for name in layers], dim=1)
+                    if not bool(torch.isfinite(block).all()):
+                        bad = (~torch.isfinite(block)).sum().item()
+                        raise ExtractionError(
+                            f"the model produced {bad} non-finite activations in the batch starting "
+                            f"at stimulus {stimuli.stimulus_ids[start]!r} (fix: check the weights and "
+                            "the input scale; under autocast try bf16 or None)"
+                        )
+                    if not opened:
+                        sink.open(_template(stimuli, layers, recorder.shapes, reduction, protocol,
+                                            model, options))
+                        opened = True
+                    sink.write(start, block.cpu().numpy())
+        return sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        model.train(was_training)

@@ -1,0 +1,112 @@
+"""Where extracted activations go, one batch at a time: memory or a zarr store on disk.
+
+Both sinks are allocated once, when the first batch fixes the number of units, and then
+filled in place, so no step ever concatenates the whole result. The zarr sink writes in a
+background thread (disk I/O overlaps the next batch's forward pass), into a temporary
+directory beside the target that is renamed onto it only when every batch is written: an
+interrupted extraction leaves no store that looks complete.
+"""
+
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..assembly import DIMS, decode_attrs, encode_attrs, validate
+from ..errors import ExtractionError
+
+VARIABLE = "activations"
+
+
+class MemorySink:
+    """Fills one preallocated ``(presentation, neuroid, time_bin)`` float32 array."""
+
+    def open(self, template):
+        self.template = template
+        self.data = np.empty(template.shape, dtype=np.float32)
+
+    def write(self, start, block):
+        self.data[start:start + len(block)] = block
+
+    def close(self):
+        return validate(self.template.copy(data=self.data))
+
+    def abort(self):
+        self.data = None
+
+
+class ZarrSink:
+    """Streams batches into a zarr store at ``path`` (zarr format 2, chunks of one batch)."""
+
+    def __init__(self, path, chunk_presentations):
+        self.path = Path(path)
+        self.chunk = int(chunk_presentations)
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending = None
+
+    def open(self, template):
+        import dask.array
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        lazy = dask.array.zeros(template.shape, dtype=np.float32,
+                                chunks=(self.chunk,) + template.shape[1:])
+        dataset = template.copy(data=lazy).to_dataset(name=VARIABLE)
+        dataset.attrs = encode_attrs(template.attrs)
+        dataset[VARIABLE].attrs = {}
+        # Writes coords and metadata now; the data chunks are filled batch by batch.
+        dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True)
+        import zarr
+
+        self._array = zarr.open_group(str(self.tmp), mode="r+", zarr_format=2)[VARIABLE]
+
+    def _wait(self):
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def write(self, start, block):
+        self._wait()
+        self._pending = self._pool.submit(self._array.__setitem__, slice(start, start + len(block)), block)
+
+    def close(self):
+        self._wait()
+        self._pool.shutdown()
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.tmp.rename(self.path)
+        return open_activations(self.path)
+
+    def abort(self):
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
+            if hasattr(self, "tmp"):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def open_activations(path):
+    """Open a store written by :func:`workbench.models.extract` as a lazy assembly.
+
+    The values stay on disk (dask, one chunk per extraction batch); coords are loaded.
+    """
+    path = Path(path)
+    if not (path / ".zmetadata").exists():
+        raise ExtractionError(f"{path}: not a complete activation store (no .zmetadata); "
+                              "fix: extract again (an interrupted extraction leaves no store)")
+    dataset = xr.open_zarr(path, zarr_format=2, consolidated=True)
+    if VARIABLE not in dataset or dataset[VARIABLE].dims != DIMS:
+        raise ExtractionError(f"{path}: no {VARIABLE!r} variable with dims {DIMS}")
+    da = dataset[VARIABLE]
+    coords = {}
+    for name, coord in da.coords.items():
+        values = coord.values
+        if values.dtype.kind in "UT":  # zarr returns numpy StringDType; the contract uses str objects
+            values = values.astype(object)
+        coords[name] = (coord.dims, values)
+    da = xr.DataArray(da.data, dims=da.dims, coords=coords, attrs=decode_attrs(dataset.attrs))
+    return validate(da)

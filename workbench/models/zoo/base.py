@@ -1,0 +1,79 @@
+"""What every zoo model shares: a config, seeded construction, and the call convention.
+
+Call convention: ``model(frames)`` with ``frames`` ``(batch, steps, channels, H, W)``
+returns the per-step decision logits ``(batch, steps, classes)``;
+``model(frames, return_states=True)`` also returns a dict of per-step layer states
+``name -> (batch, steps, ...)``. The modules named in ``default_layers`` are called once
+per step, so :func:`workbench.models.extract` records one time bin per step.
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Seed weight initialisation without touching torch's global generator."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+class ZooModel(nn.Module):
+    """Base class: subclasses implement :meth:`run` and list ``default_layers``."""
+
+    name = None
+    unrolling = "network_per_step"
+
+    def __init__(self, **config):
+        super().__init__()
+        self.config = {"name": self.name, **config}
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """Rebuild a network from its ``config`` (as stored in model cards and attrs)."""
+        arguments = {key: value for key, value in config.items() if key != "name"}
+        return cls(**{**arguments, **overrides})
+
+    def run(self, frames):
+        """Return ``(logits list over steps, {layer: list of per-step states})``."""
+        raise NotImplementedError
+
+    def forward(self, frames, return_states=False):
+        logits, states = self.run(frames)
+        logits = torch.stack(logits, dim=1)
+        if not return_states:
+            return logits
+        return logits, {name: torch.stack(values, dim=1) for name, values in states.items()}
+
+    def training_logits(self, frames):
+        """Logits the training loss sees (the per-frame ones for a frame-integrating model)."""
+        return self(frames)
+
+
+class Taps(nn.ModuleDict):
+    """Identity modules that name a state for recording (``out.<name>``).
+
+    Passing a state through its tap costs nothing and gives hooks a module that runs
+    exactly once per step with the state the next step sees.
+    """
+
+    def __init__(self, names):
+        super().__init__({name: nn.Identity() for name in names})
+
+
+def kaiming_init(module):
+    """He-normal convolution and linear weights, zero biases: keeps activity from shrinking
+    layer by layer in the small normalisation-free nets (PyTorch's default init does)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def global_pool(x):
+    return x.mean(dim=(2, 3))

@@ -1,0 +1,94 @@
+"""Contextual recurrent CNN (CRCN): VGG-style stages with feedback contextual modules."""
+
+import torch
+from torch import nn
+
+from .base import Taps, ZooModel, global_pool, seeded
+
+
+class ContextualModule(nn.Module):
+    """Feedback from a higher stage ``h`` into a lower stage ``k``:
+
+    .. math::
+        u &= \\mathrm{up}(O_h) \\quad (\\text{nearest upsampling to } O_k\\text{'s size, 1x1 conv to its channels}) \\\\
+        g &= \\tanh(\\mathrm{conv}_{3\\times3}([u, O_k])) \\\\
+        O_k &\\leftarrow g \\odot u + O_k
+    """
+
+    def __init__(self, high_channels, low_channels):
+        super().__init__()
+        self.match = nn.Conv2d(high_channels, low_channels, 1)
+        self.gate = nn.Conv2d(2 * low_channels, low_channels, 3, padding=1)
+
+    def forward(self, high, low):
+        up = self.match(nn.functional.interpolate(high, size=low.shape[-2:], mode="nearest"))
+        gate = torch.tanh(self.gate(torch.cat([up, low], dim=1)))
+        return gate * up + low
+
+
+class CRCN(ZooModel):
+    """VGG-style stages (two 3x3 conv + batch norm + ReLU each, 2x2 max-pool between stages) with
+    contextual feedback loops, unrolled over steps.
+
+    Step 0 is the feedforward pass. At step ``t > 0`` stage ``k`` is computed from the
+    current frame and stage ``k-1``, then every loop ``(h, k)`` updates it with the output of
+    stage ``h`` from step ``t-1`` (:class:`ContextualModule`) before it feeds stage ``k+1``.
+    With a static image repeated over steps this is the paper's unrolling; ``unroll`` steps
+    of a longer protocol keep updating in the same way.
+
+    Parameters
+    ----------
+    channels : tuple of int
+        Channels per stage; stage outputs are recorded as ``out.stage0``, ...
+    loops : list of (int, int)
+        Feedback loops ``(higher stage, lower stage)``.
+    """
+
+    name = "CRCN"
+
+    def __init__(self, channels=(8, 16, 32), loops=((2, 0), (2, 1)), in_channels=1, n_classes=10,
+                 seed=None):
+        loops = [tuple(int(v) for v in loop) for loop in loops]
+        for high, low in loops:
+            if not 0 <= low < high < len(channels):
+                raise ValueError(f"loop {(high, low)} must go from a higher to a lower stage "
+                                 f"among {len(channels)} stages")
+        super().__init__(channels=list(channels), loops=[list(loop) for loop in loops],
+                         in_channels=in_channels, n_classes=n_classes, seed=seed)
+        with seeded(seed):
+            sizes = (in_channels,) + tuple(channels)
+            self.stages = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(sizes[i], sizes[i + 1], 3, padding=1), nn.BatchNorm2d(sizes[i + 1]),
+                              nn.ReLU(), nn.Conv2d(sizes[i + 1], sizes[i + 1], 3, padding=1),
+                              nn.BatchNorm2d(sizes[i + 1]), nn.ReLU())
+                for i in range(len(channels))
+            )
+            self.context = nn.ModuleDict(
+                {f"{high}to{low}": ContextualModule(channels[high], channels[low]) for high, low in loops}
+            )
+            self.readout = nn.Linear(channels[-1], n_classes)
+        self.out = Taps([f"stage{i}" for i in range(len(channels))])
+        self.loops = loops
+
+    default_layers = property(lambda self: [f"out.stage{i}" for i in range(len(self.stages))])
+
+    def run(self, frames):
+        previous = None
+        history = {name: [] for name in self.default_layers}
+        logits = []
+        for t in range(frames.shape[1]):
+            x, current = frames[:, t], []
+            for k, stage in enumerate(self.stages):
+                if k:
+                    x = nn.functional.max_pool2d(x, 2)
+                x = stage(x)
+                if previous is not None:
+                    for high, low in self.loops:
+                        if low == k:
+                            x = self.context[f"{high}to{low}"](previous[high], x)
+                x = self.out[f"stage{k}"](x)
+                current.append(x)
+                history[f"out.stage{k}"].append(x)
+            previous = current
+            logits.append(self.readout(global_pool(x)))
+        return logits, history
