@@ -1,7 +1,8 @@
 """Stimulus sets: images plus one ``stimulus_id`` each and per-image metadata.
 
-Only scikit-learn's digits ship here for now; images are float32 ``(n, channels, height,
-width)``, standardised so that 0 is the mean grey level (a "grey frame" is all zeros).
+Embedded sets: scikit-learn's digits (:func:`digits`) and natural photographs from
+scikit-learn and scikit-image (:func:`natural_images`). Images are float32 ``(n, channels,
+height, width)``, standardised so that 0 is the mean grey level (a "grey frame" is all zeros).
 """
 
 from dataclasses import dataclass, field
@@ -114,6 +115,76 @@ def digits(n_stimuli=None, size=8, seed=0):
         metadata,
         identifier=f"sklearn-digits(n={len(index)},size={size},seed={seed})",
     )
+
+
+# Photographs bundled inside the scikit-image wheel (no download needed).
+SKIMAGE_IMAGES = ("astronaut", "camera", "cat", "coffee", "coins", "horse", "moon", "page",
+                  "rocket", "text")
+SKLEARN_IMAGES = ("china.jpg", "flower.jpg")
+
+
+def _square(image):
+    """Centre crop to a square."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):
+    """Natural photographs that ship with scikit-learn and scikit-image.
+
+    Parameters
+    ----------
+    size : int
+        Output height = width in pixels (centre crop to a square, then anti-aliased resize).
+    greyscale : bool
+        Luminance (ITU-R 601-2 weights) in one channel; else three RGB channels (greyscale
+        originals are repeated).
+    sources : tuple of {"sklearn", "skimage"}
+
+    Returns
+    -------
+    StimulusSet
+        ``stimulus_id`` ``"<source>_<name>"``, ``image_set`` (the source), standardised over
+        the set (0 is the mean grey).
+    """
+    from skimage import data as skdata
+    from skimage.color import gray2rgb, rgb2gray
+    from skimage.transform import resize
+
+    unknown = set(sources) - {"sklearn", "skimage"}
+    if unknown or not sources:
+        raise WorkbenchError(f"sources must be among ('sklearn', 'skimage'), got {sources}")
+    if size < 8:
+        raise WorkbenchError(f"size must be >= 8 px, got {size}")
+    named = []
+    if "sklearn" in sources:
+        from sklearn.datasets import load_sample_image
+
+        named += [("sklearn", name.removesuffix(".jpg"), load_sample_image(name)) for name in SKLEARN_IMAGES]
+    if "skimage" in sources:
+        named += [("skimage", name, getattr(skdata, name)()) for name in SKIMAGE_IMAGES]
+    images = []
+    for _, _, image in named:
+        image = np.asarray(image)
+        if image.ndim == 3 and image.shape[-1] == 4:  # RGBA -> RGB
+            image = image[..., :3]
+        image = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else max(image.max(), 1e-12))
+        if greyscale:
+            image = rgb2gray(image) if image.ndim == 3 else image
+            image = image[..., None]
+        elif image.ndim == 2:
+            image = gray2rgb(image)
+        image = resize(_square(image), (size, size), anti_aliasing=True)
+        images.append(image.transpose(2, 0, 1))
+    images = np.stack(images)
+    images = ((images - images.mean()) / images.std()).astype(np.float32)
+    metadata = pd.DataFrame({"stimulus_id": [f"{source}_{name}" for source, name, _ in named],
+                             "image_set": [source for source, _, _ in named],
+                             "object_name": [name for _, name, _ in named]})
+    return StimulusSet(images, metadata,
+                       identifier=f"natural-images(size={size},greyscale={greyscale},sources={','.join(sources)})")
 
 
 def blur(stimulus_set, level_percent):

@@ -97,6 +97,37 @@ class LayerRecorder:
         return calls
 
 
+class _BatchBuffers:
+    """Two reusable ``(batch, units, steps)`` blocks on the device (and two pinned host
+    blocks for an accelerator): each batch's per-step outputs are copied in once, with no
+    stack/concatenate temporaries and no fresh allocation per batch. Two, because the zarr
+    sink may still be writing the previous batch while this one is filled."""
+
+    def __init__(self, calls, layers, n_steps, batch_size, device):
+        widths = [calls[name][0].shape[1] for name in layers]
+        self.offsets = np.concatenate([[0], np.cumsum(widths)])
+        self.layers = layers
+        shape = (batch_size, int(self.offsets[-1]), n_steps)
+        self.device = [torch.empty(shape, device=device) for _ in range(2)]
+        self.host = ([torch.empty(shape, pin_memory=True) for _ in range(2)]
+                     if device.type == "cuda" else self.device)
+        self.turn = 0
+
+    def fill(self, calls, n):
+        self.turn = 1 - self.turn
+        block = self.device[self.turn][:n]
+        for name, lo, hi in zip(self.layers, self.offsets[:-1], self.offsets[1:]):
+            for t, output in enumerate(calls[name]):
+                block[:, lo:hi, t].copy_(output)
+        return block
+
+    def to_host(self, block):
+        host = self.host[self.turn][:len(block)]
+        if host.data_ptr() != block.data_ptr():
+            host.copy_(block)
+        return host.numpy()
+
+
 def _check_steps(calls, n_steps):
     for name, outputs in calls.items():
         if len(outputs) != n_steps:
@@ -242,7 +273,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     sink = ZarrSink(store, batch_size) if store is not None else MemorySink()
     was_training = model.training
     model.eval().to(device)
-    opened = False
+    opened, buffers = False, None
     try:
         with torch.inference_mode():
             if reduction.needs_fit:
@@ -255,9 +286,11 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
                         model(protocol.frames(batch))
                     calls = recorder.pop()
                     _check_steps(calls, protocol.n_steps)
-                    # per layer (steps x (batch, features)) -> (batch, units, steps), one transfer
-                    block = torch.cat([torch.stack(calls[name], dim=-1) for name in layers], dim=1)
-                    if not bool(torch.isfinite(block).all()):
+                    if buffers is None:
+                        buffers = _BatchBuffers(calls, layers, protocol.n_steps, batch_size, device)
+                    block = buffers.fill(calls, len(batch))
+                    # a sum is non-finite iff some value is (or it overflows: then count exactly)
+                    if not bool(torch.isfinite(block.sum())) and not bool(torch.isfinite(block).all()):
                         bad = (~torch.isfinite(block)).sum().item()
                         raise ExtractionError(
                             f"the model produced {bad} non-finite activations in the batch starting "
@@ -268,7 +301,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
                         sink.open(_template(stimuli, layers, recorder.shapes, reduction, protocol,
                                             model, options))
                         opened = True
-                    sink.write(start, block.cpu().numpy())
+                    sink.write(start, buffers.to_host(block))
         return sink.close()
     except BaseException:
         sink.abort()

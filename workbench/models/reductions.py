@@ -93,7 +93,11 @@ class SpatialPool(Reduction):
 
     def __call__(self, layer, output):
         if output.ndim == 4:
-            output = torch.nn.functional.adaptive_avg_pool2d(output.float(), self.size)
+            height, width = output.shape[-2:]
+            if height % self.size == 0 and width % self.size == 0:  # same result, less work
+                output = torch.nn.functional.avg_pool2d(output.float(), (height // self.size, width // self.size))
+            else:
+                output = torch.nn.functional.adaptive_avg_pool2d(output.float(), self.size)
         return _flat(output)
 
     def coords(self, layer, shape):

@@ -32,7 +32,7 @@ class MemorySink:
         self.data[start:start + len(block)] = block
 
     def close(self):
-        return validate(self.template.copy(data=self.data))
+        return validate(self.template.copy(deep=False, data=self.data))
 
     def abort(self):
         self.data = None
@@ -58,7 +58,10 @@ class ZarrSink:
         dataset.attrs = encode_attrs(template.attrs)
         dataset[VARIABLE].attrs = {}
         # Writes coords and metadata now; the data chunks are filled batch by batch.
-        dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True)
+        # Uncompressed: float activations barely compress, and compressing would take CPU
+        # from the forward pass the write overlaps with.
+        dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True,
+                        encoding={VARIABLE: {"compressors": None}})
         import zarr
 
         self._array = zarr.open_group(str(self.tmp), mode="r+", zarr_format=2)[VARIABLE]

@@ -38,20 +38,36 @@ class ZooModel(nn.Module):
         arguments = {key: value for key, value in config.items() if key != "name"}
         return cls(**{**arguments, **overrides})
 
-    def run(self, frames):
-        """Return ``(logits list over steps, {layer: list of per-step states})``."""
+    def run(self, frames, history):
+        """Return the per-step logits (a list); ``history.add(layer, state)`` each step."""
         raise NotImplementedError
 
     def forward(self, frames, return_states=False):
-        logits, states = self.run(frames)
-        logits = torch.stack(logits, dim=1)
+        history = History(self.default_layers, keep=return_states)
+        logits = torch.stack(self.run(frames, history), dim=1)
         if not return_states:
             return logits
-        return logits, {name: torch.stack(values, dim=1) for name, values in states.items()}
+        return logits, history.stacked()
 
     def training_logits(self, frames):
         """Logits the training loss sees (the per-frame ones for a frame-integrating model)."""
         return self(frames)
+
+
+class History:
+    """Per-step layer states, kept only when asked for (holding every step's full state
+    would make extraction and inference memory grow with the number of steps)."""
+
+    def __init__(self, names, keep):
+        self.keep = keep
+        self.states = {name: [] for name in names}
+
+    def add(self, name, value):
+        if self.keep:
+            self.states[name].append(value)
+
+    def stacked(self):
+        return {name: torch.stack(values, dim=1) for name, values in self.states.items()}
 
 
 class Taps(nn.ModuleDict):

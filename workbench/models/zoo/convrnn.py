@@ -86,12 +86,11 @@ class ConvRNN(ZooModel):
 
     default_layers = property(lambda self: [f"out.layer{i}" for i in range(len(self.cells))])
 
-    def run(self, frames):
+    def run(self, frames, history):
         batch, n_steps = frames.shape[:2]
         n_layers = len(self.cells)
         h = [None] * n_layers
         c = [None] * n_layers
-        history = {name: [] for name in self.default_layers}
         logits = []
         feedback = self.config["feedback"]
         for t in range(n_steps):
@@ -117,10 +116,9 @@ class ConvRNN(ZooModel):
                 h[k] = state
                 shown = state if state is not None else self._silent(frames, k)
                 shown = self.out[f"layer{k}"](shown)
-                history[f"out.layer{k}"].append(shown)
-            last = history[f"out.layer{n_layers - 1}"][-1]
-            logits.append(self.readout(global_pool(last)))
-        return logits, history
+                history.add(f"out.layer{k}", shown)
+            logits.append(self.readout(global_pool(shown)))  # the last layer's output
+        return logits
 
     def _silent(self, frames, k):
         size = frames.shape[-1] // 2 ** k

@@ -72,9 +72,8 @@ class CRCN(ZooModel):
 
     default_layers = property(lambda self: [f"out.stage{i}" for i in range(len(self.stages))])
 
-    def run(self, frames):
+    def run(self, frames, history):
         previous = None
-        history = {name: [] for name in self.default_layers}
         logits = []
         for t in range(frames.shape[1]):
             x, current = frames[:, t], []
@@ -88,7 +87,7 @@ class CRCN(ZooModel):
                             x = self.context[f"{high}to{low}"](previous[high], x)
                 x = self.out[f"stage{k}"](x)
                 current.append(x)
-                history[f"out.stage{k}"].append(x)
+                history.add(f"out.stage{k}", x)
             previous = current
             logits.append(self.readout(global_pool(x)))
-        return logits, history
+        return logits

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from .base import kaiming_init, ZooModel, global_pool, seeded
+from .base import History, kaiming_init, ZooModel, global_pool, seeded
 
 
 def bayesian_integration(logits, log_prior=None):
@@ -97,9 +97,8 @@ class GruCNN(ZooModel):
 
     default_layers = property(lambda self: [f"layers.{i}" for i in range(len(self.layers))])
 
-    def _frame_logits(self, frames):
+    def _frame_logits(self, frames, history):
         states = [None] * len(self.layers)
-        history = {name: [] for name in self.default_layers}
         logits = []
         for t in range(frames.shape[1]):
             x = frames[:, t]
@@ -107,18 +106,18 @@ class GruCNN(ZooModel):
                 if i:
                     x = nn.functional.max_pool2d(x, 2)
                 states[i] = x = layer(x, states[i])
-                history[f"layers.{i}"].append(x)
+                history.add(f"layers.{i}", x)
             logits.append(self.readout(global_pool(x)))
-        return logits, history
+        return logits
 
-    def run(self, frames):
-        logits, history = self._frame_logits(frames)
+    def run(self, frames, history):
+        logits = self._frame_logits(frames, history)
         if self.config["integrate"]:
             logits = list(bayesian_integration(torch.stack(logits, dim=1)).unbind(dim=1))
-        return logits, history
+        return logits
 
     def training_logits(self, frames):
-        return torch.stack(self._frame_logits(frames)[0], dim=1)
+        return torch.stack(self._frame_logits(frames, History([], keep=False)), dim=1)
 
 
 def ccnn(**config):

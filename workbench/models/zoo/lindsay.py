@@ -131,9 +131,8 @@ class LindsayNet(ZooModel):
         residual = x - self.decode_input(layer1)
         return -2.0 * nn.functional.conv_transpose2d(residual, self.decode_input.weight, padding=2)
 
-    def run(self, frames):
+    def run(self, frames, history):
         layer1 = layer2 = None
-        history = {name: [] for name in self.default_layers}
         logits = []
         for t in range(frames.shape[1]):
             layer1 = self.out["layer1"](self._layer1(frames[:, t], layer1, layer2))
@@ -141,8 +140,8 @@ class LindsayNet(ZooModel):
             fc = self.out["fc"](torch.relu(self.fc(nn.functional.max_pool2d(layer2, 2).flatten(1))))
             logits.append(self.output(fc))
             for name, value in (("out.layer1", layer1), ("out.layer2", layer2), ("out.fc", fc)):
-                history[name].append(value)
-        return logits, history
+                history.add(name, value)
+        return logits
 
 
 def decoder_loss(model, images):

@@ -75,9 +75,8 @@ class BLNet(ZooModel):
 
     default_layers = property(lambda self: [f"layers.{i}" for i in range(len(self.layers))])
 
-    def run(self, frames):
+    def run(self, frames, history):
         states = [None] * len(self.layers)
-        history = {name: [] for name in self.default_layers}
         logits, total = [], 0
         for t in range(frames.shape[1]):
             x = frames[:, t]
@@ -85,8 +84,8 @@ class BLNet(ZooModel):
                 if i:
                     x = nn.functional.max_pool2d(x, 2)
                 states[i] = x = layer(x, states[i], t)
-                history[f"layers.{i}"].append(x)
+                history.add(f"layers.{i}", x)
             step_logits = self.readout(global_pool(x))
             total = total + step_logits
             logits.append(total if self.config["readout"] == "cumulative" else step_logits)
-        return logits, history
+        return logits

@@ -1,0 +1,173 @@
+"""Cost of recording every default layer at every step vs the bare forward passes.
+
+    python benchmarks/bench_extract.py [--json OUT] [--model bl] [--n 1000] [--n-large 10000]
+                                       [--device auto] [--batch-size 100] [--pool 4]
+
+Measured in the same run, on the same model, stimuli (digits at 32 px, shifted copies beyond
+the 1,797 originals so every id is unique), batches and device, with the default protocol
+(10 image steps + 15 grey = 25 steps):
+
+- ``forward_s``: ``model(frames)`` over all batches under ``inference_mode`` (the baseline);
+- ``extract_s``: ``workbench.models.extract`` of all ``default_layers`` at all steps,
+  pooled on the device to ``--pool`` x ``--pool`` per channel and streamed into a zarr
+  store; ``overhead_vs_forward = extract_s / forward_s`` (best of ``--repeats``);
+- ``overhead_raw_in_memory``: the same without reduction, held in memory, on ``--n-raw``
+  stimuli (every unit: large, so fewer stimuli);
+- ``rss_growth_1k_to_10k``: peak RSS of a fresh process extracting ``--n-large`` stimuli
+  into a store, relative to one extracting ``--n`` (the same code), minus 1.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def bench_stimuli(n, size=32):
+    """``n`` digit images; beyond 1,797 the originals are shifted by 1, 2, ... pixels."""
+    from workbench.stimuli import StimulusSet, digits
+
+    base = digits(size=size)
+    index = np.arange(n) % len(base)
+    shift = np.arange(n) // len(base)
+    images = base.images[index]
+    for s in np.unique(shift[shift > 0]):
+        chosen = shift == s
+        images[chosen] = np.roll(images[chosen], (int(s), int(s)), axis=(2, 3))
+    ids = [f"{base.stimulus_ids[i]}_shift{s}" for i, s in zip(index, shift)]
+    return StimulusSet(np.ascontiguousarray(images), pd.DataFrame({"stimulus_id": ids}),
+                       identifier=f"bench-digits(n={n})")
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_forward(model, stimuli, protocol, batch_size, device):
+    _sync(device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(stimuli), batch_size):
+            batch = torch.from_numpy(stimuli.images[i:i + batch_size]).to(device)
+            model(protocol.frames(batch))
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def time_extract(model, stimuli, protocol, batch_size, device, reduction, store):
+    from workbench.models import extract
+
+    _sync(device)
+    start = time.perf_counter()
+    extract(model, stimuli, protocol=protocol, batch_size=batch_size, device=device,
+            reduction=reduction, store=store, progress=False)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def build(name, device):
+    from workbench.models import PresentationProtocol, zoo
+
+    model = zoo.build(name, seed=0).eval().to(device)
+    protocol = getattr(model, "default_protocol", None) or PresentationProtocol()
+    return model, protocol
+
+
+def child(args):
+    """Fresh process: extract ``--child-n`` stimuli into a store, report peak RSS."""
+    from workbench.backend import resolve_device
+    from workbench.models import SpatialPool
+
+    device = resolve_device(args.device)
+    model, protocol = build(args.model, device)
+    stimuli = bench_stimuli(args.child_n)
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = time_extract(model, stimuli, protocol, args.batch_size, device,
+                               SpatialPool(args.pool), Path(tmp) / "acts.zarr")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    print(json.dumps({"peak_rss_gb": peak_kb * 1024 / 1e9, "seconds": seconds}))
+
+
+def run_child(args, n):
+    command = [sys.executable, __file__, "--child-n", str(n), "--model", args.model,
+               "--device", args.device, "--batch-size", str(args.batch_size), "--pool", str(args.pool)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--model", default="bl")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--n-large", type=int, default=10000)
+    parser.add_argument("--n-raw", type=int, default=200)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--pool", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-rss", action="store_true", help="only the overhead figures")
+    parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_n:
+        return child(args)
+
+    from workbench.backend import resolve_device
+    from workbench.models import SpatialPool
+
+    device = resolve_device(args.device)
+    model, protocol = build(args.model, device)
+    stimuli = bench_stimuli(args.n)
+    raw_stimuli = stimuli.subset(np.arange(min(args.n_raw, args.n)))
+    time_forward(model, stimuli.subset(np.arange(args.batch_size)), protocol, args.batch_size, device)  # warm-up
+    forward, extracted, forward_raw, extracted_raw = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            forward.append(time_forward(model, stimuli, protocol, args.batch_size, device))
+            extracted.append(time_extract(model, stimuli, protocol, args.batch_size, device,
+                                          SpatialPool(args.pool), Path(tmp) / f"acts{repeat}.zarr"))
+            forward_raw.append(time_forward(model, raw_stimuli, protocol, args.batch_size, device))
+            extracted_raw.append(time_extract(model, raw_stimuli, protocol, args.batch_size, device,
+                                              None, None))
+    result = {
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else
+                                 f" ({torch.get_num_threads()} threads)"),
+        "model": args.model,
+        "n_stimuli": args.n,
+        "n_steps": protocol.n_steps,
+        "layers": list(model.default_layers),
+        "reduction": f"SpatialPool({args.pool}) into a zarr store",
+        "forward_s": min(forward),
+        "extract_s": min(extracted),
+        "overhead_vs_forward": min(extracted) / min(forward),
+        "overhead_raw_in_memory": min(extracted_raw) / min(forward_raw),
+        "n_raw": len(raw_stimuli),
+    }
+    print(f"device {result['device']}, model {args.model}, {args.n} stimuli x {protocol.n_steps} steps")
+    print(f"bare forward {result['forward_s']:.2f} s, extraction {result['extract_s']:.2f} s: "
+          f"overhead {result['overhead_vs_forward']:.3f}x (pooled, zarr store)")
+    print(f"every unit, in memory ({len(raw_stimuli)} stimuli): overhead {result['overhead_raw_in_memory']:.3f}x")
+    if not args.skip_rss:
+        small, large = run_child(args, args.n), run_child(args, args.n_large)
+        result.update({"peak_rss_gb_small": small["peak_rss_gb"], "peak_rss_gb_large": large["peak_rss_gb"],
+                       "n_large": args.n_large,
+                       "rss_growth_1k_to_10k": large["peak_rss_gb"] / small["peak_rss_gb"] - 1})
+        print(f"peak RSS {small['peak_rss_gb']:.3f} GB ({args.n}) -> {large['peak_rss_gb']:.3f} GB "
+              f"({args.n_large}): growth {100 * result['rss_growth_1k_to_10k']:.1f} %")
+    if args.json:
+        from workbench.storage import write_json
+
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
