@@ -14,17 +14,19 @@ the 1,797 originals so every id is unique), batches and device, with the default
 - ``overhead_raw_in_memory``: the same without reduction, held in memory, on ``--n-raw``
   stimuli (every unit: large, so fewer stimuli);
 - ``rss_growth_1k_to_10k``: peak RSS of a fresh process extracting ``--n-large`` stimuli
-  into a store, relative to one extracting ``--n`` (the same code), minus 1.
+  into a store, relative to one extracting ``--n`` (the same code), minus 1 (medians over
+  ``--rss-repeats`` processes; peak = VmHWM).
 """
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _rss import peak_rss_gb
 
 import numpy as np
 import pandas as pd
@@ -93,8 +95,7 @@ def child(args):
     with tempfile.TemporaryDirectory() as tmp:
         seconds = time_extract(model, stimuli, protocol, args.batch_size, device,
                                SpatialPool(args.pool), Path(tmp) / "acts.zarr")
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    print(json.dumps({"peak_rss_gb": peak_kb * 1024 / 1e9, "seconds": seconds}))
+    print(json.dumps({"peak_rss_gb": peak_rss_gb(), "seconds": seconds}))
 
 
 def run_child(args, n):
@@ -114,7 +115,8 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--pool", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss-repeats", type=int, default=3)
     parser.add_argument("--skip-rss", action="store_true", help="only the overhead figures")
     parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -157,12 +159,15 @@ def main():
           f"overhead {result['overhead_vs_forward']:.3f}x (pooled, zarr store)")
     print(f"every unit, in memory ({len(raw_stimuli)} stimuli): overhead {result['overhead_raw_in_memory']:.3f}x")
     if not args.skip_rss:
-        small, large = run_child(args, args.n), run_child(args, args.n_large)
-        result.update({"peak_rss_gb_small": small["peak_rss_gb"], "peak_rss_gb_large": large["peak_rss_gb"],
+        # The allocator's peak varies by ~0.1 GB from run to run: median of fresh processes.
+        small = [run_child(args, args.n)["peak_rss_gb"] for _ in range(args.rss_repeats)]
+        large = [run_child(args, args.n_large)["peak_rss_gb"] for _ in range(args.rss_repeats)]
+        result.update({"peak_rss_gb_small": float(np.median(small)), "peak_rss_gb_large": float(np.median(large)),
+                       "peak_rss_gb_small_runs": small, "peak_rss_gb_large_runs": large,
                        "n_large": args.n_large,
-                       "rss_growth_1k_to_10k": large["peak_rss_gb"] / small["peak_rss_gb"] - 1})
-        print(f"peak RSS {small['peak_rss_gb']:.3f} GB ({args.n}) -> {large['peak_rss_gb']:.3f} GB "
-              f"({args.n_large}): growth {100 * result['rss_growth_1k_to_10k']:.1f} %")
+                       "rss_growth_1k_to_10k": float(np.median(large) / np.median(small) - 1)})
+        print(f"peak RSS (median of {args.rss_repeats} processes) {np.median(small):.3f} GB ({args.n}) -> "
+              f"{np.median(large):.3f} GB ({args.n_large}): growth {100 * result['rss_growth_1k_to_10k']:.1f} %")
     if args.json:
         from workbench.storage import write_json
 

@@ -16,12 +16,13 @@ Prints both, their ratios and the largest difference between the two averages.
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _rss import peak_rss_gb
 
 import numpy as np
 
@@ -40,8 +41,7 @@ def child(mode, path, out):
     averaged = average_repetitions(da)
     average_s = time.perf_counter() - start
     np.save(out, averaged.values)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    print(json.dumps({"open_s": open_s, "average_s": average_s, "peak_rss_gb": peak_kb * 1024 / 1e9}))
+    print(json.dumps({"open_s": open_s, "average_s": average_s, "peak_rss_gb": peak_rss_gb()}))
 
 
 def run_child(mode, path, out):
