@@ -14,7 +14,7 @@ import numpy as np
 
 from .extraction import _resolve_protocol, extract
 from .reductions import Reduction
-from .store import open_activations
+from .store import is_complete, open_activations
 
 
 def _update_array(digest, name, array):
@@ -53,7 +53,7 @@ def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduct
     key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(),
                     **{k: v for k, v in options.items() if k not in ("progress", "device", "batch_size")})
     path = Path(cache_dir) / f"{key}.zarr"
-    if (path / ".zmetadata").exists():
+    if is_complete(path):
         return open_activations(path), True
     assembly = extract(model, stimuli, layers=layers or None, protocol=protocol,
                        reduction=reduction, store=path, **options)

@@ -273,7 +273,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     sink = ZarrSink(store, batch_size) if store is not None else MemorySink()
     was_training = model.training
     model.eval().to(device)
-    opened, buffers = False, None
+    buffers = None
     try:
         with torch.inference_mode():
             if reduction.needs_fit:
@@ -286,8 +286,10 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
                         model(protocol.frames(batch))
                     calls = recorder.pop()
                     _check_steps(calls, protocol.n_steps)
-                    if buffers is None:
+                    if buffers is None:  # the first batch fixes the units: allocate once
                         buffers = _BatchBuffers(calls, layers, protocol.n_steps, batch_size, device)
+                        sink.open(_template(stimuli, layers, recorder.shapes, reduction, protocol,
+                                            model, options))
                     block = buffers.fill(calls, len(batch))
                     # a sum is non-finite iff some value is (or it overflows: then count exactly)
                     if not bool(torch.isfinite(block.sum())) and not bool(torch.isfinite(block).all()):
@@ -297,10 +299,6 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
                             f"at stimulus {stimuli.stimulus_ids[start]!r} (fix: check the weights and "
                             "the input scale; under autocast try bf16 or None)"
                         )
-                    if not opened:
-                        sink.open(_template(stimuli, layers, recorder.shapes, reduction, protocol,
-                                            model, options))
-                        opened = True
                     sink.write(start, buffers.to_host(block))
         return sink.close()
     except BaseException:

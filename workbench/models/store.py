@@ -92,13 +92,19 @@ class ZarrSink:
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def is_complete(path):
+    """True when ``path`` is a finished store (its consolidated metadata exists: the store
+    is renamed into place only after every batch was written)."""
+    return (Path(path) / ".zmetadata").exists()
+
+
 def open_activations(path):
     """Open a store written by :func:`workbench.models.extract` as a lazy assembly.
 
     The values stay on disk (dask, one chunk per extraction batch); coords are loaded.
     """
     path = Path(path)
-    if not (path / ".zmetadata").exists():
+    if not is_complete(path):
         raise ExtractionError(f"{path}: not a complete activation store (no .zmetadata); "
                               "fix: extract again (an interrupted extraction leaves no store)")
     dataset = xr.open_zarr(path, zarr_format=2, consolidated=True)

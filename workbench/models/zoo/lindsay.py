@@ -147,9 +147,9 @@ class LindsayNet(ZooModel):
 def decoder_loss(model, images):
     """Predictive feedback's unsupervised objective on feedforward activity: D_0 reconstructs
     the image from layer 1, D_1 reconstructs layer 1 from layer 2 (mean squared errors)."""
-    with torch.no_grad():
-        layer1 = torch.relu(model.conv1(images))
-        layer2 = torch.relu(model.conv2(nn.functional.max_pool2d(layer1, 2)))
+    with torch.no_grad():  # step 0 of the network is the feedforward core
+        _, states = model(images[:, None], return_states=True)
+    layer1, layer2 = states["out.layer1"][:, 0], states["out.layer2"][:, 0]
     recon_input = nn.functional.mse_loss(model.decode_input(layer1), images)
     recon_layer1 = nn.functional.mse_loss(model.decode_layer1(model._up(layer2, layer1)), layer1)
     return recon_input + recon_layer1
