@@ -74,7 +74,7 @@ def test_stimulus_folds_partition_and_stratify():
 def test_ridge_single_alpha_equals_sklearn():
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((80, 12)) * np.arange(1, 13), rng.standard_normal((80, 3))
-    ours = RidgeCV(alphas=[7.0]).fit(X, Y, groups=np.arange(80))
+    ours = RidgeCV(alphas=[7.0], dtype="float64").fit(X, Y, groups=np.arange(80))
     scaler = StandardScaler().fit(X)
     reference = Ridge(alpha=7.0).fit(scaler.transform(X), Y)
     X_new = rng.standard_normal((10, 12))
@@ -87,7 +87,7 @@ def test_ridge_per_target_alpha_equals_independent_grouped_cv():
     X = rng.standard_normal((120, 10))
     Y = np.stack([X @ rng.standard_normal(10) + s * rng.standard_normal(120) for s in (0.1, 3.0, 30.0)], 1)
     alphas = [0.1, 1.0, 10.0, 100.0, 1000.0]
-    ours = RidgeCV(alphas=alphas, inner_splits=3, seed=5).fit(X, Y, groups)
+    ours = RidgeCV(alphas=alphas, cv=3, seed=5, dtype="float64").fit(X, Y, groups)
     errors = np.zeros((len(alphas), 3))
     for train, test in stimulus_folds(30, 3, seed=5):
         rows_train, rows_test = np.isin(groups, train), np.isin(groups, test)

@@ -1,11 +1,20 @@
-"""Metrics: compare model and neural assemblies (encoding, ceilings, ...)."""
+"""Metrics: compare model and neural assemblies (encoding, ceilings, layer mapping)."""
 
 from .ceiling import split_half_ceiling
 from .correlation import pearson_columns, spearman_brown
-from .encoding import RidgeCV, shared_time_encoding, stimulus_folds, summarize
+from .encoding import MODES, encoding_score, shared_time_encoding, summarize
+from .folds import stimulus_folds
+from .mapping import map_layers_to_regions
+from .pls import PLSRegression
+from .ridge import DEFAULT_ALPHAS, RidgeCV
 
 __all__ = [
+    "DEFAULT_ALPHAS",
+    "MODES",
+    "PLSRegression",
     "RidgeCV",
+    "encoding_score",
+    "map_layers_to_regions",
     "pearson_columns",
     "shared_time_encoding",
     "spearman_brown",

@@ -1,0 +1,190 @@
+"""Encoding engine (issue 5): estimators, modes, ceilings, layer mapping, named errors."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.cross_decomposition import PLSRegression as SklearnPLS
+
+from conftest import make_assembly
+from workbench import MetricError
+from workbench.metrics.ceiling import random_half_masks
+from workbench.metrics import (PLSRegression, RidgeCV, encoding_score, map_layers_to_regions,
+                               split_half_ceiling, stimulus_folds, summarize)
+
+
+def _planted(n_stimuli=1000, n_features=10, n_bins=2, n_sites=8, n_reps=4, share=0.6, noise_sd=1.0, seed=0):
+    """Features explain ``share`` of each site's signal variance; a hidden source the rest."""
+    rng = np.random.default_rng(seed)
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_features, n_bins=n_bins, seed=seed + 1)
+    X = features.values.transpose(0, 2, 1)  # (S, T, P), unit variance
+    W = rng.standard_normal((n_features, n_sites))
+    explained = X @ W
+    explained /= explained.std(axis=(0, 1))
+    hidden = rng.standard_normal(explained.shape)
+    signal = np.sqrt(share) * explained + np.sqrt(1 - share) * hidden  # unit variance
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_sites, n_bins=n_bins, repetitions=n_reps)
+    noisy = np.tile(signal.transpose(0, 2, 1), (n_reps, 1, 1)) + noise_sd * rng.standard_normal(trials.shape)
+    return features, trials.copy(data=noisy)
+
+
+def test_planted_map_normalized_score_matches_truth():
+    share = 0.6
+    features, trials = _planted(share=share)
+    result = encoding_score(features, trials, n_splits=5)
+    # r^2 of a perfect feature model with the trial average is share * reliability, so the
+    # ceiling-normalised score is the planted share.
+    assert np.nanmedian(result["normalized"].values) == pytest.approx(share, abs=0.05)
+    expected_ceiling = 1.0 / (1.0 + 1.0 / 4)
+    assert np.nanmedian(result["ceiling"].values) == pytest.approx(expected_ceiling, abs=0.03)
+
+
+def test_ceiling_equals_independent_spearman_brown():
+    # Same random halves (the shared mask generator), everything else recomputed by hand:
+    # per-stimulus half means by loops, np.corrcoef, Spearman-Brown, mean over splits.
+    trials = make_assembly(n_stimuli=30, n_neuroids=3, n_bins=2, repetitions=3, seed=3)
+    ceiling = split_half_ceiling(trials, n_splits=4, seed=9).values
+    codes = np.tile(np.arange(30), 3)
+    expected = np.zeros((3, 2))
+    for half_a in random_half_masks(codes, 4, seed=9):
+        mean_a = np.array([trials.values[(codes == s) & half_a].mean(0) for s in range(30)])
+        mean_b = np.array([trials.values[(codes == s) & ~half_a].mean(0) for s in range(30)])
+        for n in range(3):
+            for t in range(2):
+                r = np.corrcoef(mean_a[:, n, t], mean_b[:, n, t])[0, 1]
+                expected[n, t] += 2 * r / (1 + r) / 4
+    np.testing.assert_allclose(ceiling, expected, atol=1e-6)
+
+
+def test_pls_mode_equals_sklearn_predictions():
+    features, trials = _planted(n_stimuli=120, n_features=12, n_bins=3, n_sites=4, n_reps=2)
+    result = encoding_score(features, trials, PLSRegression(5, dtype="float64"), n_splits=4, seed=2)
+    X = features.values.transpose(0, 2, 1)
+    Y = result["target"].values.transpose(0, 2, 1)
+    ids = list(features.stimulus_id.values)
+    order = [ids.index(s) for s in result.stimulus_id.values]
+    X = X[order]
+    for k in range(4):
+        train = np.flatnonzero(result.fold.values != k)
+        test = np.flatnonzero(result.fold.values == k)
+        reference = SklearnPLS(5, scale=False, tol=1e-14, max_iter=10000).fit(
+            X[train].reshape(-1, 12), Y[train].reshape(-1, 4))
+        expected = reference.predict(X[test].reshape(-1, 12)).reshape(len(test), 3, 4)
+        ours = result["prediction"].values[test].transpose(0, 2, 1)
+        np.testing.assert_allclose(ours, expected, atol=1e-6 * Y.std())
+
+
+def test_numpy_and_torch_backends_agree():
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((90, 15)), rng.standard_normal((90, 3))
+    groups = np.repeat(np.arange(30), 3)
+    fits = [RidgeCV(cv=3, backend=b, dtype="float64", alphas=np.logspace(-1, 4, 8)).fit(X, Y, groups)
+            for b in ("numpy", "torch")]
+    np.testing.assert_allclose(fits[0].coef_, fits[1].coef_, atol=1e-10)
+    np.testing.assert_array_equal(fits[0].alpha_, fits[1].alpha_)
+    single = RidgeCV(cv=3, backend="torch", alphas=np.logspace(-1, 4, 8)).fit(X, Y, groups)  # float32
+    np.testing.assert_allclose(single.predict(X), fits[0].predict(X), atol=1e-4)
+
+
+def test_gcv_selects_the_closed_form_minimum():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 8))
+    Y = X @ rng.standard_normal((8, 2)) + rng.standard_normal((60, 2)) * [0.3, 6.0]
+    alphas = np.logspace(-2, 4, 13)
+    fit = RidgeCV(alphas=alphas, cv="gcv", dtype="float64").fit(X, Y)
+    Xs = (X - X.mean(0)) / X.std(0)
+    Yc = Y - Y.mean(0)
+    criterion = []
+    for alpha in alphas:
+        H = Xs @ np.linalg.solve(Xs.T @ Xs + alpha * np.eye(8), Xs.T)
+        residual = Yc - H @ Yc
+        dof = np.trace(H) + 1
+        criterion.append((residual**2).mean(0) / (1 - dof / 60) ** 2)
+    np.testing.assert_array_equal(fit.alpha_, alphas[np.argmin(criterion, axis=0)])
+    assert fit.alpha_[0] < fit.alpha_[1]
+
+
+def test_per_bin_mode_equals_separate_fits_and_time_average_has_one_bin():
+    features, trials = _planted(n_stimuli=150, n_bins=3, n_sites=3, n_reps=2)
+    per_bin = encoding_score(features, trials, mode="per_bin", n_splits=3)
+    for t in range(3):
+        alone = encoding_score(features.isel(time_bin=[t]), trials.isel(time_bin=[t]), n_splits=3)
+        np.testing.assert_allclose(per_bin["prediction"].values[:, :, t], alone["prediction"].values[:, :, 0], atol=1e-9)
+    averaged = encoding_score(features, trials, mode="time_average", n_splits=3)
+    assert averaged.sizes["time_bin"] == 1
+    assert averaged.time_bin_start.values.tolist() == [0.0] and averaged.time_bin_end.values.tolist() == [30.0]
+    with pytest.raises(MetricError, match="unknown encoding mode"):
+        encoding_score(features, trials, mode="sideways")
+
+
+def test_temporal_correlation_and_fold_layout():
+    features, trials = _planted(n_stimuli=100, n_bins=4, n_sites=3, n_reps=2)
+    result = encoding_score(features, trials, n_splits=5)
+    prediction, target = result["prediction"].values, result["target"].values
+    assert result["temporal_r"].values[7, 2] == pytest.approx(np.corrcoef(prediction[7, 2], target[7, 2])[0, 1])
+    assert sorted(np.bincount(result.fold.values)) == [20] * 5
+    assert result.attrs["stratified_by"] == "category_name"
+    for k in range(5):  # stratified: both categories in every test fold
+        assert set(result.category_name.values[result.fold.values == k]) == {"c0", "c1"}
+    records = summarize(result)
+    assert all(np.isfinite(r["value_fold_std"]) for r in records)
+
+
+def test_ridge_cross_val_inner_folds_never_split_a_stimulus():
+    # A stimulus-specific offset shared by all its time bins is unpredictable from other
+    # stimuli: with grouped inner folds the held-out error sees that, so alpha goes large.
+    rng = np.random.default_rng(6)
+    n_stimuli, n_bins = 80, 10
+    X = np.repeat(rng.standard_normal((n_stimuli, 1, 30)), n_bins, axis=1) + 0.01 * rng.standard_normal((n_stimuli, n_bins, 30))
+    Y = rng.standard_normal((n_stimuli, 1, 2)).repeat(n_bins, axis=1)  # pure stimulus noise
+    folds = stimulus_folds(n_stimuli, 4, 0)
+    _, alphas = RidgeCV(alphas=np.logspace(-3, 5, 9), dtype="float64").cross_val_predict(X, Y, folds)
+    assert np.all(alphas >= 1e3)
+
+
+def test_layer_to_region_map_on_held_out_stimuli():
+    rng = np.random.default_rng(7)
+    n_stimuli, n_bins, reps = 300, 2, 2
+    early = rng.standard_normal((n_stimuli, 6, n_bins))
+    late = rng.standard_normal((n_stimuli, 6, n_bins))
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=12, n_bins=n_bins)
+    features = features.copy(data=np.concatenate([early, late], axis=1)).assign_coords(
+        layer=("neuroid", np.array(["conv1"] * 6 + ["conv2"] * 6)))
+    v4 = np.einsum("spt,pn->snt", early, rng.standard_normal((6, 2)))
+    it = np.einsum("spt,pn->snt", late, rng.standard_normal((6, 2)))
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=4, n_bins=n_bins, repetitions=reps)
+    signal = np.concatenate([v4, it], axis=1)
+    trials = trials.copy(data=np.tile(signal, (reps, 1, 1)) + rng.standard_normal(trials.shape))
+    mapping = map_layers_to_regions(features, trials, n_splits=3, seed=1)
+    assert mapping.layer_for_region == {"V4": "conv1", "IT": "conv2"}
+    assert not set(mapping.mapping_stimuli) & set(mapping.evaluation_stimuli)
+    assert set(mapping.evaluation["IT"].stimulus_id.values) == set(mapping.evaluation_stimuli)
+    records = mapping.records()
+    assert [r["layer"] for r in records] == ["conv1", "conv2"] and all(r["normalized"] > 0.5 for r in records)
+    assert mapping.selection.sel(layer="conv2", region="V4") < 0.2
+    with pytest.raises(MetricError, match="unknown layer"):
+        map_layers_to_regions(features, trials, layers=["fc9"])
+
+
+def test_named_errors_for_bad_inputs():
+    features, trials = _planted(n_stimuli=60, n_bins=2, n_sites=3, n_reps=2)
+    constant = trials.copy(data=trials.values.copy())
+    constant.values[:, 1, 0] = 5.0
+    with pytest.raises(MetricError, match=r"constant across stimuli \(e.g. n1@0ms\)"):
+        encoding_score(features, constant, n_splits=3)
+    flat = features.assign_coords(layer=("neuroid", np.array(["conv1"] * 5 + ["dead"] * 5)))
+    flat = flat.copy(data=flat.values.copy())
+    flat.values[:, 5:, :] = 0.0
+    with pytest.raises(MetricError, match="layer 'dead' has zero variance"):
+        encoding_score(flat, trials, n_splits=3)
+    with pytest.raises(MetricError, match="cannot be split"):
+        encoding_score(features.isel(presentation=slice(0, 4)), trials, n_splits=5)
+    with pytest.raises(MetricError, match="alphas must be positive"):
+        encoding_score(features, trials, RidgeCV(alphas=[0.0, 1.0]), n_splits=3)
+    with pytest.raises(MetricError, match="PLS with 30 components"):
+        encoding_score(features, trials, PLSRegression(30), n_splits=3)
+
+
+def test_encoding_is_deterministic():
+    features, trials = _planted(n_stimuli=80, n_bins=2, n_sites=3, n_reps=2)
+    first = encoding_score(features, trials, n_splits=4, seed=3)
+    xr.testing.assert_identical(first, encoding_score(features, trials, n_splits=4, seed=3))

@@ -1,0 +1,139 @@
+"""Layer-to-region mapping without double dipping.
+
+The stimuli are split once (seeded, stratified by object/category) into a *mapping* set
+and an *evaluation* set. Every candidate layer is scored on the mapping set only (with its
+own cross-validation inside it); each region takes the layer with the best median score;
+the chosen layer is then scored on the evaluation set, whose images played no part in the
+choice. Reporting the best layer's score on the images that chose it would be biased
+upwards by the maximum over layers.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..assembly import average_repetitions, has_repetitions, validate
+from ..errors import MetricError
+from .encoding import STRATA_COORDS, encoding_score, summarize
+
+
+@dataclass
+class LayerMapping:
+    """Result of :func:`map_layers_to_regions`.
+
+    Attributes
+    ----------
+    selection : xarray.DataArray
+        ``(layer, region)`` median score of every candidate on the mapping stimuli.
+    layer_for_region : dict
+        Region -> chosen layer.
+    evaluation : dict
+        Region -> encoding result (:func:`encoding_score` Dataset) of the chosen layer
+        on the evaluation stimuli.
+    score : str
+        ``"normalized"`` or ``"r"`` (when the recording has no repetitions).
+    """
+
+    selection: xr.DataArray
+    layer_for_region: dict
+    evaluation: dict = field(repr=False)
+    score: str = "normalized"
+    mapping_stimuli: np.ndarray = field(repr=False, default=None)
+    evaluation_stimuli: np.ndarray = field(repr=False, default=None)
+
+    def records(self):
+        """One tidy record per region: chosen layer, held-out score and its spread."""
+        rows = []
+        for region, layer in self.layer_for_region.items():
+            summary = summarize(self.evaluation[region], by="region")[0]
+            rows.append({"region": region, "layer": layer,
+                         "mapping_score": float(self.selection.sel(layer=layer, region=region)),
+                         **{key: summary[key] for key in ("value", "value_fold_std", "ceiling", "normalized", "n")}})
+        return rows
+
+
+def split_stimuli(ids, fraction, seed=0, strata=None):
+    """Seeded, stratified split of ``ids`` into (first, second) with ``fraction`` in first."""
+    if not 0 < fraction < 1:
+        raise MetricError(f"mapping_fraction must be in (0, 1), got {fraction}")
+    ids = np.asarray(ids)
+    codes = np.zeros(len(ids), np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    first = np.zeros(len(ids), bool)
+    for stratum in np.unique(codes):
+        members = rng.permutation(np.flatnonzero(codes == stratum))
+        first[members[: int(round(fraction * len(members)))]] = True
+    return ids[first], ids[~first]
+
+
+def _subset(da, ids):
+    return da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, ids)))
+
+
+def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
+                          estimator=None, mode="shared", n_splits=5, seed=0, progress=False):
+    """Choose a layer per region on mapping stimuli; score it on held-out stimuli.
+
+    Parameters
+    ----------
+    features : xarray.DataArray
+        Model assembly whose neuroids carry a ``layer`` coord.
+    recording : xarray.DataArray
+        Neural assembly with a ``region_coord`` neuroid coord (trial-level for ceilings).
+    layers : list of str, optional
+        Candidate layers (default: all, in order of appearance).
+    mapping_fraction : float
+        Share of stimuli used to choose layers; the rest evaluate the choice.
+    estimator, mode, n_splits, seed, progress :
+        As in :func:`encoding_score` (``n_splits`` applies inside each set).
+
+    Returns
+    -------
+    LayerMapping
+    """
+    validate(features)
+    validate(recording)
+    if "layer" not in features.coords:
+        raise MetricError("the model assembly has no 'layer' neuroid coord to map from")
+    if region_coord not in recording.coords:
+        raise MetricError(f"the recording has no {region_coord!r} neuroid coord to map to")
+    available = list(pd.unique(features.coords["layer"].values))
+    layers = available if layers is None else list(layers)
+    unknown = sorted(set(layers) - set(available))
+    if unknown:
+        raise MetricError(f"unknown layer(s) {unknown}; the model assembly has {available}")
+    neural = average_repetitions(recording) if has_repetitions(recording) else recording
+    ids = pd.Index(neural.coords["stimulus_id"].values)
+    ids = ids[ids.isin(features.coords["stimulus_id"].values)]
+    strata = next((neural.coords[name].values for name in STRATA_COORDS if name in neural.coords), None)
+    if strata is not None:
+        strata = pd.Series(strata, index=neural.coords["stimulus_id"].values).loc[ids].values
+    mapping_ids, evaluation_ids = split_stimuli(ids.values, mapping_fraction, seed, strata)
+    regions = list(pd.unique(recording.coords[region_coord].values))
+    by_layer = {layer: features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
+                for layer in layers}
+    scores = np.full((len(layers), len(regions)), np.nan)
+    score = "normalized" if has_repetitions(recording) else "value"
+    mapping_recording = _subset(recording, mapping_ids)
+    for i, layer in enumerate(layers):
+        result = encoding_score(_subset(by_layer[layer], mapping_ids), mapping_recording, estimator,
+                                mode=mode, n_splits=n_splits, seed=seed, progress=progress)
+        per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
+        scores[i] = [per_region.get(str(region), np.nan) for region in regions]
+    if np.isnan(scores).all(axis=0).any():
+        bad = [str(regions[j]) for j in np.flatnonzero(np.isnan(scores).all(axis=0))]
+        raise MetricError(f"no layer could be scored for region(s) {bad} (ceilings below min_ceiling?)")
+    selection = xr.DataArray(scores, dims=("layer", "region"),
+                             coords={"layer": layers, "region": [str(r) for r in regions]},
+                             attrs={"score": score, "stimuli": "mapping set"})
+    chosen = {str(region): layers[int(np.nanargmax(scores[:, j]))] for j, region in enumerate(regions)}
+    evaluation = {}
+    for region, layer in chosen.items():
+        sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
+        evaluation[region] = encoding_score(
+            _subset(by_layer[layer], evaluation_ids), _subset(recording.isel(neuroid=sites), evaluation_ids),
+            estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress)
+    return LayerMapping(selection, chosen, evaluation, score="normalized" if score == "normalized" else "r",
+                        mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids)

@@ -1,0 +1,329 @@
+"""Ridge regression with one penalty per target, solved from sufficient statistics.
+
+Why sufficient statistics: every quantity ridge cross-validation needs (training fits for
+every alpha, held-out squared errors for every alpha and target) is a function of the
+per-group moments ``n, sum x, sum y, X'X, X'Y, sum y**2``. The data are read once to form
+those moments per *atom* (a group of stimuli); a training or validation set is a sum of
+atoms, so every inner and outer fold is a few additions of ``p x p`` matrices, one
+eigendecomposition, and GEMMs whose size does not depend on the number of samples.
+Stacked stimulus x time-bin samples of one stimulus always stay in one atom, so no image
+is ever in both a training and a validation set.
+
+Selection follows the usual rule (the same as himalaya's default): per target, the alpha
+with the best mean over inner folds of the fold's mean squared error (``scoring="mse"``)
+or R^2 (``scoring="r2"``); ties go to the larger alpha. ``cv="gcv"`` instead uses
+generalised cross-validation on the training set (closed form, no inner folds; it treats
+stacked samples as independent, so grouped inner CV is the default).
+"""
+
+import numpy as np
+import pandas as pd
+
+from ..backend import get_backend
+from ..errors import MetricError
+from .folds import stimulus_folds
+
+DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
+
+
+class Moments:
+    """Per-atom sufficient statistics (backend arrays, leading axis = atom).
+
+    ``n`` (A,), ``sx`` (A, p), ``sy`` (A, t), ``G`` = X'X (A, p, p), ``C`` = X'Y (A, p, t),
+    ``yy`` = sum of y**2 (A, t).
+    """
+
+    fields = ("n", "sx", "sy", "G", "C", "yy")
+
+    def __init__(self, n, sx, sy, G, C, yy):
+        self.n, self.sx, self.sy, self.G, self.C, self.yy = n, sx, sy, G, C, yy
+
+    @classmethod
+    def from_data(cls, backend, X, Y, atoms, n_atoms):
+        """Moments of ``X`` ``(S, T, p)`` and ``Y`` ``(S, T, t)`` per atom of stimuli.
+
+        ``atoms`` ``(S,)`` gives each stimulus's atom in ``[0, n_atoms)``; all T samples
+        of a stimulus go to its atom.
+        """
+        stats = {name: [] for name in cls.fields}
+        for atom in range(n_atoms):
+            rows = backend.index(np.flatnonzero(atoms == atom))
+            Xa = X[rows].reshape(-1, X.shape[-1])
+            Ya = Y[rows].reshape(-1, Y.shape[-1])
+            stats["n"].append(float(Xa.shape[0]))
+            stats["sx"].append(Xa.sum(0))
+            stats["sy"].append(Ya.sum(0))
+            stats["G"].append(Xa.T @ Xa)
+            stats["C"].append(Xa.T @ Ya)
+            stats["yy"].append((Ya * Ya).sum(0))
+        n = backend.asarray(np.asarray(stats.pop("n")))
+        return cls(n, **{name: backend.stack(values) for name, values in stats.items()})
+
+    def total(self, mask):
+        """Moments summed over the atoms where ``mask`` (bool, (A,)) is True."""
+        index = np.flatnonzero(mask)
+        return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields))
+
+
+class _Total:
+    """Moments of one set of samples, with the centred versions derived from them."""
+
+    def __init__(self, n, sx, sy, G, C, yy):
+        self.n = float(n)
+        self.mean_x, self.mean_y = sx / self.n, sy / self.n
+        self.Gc = G - self.n * self.mean_x[:, None] * self.mean_x[None, :]
+        self.Cc = C - self.n * self.mean_x[:, None] * self.mean_y[None, :]
+        self.yyc = yy - self.n * self.mean_y * self.mean_y
+
+
+class _TrainingSystem:
+    """The training set's standardised Gram eigendecomposition, shared by all alphas."""
+
+    def __init__(self, backend, train, standardize):
+        self.backend, self.train = backend, train
+        if standardize:
+            variance = backend.clip_min(_diagonal(train.Gc) / train.n, 0.0)
+            scale = backend.sqrt(variance)
+            self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
+        else:
+            self.scale = train.mean_x * 0 + 1
+        outer = self.scale[:, None] * self.scale[None, :]
+        eigenvalues, self.V = backend.eigh(train.Gc / outer)
+        self.eigenvalues = backend.clip_min(eigenvalues, 0.0)
+        self.Q = self.V.T @ (train.Cc / self.scale[:, None])  # (p, t)
+
+    def shrunk(self, alphas):
+        """Rotated coefficients ``Q / (e + alpha)`` for every alpha: (n_alphas, p, t)."""
+        return self.Q[None] / (self.eigenvalues[None, :, None] + alphas[:, None, None])
+
+    def coefficients(self, alpha_per_target):
+        """Standardised-space coefficients (p, t) with one alpha per target."""
+        return self.V @ (self.Q / (self.eigenvalues[:, None] + alpha_per_target[None, :]))
+
+    def validation_errors(self, val, alphas):
+        """Sum of squared held-out errors, (n_alphas, t), from the validation moments."""
+        train, scale = self.train, self.scale
+        shift_x = val.mean_x - train.mean_x
+        shift_y = val.mean_y - train.mean_y
+        # Validation moments about the TRAINING means (the fitted model's intercept).
+        G_val = val.Gc + val.n * shift_x[:, None] * shift_x[None, :]
+        C_val = val.Cc + val.n * shift_x[:, None] * shift_y[None, :]
+        yy_val = val.yyc + val.n * shift_y * shift_y
+        M = self.V.T @ (G_val / (scale[:, None] * scale[None, :])) @ self.V
+        P = self.V.T @ (C_val / scale[:, None])
+        B = self.shrunk(alphas)  # (a, p, t)
+        n_alphas, p, t = B.shape
+        # One GEMM for every alpha at once: M @ [B_1 ... B_a].
+        MB = (M @ B.permute(1, 0, 2).reshape(p, -1) if self.backend.name == "torch"
+              else M @ B.transpose(1, 0, 2).reshape(p, -1)).reshape(p, n_alphas, t)
+        MB = MB.permute(1, 0, 2) if self.backend.name == "torch" else MB.transpose(1, 0, 2)
+        return yy_val[None] - 2 * (B * P[None]).sum(1) + (B * MB).sum(1)
+
+    def gcv_errors(self, alphas):
+        """Generalised cross-validation criterion, (n_alphas, t)."""
+        e, Q, n = self.eigenvalues, self.Q, self.train.n
+        d = 1.0 / (e[None, :] + alphas[:, None])  # (a, p)
+        Q2 = Q * Q
+        sse = self.train.yyc[None] - 2 * (d @ Q2) + (d * d * e[None, :]) @ Q2
+        dof = (e[None, :] * d).sum(1) + 1.0  # + intercept
+        return (sse / n) / ((1.0 - dof / n) ** 2)[:, None]
+
+
+def _diagonal(matrix):
+    return matrix.diagonal() if hasattr(matrix, "diagonal") else np.diagonal(matrix)
+
+
+class RidgeCV:
+    """Ridge regression with one alpha per target chosen by grouped inner CV (or GCV).
+
+    Parameters
+    ----------
+    alphas : array-like
+        Candidate penalties (on standardised features when ``standardize``).
+    cv : int or "gcv"
+        Inner folds over groups (stimuli), or generalised cross-validation.
+    scoring : {"mse", "r2"}
+        Inner-CV criterion: mean over inner folds of the fold's MSE (minimised) or R^2
+        (maximised). Ties go to the larger alpha.
+    standardize : bool
+        z-score features with the training statistics (layers then share a scale).
+    backend, device, dtype :
+        Array backend (:class:`workbench.backend.ArrayBackend`); float32 by default.
+    seed : int
+        Seeds the inner folds.
+
+    Attributes (after ``fit``)
+    ----------
+    alpha_ : numpy.ndarray, shape (n_targets,)
+    coef_ : numpy.ndarray, shape (n_features, n_targets)
+    intercept_ : numpy.ndarray, shape (n_targets,)
+    """
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, cv=3, scoring="mse", standardize=True,
+                 backend="numpy", device="auto", dtype="float32", seed=0):
+        self.alphas = alphas
+        self.cv = cv
+        self.scoring = scoring
+        self.standardize = standardize
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.seed = seed
+
+    # -- validation -------------------------------------------------------------------
+    def _check_params(self):
+        alphas = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or alphas.min() <= 0:
+            raise MetricError(f"alphas must be positive and finite, got {self.alphas!r}")
+        if self.scoring not in ("mse", "r2"):
+            raise MetricError(f"scoring must be 'mse' or 'r2', got {self.scoring!r}")
+        if not (self.cv == "gcv" or (isinstance(self.cv, (int, np.integer)) and self.cv >= 2)):
+            raise MetricError(f"cv must be an int >= 2 or 'gcv', got {self.cv!r}")
+        return alphas
+
+    # -- the engine ---------------------------------------------------------------------
+    def _prepare(self, X, Y):
+        """Centre (and scale) globally in float64 before the float32 moments: the fits are
+        invariant to it, and it keeps the moment subtractions well conditioned."""
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        flat_x = X.reshape(-1, X.shape[-1])
+        self._x_offset = flat_x.mean(0)
+        scale = flat_x.std(0) if self.standardize else np.ones(X.shape[-1])
+        self._x_scale = np.where(scale > 0, scale, 1.0)
+        self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0)
+        bk = self._bk
+        return bk.asarray((X - self._x_offset) / self._x_scale), bk.asarray(Y - self._y_offset)
+
+    def _solve(self, moments, train_mask, validation_masks, alphas):
+        """Choose per-target alphas on the validation splits, then fit on ``train_mask``.
+
+        Sets ``alpha_``, ``coef_``, ``intercept_`` (in the caller's original units).
+        """
+        bk = self._bk
+        alphas_b = bk.asarray(alphas)
+        if len(alphas) == 1:
+            best = np.zeros(moments.C.shape[-1], dtype=np.int64)
+        else:
+            if self.cv == "gcv":
+                criterion = bk.to_numpy(_TrainingSystem(bk, moments.total(train_mask), self.standardize)
+                                        .gcv_errors(alphas_b)).astype(np.float64)
+            else:
+                criterion = 0.0
+                for val_mask in validation_masks:
+                    system = _TrainingSystem(bk, moments.total(train_mask & ~val_mask), self.standardize)
+                    val = moments.total(val_mask)
+                    sse = bk.to_numpy(system.validation_errors(val, alphas_b)).astype(np.float64)
+                    if self.scoring == "mse":
+                        criterion = criterion + sse / val.n
+                    else:  # minimise 1 - R^2
+                        total = bk.to_numpy(val.yyc).astype(np.float64)
+                        with np.errstate(invalid="ignore", divide="ignore"):
+                            criterion = criterion + np.where(total > 0, sse / total, np.inf)
+            # Ties go to the larger alpha: search the reversed (descending) grid.
+            best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
+        self.alpha_ = alphas[best]
+        system = _TrainingSystem(bk, moments.total(train_mask), self.standardize)
+        # beta acts on standardised, training-centred features of the prepared data.
+        self._beta = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
+        self._mean_x, self._mean_y = system.train.mean_x, system.train.mean_y
+        beta = bk.to_numpy(self._beta).astype(np.float64)
+        self.coef_ = beta / self._x_scale[:, None]
+        self.intercept_ = (self._y_offset + bk.to_numpy(self._mean_y).astype(np.float64)
+                           - (self._x_offset / self._x_scale
+                              + bk.to_numpy(self._mean_x).astype(np.float64)) @ beta)
+        return self
+
+    def _predict_prepared(self, Xb):
+        """Predictions for already prepared (globally centred/scaled) backend rows."""
+        return (Xb - self._mean_x) @ self._beta + self._mean_y
+
+    # -- public API ---------------------------------------------------------------------
+    def fit(self, X, Y, groups=None):
+        """Fit on ``X`` ``(n_samples, n_features)`` and ``Y`` ``(n_samples, n_targets)``.
+
+        ``groups`` ``(n_samples,)`` labels samples that stay together in inner folds
+        (e.g. the stimulus of each stacked stimulus x time sample); default: each sample
+        is its own group.
+        """
+        alphas = self._check_params()
+        self._bk = get_backend(self.backend, self.device, self.dtype)
+        X = np.asarray(X)
+        Y = np.asarray(Y)
+        if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+            raise MetricError(f"X and Y must be 2-D with the same rows, got {X.shape} and {Y.shape}")
+        groups = np.arange(len(X)) if groups is None else np.asarray(groups)
+        codes, uniques = pd.factorize(groups)
+        n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
+        if n_inner > 1:
+            label = np.empty(len(uniques), dtype=np.int64)
+            for k, (_, test) in enumerate(stimulus_folds(len(uniques), n_inner, self.seed)):
+                label[test] = k
+            atoms = label[codes]
+        else:
+            atoms = np.zeros(len(X), dtype=np.int64)
+        Xb, Yb = self._prepare(X[:, None, :], Y[:, None, :])
+        moments = Moments.from_data(self._bk, Xb, Yb, atoms, n_inner)
+        every = np.ones(n_inner, bool)
+        return self._solve(moments, every, [np.arange(n_inner) == k for k in range(n_inner)], alphas)
+
+    def cross_val_predict(self, X, Y, folds, strata=None, progress=None):
+        """Held-out predictions of every outer fold, with inner CV nested inside each.
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (n_stimuli, n_time_bins, n_features)
+        Y : numpy.ndarray, shape (n_stimuli, n_time_bins, n_targets)
+            Samples are stacked over time bins; a stimulus is never split.
+        folds : list of (train_index, test_index)
+            Outer folds over stimuli that partition them.
+        strata : array-like, optional
+            Labels to balance in the inner folds.
+
+        Returns
+        -------
+        predictions : numpy.ndarray, shape like ``Y``
+        alphas : numpy.ndarray, shape (n_folds, n_targets)
+        """
+        alphas = self._check_params()
+        self._bk = get_backend(self.backend, self.device, self.dtype)
+        n_stimuli = X.shape[0]
+        outer = np.full(n_stimuli, -1, dtype=np.int64)
+        for k, (_, test) in enumerate(folds):
+            outer[test] = k
+        if (outer < 0).any():
+            raise MetricError("outer folds must cover every stimulus once")
+        n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
+        # Inner label of each stimulus, dealt within each outer fold: for outer fold k,
+        # inner fold j is every training stimulus with label j (balanced across folds).
+        inner = np.zeros(n_stimuli, dtype=np.int64)
+        if n_inner > 1:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+            codes = np.zeros(n_stimuli, np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
+            offset = 0
+            for k in range(len(folds)):
+                for stratum in np.unique(codes[outer == k]):
+                    members = rng.permutation(np.flatnonzero((outer == k) & (codes == stratum)))
+                    inner[members] = (offset + np.arange(len(members))) % n_inner
+                    offset = (offset + len(members)) % n_inner
+        atoms = outer * n_inner + inner
+        atom_outer = np.repeat(np.arange(len(folds)), n_inner)
+        atom_inner = np.tile(np.arange(n_inner), len(folds))
+        Xb, Yb = self._prepare(X, Y)
+        moments = Moments.from_data(self._bk, Xb, Yb, atoms, len(folds) * n_inner)
+        predictions = np.empty(Y.shape, dtype=np.float64)
+        chosen = np.empty((len(folds), Y.shape[-1]))
+        iterator = folds if progress is None else progress(folds)
+        for k, (_, test) in enumerate(iterator):
+            train_mask = atom_outer != k
+            validation = [train_mask & (atom_inner == j) for j in range(n_inner)]
+            self._solve(moments, train_mask, validation, alphas)
+            chosen[k] = self.alpha_
+            rows = Xb[self._bk.index(test)].reshape(-1, X.shape[-1])
+            predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64)
+            predictions[test] = (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
+        return predictions, chosen
+
+    def predict(self, X):
+        """Predictions ``(n_samples, n_targets)`` for ``X`` ``(n_samples, n_features)``."""
+        return np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_

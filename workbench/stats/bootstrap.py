@@ -1,0 +1,82 @@
+"""Bootstrap confidence intervals over stimuli for encoding scores.
+
+Resampling stimuli with replacement changes every correlation's sums; with multiplicity
+weights ``W`` (draws x stimuli) all sums of all cells for all draws are one GEMM,
+``W @ [x, y, x*x, y*y, x*y]``, from which each draw's r follows exactly.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MetricError
+from .permutation import _flat_cells, _fold_standardized, _usable, permutation_chunks
+
+
+def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", chunk_size=500):
+    """Percentile bootstrap CIs (over stimuli) of each group's encoding summary.
+
+    The summary is the group's median over neuroids of the mean over usable time bins of
+    the fold-pooled r (predictions and responses z-scored within each outer fold), and of
+    the normalised score ``sign(r) r**2 / ceiling`` (ceiling held fixed).
+
+    Returns
+    -------
+    dict
+        Group -> ``{"value", "ci_low", "ci_high", "normalized", "normalized_ci_low",
+        "normalized_ci_high", "n_boot", "level"}``.
+    """
+    if not 0 < level < 1:
+        raise MetricError(f"level must be in (0, 1), got {level}")
+    fold = result.coords["fold"].values
+    x = _fold_standardized(_flat_cells(result, "prediction"), fold)
+    y = _fold_standardized(_flat_cells(result, "target"), fold)
+    n_stimuli, n_cells = x.shape
+    stacked = np.concatenate([x, y, x * x, y * y, x * y], axis=1)
+    ceiling = result["ceiling"].values.reshape(-1)
+    n_neuroids, n_bins = result.sizes["neuroid"], result.sizes["time_bin"]
+    usable = _usable(result)
+    groups = result.coords[by].values if by in result.coords else np.array(["all"] * n_neuroids)
+
+    def summaries(r):
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            normalized = np.where(ceiling >= result.attrs.get("min_ceiling", -np.inf),
+                                  np.sign(r) * r**2 / ceiling, np.nan)
+            out = {}
+            for name, values in (("value", r), ("normalized", normalized)):
+                cube = np.where(usable[None], values.reshape(-1, n_neuroids, n_bins), np.nan)
+                per_site = np.nanmean(cube, axis=2)
+                out[name] = {g: np.nanmedian(per_site[:, groups == g], axis=1) for g in pd.unique(groups)}
+            return out
+
+    def correlations(sums, n):
+        sx, sy, sxx, syy, sxy = np.split(sums, 5, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
+
+    point = summaries(correlations(stacked.sum(0, keepdims=True), n_stimuli))
+    draws = {"value": {g: [] for g in point["value"]}, "normalized": {g: [] for g in point["value"]}}
+    for _, size, sequence in permutation_chunks(seed, n_boot, chunk_size):
+        rng = np.random.default_rng(sequence)
+        weights = np.zeros((size, n_stimuli))
+        picks = rng.integers(0, n_stimuli, size=(size, n_stimuli))
+        np.add.at(weights, (np.repeat(np.arange(size), n_stimuli), picks.ravel()), 1.0)
+        boot = summaries(correlations(weights @ stacked, n_stimuli))
+        for name in draws:
+            for g in draws[name]:
+                draws[name][g].append(boot[name][g])
+    tail = 100 * (1 - level) / 2
+    records = {}
+    for g in point["value"]:
+        record = {"n_boot": n_boot, "level": level}
+        for name in ("value", "normalized"):
+            values = np.concatenate(draws[name][g])
+            values = values[np.isfinite(values)]
+            low, high = np.percentile(values, [tail, 100 - tail]) if values.size else (np.nan, np.nan)
+            prefix = "" if name == "value" else "normalized_"
+            record[name] = float(point[name][g][0])
+            record[f"{prefix}ci_low"], record[f"{prefix}ci_high"] = float(low), float(high)
+        records[str(g)] = record
+    return records
