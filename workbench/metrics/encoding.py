@@ -95,17 +95,29 @@ def _strata(neural):
 
 
 def _cross_val_predict(estimator, X, Y, folds, strata, progress):
-    """Held-out predictions (S, T, N) and per-fold alphas (K, N) or None."""
+    """Held-out predictions (S, T, N), per-fold alphas (K, N) or None, and the split-half
+    predictions (S, T, N): the second half of the folds predicted by one model fitted on
+    the first half, NaN elsewhere."""
     bar = (lambda items: tqdm(items, desc="encoding folds", leave=False)) if progress else None
     if isinstance(estimator, RidgeCV):
-        return estimator.cross_val_predict(X, Y, folds, strata=strata, progress=bar)
-    predictions = np.empty(Y.shape, dtype=np.float64)
+        predictions, alphas = estimator.cross_val_predict(X, Y, folds, strata=strata, progress=bar)
+        return predictions, alphas, estimator.split_prediction_
     n_bins = X.shape[1]
-    for train, test in (bar(folds) if bar else folds):
+
+    def fit_predict(train, test):
         estimator.fit(X[train].reshape(-1, X.shape[2]), Y[train].reshape(-1, Y.shape[2]),
                       groups=np.repeat(train, n_bins))
-        predictions[test] = estimator.predict(X[test].reshape(-1, X.shape[2])).reshape(len(test), n_bins, -1)
-    return predictions, None
+        return estimator.predict(X[test].reshape(-1, X.shape[2])).reshape(len(test), n_bins, -1)
+
+    predictions = np.empty(Y.shape, dtype=np.float64)
+    for train, test in (bar(folds) if bar else folds):
+        predictions[test] = fit_predict(train, test)
+    outer = fold_labels(folds, len(X))
+    first_half = (len(folds) + 1) // 2
+    split = np.full(Y.shape, np.nan)
+    test = np.flatnonzero(outer >= first_half)
+    split[test] = fit_predict(np.flatnonzero(outer < first_half), test)
+    return predictions, None, split
 
 
 def encoding_score(features, recording, estimator=None, mode="shared", n_splits=10, seed=0,
@@ -138,7 +150,10 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         ``r``, ``r_fold_std``, ``ceiling``, ``normalized`` over ``(neuroid, time_bin)``;
         ``r_fold`` ``(split, neuroid, time_bin)``; ``alpha`` ``(split, neuroid,
         time_bin)`` for ridge; ``prediction`` and ``target`` ``(presentation, neuroid,
-        time_bin)`` (each stimulus predicted by the fold that held it out); ``temporal_r``
+        time_bin)`` (each stimulus predicted by the fold that held it out);
+        ``split_prediction`` (same dims): the second half of the folds predicted by one
+        model fitted on the first half, NaN elsewhere (the held-out set of the exact
+        permutation test, :func:`workbench.stats.heldout_permutation_test`); ``temporal_r``
         ``(presentation, neuroid)``; coords ``stimulus_id`` and ``fold`` on presentation.
 
     Raises
@@ -175,16 +190,16 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     folds = stimulus_folds(n_stimuli, n_splits, seed, strata)
     alpha = None
     if mode == "per_bin":
-        prediction = np.empty_like(Y)
+        prediction, split_prediction = np.empty_like(Y), np.empty_like(Y)
         alpha = np.full((n_splits, n_targets, n_bins), np.nan)
         for t in tqdm(range(n_bins), desc="time bins", disable=not progress):
-            prediction[:, t:t + 1], chosen = _cross_val_predict(
+            prediction[:, t:t + 1], chosen, split_prediction[:, t:t + 1] = _cross_val_predict(
                 estimator, X[:, t:t + 1], Y[:, t:t + 1], folds, strata, False)
             if chosen is not None:
                 alpha[:, :, t] = chosen
         alpha = alpha if np.isfinite(alpha).any() else None
     else:
-        prediction, chosen = _cross_val_predict(estimator, X, Y, folds, strata, progress)
+        prediction, chosen, split_prediction = _cross_val_predict(estimator, X, Y, folds, strata, progress)
         if chosen is not None:
             alpha = np.repeat(chosen[:, :, None], n_bins, axis=2)
     fold_r = np.stack([pearson_columns(prediction[test], Y[test]).T for _, test in folds])  # (K, N, T)
@@ -214,6 +229,7 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         "ceiling": (cell, ceiling),
         "normalized": (cell, normalized),
         "prediction": (full, prediction.transpose(0, 2, 1)),
+        "split_prediction": (full, split_prediction.transpose(0, 2, 1)),
         "target": (full, Y.transpose(0, 2, 1)),
         "temporal_r": (("presentation", "neuroid"), temporal_r),
     }

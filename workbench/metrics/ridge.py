@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..backend import get_backend
 from ..errors import MetricError
-from .folds import stimulus_folds
+from .folds import fold_labels, stimulus_folds
 
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
 
@@ -284,15 +284,15 @@ class RidgeCV:
         -------
         predictions : numpy.ndarray, shape like ``Y``
         alphas : numpy.ndarray, shape (n_folds, n_targets)
+
+        Also sets ``split_prediction_`` (shape like ``Y``): predictions for the stimuli of
+        the second half of the folds from one model fitted on the first half (NaN for the
+        first half).
         """
         alphas = self._check_params()
         self._bk = get_backend(self.backend, self.device, self.dtype)
         n_stimuli = X.shape[0]
-        outer = np.full(n_stimuli, -1, dtype=np.int64)
-        for k, (_, test) in enumerate(folds):
-            outer[test] = k
-        if (outer < 0).any():
-            raise MetricError("outer folds must cover every stimulus once")
+        outer = fold_labels(folds, n_stimuli)
         n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
         # Inner label of each stimulus, dealt within each outer fold: for outer fold k,
         # inner fold j is every training stimulus with label j (balanced across folds).
@@ -313,15 +313,25 @@ class RidgeCV:
         moments = Moments.from_data(self._bk, Xb, Yb, atoms, len(folds) * n_inner)
         predictions = np.empty(Y.shape, dtype=np.float64)
         chosen = np.empty((len(folds), Y.shape[-1]))
-        iterator = folds if progress is None else progress(folds)
-        for k, (_, test) in enumerate(iterator):
-            train_mask = atom_outer != k
+
+        def fit_and_predict(train_mask, test):
             validation = [train_mask & (atom_inner == j) for j in range(n_inner)]
             self._solve(moments, train_mask, validation, alphas)
-            chosen[k] = self.alpha_
             rows = Xb[self._bk.index(test)].reshape(-1, X.shape[-1])
             predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64)
-            predictions[test] = (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
+            return (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
+
+        iterator = folds if progress is None else progress(folds)
+        for k, (_, test) in enumerate(iterator):
+            predictions[test] = fit_and_predict(atom_outer != k, test)
+            chosen[k] = self.alpha_
+        # One more fit, on the first half of the folds, predicting the second half: a
+        # single held-out set whose pairing permutation tests are exact (see workbench.stats).
+        split = np.full(Y.shape, np.nan)
+        first_half = (len(folds) + 1) // 2
+        test = np.flatnonzero(outer >= first_half)
+        split[test] = fit_and_predict(atom_outer < first_half, test)
+        self.split_prediction_ = split
         return predictions, chosen
 
     def predict(self, X):

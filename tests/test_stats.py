@@ -1,0 +1,128 @@
+"""Statistics engine (issue 5 D): null calibration, FWE, FDR, chunked nulls, bootstrap."""
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from conftest import make_assembly
+from workbench import MetricError
+from workbench.metrics import RidgeCV, encoding_score
+from workbench.stats import (bootstrap_encoding_ci, compare_encodings, fdr, heldout_permutation_test,
+                             max_t_pvalues, permutation_chunks, pvalues_from_null)
+
+
+def _recording(signal, n_reps, noise_sd, rng):
+    n_stimuli, n_sites, n_bins = signal.shape
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_sites, n_bins=n_bins, repetitions=n_reps)
+    return trials.copy(data=np.tile(signal, (n_reps, 1, 1)) + noise_sd * rng.standard_normal(trials.shape))
+
+
+def _null_encoding(seed, n_stimuli=40, n_features=4, n_sites=4, n_bins=2):
+    rng = np.random.default_rng(seed)
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=n_features, n_bins=n_bins, seed=seed + 1000)
+    trials = _recording(rng.standard_normal((n_stimuli, n_sites, n_bins)), 2, 0.5, rng)
+    return encoding_score(features, trials, RidgeCV(alphas=[1.0, 100.0]), n_splits=4, seed=seed)
+
+
+def test_null_p_values_are_uniform_and_max_t_controls_fwe():
+    first_cell, any_rejected = [], []
+    for seed in range(200):
+        test = heldout_permutation_test(_null_encoding(seed), n_permutations=199, seed=seed)
+        first_cell.append(test.cells.p_value.values[0, 0])
+        any_rejected.append(bool((test.cells.p_fwe.values <= 0.05).any()))
+    assert scipy_stats.kstest(first_cell, "uniform").pvalue > 0.01
+    fwe = np.mean(any_rejected)
+    assert fwe <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200), fwe
+
+
+def _signal_encoding(n_stimuli=120, strength=1.0, seed=0, features=None):
+    rng = np.random.default_rng(seed)
+    if features is None:
+        features = make_assembly(n_stimuli=n_stimuli, n_neuroids=5, n_bins=3, seed=seed + 1)
+    weights = rng.standard_normal((5, 4)) * np.array([strength, strength, 0.0, 0.0])
+    signal = np.einsum("spt,pn->snt", features.values, weights)
+    trials = _recording(signal + 0.3 * rng.standard_normal(signal.shape), 3, 1.0, rng)
+    return features, trials
+
+
+def test_heldout_test_detects_planted_sites_only():
+    features, trials = _signal_encoding()
+    result = encoding_score(features, trials, n_splits=5)
+    test = heldout_permutation_test(result, n_permutations=999, seed=1)
+    p_fwe = test.cells.p_fwe.values
+    assert (p_fwe[:2] <= 0.01).all() and (p_fwe[2:] > 0.05).all()
+    # The statistic is Pearson r on the held-out half (second half of the folds).
+    half = np.isfinite(result.split_prediction.values[:, 0, 0])
+    assert half.sum() == 48 and set(result.fold.values[half]) == {3, 4}
+    expected = np.corrcoef(result.split_prediction.values[half, 1, 2], result.target.values[half, 1, 2])[0, 1]
+    assert test.cells.statistic.values[1, 2] == pytest.approx(expected, abs=1e-12)
+    assert test.groups["V4"]["p_value"] <= 0.01
+    within = heldout_permutation_test(result, n_permutations=999, seed=1, within="category_name")
+    assert (within.cells.p_fwe.values[:2] <= 0.01).all()
+    with pytest.raises(MetricError, match="within='animal' is not a presentation coord"):
+        heldout_permutation_test(result, n_permutations=9, within="animal")
+
+
+def test_chunked_null_equals_whole_null():
+    result = _null_encoding(3)
+    whole = heldout_permutation_test(result, n_permutations=250, seed=5, chunk_size=100)
+    pieces = [heldout_permutation_test(result, n_permutations=250, seed=5, chunk_size=100, chunks=[i])
+              for i in range(3)]
+    counts = sum(np.round(p.cells.p_value.values * (p.n_permutations + 1) - 1) for p in pieces)
+    np.testing.assert_allclose(whole.cells.p_value.values * 251 - 1, counts, atol=1e-9)
+    assert [size for _, size, _ in permutation_chunks(5, 250, 100)] == [100, 100, 50]
+    again = heldout_permutation_test(result, n_permutations=250, seed=5, chunk_size=100)
+    np.testing.assert_array_equal(whole.cells.p_value.values, again.cells.p_value.values)
+
+
+def test_compare_encodings_finds_the_better_model():
+    features, trials = _signal_encoding(n_stimuli=150)
+    good = encoding_score(features, trials, n_splits=5)
+    noise = features.copy(data=np.random.default_rng(9).standard_normal(features.shape))
+    bad = encoding_score(noise, trials, n_splits=5)
+    better = compare_encodings(good, bad, n_permutations=999, seed=2, alternative="greater")
+    assert (better.cells.p_fwe.values[:2] <= 0.01).all()
+    assert better.groups["V4"]["p_value"] <= 0.01
+    worse = compare_encodings(bad, good, n_permutations=999, seed=2, alternative="greater")
+    assert (worse.cells.p_value.values[:2] > 0.5).all()
+    with pytest.raises(MetricError, match="different stimuli"):
+        compare_encodings(good, bad.isel(presentation=slice(0, 100)), n_permutations=9)
+
+
+def test_max_t_and_fdr_closed_forms():
+    observed = np.array([3.0, 1.0, 0.2])
+    null = np.array([[0.5, 2.0, 0.1], [1.5, 0.0, 0.3], [0.1, 0.2, 0.4], [4.0, 0.0, 0.0]])
+    np.testing.assert_allclose(pvalues_from_null(observed, null), [2 / 5, 2 / 5, 3 / 5])
+    # Maxima per draw: 2.0, 1.5, 0.4, 4.0.
+    np.testing.assert_allclose(max_t_pvalues(observed, null), [2 / 5, 4 / 5, 5 / 5])
+    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
+    q, reject = fdr(p, alpha=0.05)
+    # BH over the 4 finite p: sorted 0.01, 0.03, 0.04, 0.5 -> p_(k) * 4 / k = 0.04, 0.06,
+    # 0.0533, 0.5, then the running minimum from the top.
+    np.testing.assert_allclose(q[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    assert np.isnan(q[4]) and reject.tolist() == [True, False, False, False, False]
+
+
+def test_bootstrap_draw_equals_explicit_resample():
+    features, trials = _signal_encoding(n_stimuli=60)
+    result = encoding_score(features, trials, n_splits=3)
+    records = bootstrap_encoding_ci(result, n_boot=1, seed=4, chunk_size=1)
+    # Recompute the single draw by resampling rows explicitly.
+    (_, _, sequence), = permutation_chunks(4, 1, 1)
+    picks = np.random.default_rng(sequence).integers(0, 60, size=(1, 60))[0]
+    fold = result.fold.values
+
+    def fold_z(values):
+        out = np.empty_like(values)
+        for k in np.unique(fold):
+            block = values[fold == k] - values[fold == k].mean(0)
+            out[fold == k] = block / block.std(0)
+        return out
+
+    x = fold_z(result.prediction.values)[picks]
+    y = fold_z(result.target.values)[picks]
+    r = np.array([[np.corrcoef(x[:, n, t], y[:, n, t])[0, 1] for t in range(3)] for n in range(4)])
+    expected = np.median(r[:2].mean(axis=1))
+    assert records["V4"]["ci_low"] == pytest.approx(expected, abs=1e-9)
+    wide = bootstrap_encoding_ci(result, n_boot=400, seed=4)["V4"]
+    assert wide["ci_low"] < wide["value"] < wide["ci_high"]
