@@ -97,6 +97,8 @@ class ArrayBackend:
         """Eigenvalues (ascending) and eigenvectors of a symmetric matrix."""
         if self.name == "torch":
             return torch.linalg.eigh(matrix)
+        # numpy's LAPACK, not scipy's: scipy ships a second OpenBLAS whose idle threads
+        # contend with numpy's GEMMs between calls (measured slower end to end).
         return numpy.linalg.eigh(matrix)
 
     def sqrt(self, values):

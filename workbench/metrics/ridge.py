@@ -185,15 +185,17 @@ class RidgeCV:
     def _prepare(self, X, Y):
         """Centre (and scale) globally in float64 before the float32 moments: the fits are
         invariant to it, and it keeps the moment subtractions well conditioned."""
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
+        X = np.asarray(X)
+        Y = np.asarray(Y)
         flat_x = X.reshape(-1, X.shape[-1])
-        self._x_offset = flat_x.mean(0)
-        scale = flat_x.std(0) if self.standardize else np.ones(X.shape[-1])
+        self._x_offset = flat_x.mean(0, dtype=np.float64)
+        scale = flat_x.std(0, dtype=np.float64) if self.standardize else np.ones(X.shape[-1])
         self._x_scale = np.where(scale > 0, scale, 1.0)
-        self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0)
+        self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0, dtype=np.float64)
         bk = self._bk
-        return bk.asarray((X - self._x_offset) / self._x_scale), bk.asarray(Y - self._y_offset)
+        work = np.float64 if self.dtype == "float64" else np.float32
+        X = (X - self._x_offset.astype(work)) / self._x_scale.astype(work)
+        return bk.asarray(X), bk.asarray(Y - self._y_offset.astype(work))
 
     def _solve(self, moments, train_mask, validation_masks, alphas):
         """Choose per-target alphas on the validation splits, then fit on ``train_mask``.
@@ -306,6 +308,7 @@ class RidgeCV:
                     members = rng.permutation(np.flatnonzero((outer == k) & (codes == stratum)))
                     inner[members] = (offset + np.arange(len(members))) % n_inner
                     offset = (offset + len(members)) % n_inner
+        self.inner_labels_ = inner
         atoms = outer * n_inner + inner
         atom_outer = np.repeat(np.arange(len(folds)), n_inner)
         atom_inner = np.tile(np.arange(n_inner), len(folds))

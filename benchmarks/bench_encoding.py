@@ -1,0 +1,192 @@
+"""Encoding engine vs himalaya RidgeCV and a Brain-Score-style PLS pipeline, same run.
+
+    python benchmarks/bench_encoding.py [--json OUT] [--backend numpy|torch] [--device cuda]
+                                        [--stimuli 1000] [--bins 10] [--sites 128] [--features 1024]
+
+The problem: stimuli x time bins stacked (shared-over-time map), 5 outer folds split by
+image, 20 alphas, per-target alpha from 3 inner folds over images (the same folds for
+every method), float32. Writes:
+
+- ``speedup_vs_himalaya``: himalaya ``RidgeCV`` (solver "svd", same alphas, splits and
+  criterion: mean over inner folds of the fold MSE) time / the engine's time;
+- ``max_rel_pred_diff_vs_himalaya``: max |held-out prediction difference| / sd(targets);
+- ``speedup_vs_pls``: ``PLSRegression(25, scale=False)`` per fold + per-neuroid scipy
+  ``pearsonr`` time / the engine's time (fit + per-cell r);
+- ``gemm_efficiency``: the engine's counted flops / its time / plain float32 matmul
+  GFLOP/s measured here (eigh counted as 4 p^3);
+- ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
+  the encoding_score fit time.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import xarray as xr
+
+from workbench.backend import get_backend
+from workbench.metrics import RidgeCV, encoding_score, pearson_columns, stimulus_folds
+from workbench.stats import heldout_permutation_test
+from workbench.storage import write_json
+
+ALPHAS = np.logspace(-1, 6, 20)
+
+
+def simulate(n_stimuli, n_bins, n_sites, n_features, seed=0):
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n_stimuli, n_bins, 64)).astype(np.float32)
+    X = latent @ rng.standard_normal((64, n_features)).astype(np.float32) / 8
+    X += rng.standard_normal(X.shape).astype(np.float32)
+    W = rng.standard_normal((n_features, n_sites)).astype(np.float32) / np.sqrt(n_features)
+    noise = np.linspace(0.5, 4.0, n_sites, dtype=np.float32)
+    Y = X @ W + noise * rng.standard_normal((n_stimuli, n_bins, n_sites)).astype(np.float32)
+    return X, Y
+
+
+def matmul_gflops(backend, n=2048, repeats=3):
+    rng = np.random.default_rng(0)
+    a = backend.asarray(rng.standard_normal((n, n)))
+    b = backend.asarray(rng.standard_normal((n, n)))
+    best = np.inf
+    for _ in range(repeats):
+        backend.synchronize()
+        start = time.perf_counter()
+        a @ b
+        backend.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def engine_flops(n_stimuli, n_bins, n_features, n_sites, n_folds, n_inner, n_alphas):
+    """Flops the engine's algorithm needs (GEMMs at 2mnk, symmetric Gram at n p^2)."""
+    n, p, t = n_stimuli * n_bins, n_features, n_sites
+    moments = n * p * p + 2 * n * p * t
+    solves = n_folds * (n_inner + 1) + n_inner + 1  # inner + final per fold, plus split-half
+    per_fit = 4 * p**3 + 2 * p * p * t + 2 * p * p * t  # eigh, V'C, V(Q/(e+a))
+    per_validation = 4 * p**3 + 2 * p * p * t + 2 * p * p * t * n_alphas  # V'GV, V'C, M @ B
+    validations = (n_folds + 1) * n_inner
+    predictions = 2 * (n + n // 2) * p * t
+    return moments + solves * per_fit + validations * per_validation + predictions
+
+
+def run_engine(X, Y, folds, backend):
+    estimator = RidgeCV(alphas=ALPHAS, cv=3, scoring="mse", standardize=False, backend=backend)
+    start = time.perf_counter()
+    prediction, _ = estimator.cross_val_predict(X, Y, folds)
+    r = np.stack([pearson_columns(prediction[test], Y[test]) for _, test in folds])
+    elapsed = time.perf_counter() - start
+    return elapsed, prediction, r, estimator.inner_labels_
+
+
+def run_himalaya(X, Y, folds, inner_labels):
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+
+    set_backend("numpy")
+    n_bins = X.shape[1]
+    prediction = np.empty(Y.shape, dtype=np.float32)
+    start = time.perf_counter()
+    for train, test in folds:
+        labels = np.repeat(inner_labels[train], n_bins)
+        cv = [(np.flatnonzero(labels != j), np.flatnonzero(labels == j)) for j in range(3)]
+        model = HimalayaRidgeCV(alphas=ALPHAS, cv=cv, fit_intercept=True)
+        model.fit(X[train].reshape(-1, X.shape[2]), Y[train].reshape(-1, Y.shape[2]))
+        prediction[test] = np.asarray(model.predict(X[test].reshape(-1, X.shape[2]))).reshape(len(test), n_bins, -1)
+    return time.perf_counter() - start, prediction
+
+
+def run_pls(X, Y, folds):
+    from scipy.stats import pearsonr
+    from sklearn.cross_decomposition import PLSRegression
+
+    n_bins = X.shape[1]
+    start = time.perf_counter()
+    for train, test in folds:
+        model = PLSRegression(25, scale=False).fit(X[train].reshape(-1, X.shape[2]), Y[train].reshape(-1, Y.shape[2]))
+        prediction = model.predict(X[test].reshape(-1, X.shape[2])).reshape(len(test), n_bins, -1)
+        for t in range(n_bins):
+            for n in range(Y.shape[2]):
+                pearsonr(prediction[:, t, n], Y[test, t, n])
+    return time.perf_counter() - start
+
+
+def as_assemblies(X, Y):
+    n_stimuli, n_bins = X.shape[:2]
+    common = {"stimulus_id": ("presentation", np.array([f"s{i}" for i in range(n_stimuli)], dtype=object)),
+              "time_bin_start": ("time_bin", 10.0 * np.arange(n_bins)),
+              "time_bin_end": ("time_bin", 10.0 * np.arange(n_bins) + 10)}
+
+    def assembly(values, prefix):
+        ids = np.array([f"{prefix}{i}" for i in range(values.shape[2])], dtype=object)
+        return xr.DataArray(values.transpose(0, 2, 1), dims=("presentation", "neuroid", "time_bin"),
+                            coords={**common, "neuroid_id": ("neuroid", ids)})
+
+    return assembly(X, "unit"), assembly(Y, "site")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="OUT")
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--stimuli", type=int, default=1000)
+    parser.add_argument("--bins", type=int, default=10)
+    parser.add_argument("--sites", type=int, default=128)
+    parser.add_argument("--features", type=int, default=1024)
+    parser.add_argument("--permutations", type=int, default=10000)
+    parser.add_argument("--skip-himalaya", action="store_true", help="e.g. on a machine without the bench extra")
+    parser.add_argument("--skip-pls", action="store_true")
+    args = parser.parse_args()
+    backend = get_backend(args.backend, args.device, "float32")
+    X, Y = simulate(args.stimuli, args.bins, args.sites, args.features)
+    folds = stimulus_folds(args.stimuli, 5, seed=0)
+    run_engine(X[:50], Y[:50], stimulus_folds(50, 5, 0), backend)  # warm-up (BLAS threads, torch init)
+
+    results = {"backend": repr(backend), "stimuli": args.stimuli, "bins": args.bins, "sites": args.sites,
+               "features": args.features, "alphas": len(ALPHAS), "outer_folds": 5, "inner_folds": 3}
+    engine_s, prediction, r, inner_labels = run_engine(X, Y, folds, backend)
+    results["engine_s"] = engine_s
+    results["median_r"] = float(np.median(r))
+    gflops = matmul_gflops(backend)
+    flops = engine_flops(args.stimuli, args.bins, args.features, args.sites, 5, 3, len(ALPHAS))
+    results["matmul_gflops"] = gflops
+    results["engine_gflops"] = flops / engine_s / 1e9
+    results["gemm_efficiency"] = results["engine_gflops"] / gflops
+    print(f"engine: {engine_s:.2f} s, {results['engine_gflops']:.1f} GFLOP/s "
+          f"(matmul {gflops:.1f}; efficiency {results['gemm_efficiency']:.2f})", flush=True)
+
+    if not args.skip_himalaya:
+        himalaya_s, reference = run_himalaya(X, Y, folds, inner_labels)
+        results["himalaya_s"] = himalaya_s
+        results["speedup_vs_himalaya"] = himalaya_s / engine_s
+        results["max_rel_pred_diff_vs_himalaya"] = float(np.abs(reference - prediction).max() / Y.std())
+        print(f"himalaya: {himalaya_s:.2f} s, speedup {results['speedup_vs_himalaya']:.1f}, "
+              f"max rel diff {results['max_rel_pred_diff_vs_himalaya']:.2e}", flush=True)
+    if not args.skip_pls:
+        pls_s = run_pls(X, Y, folds)
+        results["pls_s"] = pls_s
+        results["speedup_vs_pls"] = pls_s / engine_s
+        print(f"PLS pipeline: {pls_s:.2f} s, speedup {results['speedup_vs_pls']:.1f}", flush=True)
+
+    features, recording = as_assemblies(X, Y)
+    estimator = RidgeCV(alphas=ALPHAS, cv=3, standardize=False, backend=backend)
+    start = time.perf_counter()
+    result = encoding_score(features, recording, estimator, n_splits=5)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    test = heldout_permutation_test(result, n_permutations=args.permutations, seed=0)
+    perm_s = time.perf_counter() - start
+    results.update(encoding_score_s=fit_s, permutation_s=perm_s, permutations=args.permutations,
+                   perm_overhead=perm_s / fit_s,
+                   share_sites_bins_fwe_05=float((test.cells.p_fwe.values <= 0.05).mean()))
+    print(f"encoding_score {fit_s:.2f} s; {args.permutations} permutations max-T {perm_s:.2f} s "
+          f"(overhead {results['perm_overhead']:.3f})", flush=True)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
