@@ -114,6 +114,10 @@ class ArrayBackend:
             return torch.where(condition, a, b)
         return numpy.where(condition, a, b)
 
+    def permute(self, values, axes):
+        """Reorder axes (numpy ``transpose`` / torch ``permute``)."""
+        return values.permute(*axes) if self.name == "torch" else values.transpose(axes)
+
     def stack(self, arrays):
         return torch.stack(list(arrays)) if self.name == "torch" else numpy.stack(list(arrays))
 

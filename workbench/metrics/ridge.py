@@ -114,9 +114,8 @@ class _TrainingSystem:
         B = self.shrunk(alphas)  # (a, p, t)
         n_alphas, p, t = B.shape
         # One GEMM for every alpha at once: M @ [B_1 ... B_a].
-        MB = (M @ B.permute(1, 0, 2).reshape(p, -1) if self.backend.name == "torch"
-              else M @ B.transpose(1, 0, 2).reshape(p, -1)).reshape(p, n_alphas, t)
-        MB = MB.permute(1, 0, 2) if self.backend.name == "torch" else MB.transpose(1, 0, 2)
+        bk = self.backend
+        MB = bk.permute((M @ bk.permute(B, (1, 0, 2)).reshape(p, -1)).reshape(p, n_alphas, t), (1, 0, 2))
         return yy_val[None] - 2 * (B * P[None]).sum(1) + (B * MB).sum(1)
 
     def gcv_errors(self, alphas):
