@@ -21,15 +21,25 @@ def stimulus_folds(n_stimuli, n_splits, seed=0, strata=None):
         raise MetricError(f"cross-validation needs >= 2 splits, got {n_splits}")
     if n_stimuli < n_splits:
         raise MetricError(f"{n_stimuli} stimuli cannot be split into {n_splits} folds")
-    rng = np.random.default_rng(seed)
-    strata = np.zeros(n_stimuli, dtype=np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
-    fold = np.empty(n_stimuli, dtype=np.int64)
-    offset = 0
-    for stratum in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata == stratum))
-        fold[members] = (offset + np.arange(len(members))) % n_splits
-        offset = (offset + len(members)) % n_splits
+    codes = np.zeros(n_stimuli, dtype=np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
+    fold, _ = deal_round_robin(codes, n_splits, np.random.default_rng(seed))
     return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_splits)]
+
+
+def deal_round_robin(codes, n_labels, rng, offset=0):
+    """Shuffle each stratum's members and deal them labels ``0..n_labels-1`` in turn.
+
+    ``codes`` are integer stratum codes (strata visited in increasing code order). The
+    deal continues from ``offset`` across strata, so label counts differ by at most one
+    per stratum. Returns ``(labels, next_offset)``; pass ``next_offset`` on to deal
+    further groups in the same rotation.
+    """
+    labels = np.empty(len(codes), dtype=np.int64)
+    for stratum in np.unique(codes):
+        members = rng.permutation(np.flatnonzero(codes == stratum))
+        labels[members] = (offset + np.arange(len(members))) % n_labels
+        offset = (offset + len(members)) % n_labels
+    return labels, offset
 
 
 def fold_labels(folds, n_stimuli):

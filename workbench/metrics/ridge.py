@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..backend import get_backend
 from ..errors import MetricError
-from .folds import fold_labels, stimulus_folds
+from .folds import deal_round_robin, fold_labels, stimulus_folds
 
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
 
@@ -82,7 +82,7 @@ class _TrainingSystem:
     def __init__(self, backend, train, standardize):
         self.backend, self.train = backend, train
         if standardize:
-            variance = backend.clip_min(_diagonal(train.Gc) / train.n, 0.0)
+            variance = backend.clip_min(train.Gc.diagonal() / train.n, 0.0)
             scale = backend.sqrt(variance)
             self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
         else:
@@ -126,10 +126,6 @@ class _TrainingSystem:
         sse = self.train.yyc[None] - 2 * (d @ Q2) + (d * d * e[None, :]) @ Q2
         dof = (e[None, :] * d).sum(1) + 1.0  # + intercept
         return (sse / n) / ((1.0 - dof / n) ** 2)[:, None]
-
-
-def _diagonal(matrix):
-    return matrix.diagonal() if hasattr(matrix, "diagonal") else np.diagonal(matrix)
 
 
 class RidgeCV:
@@ -180,6 +176,13 @@ class RidgeCV:
             raise MetricError(f"cv must be an int >= 2 or 'gcv', got {self.cv!r}")
         return alphas
 
+    def _setup(self):
+        """Validate the parameters, pick the backend; returns (sorted alphas, n_inner)."""
+        alphas = self._check_params()
+        self._bk = get_backend(self.backend, self.device, self.dtype)
+        n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
+        return alphas, n_inner
+
     # -- the engine ---------------------------------------------------------------------
     def _prepare(self, X, Y):
         """Centre (and scale) globally in float64 before the float32 moments: the fits are
@@ -203,18 +206,18 @@ class RidgeCV:
         """
         bk = self._bk
         alphas_b = bk.asarray(alphas)
+        system = _TrainingSystem(bk, moments.total(train_mask), self.standardize)
         if len(alphas) == 1:
             best = np.zeros(moments.C.shape[-1], dtype=np.int64)
         else:
             if self.cv == "gcv":
-                criterion = bk.to_numpy(_TrainingSystem(bk, moments.total(train_mask), self.standardize)
-                                        .gcv_errors(alphas_b)).astype(np.float64)
+                criterion = bk.to_numpy(system.gcv_errors(alphas_b)).astype(np.float64)
             else:
                 criterion = 0.0
                 for val_mask in validation_masks:
-                    system = _TrainingSystem(bk, moments.total(train_mask & ~val_mask), self.standardize)
+                    inner = _TrainingSystem(bk, moments.total(train_mask & ~val_mask), self.standardize)
                     val = moments.total(val_mask)
-                    sse = bk.to_numpy(system.validation_errors(val, alphas_b)).astype(np.float64)
+                    sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
                         criterion = criterion + sse / val.n
                     else:  # minimise 1 - R^2
@@ -224,7 +227,6 @@ class RidgeCV:
             # Ties go to the larger alpha: search the reversed (descending) grid.
             best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
         self.alpha_ = alphas[best]
-        system = _TrainingSystem(bk, moments.total(train_mask), self.standardize)
         # beta acts on standardised, training-centred features of the prepared data.
         self._beta = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
         self._mean_x, self._mean_y = system.train.mean_x, system.train.mean_y
@@ -247,20 +249,15 @@ class RidgeCV:
         (e.g. the stimulus of each stacked stimulus x time sample); default: each sample
         is its own group.
         """
-        alphas = self._check_params()
-        self._bk = get_backend(self.backend, self.device, self.dtype)
+        alphas, n_inner = self._setup()
         X = np.asarray(X)
         Y = np.asarray(Y)
         if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
             raise MetricError(f"X and Y must be 2-D with the same rows, got {X.shape} and {Y.shape}")
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
         codes, uniques = pd.factorize(groups)
-        n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
         if n_inner > 1:
-            label = np.empty(len(uniques), dtype=np.int64)
-            for k, (_, test) in enumerate(stimulus_folds(len(uniques), n_inner, self.seed)):
-                label[test] = k
-            atoms = label[codes]
+            atoms = fold_labels(stimulus_folds(len(uniques), n_inner, self.seed), len(uniques))[codes]
         else:
             atoms = np.zeros(len(X), dtype=np.int64)
         Xb, Yb = self._prepare(X[:, None, :], Y[:, None, :])
@@ -290,11 +287,9 @@ class RidgeCV:
         the second half of the folds from one model fitted on the first half (NaN for the
         first half).
         """
-        alphas = self._check_params()
-        self._bk = get_backend(self.backend, self.device, self.dtype)
+        alphas, n_inner = self._setup()
         n_stimuli = X.shape[0]
         outer = fold_labels(folds, n_stimuli)
-        n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
         # Inner label of each stimulus, dealt within each outer fold: for outer fold k,
         # inner fold j is every training stimulus with label j (balanced across folds).
         inner = np.zeros(n_stimuli, dtype=np.int64)
@@ -303,10 +298,8 @@ class RidgeCV:
             codes = np.zeros(n_stimuli, np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
             offset = 0
             for k in range(len(folds)):
-                for stratum in np.unique(codes[outer == k]):
-                    members = rng.permutation(np.flatnonzero((outer == k) & (codes == stratum)))
-                    inner[members] = (offset + np.arange(len(members))) % n_inner
-                    offset = (offset + len(members)) % n_inner
+                members = np.flatnonzero(outer == k)
+                inner[members], offset = deal_round_robin(codes[members], n_inner, rng, offset)
         self.inner_labels_ = inner
         atoms = outer * n_inner + inner
         atom_outer = np.repeat(np.arange(len(folds)), n_inner)
