@@ -72,9 +72,13 @@ def _check_variance(features, neural):
             )
 
 
+def select_stimuli(da, ids):
+    """The presentations of ``da`` whose ``stimulus_id`` is in ``ids`` (all repetitions)."""
+    return da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, ids)))
+
+
 def _restrict_trials(trials, neural):
-    kept = np.isin(trials.coords["stimulus_id"].values, neural.coords["stimulus_id"].values)
-    trials = trials.isel(presentation=np.flatnonzero(kept))
+    trials = select_stimuli(trials, neural.coords["stimulus_id"].values)
     return trials.isel(time_bin=np.flatnonzero(np.isin(
         trials.coords["time_bin_start"].values, neural.coords["time_bin_start"].values)))
 
@@ -280,6 +284,35 @@ def shared_time_encoding(features, trials, n_splits=10, alphas=DEFAULT_ALPHAS, i
                           ceiling_splits=ceiling_splits, min_ceiling=min_ceiling, progress=progress)
 
 
+class GroupSummary:
+    """The per-region summary every report uses, for many rows of cell values at once.
+
+    Per group of sites (``by`` coord, else one group "all"): the median over its sites of
+    the mean over usable time bins (ceiling >= ``min_ceiling``, or every bin when the
+    result has no ceiling). Calling it on ``(D, N*T)`` values gives ``{group: (D,)}``.
+    """
+
+    def __init__(self, result, by="region"):
+        n_neuroids = result.sizes["neuroid"]
+        self.groups = result.coords[by].values if by in result.coords else np.array(["all"] * n_neuroids)
+        self.shape = (n_neuroids, result.sizes["time_bin"])
+        ceiling = result["ceiling"].values
+        self.usable = (ceiling >= result.attrs.get("min_ceiling", -np.inf) if np.isfinite(ceiling).any()
+                       else np.ones(ceiling.shape, bool))
+
+    def __call__(self, values):
+        cube = values.reshape((values.shape[0],) + self.shape)
+        labels = pd.unique(self.groups)
+        if self.usable.all() and np.isfinite(values).all():
+            # The common case (every null draw): plain reductions, several times faster.
+            per_site = cube.mean(axis=2)
+            return {group: np.median(per_site[:, self.groups == group], axis=1) for group in labels}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # sites with no usable bin
+            per_site = np.nanmean(np.where(self.usable[None], cube, np.nan), axis=2)
+            return {group: np.nanmedian(per_site[:, self.groups == group], axis=1) for group in labels}
+
+
 def summarize(result, by="region"):
     """Tidy per-group records of an encoding result.
 
@@ -294,26 +327,27 @@ def summarize(result, by="region"):
         One record per group with ``group``, ``value``, ``value_fold_std``,
         ``ceiling``, ``normalized``, ``n`` (neuroids) and ``n_time_bins``.
     """
-    ceiling = result["ceiling"].values
-    usable = ceiling >= result.attrs["min_ceiling"] if np.isfinite(ceiling).any() else np.ones(ceiling.shape, bool)
-    groups = result.coords[by].values if by in result.coords else np.array(["all"] * result.sizes["neuroid"])
+    summary = GroupSummary(result, by)
+    n_cells = summary.usable.size
+
+    def rows(name):
+        return result[name].values.reshape(-1, n_cells)
+
+    per_group = {name: summary(rows(name)) for name in ("r", "ceiling", "normalized")}
+    per_fold = summary(rows("r_fold")) if "r_fold" in result else None
     records = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-        def group_median(values, mask):  # values (..., N, T) -> median over sites of the bin mean
-            return np.nanmedian(np.nanmean(np.where(usable[mask], values[..., mask, :], np.nan), axis=-1), axis=-1)
-
-        for group in pd.unique(groups):
-            mask = groups == group
-            per_fold = group_median(result["r_fold"].values, mask) if "r_fold" in result else np.array([np.nan])
-            records.append({
-                "group": str(group),
-                "value": float(group_median(result["r"].values, mask)),
-                "value_fold_std": float(np.nanstd(per_fold)),
-                "ceiling": float(group_median(ceiling, mask)),
-                "normalized": float(group_median(result["normalized"].values, mask)),
-                "n": int(mask.sum()),
-                "n_time_bins": int(usable[mask].any(axis=0).sum()),
-            })
+    for group in per_group["r"]:
+        mask = summary.groups == group
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a group with no usable fold value
+            fold_std = float(np.nanstd(per_fold[group])) if per_fold is not None else float("nan")
+        records.append({
+            "group": str(group),
+            "value": float(per_group["r"][group][0]),
+            "value_fold_std": fold_std,
+            "ceiling": float(per_group["ceiling"][group][0]),
+            "normalized": float(per_group["normalized"][group][0]),
+            "n": int(mask.sum()),
+            "n_time_bins": int(summary.usable[mask].any(axis=0).sum()),
+        })
     return records

@@ -16,7 +16,7 @@ import xarray as xr
 
 from ..assembly import average_repetitions, has_repetitions, validate
 from ..errors import MetricError
-from .encoding import STRATA_COORDS, encoding_score, summarize
+from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
 
 
 @dataclass
@@ -68,10 +68,6 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
     return ids[first], ids[~first]
 
 
-def _subset(da, ids):
-    return da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, ids)))
-
-
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
                           estimator=None, mode="shared", n_splits=5, seed=0, progress=False):
     """Choose a layer per region on mapping stimuli; score it on held-out stimuli.
@@ -116,9 +112,9 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
                 for layer in layers}
     scores = np.full((len(layers), len(regions)), np.nan)
     score = "normalized" if has_repetitions(recording) else "value"
-    mapping_recording = _subset(recording, mapping_ids)
+    mapping_recording = select_stimuli(recording, mapping_ids)
     for i, layer in enumerate(layers):
-        result = encoding_score(_subset(by_layer[layer], mapping_ids), mapping_recording, estimator,
+        result = encoding_score(select_stimuli(by_layer[layer], mapping_ids), mapping_recording, estimator,
                                 mode=mode, n_splits=n_splits, seed=seed, progress=progress)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
@@ -133,7 +129,7 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     for region, layer in chosen.items():
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
         evaluation[region] = encoding_score(
-            _subset(by_layer[layer], evaluation_ids), _subset(recording.isel(neuroid=sites), evaluation_ids),
+            select_stimuli(by_layer[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
             estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress)
     return LayerMapping(selection, chosen, evaluation, score="normalized" if score == "normalized" else "r",
                         mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids)

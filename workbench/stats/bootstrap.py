@@ -5,13 +5,11 @@ weights ``W`` (draws x stimuli) all sums of all cells for all draws are one GEMM
 ``W @ [x, y, x*x, y*y, x*y]``, from which each draw's r follows exactly.
 """
 
-import warnings
-
 import numpy as np
-import pandas as pd
 
 from ..errors import MetricError
-from .permutation import _flat_cells, _fold_standardized, _usable, permutation_chunks
+from ..metrics.encoding import GroupSummary
+from .permutation import _flat_cells, _fold_standardized, permutation_chunks
 
 
 def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", chunk_size=500):
@@ -32,24 +30,16 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
     fold = result.coords["fold"].values
     x = _fold_standardized(_flat_cells(result, "prediction"), fold)
     y = _fold_standardized(_flat_cells(result, "target"), fold)
-    n_stimuli, n_cells = x.shape
+    n_stimuli = x.shape[0]
     stacked = np.concatenate([x, y, x * x, y * y, x * y], axis=1)
     ceiling = result["ceiling"].values.reshape(-1)
-    n_neuroids, n_bins = result.sizes["neuroid"], result.sizes["time_bin"]
-    usable = _usable(result)
-    groups = result.coords[by].values if by in result.coords else np.array(["all"] * n_neuroids)
+    summary = GroupSummary(result, by)
 
     def summaries(r):
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(invalid="ignore", divide="ignore"):
             normalized = np.where(ceiling >= result.attrs.get("min_ceiling", -np.inf),
                                   np.sign(r) * r**2 / ceiling, np.nan)
-            out = {}
-            for name, values in (("value", r), ("normalized", normalized)):
-                cube = np.where(usable[None], values.reshape(-1, n_neuroids, n_bins), np.nan)
-                per_site = np.nanmean(cube, axis=2)
-                out[name] = {g: np.nanmedian(per_site[:, groups == g], axis=1) for g in pd.unique(groups)}
-            return out
+        return {"value": summary(r), "normalized": summary(normalized)}
 
     def correlations(sums, n):
         sx, sy, sxx, syy, sxy = np.split(sums, 5, axis=1)

@@ -22,7 +22,6 @@ i contributes ``d_i = (PzA_i - PzB_i) Yz_i / S`` to the difference of fold-poole
 the sign of ``d_i`` is arbitrary. Every draw's statistic for every cell is one row of
 ``signs @ d``: one GEMM per chunk of draws.
 """
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import scipy.fft
 import xarray as xr
 
 from ..errors import MetricError
+from ..metrics.encoding import GroupSummary
 from .multiple import NullCounter
 
 
@@ -83,23 +83,24 @@ def _flat_cells(result, name):
     return values.reshape(values.shape[0], -1).astype(np.float64)
 
 
-def _group_summary(values, groups, n_neuroids, n_bins, usable):
-    """Per group: median over neuroids of the mean over usable bins; values (D, N*T)."""
-    cube = values.reshape(values.shape[0], n_neuroids, n_bins)
-    if usable.all():  # the common case: plain reductions, several times faster than nan-aware ones
-        per_site = cube.mean(axis=2)
-        return {group: np.median(per_site[:, groups == group], axis=1) for group in pd.unique(groups)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # sites with no usable bin
-        per_site = np.nanmean(np.where(usable[None], cube, np.nan), axis=2)
-        return {group: np.nanmedian(per_site[:, groups == group], axis=1) for group in pd.unique(groups)}
+class _GroupNull:
+    """Exceedance counts of the group summaries over chunks of null draws."""
 
+    def __init__(self, summary, observed, transform=None):
+        self.summary = summary
+        self.transform = transform or (lambda x: x)
+        self.observed = {g: float(v[0]) for g, v in summary(observed[None]).items()}
+        self.counts = {g: 0 for g in self.observed}
 
-def _usable(result):
-    ceiling = result["ceiling"].values
-    if np.isfinite(ceiling).any():
-        return ceiling >= result.attrs.get("min_ceiling", -np.inf)
-    return np.ones(ceiling.shape, bool)
+    def update(self, null):
+        for g, values in self.summary(null).items():
+            self.counts[g] += int((self.transform(values) >= self.transform(self.observed[g]) - 1e-12).sum())
+
+    def results(self, n):
+        """Group p-values; NaN where the group has no usable cell (no statistic)."""
+        return {str(g): {"statistic": value,
+                         "p_value": (1 + self.counts[g]) / (1 + n) if np.isfinite(value) else float("nan")}
+                for g, value in self.observed.items()}
 
 
 def _cells_dataset(result, statistic, p, p_fwe, attrs):
@@ -109,13 +110,6 @@ def _cells_dataset(result, statistic, p, p_fwe, attrs):
     cell = ("neuroid", "time_bin")
     return xr.Dataset({"statistic": (cell, statistic.reshape(shape)), "p_value": (cell, p.reshape(shape)),
                        "p_fwe": (cell, p_fwe.reshape(shape))}, coords=coords, attrs=attrs)
-
-
-def _group_results(observed_groups, group_counts, n):
-    """Group p-values; NaN where the group has no usable cell (no statistic)."""
-    return {str(g): {"statistic": value,
-                     "p_value": (1 + group_counts[g]) / (1 + n) if np.isfinite(value) else float("nan")}
-            for g, value in observed_groups.items()}
 
 
 def _shift_blocks(codes, n_permutations, rng):
@@ -192,12 +186,8 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
         blocks.append(scipy.fft.irfft(spectrum, n=len(members), axis=0) / n_stimuli)
     observed = sum(block[0] for block in blocks)
     sizes = np.array([len(block) for block in blocks])
-    groups = result.coords[by].values if by in result.coords else np.array(["all"] * result.sizes["neuroid"])
-    n_neuroids, n_bins = result.sizes["neuroid"], result.sizes["time_bin"]
-    usable = _usable(result)
-    observed_groups = {g: float(v[0]) for g, v in _group_summary(observed[None], groups, n_neuroids, n_bins, usable).items()}
     counter = NullCounter(observed)
-    group_counts = {g: 0 for g in observed_groups}
+    group_null = _GroupNull(GroupSummary(result, by), observed)
     all_chunks = permutation_chunks(seed, n_permutations, chunk_size)
     selected = range(len(all_chunks)) if chunks is None else chunks
     for index in selected:
@@ -207,15 +197,14 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
         for j in range(1, len(blocks)):
             null = null + blocks[j][shifts[:, j]]
         counter.update(null)
-        for g, values in _group_summary(null, groups, n_neuroids, n_bins, usable).items():
-            group_counts[g] += int((values >= observed_groups[g] - 1e-12).sum())
+        group_null.update(null)
     p, p_fwe = counter.p_values()
     method = ("cyclic-shift permutation of the held-out pairing on the split-half prediction"
               + (f", within {within}" if within else ""))
     cells = _cells_dataset(result, observed, p, p_fwe, {"statistic": "Pearson r on the held-out half",
                                                          "method": method, "n_permutations": counter.n,
                                                          "n_stimuli": n_stimuli, "seed": seed})
-    return PermutationResult(cells, _group_results(observed_groups, group_counts, counter.n), counter.n, method)
+    return PermutationResult(cells, group_null.results(counter.n), counter.n, method)
 
 
 def _paired_contributions(result_a, result_b):
@@ -260,20 +249,14 @@ def compare_encodings(result_a, result_b, n_permutations=10000, seed=0, by="regi
     observed = contributions.sum(0)
     transform = np.abs if alternative == "two-sided" else (lambda x: x)
     counter = NullCounter(transform(observed))
-    groups = result_a.coords[by].values if by in result_a.coords else np.array(["all"] * result_a.sizes["neuroid"])
-    n_neuroids, n_bins = result_a.sizes["neuroid"], result_a.sizes["time_bin"]
-    usable = _usable(result_a)
-    observed_groups = {g: float(v[0]) for g, v in _group_summary(observed[None], groups, n_neuroids, n_bins, usable).items()}
-    group_counts = {g: 0 for g in observed_groups}
+    group_null = _GroupNull(GroupSummary(result_a, by), observed, transform)
     for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
         signs = np.random.default_rng(sequence).choice(np.array([-1.0, 1.0]), size=(size, contributions.shape[0]))
         null = signs @ contributions
         counter.update(transform(null))
-        for g, values in _group_summary(null, groups, n_neuroids, n_bins, usable).items():
-            group_counts[g] += int((transform(values) >= transform(observed_groups[g]) - 1e-12).sum())
+        group_null.update(null)
     p, p_fwe = counter.p_values()
     method = f"paired sign-flip permutation over stimuli ({alternative})"
     cells = _cells_dataset(result_a, observed, p, p_fwe, {"statistic": "difference of fold-pooled Pearson r (A - B)",
                                                           "method": method, "n_permutations": counter.n, "seed": seed})
-    group_results = _group_results(observed_groups, group_counts, counter.n)
-    return PermutationResult(cells, group_results, counter.n, method)
+    return PermutationResult(cells, group_null.results(counter.n), counter.n, method)
