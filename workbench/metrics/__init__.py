@@ -1,4 +1,7 @@
-"""Metrics: compare model and neural assemblies (encoding, ceilings, layer mapping)."""
+"""Metrics: compare model and neural assemblies (encoding, ceilings, layer mapping), and the
+seed papers' analyses (de-noising, dimensionality, reaction times, behaviour)."""
+
+from . import behaviour, denoising, dimensionality, reaction_time
 
 from .ceiling import split_half_ceiling
 from .correlation import pearson_columns, spearman_brown

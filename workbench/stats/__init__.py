@@ -9,6 +9,7 @@ from .bootstrap import bootstrap_encoding_ci
 from .multiple import fdr, max_t_pvalues, pvalues_from_null
 from .permutation import (PermutationResult, compare_encodings, heldout_permutation_test,
                           permutation_chunks)
+from .resampling import paired_swap_test, shuffled_indices, sign_flip_test, spearman_permutation_test
 
 __all__ = [
     "PermutationResult",
@@ -17,6 +18,10 @@ __all__ = [
     "fdr",
     "heldout_permutation_test",
     "max_t_pvalues",
+    "paired_swap_test",
     "permutation_chunks",
     "pvalues_from_null",
+    "shuffled_indices",
+    "sign_flip_test",
+    "spearman_permutation_test",
 ]

@@ -1,0 +1,293 @@
+"""De-noising, dimensionality, reaction-time and behaviour metrics against closed forms and
+planted truths, and their named errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import xarray as xr
+
+import data_adapters
+from workbench import MetricError
+from workbench.assembly import average_repetitions
+from workbench.metrics import behaviour, denoising, dimensionality
+from workbench.metrics import reaction_time as rt
+from workbench.stats import resampling
+
+
+def _assembly(values, stimulus_ids, layers, extra=None):
+    values = np.asarray(values, dtype=np.float64)
+    coords = {"stimulus_id": ("presentation", list(stimulus_ids)),
+              "neuroid_id": ("neuroid", [f"n{i}" for i in range(values.shape[1])]),
+              "layer": ("neuroid", list(layers))}
+    coords.update(extra or {})
+    return xr.DataArray(values, dims=("presentation", "neuroid"), coords=coords)
+
+
+# ------------------------------------------------------------------ de-noising
+
+
+def _denoising_inputs(rng, n=40, units=30, pull=0.0):
+    clean = rng.standard_normal((n, units))
+    noise = 1.5 * rng.standard_normal((n, units))
+    ff = clean + noise
+    rec = clean + (1 - pull) * noise  # pull > 0: recurrence moves toward the clean response
+    ids = [f"img{i}" for i in range(n)]
+    layers = ["l1"] * (units // 2) + ["l2"] * (units - units // 2)
+    noisy_extra = {"source_id": ("presentation", ids)}
+    return (_assembly(clean, ids, layers), _assembly(rec, [f"{i}_noise" for i in ids], layers, noisy_extra),
+            _assembly(ff, [f"{i}_noise" for i in ids], layers, noisy_extra))
+
+
+def test_denoising_is_zero_when_recurrence_is_the_identity():
+    clean, _, ff = _denoising_inputs(np.random.default_rng(0))
+    d = denoising.denoising_index(clean, ff, ff)
+    np.testing.assert_array_equal(d.values, 0.0)
+    assert list(d.group.values) == ["l1", "l2"]
+
+
+def test_denoising_index_equals_an_independent_computation_and_detects_a_planted_pull():
+    clean, rec, ff = _denoising_inputs(np.random.default_rng(1), pull=0.6)
+    d = denoising.denoising_index(clean, rec, ff)
+    for g, group in enumerate(["l1", "l2"]):
+        units = clean.layer.values == group
+        expected = [scipy.stats.pearsonr(clean.values[i, units], rec.values[i, units])[0]
+                    - scipy.stats.pearsonr(clean.values[i, units], ff.values[i, units])[0] for i in range(40)]
+        np.testing.assert_allclose(d.values[:, g], expected, atol=1e-12)
+    records = denoising.denoising_test(d, n_permutations=2000, seed=0)
+    assert all(r["value"] > 0.1 and r["p_value"] < 0.01 and r["q_value"] < 0.01 for r in records)
+    assert all(r["ci_low"] < r["value"] < r["ci_high"] for r in records)
+
+
+def test_denoising_null_gives_uniform_p_values():
+    rng = np.random.default_rng(2)
+    p = []
+    for _ in range(200):
+        d = xr.DataArray(rng.standard_normal((30, 1)), dims=("pair", "group"), coords={"group": ["g"]})
+        p.append(denoising.denoising_test(d, n_permutations=199, seed=int(rng.integers(1 << 30)))[0]["p_value"])
+    assert scipy.stats.kstest(p, "uniform").pvalue > 0.01
+    assert np.mean(np.asarray(p) <= 0.05) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
+
+
+def test_denoising_errors():
+    clean, rec, ff = _denoising_inputs(np.random.default_rng(3))
+    with pytest.raises(MetricError, match="no clean partner"):
+        denoising.denoising_index(clean.isel(presentation=slice(1, None)), rec, ff)
+    with pytest.raises(MetricError, match="same neuroids"):
+        denoising.denoising_index(clean, rec, ff.isel(neuroid=slice(1, None)))
+    with pytest.raises(MetricError, match="source"):
+        denoising.denoising_index(clean, rec.drop_vars("source_id"), ff.drop_vars("source_id"))
+
+
+@pytest.fixture(scope="module")
+def blur_recording(tmp_path_factory):
+    sim = data_adapters.simulate_blur_fmri(tmp_path_factory.mktemp("blur"), write_nifti=False, seed=0)
+    return sim, {s: average_repetitions(data_adapters.load(p)) for s, p in sim.bdata.items()}
+
+
+def test_fmri_denoising_recovers_the_planted_rois(blur_recording):
+    sim, loaded = blur_recording
+    planted = set(sim.params["denoising_rois"])
+    for subject, da in loaded.items():
+        d = denoising.fmri_denoising_index(da, level=25.0)
+        records = {r["group"]: r for r in denoising.denoising_test(d, n_permutations=2000, seed=0)}
+        for group, record in records.items():
+            _, hemisphere, region = group.split("|")
+            truth = sim.similarity.sel(subject=subject, hemisphere=hemisphere, region=region, blur_level=25.0).values
+            assert abs(record["value"] - (truth[-1] - truth[0])) < 0.15, (subject, group, record["value"])
+            if subject in sim.params["denoising_subjects"] and region in planted:
+                assert record["q_value"] < 0.05, (subject, group, record)
+
+
+def test_fmri_denoising_needs_two_time_bins(blur_recording):
+    _, loaded = blur_recording
+    with pytest.raises(MetricError, match="at least 2"):
+        denoising.fmri_denoising_index(loaded["sub-01"].isel(time_bin=[0]), level=25.0)
+
+
+# ------------------------------------------------------------------ dimensionality
+
+
+def _orthogonal(n, d, rng):
+    x = rng.standard_normal((n, d))
+    q, _ = np.linalg.qr(x - x.mean(0))
+    return q
+
+
+@pytest.mark.parametrize("d", [1, 3, 12])
+def test_participation_ratio_of_isotropic_data_equals_its_dimension(d):
+    rng = np.random.default_rng(d)
+    q = _orthogonal(200, d, rng) * rng.uniform(0.5, 5, d)  # per-unit scale is normalised away
+    assert dimensionality.participation_ratio(q) == pytest.approx(d, rel=1e-10)
+    assert dimensionality.cross_layer_dimensionality(q, q) == pytest.approx(d, rel=1e-10)
+
+
+def test_participation_ratio_equals_the_eigenvalue_formula():
+    x = np.random.default_rng(4).standard_normal((50, 80)) @ np.random.default_rng(5).standard_normal((80, 80))
+    z = x - x.mean(0)
+    z /= np.linalg.norm(z, axis=0)
+    eig = np.linalg.eigvalsh(z.T @ z)
+    assert dimensionality.participation_ratio(x) == pytest.approx(eig.sum() ** 2 / (eig ** 2).sum(), rel=1e-9)
+
+
+def test_participation_ratio_ci_and_difference_test():
+    rng = np.random.default_rng(6)
+    low = rng.standard_normal((120, 2)) @ rng.standard_normal((2, 20)) + 0.2 * rng.standard_normal((120, 20))
+    high = rng.standard_normal((120, 20))
+    ci = dimensionality.participation_ratio_ci(low, n_boot=500, seed=0)
+    assert ci["ci_low"] < ci["value"] < ci["ci_high"] and ci["value"] < 4
+    test = dimensionality.participation_ratio_difference_test(low, high, n_permutations=500, seed=0, alternative="less")
+    assert test["value"] < -5 and test["p_value"] < 0.01
+    same = dimensionality.participation_ratio_difference_test(high, rng.standard_normal((120, 20)),
+                                                              n_permutations=500, seed=0)
+    assert same["p_value"] > 0.01
+
+
+def test_subspace_alignment_and_difference_pcs():
+    rng = np.random.default_rng(7)
+    basis = _orthogonal(40, 6, rng).T[:, :40]  # 6 orthonormal directions in 40-d
+    a = rng.standard_normal((100, 3)) @ basis[:3]
+    b = rng.standard_normal((100, 3)) @ basis[3:]
+    assert dimensionality.subspace_alignment(a, a @ np.eye(40), 3) == pytest.approx(1.0, abs=1e-9)
+    assert dimensionality.subspace_alignment(a, b, 3) == pytest.approx(0.0, abs=1e-9)
+    first = rng.standard_normal((100, 40))
+    steps = xr.DataArray(np.stack([first, first + 3 * rng.standard_normal((100, 1)) * basis[0]], -1),
+                         dims=("presentation", "neuroid", "time_bin"),
+                         coords={"layer": ("neuroid", ["l"] * 40)})
+    axes, ratio = dimensionality.difference_pcs(steps, 1)
+    assert abs(axes[:, 0] @ basis[0]) == pytest.approx(1.0, abs=1e-9) and ratio[0] == pytest.approx(1.0)
+    _, size = dimensionality.recurrent_influence(steps)
+    assert size.values[0] > 0
+    _, none = dimensionality.recurrent_influence(steps.isel(time_bin=[0, 0]))
+    assert none.values[0] == 0
+
+
+def test_dimensionality_errors():
+    with pytest.raises(MetricError, match="constant"):
+        dimensionality.participation_ratio(np.ones((10, 3)))
+    with pytest.raises(MetricError, match="NaN"):
+        dimensionality.participation_ratio(np.full((10, 3), np.nan))
+    with pytest.raises(MetricError, match="same images"):
+        dimensionality.participation_ratio_difference_test(np.eye(5), np.eye(4))
+
+
+# ------------------------------------------------------------------ reaction times
+
+
+def _planted_rt_inputs(n=240, steps=10, threshold=1.5, seed=0):
+    """Entropy falls linearly at an image-specific rate; D is a monotone function of the RT
+    at ``threshold`` plus nothing else, so the fit must recover RTs at that threshold."""
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(0.15, 0.6, n)
+    entropy = np.clip(3.3 - rate[:, None] * np.arange(steps)[None] * 1.1, 0, None)
+    true_rt, _ = rt.entropy_reaction_times(entropy, threshold)
+    ids = [f"img{i}" for i in range(n)]
+    d = pd.Series(true_rt / steps * 0.5, index=ids)
+    da = xr.DataArray(entropy, dims=("presentation", "time_bin"),
+                      coords={"stimulus_id": ("presentation", ids), "category": ("presentation", np.arange(n) % 4)})
+    return da, d, true_rt
+
+
+def test_reaction_times_recover_a_planted_threshold():
+    entropy, d, true_rt = _planted_rt_inputs()
+    record = rt.rt_uncertainty_score(entropy, d, thresholds=[0.5, 1.0, 1.5, 2.0, 2.5], n_permutations=500,
+                                     seed=0, within="category")
+    assert record["thresholds"] == [1.5] * 5
+    assert record["value"] == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_array_equal(record["rt"].reindex(d.index).to_numpy(), true_rt)
+    assert record["p_value"] < 0.01 and record["p_within"] < 0.01
+    shuffled = pd.Series(np.random.default_rng(1).permutation(d.to_numpy()), index=d.index)
+    assert rt.rt_uncertainty_score(entropy, shuffled, n_permutations=500, seed=0)["p_value"] > 0.01
+
+
+def test_entropy_rt_censoring_and_readout():
+    entropy = np.array([[3.0, 2.0, 0.5], [3.0, 3.0, 3.0]])
+    times, censored = rt.entropy_reaction_times(entropy, 1.0)
+    assert times.tolist() == [2, 2] and censored.tolist() == [False, True]
+    logits = np.zeros((1, 2, 4))
+    logits[0, :, 0] = [1.0, 1.0]
+    p = rt.cumulative_probabilities(logits)
+    np.testing.assert_allclose(p[0, 1, 0], np.exp(2) / (np.exp(2) + 3))
+    np.testing.assert_allclose(rt.readout_entropy(np.full((1, 1, 4), 0.25)), 2.0)
+
+
+def test_spearman_permutation_null_is_one_gemm_and_matches_scipy():
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
+    result = resampling.spearman_permutation_test(x, y, n_permutations=300, seed=0)
+    np.testing.assert_allclose(result["rho"], [scipy.stats.spearmanr(x[:, j], y)[0] for j in range(3)], atol=1e-12)
+    index = resampling.shuffled_indices(np.random.default_rng(0), 5, 12, within=np.arange(12) % 3)
+    assert all(sorted(row) == list(range(12)) for row in index.tolist())
+    assert ((index % 3) == (np.arange(12) % 3)).all()
+
+
+def test_paired_swap_test_prefers_the_informative_readout():
+    rng = np.random.default_rng(9)
+    d = rng.uniform(0, 0.5, 200)
+    good, bad = d + 0.1 * rng.standard_normal(200), rng.standard_normal(200)
+    assert resampling.paired_swap_test(good, bad, d, n_permutations=1000)["p_value"] < 0.01
+    assert resampling.paired_swap_test(bad, good, d, n_permutations=1000)["p_value"] > 0.5
+
+
+def test_reaction_time_errors():
+    entropy, d, _ = _planted_rt_inputs(n=40)
+    with pytest.raises(MetricError, match="do not overlap"):
+        rt.rt_uncertainty_score(entropy, pd.Series(d.to_numpy(), index=[f"x{i}" for i in range(40)]))
+    with pytest.raises(MetricError, match="NaN"):
+        rt.readout_entropy(np.full((2, 3, 4), np.nan))
+    with pytest.raises(MetricError, match="at least 2 steps"):
+        rt.entropy_reaction_times(np.ones((3, 1)), 0.5)
+    with pytest.raises(MetricError, match="constant"):
+        resampling.spearman_permutation_test(np.ones(10), np.arange(10.0), n_permutations=10)
+
+
+def test_flops_per_step_and_accuracy_flops_curve():
+    from workbench.models import zoo
+
+    model = zoo.build("bl", seed=0, channels=(4, 8))
+    flops = rt.flops_per_step(model, (1, 16, 16), 3)
+    assert len(flops) == 3 and (flops > 0).all()
+    # step 0 has no lateral input; later steps add the lateral convolutions
+    assert flops[1] > flops[0] and flops[2] == flops[1]
+    p = np.full((4, 3, 2), 0.5)
+    p[:2, 1:] = [0.99, 0.01]
+    curve = rt.accuracy_flops_curve(p, np.zeros(4, int), flops, thresholds=[0.5, 2.0])
+    assert curve["mean_flops"].iloc[1] == flops[0] and curve["mean_flops"].iloc[0] > flops[0]
+
+
+# ------------------------------------------------------------------ behaviour
+
+
+def test_integration_fit_recovers_planted_parameters():
+    frames = np.arange(1, 11)
+    y = behaviour.integration_curve(frames, 0.3, 0.8, 2.5)
+    fit = behaviour.fit_integration_curve(frames, y)
+    assert fit["tau"] == pytest.approx(2.5, rel=1e-4) and fit["c"] == pytest.approx(0.8, rel=1e-4)
+
+
+def test_calibration_rejection_mcnemar_and_agreement():
+    rng = np.random.default_rng(10)
+    n = 2000
+    confidence = rng.uniform(0.5, 1.0, n)
+    labels = np.zeros(n, int)
+    predicted = np.where(rng.random(n) < confidence, 0, 1)  # perfectly calibrated
+    p = np.empty((n, 2))
+    p[np.arange(n), predicted] = confidence
+    p[np.arange(n), 1 - predicted] = 1 - confidence
+    table = behaviour.reliability_diagram(p, labels)
+    assert np.abs(table["accuracy"] - table["confidence"]).max() < 0.1
+    grid = np.linspace(0.3, 0.95, 8)
+    fit = behaviour.fit_log_calibration(grid, np.exp(-2.0 * (1 - grid ** 0.7)))
+    assert fit["a"] == pytest.approx(-2.0, rel=1e-4) and fit["c"] == pytest.approx(0.7, rel=1e-4)
+    assert 0 <= behaviour.false_rejection_rate(p, labels) <= 1
+    a = rng.random(300) < 0.9
+    b = rng.random(300) < 0.6
+    assert behaviour.mcnemar_test(a, b)["p_value"] < 1e-6
+    assert behaviour.mcnemar_test(a, a)["p_value"] == 1.0
+    logits = rng.standard_normal((300, 5))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    lab = rng.integers(0, 5, 300)
+    assert behaviour.incorrect_label_agreement(probs, probs, lab)["agreement"] == 1.0
+    assert behaviour.logit_difference_correlation(logits, logits, lab) == pytest.approx(1.0)
+    with pytest.raises(MetricError, match="NaN"):
+        behaviour.accuracy_over_steps({"x": np.full((3, 2, 2), np.nan)}, np.zeros(3, int))

@@ -1,0 +1,171 @@
+"""Permutation and bootstrap draws over items (images), vectorised over draws.
+
+Every function draws from :func:`~workbench.stats.permutation_chunks` (SeedSequence
+children), so the same seed gives the same null however it is chunked.
+
+- :func:`shuffled_indices`: a chunk of permutations as an index matrix, optionally within
+  blocks (e.g. categories);
+- :func:`sign_flip_test`: paired sign-flip test of per-item contributions, one GEMM per chunk;
+- :func:`spearman_permutation_test`: Spearman's rho of many readouts with one target,
+  ranked once; the null for all readouts and draws is one GEMM per chunk;
+- :func:`paired_swap_test`: is readout A's Spearman rho with a target larger than B's?
+  (per-item swaps of A and B, re-ranked per draw).
+"""
+
+import numpy as np
+import scipy.stats
+
+from ..errors import MetricError
+from .multiple import NullCounter
+from .permutation import permutation_chunks
+
+ALTERNATIVES = ("greater", "two-sided")
+
+
+def _check_alternative(alternative):
+    if alternative not in ALTERNATIVES:
+        raise MetricError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    return np.abs if alternative == "two-sided" else (lambda x: x)
+
+
+def shuffled_indices(rng, size, n, within=None):
+    """``(size, n)`` index matrix, each row a uniform random permutation of ``range(n)``.
+
+    With ``within`` (``(n,)`` block labels) items only move inside their block: row ``p``
+    maps position ``i`` to an item of ``within[i]``'s block.
+    """
+    if within is None:
+        return rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)
+    codes = np.unique(np.asarray(within), return_inverse=True)[1].astype(np.float64)
+    base = np.argsort(codes, kind="stable")
+    # random keys in [0, 1) added to the block code sort every row by block, randomly inside
+    order = np.argsort(codes[None, :] * 2.0 + rng.random((size, n)), axis=1)
+    out = np.empty((size, n), dtype=np.int64)
+    out[:, base] = order
+    return out
+
+
+def standardized_ranks(values, name="values"):
+    """Ranks of each column (average ties), centred and scaled to unit norm.
+
+    Spearman's rho of two such columns is their dot product. Raises a named error for
+    NaNs and for constant columns (no rank correlation is defined).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if not np.isfinite(values).all():
+        raise MetricError(f"{name} contain NaN or infinite values; drop or impute them first")
+    ranks = scipy.stats.rankdata(values, axis=0)
+    ranks -= ranks.mean(0)
+    norm = np.sqrt((ranks * ranks).sum(0))
+    constant = norm == 0
+    if constant.any():
+        raise MetricError(f"{name}: {int(constant.sum())} column(s) are constant (e.g. column "
+                          f"{int(np.flatnonzero(constant)[0])}); a rank correlation needs variation")
+    return ranks / norm
+
+
+def sign_flip_test(contributions, n_permutations=10000, seed=0, alternative="two-sided", chunk_size=1000):
+    """Paired sign-flip permutation test of the mean of per-item contributions.
+
+    Parameters
+    ----------
+    contributions : array ``(n_items, n_cells)`` or ``(n_items,)``
+        E.g. per-image-pair de-noising indices, one column per layer/ROI.
+    n_permutations, seed, chunk_size : int
+    alternative : {"two-sided", "greater"}
+
+    Returns
+    -------
+    dict
+        ``statistic`` (mean per cell), ``p_value``, ``p_fwe`` (max-statistic over cells),
+        ``n_permutations``.
+    """
+    transform = _check_alternative(alternative)
+    contributions = np.asarray(contributions, dtype=np.float64)
+    if contributions.ndim == 1:
+        contributions = contributions[:, None]
+    if contributions.shape[0] < 2 or not np.isfinite(contributions).all():
+        raise MetricError(f"sign-flip test needs >= 2 finite items per cell, got shape {contributions.shape}")
+    n = contributions.shape[0]
+    observed = contributions.mean(0)
+    counter = NullCounter(transform(observed))
+    for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
+        signs = np.random.default_rng(sequence).choice(np.array([-1.0, 1.0]), size=(size, n))
+        counter.update(transform(signs @ contributions / n))
+    p, p_fwe = counter.p_values()
+    return {"statistic": observed, "p_value": p, "p_fwe": p_fwe, "n_permutations": counter.n}
+
+
+def spearman_permutation_test(readouts, target, n_permutations=10000, seed=0, within=None,
+                              alternative="greater", chunk_size=1000):
+    """Spearman's rho of each readout with ``target``, with a permutation null over items.
+
+    Ranks are computed once; the null rho of every readout under every draw is
+    ``permuted target ranks @ readout ranks``, one GEMM per chunk of draws.
+
+    Parameters
+    ----------
+    readouts : array ``(n_items,)`` or ``(n_items, n_readouts)``
+    target : array ``(n_items,)``
+        E.g. human uncertainty per image, in the same item order.
+    within : array ``(n_items,)``, optional
+        Shuffle only within these blocks (e.g. categories: the within-category control).
+    alternative : {"greater", "two-sided"}
+
+    Returns
+    -------
+    dict
+        ``rho`` ``(n_readouts,)``, ``p_value``, ``p_fwe`` (max over readouts),
+        ``n_permutations``.
+    """
+    transform = _check_alternative(alternative)
+    x = standardized_ranks(readouts, "readouts")
+    y = standardized_ranks(target, "target")[:, 0]
+    if x.shape[0] != y.shape[0]:
+        raise MetricError(f"readouts have {x.shape[0]} items but the target has {y.shape[0]}")
+    observed = y @ x
+    counter = NullCounter(transform(observed))
+    for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
+        index = shuffled_indices(np.random.default_rng(sequence), size, len(y), within)
+        counter.update(transform(y[index] @ x))
+    p, p_fwe = counter.p_values()
+    return {"rho": observed, "p_value": p, "p_fwe": p_fwe, "n_permutations": counter.n}
+
+
+def _rank_rows(values):
+    ranks = scipy.stats.rankdata(values, axis=1)
+    ranks -= ranks.mean(1, keepdims=True)
+    norm = np.sqrt((ranks * ranks).sum(1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, ranks / norm, 0.0)
+
+
+def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0, chunk_size=1000):
+    """Is Spearman rho(A, target) larger than rho(B, target)? (one-sided)
+
+    Under the null that A and B are exchangeable per item, swapping A_i and B_i leaves the
+    distribution unchanged; each draw swaps a random subset of items and re-ranks.
+
+    Returns
+    -------
+    dict
+        ``difference`` (rho_A - rho_B), ``rho_a``, ``rho_b``, ``p_value``, ``n_permutations``.
+    """
+    a = np.asarray(readout_a, dtype=np.float64)
+    b = np.asarray(readout_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.shape[0] != np.shape(target)[0]:
+        raise MetricError(f"readouts must be 1-D with one value per target item, got {a.shape}, {b.shape} "
+                          f"and target {np.shape(target)}")
+    y = standardized_ranks(target, "target")[:, 0]
+    rho_a, rho_b = (standardized_ranks(v, name)[:, 0] @ y for v, name in ((a, "readout A"), (b, "readout B")))
+    observed = float(rho_a - rho_b)
+    count, n = 0, 0
+    for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
+        swap = np.random.default_rng(sequence).random((size, len(a))) < 0.5
+        null = _rank_rows(np.where(swap, b, a)) @ y - _rank_rows(np.where(swap, a, b)) @ y
+        count += int((null >= observed - 1e-12).sum())
+        n += size
+    return {"difference": observed, "rho_a": float(rho_a), "rho_b": float(rho_b),
+            "p_value": (1 + count) / (1 + n), "n_permutations": n}
