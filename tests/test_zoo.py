@@ -10,21 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import ExtractionError, WorkbenchError
+from workbench import ExtractionError, WorkbenchError, replications
 from workbench.cli import main
 from workbench.models import PresentationProtocol, extract, zoo
 from workbench.models.training import load_trained, save_trained, train
 from workbench.stimuli import digits
 
-SMALL = {"channels": (8, 16, 32)}
-_trained = {}
+SMALL = replications.SMALL
 
 
 def trained(name):
-    if name not in _trained:
-        config = {} if name.startswith("lindsay") else SMALL
-        _trained[name] = train(name, seed=0, epochs=4, config=config, progress=False)
-    return _trained[name]
+    # the replications train the same configurations: share one per-process cache
+    return replications.trained(name, seed=0, epochs=4)
 
 
 # the degraded condition on which recurrence should help, and the first step the readout sees input

@@ -41,13 +41,28 @@ class HumanSimulation:
 
 
 def simulate_human_ratings(path, n_images=60, n_workers=60, practice_trials=3, n_incomplete=3,
-                           format="sqlite", seed=0):
-    """Write simulated trials to ``path`` (psiTurk sqlite or CSV), atomically."""
+                           format="sqlite", seed=0, uncertainty=None):
+    """Write simulated trials to ``path`` (psiTurk sqlite or CSV), atomically.
+
+    ``uncertainty``: optional pandas Series of planted D in [0, 0.5] per ``stimulus_id``
+    (e.g. tied to the images a model sees); by default ``n_images`` ids ``img_0000...``
+    with D drawn uniformly.
+    """
     if format not in ("sqlite", "csv"):
         raise WorkbenchError(f"format must be 'sqlite' or 'csv', got {format!r}")
     rng = np.random.default_rng(seed)
-    stimulus_ids = np.array([f"img_{i:04d}" for i in range(n_images)])
-    uncertainty = rng.uniform(0.0, 0.5, n_images)
+    if uncertainty is None:
+        stimulus_ids = np.array([f"img_{i:04d}" for i in range(n_images)])
+        uncertainty = rng.uniform(0.0, 0.5, n_images)
+    else:
+        if not isinstance(uncertainty, pd.Series) or uncertainty.index.has_duplicates:
+            raise WorkbenchError("uncertainty must be a pandas Series with unique stimulus ids as index")
+        values = uncertainty.to_numpy(dtype=np.float64)
+        if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 0.5).all()):
+            raise WorkbenchError("planted uncertainty must lie in [0, 0.5] (D = 0.5 - |0.5 - PC|)")
+        stimulus_ids = uncertainty.index.astype(str).to_numpy()
+        uncertainty = values
+        n_images = len(values)
     truth = np.arange(n_images) % 2
     participants = []
     for w in range(n_workers + n_incomplete):

@@ -1,0 +1,61 @@
+"""The seed papers' findings on the embedded default (workbench.replications).
+
+Sizes and seeds are fixed in workbench.replications (seed 0, 4 epochs, 300 held-out
+digits, 2,000 permutations) and were fixed before any result was seen. Claims that do not
+hold at this scale are kept and marked xfail with the effect this run measured: an honest
+non-replication (see the issue note for the discussion). Each test prints its finding.
+"""
+
+import functools
+
+import pytest
+
+from workbench import replications
+
+# (replication, claim index) -> what was measured when the claim did not hold
+NOT_REPRODUCED = {
+    ("lindsay", 2): "task-trained feedback does not de-noise the last layer here: d(out.fc) = -0.013, "
+                    "p = 1.0 (d(out.layer1) = -0.20, as claimed not > 0)",
+    ("spoerer", 0): "trained BL's held-out entropy-RT vs human-uncertainty rho = 0.079, p = 0.16 (needs p < 0.01): "
+                    "at 4 epochs the readout entropy tracks image noise only weakly (rho ~ 0.15)",
+    ("spoerer", 1): "trained minus random-init rho = 0.154, paired p = 0.083 (needs p < 0.01)",
+    ("crcn", 0): "the recurrent-minus-feedforward gap is negative and does not grow: -0.243 clean, -0.287 at "
+                 "noise 2.0 (Spearman vs level -0.7); the small CRCN is worse than its feedforward twin",
+    ("nayebi", 0): "after image offset the ConvRNN beats its feedforward twin for IT (r diff +0.022, p ~ 0.006) "
+                   "but not for V4 (r diff -0.008, p = 0.34)",
+    ("nayebi", 1): "both V4-like and IT-like sites map to out.layer0 (not strictly monotone)",
+}
+CLAIMS = {"lindsay": 4, "spoerer": 2, "hartmann": 2, "crcn": 1, "nayebi": 2}
+
+
+@functools.lru_cache(maxsize=None)
+def findings(name):
+    return replications.run_replication(name)
+
+
+def _cases():
+    for name, n_claims in CLAIMS.items():
+        for index in range(n_claims):
+            reason = NOT_REPRODUCED.get((name, index))
+            marks = [pytest.mark.slow]
+            if reason:
+                marks.append(pytest.mark.xfail(reason=f"not reproduced at this scale: {reason}", strict=False))
+            yield pytest.param(name, index, marks=marks, id=f"{name}-{index}")
+
+
+@pytest.mark.parametrize("name,index", list(_cases()))
+def test_seed_paper_claim(name, index):
+    found = findings(name)
+    assert len(found) == CLAIMS[name]
+    finding = found[index]
+    print(finding, finding.details)
+    assert finding.reproduced, str(finding)
+
+
+def test_findings_are_records_for_reports():
+    finding = replications.Finding("x", "a claim <b>", 0.5, 0.01, True, {"n": 3})
+    record = finding.record()
+    assert record["benchmark"] == "replication.x" and record["verdict"] == "reproduced"
+    assert record["simulated"] is True and record["detail_n"] == 3
+    with pytest.raises(replications.WorkbenchError, match="available: lindsay"):
+        replications.run_replication("nope")
