@@ -68,13 +68,28 @@ class Finding:
         return f"[{self.replication}] {self.claim}: effect={self.effect:.4f} p={self.p_value:.4g} -> {verdict}"
 
 
+_MODEL_CACHE = {"directory": None}
+
+
+def use_model_cache(directory):
+    """Keep trained models in ``directory`` (content-keyed), shared by processes and runs."""
+    _MODEL_CACHE["directory"] = None if directory is None else str(directory)
+
+
 @functools.lru_cache(maxsize=None)
-def trained(name, seed=SEED, epochs=EPOCHS):
-    """A zoo model trained with its recipe at the replication sizes (cached per process)."""
-    from .models.training import train
+def _trained(name, seed, epochs, directory):
+    from .models.training import train, train_cached
 
     config = {} if name.startswith("lindsay") else dict(SMALL)
+    if directory is not None:
+        return train_cached(name, directory, seed=seed, epochs=epochs, config=config)
     return train(name, seed=seed, epochs=epochs, config=config, progress=False)
+
+
+def trained(name, seed=SEED, epochs=EPOCHS):
+    """A zoo model trained with its recipe at the replication sizes (cached per process, and
+    on disk under :func:`use_model_cache`'s directory when one is set)."""
+    return _trained(name, seed, epochs, _MODEL_CACHE["directory"])
 
 
 @functools.lru_cache(maxsize=2)

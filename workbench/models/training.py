@@ -305,3 +305,29 @@ def load_trained(card_path):
     model = zoo.from_config(card["config"])
     load_weights(model, card_path.parent / card["weights"])
     return model.eval(), card
+
+
+def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=False):
+    """:func:`train`, or the saved result of an identical earlier call.
+
+    The entry ``cache_dir/<name>-<key>/`` is keyed by a hash of everything that determines
+    the weights (name, seed, epochs, config, recipe, package version), never by the name
+    alone. The card is written after the weights, so a card on disk means a complete entry;
+    concurrent workers training the same model both write the same files atomically.
+    """
+    import hashlib
+
+    from .. import __version__
+
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        raise WorkbenchError(f"no training recipe for {name!r}; available: {', '.join(sorted(RECIPES))}")
+    identity = json.dumps({"name": name, "seed": seed, "epochs": epochs, "config": config or {},
+                           "recipe": asdict(recipe), "version": __version__}, sort_keys=True, default=str)
+    directory = Path(cache_dir) / f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    card_path = directory / f"{name}.json"
+    if card_path.exists():
+        return load_trained(card_path)
+    model, card = train(name, seed=seed, epochs=epochs, config=config, progress=progress)
+    save_trained(model, card, directory)
+    return model, card

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -42,3 +43,71 @@ def figure_png(figure, dpi=110):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def denoising_figure(table):
+    """Model de-noising index per ROI-matched layer (bars) and the brain's (black marks).
+
+    ``table``: DataFrame ``model``, ``region``, ``model_d``, ``brain_d``.
+    """
+    regions = list(pd.unique(table["region"]))
+    figure = Figure(figsize=(max(5.0, 1.4 * len(regions) + 3), 3.6), layout="constrained")
+    ax = figure.subplots()
+    sns.barplot(data=table, x="region", y="model_d", hue="model", ax=ax, order=regions)
+    brain = table.drop_duplicates("region").set_index("region").reindex(regions)["brain_d"]
+    ax.scatter(range(len(regions)), brain.to_numpy(), color="black", marker="_", s=900, zorder=5,
+               label="brain (late - early bin)")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("ROI (model: layer of matching relative depth)")
+    ax.set_ylabel("de-noising index d")
+    ax.legend(fontsize=7, loc="best")
+    return figure
+
+
+def rt_scatter_figure(panels):
+    """Held-out entropy RT vs human uncertainty, one panel per model.
+
+    ``panels``: list of ``(model, rho, rt list, uncertainty list)``.
+    """
+    n = len(panels)
+    columns = min(n, 4)
+    rows = int(np.ceil(n / columns))
+    figure = Figure(figsize=(3.0 * columns, 2.6 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    for ax, (model, rho, rts, uncertainty) in zip(axes, panels):
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(rts))
+        ax.scatter(np.asarray(uncertainty), np.asarray(rts) + jitter, s=6, alpha=0.5)
+        ax.set_title(f"{model}\nrho = {rho:.2f}", fontsize=8)
+        ax.set_xlabel("human uncertainty D", fontsize=8)
+        ax.set_ylabel("model RT (step)", fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return figure
+
+
+def report_figures(results, config):
+    """``[(file name, PNG bytes)]`` for a batch report's results."""
+    from .benchmarks import parse_benchmark
+
+    macaque, fmri, human = [], [], []
+    for result in results:
+        if result["status"] == "error" or not result.get("panel"):
+            continue
+        definition = parse_benchmark(result["benchmark"])
+        panel, record = result["panel"], result["records"][0]
+        if definition.family == "macaque":
+            macaque += [{"model": result["model"], "region": definition.region, "time_ms": t, "r": r,
+                         "sqrt_ceiling": c} for t, r, c in zip(panel["time_ms"], panel["r"], panel["sqrt_ceiling"])]
+        elif definition.family == "fmri":
+            fmri.append({"model": result["model"], "region": definition.region, "model_d": panel["model_d"],
+                         "brain_d": panel["brain_d"]})
+        elif definition.family == "human":
+            human.append((result["model"], record["value"], panel["rt"], panel["uncertainty"]))
+    files = []
+    if macaque:
+        files.append(("encoding_over_time.png", figure_png(time_course_figure(pd.DataFrame(macaque)))))
+    if fmri:
+        files.append(("denoising.png", figure_png(denoising_figure(pd.DataFrame(fmri)))))
+    if human:
+        files.append(("rt_vs_uncertainty.png", figure_png(rt_scatter_figure(human))))
+    return files

@@ -1,0 +1,76 @@
+"""Write a batch report: scores.json, scores.csv, figures/, index.html, provenance.json."""
+
+import hashlib
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..storage import atomic_path, write_json, write_text
+from . import figures
+from .benchmarks import parse_benchmark
+from .html import render_batch_report
+from .runner import execute, plan
+
+RECORD_COLUMNS = ["model", "benchmark", "region", "layer", "value", "ci_low", "ci_high", "ceiling", "normalized",
+                  "p_value", "null_n", "n", "seed", "simulated"]
+
+
+def _versions():
+    import sklearn
+    import torch
+    import xarray
+
+    return {"workbench": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pd.__version__, "torch": torch.__version__, "xarray": xarray.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def _checksums(paths):
+    out = {}
+    for path in sorted(set(paths)):
+        for single in str(path).split(", "):
+            p = Path(single)
+            if p.is_file():
+                out[single] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=True):
+    """Run every task of ``config`` and write the report into ``out``.
+
+    Returns
+    -------
+    dict
+        The content of ``scores.json`` (``scores``: records; ``failures``: failed tasks).
+    """
+    out = Path(out)
+    cache_dir = Path(cache_dir) if cache_dir else out / "cache"
+    tasks = plan(config)
+    results = execute(tasks, cache_dir, jobs=jobs, scheduler=scheduler, progress=progress)
+    records = [record for result in results if result["status"] != "error" for record in result["records"]]
+    failures = [{"model": r["model"], "benchmark": r["benchmark"], "error": r["error"]}
+                for r in results if r["status"] == "error"]
+    simulated = all(parse_benchmark(b["name"]).simulated for b in config.benchmarks)
+    scores = {"title": config.settings["title"], "simulated": simulated, "workbench": __version__,
+              "settings": config.settings, "scores": records, "failures": failures,
+              "normalization": "normalized = sign(r) r^2 / ceiling (split-half Spearman-Brown ceiling)"}
+    write_json(out / "scores.json", scores)
+    frame = pd.DataFrame(records)
+    columns = [c for c in RECORD_COLUMNS if c in frame] + [c for c in frame if c not in RECORD_COLUMNS]
+    with atomic_path(out / "scores.csv") as tmp:
+        frame.reindex(columns=columns).to_csv(tmp, index=False)
+    figure_files = figures.report_figures(results, config)
+    for name, png in figure_files:
+        with atomic_path(out / "figures" / name) as tmp:
+            tmp.write_bytes(png)
+    provenance = {"versions": _versions(), "config": config.as_dict(), "seed": config.settings["seed"],
+                  "inputs": _checksums([r.get("data") for r in records if r.get("data")]),
+                  "tasks": {f"{r['model']} x {r['benchmark']}": r["key"] for r in results if "key" in r},
+                  "cache": str(cache_dir)}
+    write_json(out / "provenance.json", provenance)
+    page = render_batch_report(scores, config, results, figure_files, provenance)
+    write_text(out / "index.html", page)
+    return scores

@@ -1,0 +1,198 @@
+"""Batch report configuration: a TOML file of models x benchmarks, validated up front.
+
+::
+
+    [settings]                 # all optional
+    seed = 0
+    n_permutations = 1000
+    title = "My models vs the simulated recordings"
+
+    [[models]]
+    name = "BL (trained)"      # shown in the report; any text (escaped in HTML)
+    zoo = "bl"                 # a zoo family (workbench.models.zoo.available())
+    train = true               # train with its recipe (cached by content); false = random init
+    epochs = 4
+    config = { channels = [8, 16, 32] }
+
+    [[models]]
+    name = "my net"
+    entry_point = "mypackage.nets:build"   # a function returning an nn.Module
+    weights = "weights/my_net.pt"          # optional state dict (loaded weights_only)
+
+    [[benchmarks]]
+    name = "sim-macaque.IT.shared-time-ridge"
+    [[benchmarks]]
+    name = "human.rt-uncertainty"          # a real-file variant
+    path = "data/ratings.sqlite"
+
+A bare string is also accepted for a benchmark (``benchmarks = ["sim-human.rt-uncertainty"]``).
+Every problem raises :class:`ConfigError` naming the key, before anything is written.
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import WorkbenchError
+
+MODEL_KEYS = {"name", "zoo", "train", "epochs", "seed", "config", "entry_point", "weights", "layers"}
+BENCHMARK_KEYS = {"name", "path"}
+SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli"}
+DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200}
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A report configuration is malformed; the message names the key."""
+
+    def __init__(self, key, problem):
+        self.key = key
+        super().__init__(f"config key {key!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Validated models, benchmarks and settings (plain dicts, JSON-serialisable)."""
+
+    models: tuple
+    benchmarks: tuple
+    settings: dict = field(default_factory=dict)
+    source: str = "<dict>"
+
+    def as_dict(self):
+        return {"models": [dict(m) for m in self.models], "benchmarks": [dict(b) for b in self.benchmarks],
+                "settings": dict(self.settings), "source": self.source}
+
+
+def _model(index, spec, base):
+    key = f"models[{index}]"
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"must be a table, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; valid keys: {', '.join(sorted(MODEL_KEYS))}")
+    if not isinstance(spec.get("name"), str) or not spec["name"].strip():
+        raise ConfigError(f"{key}.name", "every model needs a non-empty name")
+    sources = [k for k in ("zoo", "entry_point") if k in spec]
+    if len(sources) != 1:
+        raise ConfigError(key, "give exactly one of 'zoo' (a zoo family) or 'entry_point' ('module:function')")
+    model = dict(spec)
+    if "zoo" in spec:
+        from ..models import zoo
+
+        if spec["zoo"] not in zoo.available():
+            raise ConfigError(f"{key}.zoo", f"unknown model {spec['zoo']!r}; valid names: {', '.join(zoo.available())}")
+        model.setdefault("train", "weights" not in spec)
+    else:
+        entry = spec["entry_point"]
+        if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
+            raise ConfigError(f"{key}.entry_point", f"must look like 'package.module:function', got {entry!r}")
+        model.setdefault("train", False)
+        if model["train"]:
+            raise ConfigError(f"{key}.train", "only zoo models have training recipes")
+    if "weights" in spec:
+        path = Path(spec["weights"])
+        if not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise ConfigError(f"{key}.weights", f"file not found: {path}")
+        model["weights"] = str(path.resolve())
+    for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool), ("layers", list)):
+        if name in model and not isinstance(model[name], kind):
+            raise ConfigError(f"{key}.{name}", f"must be {kind.__name__}, got {model[name]!r}")
+    model.setdefault("epochs", 4)
+    model.setdefault("seed", 0)
+    model.setdefault("config", {})
+    return model
+
+
+def _benchmark(index, spec, base):
+    from .benchmarks import parse_benchmark
+
+    key = f"benchmarks[{index}]"
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"must be a name or a table, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - BENCHMARK_KEYS)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; valid keys: {', '.join(sorted(BENCHMARK_KEYS))}")
+    benchmark = dict(spec)
+    try:
+        definition = parse_benchmark(spec.get("name"))
+    except WorkbenchError as error:
+        raise ConfigError(f"{key}.name", str(error)) from None
+    if definition.needs_path:
+        if "path" not in spec:
+            raise ConfigError(f"{key}.path", f"{spec['name']!r} reads a real file: give its path")
+        path = Path(spec["path"])
+        if not path.is_absolute():
+            path = base / path
+        if not path.exists():
+            raise ConfigError(f"{key}.path", f"data path not found: {path}")
+        benchmark["path"] = str(path.resolve())
+    elif "path" in spec:
+        raise ConfigError(f"{key}.path", f"{spec['name']!r} is simulated and takes no path")
+    return benchmark
+
+
+def parse_config(data, base=Path("."), source="<dict>"):
+    """Validate a configuration dict (as read from TOML). Raises :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError("<root>", "must be a table")
+    unknown = sorted(set(data) - {"models", "benchmarks", "settings"})
+    if unknown:
+        raise ConfigError(unknown[0], "unknown top-level key; valid keys: benchmarks, models, settings")
+    for key in ("models", "benchmarks"):
+        if not isinstance(data.get(key), list) or not data[key]:
+            raise ConfigError(key, "must be a non-empty array (see the README's batch report example)")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ConfigError("settings", "must be a table")
+    bad = sorted(set(settings) - SETTING_KEYS)
+    if bad:
+        raise ConfigError(f"settings.{bad[0]}", f"unknown setting; valid: {', '.join(sorted(SETTING_KEYS))}")
+    settings = {**DEFAULT_SETTINGS, **settings}
+    for name in ("seed", "n_permutations", "n_stimuli"):
+        if not isinstance(settings[name], int) or isinstance(settings[name], bool) or settings[name] < (
+                1 if name != "seed" else 0):
+            raise ConfigError(f"settings.{name}", f"must be a {'non-negative' if name == 'seed' else 'positive'} "
+                                                  f"integer, got {settings[name]!r}")
+    if settings["n_stimuli"] > 1797:
+        raise ConfigError("settings.n_stimuli", f"at most 1797 (scikit-learn's digits), got {settings['n_stimuli']}")
+    models = tuple(_model(i, spec, base) for i, spec in enumerate(data["models"]))
+    names = [m["name"] for m in models]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError("models", f"model names must be unique; repeated: {duplicated[0]!r}")
+    benchmarks = tuple(_benchmark(i, spec, base) for i, spec in enumerate(data["benchmarks"]))
+    return ReportConfig(models, benchmarks, settings, source)
+
+
+def load_config(path):
+    """Read and validate a TOML configuration file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError("--config", f"{path} is not valid TOML: {error}") from None
+    return parse_config(data, base=path.parent, source=str(path))
+
+
+DEMO_MODELS = ("b", "bl", "grucnn", "ccnn", "crcn", "crcn-ff", "lindsay-ff", "lindsay-predictive", "convrnn")
+
+
+def demo_config(n_stimuli=200, seed=0, n_permutations=1000, models=DEMO_MODELS, replications=True):
+    """The embedded default: every seed zoo family (trained) x every simulated benchmark,
+    plus the five replications."""
+    from .benchmarks import simulated_benchmarks
+
+    models = [{"name": name, "zoo": name, "train": True,
+               "config": {} if name.startswith("lindsay") else {"channels": [8, 16, 32]}} for name in models]
+    benchmarks = [{"name": name} for name in simulated_benchmarks()
+                  if replications or not name.startswith("replication.")]
+    return parse_config({"models": models, "benchmarks": benchmarks,
+                         "settings": {"seed": seed, "n_permutations": n_permutations, "n_stimuli": n_stimuli,
+                                      "title": "Embedded default: seed zoo vs simulated recordings"}},
+                        source="embedded demo")
