@@ -9,7 +9,7 @@ TORCH_SPEC     ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 DEMO_OUT       ?= reports/demo
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,13 @@ install: $(VENV)/.installed-base
 demo: $(VENV)/.installed-base
 	$(BIN)/workbench demo --out $(DEMO_OUT)
 
-test: $(VENV)/.installed-test
+# The report's render test drives Debian's headless Chromium; install it when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium)
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-bench

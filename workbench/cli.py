@@ -1,6 +1,7 @@
 """The ``workbench`` command line."""
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -55,8 +56,9 @@ def _report(args):
 
 
 def _execution_options(parser):
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="worker processes on a local dask cluster (default 1: run in this process)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="worker processes on a local dask cluster (default: one per core; "
+                             "1 runs every task in this process)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="use an existing dask cluster, e.g. tcp://HOST:8786")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -12,7 +12,7 @@ from ..storage import atomic_path, write_json, write_text
 from . import figures
 from .benchmarks import parse_benchmark
 from .html import render_batch_report
-from .runner import execute, plan
+from .runner import CACHE_MARK, execute, plan
 
 RECORD_COLUMNS = ["model", "benchmark", "region", "layer", "value", "ci_low", "ci_high", "ceiling", "normalized",
                   "p_value", "null_n", "n", "seed", "simulated"]
@@ -28,11 +28,11 @@ def _versions():
             "scikit-learn": sklearn.__version__}
 
 
-def _checksums(paths):
+def _checksums(paths, cache_dir):
     out = {}
     for path in sorted(set(paths)):
         for single in str(path).split(", "):
-            p = Path(single)
+            p = Path(single.replace(CACHE_MARK, str(cache_dir)))
             if p.is_file():
                 out[single] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -67,7 +67,7 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
         with atomic_path(out / "figures" / name) as tmp:
             tmp.write_bytes(png)
     provenance = {"versions": _versions(), "config": config.as_dict(), "seed": config.settings["seed"],
-                  "inputs": _checksums([r.get("data") for r in records if r.get("data")]),
+                  "inputs": _checksums([r.get("data") for r in records if r.get("data")], cache_dir),
                   "tasks": {f"{r['model']} x {r['benchmark']}": r["key"] for r in results if "key" in r},
                   "cache": str(cache_dir)}
     write_json(out / "provenance.json", provenance)

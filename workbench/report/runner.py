@@ -8,15 +8,17 @@ recomputed, and the report is identical to an uninterrupted run's. Failed tasks 
 cached (a rerun retries them).
 
 Execution: serially in this process (``jobs=1``), on a dask ``LocalCluster`` of ``jobs``
-worker processes (BLAS and torch threads per worker = cores // jobs, so workers x threads
-= cores), or on an existing cluster (``scheduler="tcp://HOST:PORT"``). Trained zoo models
+worker processes (one task per worker at a time), or on an existing cluster
+(``scheduler="tcp://HOST:PORT"``). Every task runs with the same number of BLAS and torch
+threads (``threads``, default 1), so the numbers do not depend on the scheduling: use
+``jobs = cores`` to fill the machine. Trained zoo models
 are prepared first (one task per model), so workers never train the same model twice.
 """
 
 import hashlib
+import contextlib
 import importlib
 import json
-import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ from .. import __version__
 from ..errors import WorkbenchError
 from ..storage import write_json
 from .benchmarks import RUNNERS, parse_benchmark, run_replication
+
+
+CACHE_MARK = "<cache>"
 
 
 @dataclass(frozen=True)
@@ -121,19 +126,30 @@ def plan(config):
     return tasks
 
 
-def _limit_threads(threads):
-    if threads:
-        import threadpoolctl
-        import torch
+@contextlib.contextmanager
+def _limited_threads(threads):
+    """BLAS and torch threads for one task, restored afterwards.
 
-        threadpoolctl.threadpool_limits(threads)
+    Tasks run with a fixed thread count (1 by default) wherever they run: floating-point
+    sums split over a different number of threads round differently, and a report must not
+    depend on how its tasks were scheduled.
+    """
+    import threadpoolctl
+    import torch
+
+    previous = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(threads):
         torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
-def prepare_model(spec, cache_dir, threads=None):
+def prepare_model(spec, cache_dir, threads=1):
     """Train (or find in the cache) a zoo model; returns its name."""
-    _limit_threads(threads)
-    build_model(spec, cache_dir)
+    with _limited_threads(threads):
+        build_model(spec, cache_dir)
     return spec["name"]
 
 
@@ -141,12 +157,16 @@ def result_path(cache_dir, task):
     return Path(cache_dir) / "tasks" / f"{task.key}.json"
 
 
-def run_task(task, cache_dir, threads=None):
+def run_task(task, cache_dir, threads=1):
     """Compute one task (or read it back); never raises: failures come back as results."""
     path = result_path(cache_dir, task)
     if path.exists():
         return {**json.loads(path.read_text()), "status": "cached"}
-    _limit_threads(threads)
+    with _limited_threads(threads):
+        return _compute(task, cache_dir, path)
+
+
+def _compute(task, cache_dir, path):
     start = time.perf_counter()
     base = {"key": task.key, "model": task.model["name"] if task.model else None,
             "benchmark": task.benchmark["name"]}
@@ -162,6 +182,10 @@ def run_task(task, cache_dir, threads=None):
         return {**base, "status": "error", "error": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exc(limit=6)}
     for record in records:
+        if isinstance(record.get("data"), str):
+            # simulated inputs live in the cache: name them relative to it, so a report
+            # does not depend on where its directory is
+            record["data"] = record["data"].replace(str(Path(cache_dir)), CACHE_MARK)
         record.update({"model": base["model"], "benchmark": base["benchmark"], "seed": task.settings["seed"],
                        "simulated": definition.simulated})
     result = {**base, "records": records, "panel": panel, "simulated": definition.simulated}
@@ -179,8 +203,12 @@ def _client(jobs, scheduler):
     return Client(cluster), cluster
 
 
-def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True):
-    """Run tasks (skipping cached ones); returns results in task order."""
+def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
+    """Run tasks (skipping cached ones); returns results in task order.
+
+    ``threads`` per task (default 1, so that results are identical however tasks are
+    scheduled); parallelism comes from ``jobs`` worker processes running tasks side by side.
+    """
     cache_dir = Path(cache_dir)
     results = {}
     pending = []
@@ -198,16 +226,15 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True):
     bar = tqdm(total=len(pending) + len(models), desc="report tasks", disable=not progress, unit="task")
     if scheduler is None and jobs <= 1:
         for spec in models.values():
-            prepare_model(spec, cache_dir)
+            prepare_model(spec, cache_dir, threads)
             bar.update()
         for task in pending:
-            results[task.key] = run_task(task, cache_dir)
+            results[task.key] = run_task(task, cache_dir, threads)
             bar.update()
     else:
         from dask.distributed import as_completed
 
         client, cluster = _client(jobs, scheduler)
-        threads = max(1, (os.cpu_count() or 1) // max(jobs, 1)) if scheduler is None else None
         try:
             futures = [client.submit(prepare_model, spec, str(cache_dir), threads, pure=False)
                        for spec in models.values()]

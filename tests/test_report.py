@@ -1,0 +1,192 @@
+"""Batch reports: config errors, escaping, kill-and-resume, dask equality, Chromium render."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.report.build import build_report
+from workbench.report.config import ConfigError, load_config, parse_config
+
+SCRIPT = str(Path(sys.executable).parent / "workbench")
+SMALL_TOML = """
+[settings]
+seed = 0
+n_permutations = 200
+n_stimuli = 60
+title = "tiny <report> & co"
+
+[[models]]
+name = "BL <script>alert(1)</script>"
+zoo = "bl"
+train = false
+config = { channels = [4, 8] }
+
+[[models]]
+name = "B random"
+zoo = "b"
+train = false
+config = { channels = [4, 8] }
+
+[[benchmarks]]
+name = "sim-macaque.IT.shared-time-ridge"
+[[benchmarks]]
+name = "sim-human.rt-uncertainty"
+[[benchmarks]]
+name = "sim-macaque.V4.shared-time-ridge"
+"""
+
+
+def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------ configuration errors
+
+
+@pytest.mark.parametrize("edit, key, words", [
+    (lambda t: t.replace('zoo = "bl"', 'zoo = "resnet"'), "models[0].zoo", "valid names: b, bl"),
+    (lambda t: t.replace("sim-human.rt-uncertainty", "sim-human.nope"), "benchmarks[1].name",
+     "valid names: sim-macaque.V4"),
+    (lambda t: t + '[[benchmarks]]\nname = "human.rt-uncertainty"\npath = "missing.sqlite"\n', "benchmarks[3].path",
+     "not found"),
+    (lambda t: t.replace("n_permutations = 200", "n_permutations = -1"), "settings.n_permutations", "positive"),
+    (lambda t: t + "[[models]]\nzoo = 'bl'\n", "models[2].name", "non-empty"),
+    (lambda t: t.replace("[settings]", "[settings\n"), "--config", "not valid TOML"),
+])
+def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_path, capsys, edit, key, words):
+    config = _write_config(tmp_path, edit(SMALL_TOML))
+    out = tmp_path / "out"
+    assert main(["report", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"config key {key!r}" in err and words in err, err
+    assert not out.exists()
+
+
+def test_config_accepts_strings_entry_points_and_weights(tmp_path):
+    import torch
+
+    from workbench.models import zoo
+
+    weights = tmp_path / "w.pt"
+    torch.save(zoo.build("bl", seed=3, channels=(4, 8)).state_dict(), weights)
+    config = parse_config({"models": [{"name": "m", "zoo": "bl", "weights": "w.pt", "config": {"channels": [4, 8]}},
+                                      {"name": "e", "entry_point": "workbench.models.zoo:build",
+                                       "config": {"name": "b", "channels": [4, 8]}}],
+                           "benchmarks": ["sim-human.rt-uncertainty"]}, base=tmp_path)
+    assert config.models[0]["train"] is False and config.models[0]["weights"] == str(weights.resolve())
+    with pytest.raises(ConfigError, match="models\\[0\\].entry_point"):
+        parse_config({"models": [{"name": "x", "entry_point": "nocolon"}], "benchmarks": ["sim-human.rt-uncertainty"]})
+
+
+# ------------------------------------------------------------------ a report end to end
+
+
+@pytest.fixture(scope="module")
+def serial_report(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serial")
+    config = load_config(_write_config(base))
+    scores = build_report(config, base / "out", jobs=1, progress=False)
+    return config, base / "out", scores
+
+
+def test_report_writes_every_output_with_escaped_strings(serial_report):
+    config, out, scores = serial_report
+    for name in ("scores.json", "scores.csv", "index.html", "provenance.json", "figures/encoding_over_time.png",
+                 "figures/rt_vs_uncertainty.png"):
+        assert (out / name).is_file(), name
+    assert not scores["failures"] and scores["simulated"] is True
+    assert {(r["model"], r["benchmark"]) for r in scores["scores"]} == {
+        (m["name"], b["name"]) for m in config.models for b in config.benchmarks}
+    page = (out / "index.html").read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "tiny &lt;report&gt; &amp; co" in page and 'id="simulated-banner"' in page
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["inputs"] and all(len(v) == 64 for v in provenance["inputs"].values())
+    assert provenance["config"]["settings"]["seed"] == 0
+
+
+def test_failing_task_is_reported_and_the_others_finish(tmp_path, capsys):
+    text = SMALL_TOML + """
+[[models]]
+name = "broken"
+entry_point = "torch.nn:Identity"
+"""
+    config = _write_config(tmp_path, text.replace('[[benchmarks]]\nname = "sim-macaque.V4.shared-time-ridge"\n', ""))
+    out = tmp_path / "out"
+    assert main(["report", "--config", str(config), "--out", str(out), "--no-progress", "--jobs", "1"]) == 1
+    scores = json.loads((out / "scores.json").read_text())
+    failed = {(f["model"], f["benchmark"]) for f in scores["failures"]}
+    assert failed == {("broken", "sim-macaque.IT.shared-time-ridge"), ("broken", "sim-human.rt-uncertainty")}
+    assert len(scores["scores"]) == 4
+    assert "FAILED broken" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, serial_report):
+    _, reference, _ = serial_report
+    config = _write_config(tmp_path)
+    out = tmp_path / "out"
+    command = [SCRIPT, "report", "--config", str(config), "--out", str(out), "--no-progress", "--jobs", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tasks = out / "cache" / "tasks"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tasks.exists() and any(tasks.glob("*.json"))):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in tasks.glob("*.json")}
+    assert 1 <= len(finished) < 6, "the kill must land mid-run"
+    assert not (out / "scores.json").exists()
+    assert not [p for p in tasks.iterdir() if p.name.startswith(".")], "no temporary file left visible as a result"
+    subprocess.run(command, check=True, capture_output=True)
+    assert {p.name: p.stat().st_mtime_ns for p in tasks.glob("*.json") if p.name in finished} == finished
+    assert (out / "scores.json").read_text() == (reference / "scores.json").read_text()
+
+
+@pytest.mark.slow
+def test_two_worker_local_cluster_gives_exactly_the_serial_results(tmp_path, serial_report):
+    _, reference, _ = serial_report
+    config = load_config(_write_config(tmp_path))
+    build_report(config, tmp_path / "out", jobs=2, progress=False)
+    assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise AssertionError("Chromium is not installed: `make test` installs Debian's chromium package "
+                         "(apt-get install chromium); install it to run this test")
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path, serial_report):
+    from PIL import Image
+
+    config, out, _ = serial_report
+    browser = _chromium()
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (out / "index.html").resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,1600", url],
+                          capture_output=True, text=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10, "screenshot is blank"
+    dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+    console = [line for line in (done.stderr + dom.stderr).splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    board = re.search(r'<table class="sortable" id="leaderboard">.*?<tbody>(.*?)</tbody>', dom.stdout, re.S)
+    assert board and board.group(1).count("<tr>") == len(config.models)
