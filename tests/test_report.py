@@ -1,7 +1,6 @@
 """Batch reports: config errors, escaping, kill-and-resume, dask equality, Chromium render."""
 
 import json
-import os
 import re
 import shutil
 import signal

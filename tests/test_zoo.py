@@ -13,7 +13,7 @@ import torch
 from workbench import ExtractionError, WorkbenchError, replications
 from workbench.cli import main
 from workbench.models import PresentationProtocol, extract, zoo
-from workbench.models.training import load_trained, save_trained, train
+from workbench.models.training import load_trained, save_trained
 from workbench.stimuli import digits
 
 SMALL = replications.SMALL

@@ -13,6 +13,10 @@ from .ridge import DEFAULT_ALPHAS, RidgeCV
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "behaviour",
+    "denoising",
+    "dimensionality",
+    "reaction_time",
     "MODES",
     "PLSRegression",
     "RidgeCV",

@@ -1,6 +1,7 @@
-"""Reports: figures, a self-contained HTML page and JSON score records."""
+"""Batch reports: configuration, benchmarks, task execution, figures and the HTML page."""
 
-from .figures import time_course_figure
-from .html import render_report
+from .build import build_report
+from .config import ConfigError, demo_config, load_config, parse_config
+from .html import render_batch_report
 
-__all__ = ["render_report", "time_course_figure"]
+__all__ = ["ConfigError", "build_report", "demo_config", "load_config", "parse_config", "render_batch_report"]
