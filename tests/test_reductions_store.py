@@ -55,6 +55,19 @@ def test_sparse_random_projection_is_seeded_and_matches_its_matrix(stimuli, full
     assert 0.6 < ratio < 1.4
 
 
+def test_sparse_random_projection_keeps_small_layers_only_when_asked(stimuli, full):
+    # layer 0 has 8 x 16 x 16 = 2,048 features (projected to 1,500); layer 1 has 16 x 8 x 8 =
+    # 1,024, which 1,500 components cannot reduce: an error unless keep_small
+    with pytest.raises(ExtractionError, match="would not reduce it"):
+        extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, progress=False, reduction=SparseRandomProjection(1500))
+    mixed = extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, progress=False,
+                    reduction=SparseRandomProjection(1500, keep_small=True))
+    kept = mixed.sel(neuroid=mixed.layer == "layers.1")
+    np.testing.assert_array_equal(kept.values, full.sel(neuroid=full.layer == "layers.1").values)
+    assert mixed.sel(neuroid=mixed.layer == "layers.0").sizes["neuroid"] == 1500
+    assert (kept.component.values == -1).all() and (kept.channel.values >= 0).all()
+
+
 def test_pca_matches_sklearn_fitted_on_the_same_subset(stimuli, full):
     reduction = PCA(n_components=5, n_fit=12, seed=0)
     got = extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, batch_size=5, progress=False,

@@ -353,7 +353,7 @@ def nayebi(n_stimuli=200, n_permutations=N_PERMUTATIONS, workdir=None, progress=
         # every layer projected to 256 seeded sparse random directions: bounded features
         # for the ridge fits, the same projection for both networks
         features = extract(network, shown, protocol=protocol, progress=progress,
-                           reduction=SparseRandomProjection(n_components=256, seed=SEED))
+                           reduction=SparseRandomProjection(n_components=256, seed=SEED, keep_small=True))
         results[label] = map_layers_to_regions(features, recording, seed=SEED)
     offset_ms = max(latencies.values()) + protocol.image_steps * protocol.step_ms
     findings = []

@@ -112,18 +112,24 @@ class SparseRandomProjection(Reduction):
     Entries of the ``(n_components, features)`` matrix are ``+-sqrt(1 / (density *
     n_components))`` with probability ``density / 2`` each and 0 otherwise, with
     ``density = 1 / sqrt(features)``; the matrix of a layer is seeded by ``seed`` and the
-    layer name, so it is the same in every run and on every device.
+    layer name, so it is the same in every run and on every device. A layer with no more
+    than ``n_components`` features is an error, or, with ``keep_small=True``, recorded
+    unchanged (every unit: projecting it could not reduce it).
     """
 
-    def __init__(self, n_components=256, seed=0):
+    def __init__(self, n_components=256, seed=0, keep_small=False):
         if int(n_components) < 1:
             raise ExtractionError(f"n_components must be >= 1, got {n_components}")
         self.n_components = int(n_components)
         self.seed = int(seed)
+        self.keep_small = bool(keep_small)
         self._matrices = {}
 
     def _params(self):
-        return {"n_components": self.n_components, "seed": self.seed}
+        return {"n_components": self.n_components, "seed": self.seed, "keep_small": self.keep_small}
+
+    def _passes(self, n_features):
+        return self.keep_small and n_features <= self.n_components
 
     def matrix(self, layer, n_features, device):
         """The layer's projection as a sparse COO tensor ``(n_components, n_features)``."""
@@ -149,10 +155,16 @@ class SparseRandomProjection(Reduction):
 
     def __call__(self, layer, output):
         flat = _flat(output)
+        if self._passes(flat.shape[1]):
+            return flat
         matrix = self.matrix(layer, flat.shape[1], flat.device)
         return torch.sparse.mm(matrix, flat.T).T
 
     def coords(self, layer, shape):
+        if self._passes(int(np.prod(shape))):
+            # kept units carry component -1, so layers of both kinds share one coord set
+            coords = unit_coords(layer, shape)
+            return {**coords, "component": np.full(len(coords["layer"]), -1)}
         return _component_coords(layer, self.n_components)
 
 

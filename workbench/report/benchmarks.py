@@ -8,7 +8,8 @@ Names read ``DATASET[.REGION].METRIC``:
   bins), ``normalized`` = r^2 / ceiling, held-out permutation p-value, bootstrap CI;
 - ``sim-blur-fmri.{V1,V2,V4,LOC}.denoising`` / ``blur-fmri.ROI.denoising`` (``path=`` a
   BData .h5): the model's de-noising index (late vs early step, 25 % blur) at the layer of
-  matching relative depth, next to the brain's (late vs early bin) in that ROI;
+  matching relative depth, next to the brain's (late vs early bin) in that ROI, and the
+  participation ratio of the blurred-image responses early and late (model and brain);
 - ``sim-human.rt-uncertainty`` / ``human.rt-uncertainty`` (``path=`` psiTurk sqlite or CSV):
   held-out Spearman rho of entropy reaction times with human uncertainty;
 - ``replication.{lindsay,spoerer,hartmann,crcn,nayebi}``: model-free; the seed papers'
@@ -182,9 +183,9 @@ def run_macaque(definition, spec, model, model_spec, settings, cache_dir):
     recording = recording.isel(neuroid=np.flatnonzero(recording.region.values == definition.region))
     shown = _shown_digits(pd.unique(recording.stimulus_id.values), source)
     protocol = _protocol(model, 10, 15, onset_ms=min(latency for _, _, latency in DEFAULT_REGIONS))
+    reduction = SparseRandomProjection(PROJECTION, seed=settings["seed"], keep_small=True)
     features, _ = cached_extract(model, shown, Path(cache_dir) / "activations", layers=_layers(model, model_spec),
-                                 protocol=protocol, reduction=SparseRandomProjection(PROJECTION, seed=settings["seed"]),
-                                 progress=False)
+                                 protocol=protocol, reduction=reduction, progress=False)
     features = features.load()
     mapping = map_layers_to_regions(features, recording, seed=settings["seed"])
     result = mapping.evaluation[definition.region]
@@ -219,13 +220,17 @@ def run_fmri(definition, spec, model, model_spec, settings, cache_dir):
     from ..stimuli import blur
 
     subjects, sources = blur_fmri(spec, settings, Path(cache_dir) / "data")
-    brain = []
+    from ..metrics.dimensionality import participation_ratio
+
+    brain, brain_pr = [], []
     for da in subjects:
         if definition.region not in set(da.region.values):
             raise WorkbenchError(f"{sources[0]}: no voxels in ROI {definition.region!r}")
         index = fmri_denoising_index(da.isel(neuroid=np.flatnonzero(da.region.values == definition.region)),
                                      level=BLUR_LEVEL, by=None)
         brain.append(index.values[:, 0])
+        roi = da.isel(neuroid=np.flatnonzero(da.region.values == definition.region))
+        brain_pr.append([participation_ratio(roi.isel(time_bin=t).values) for t in (0, -1)])
     brain_d = np.concatenate(brain)
     brain_index = xr.DataArray(brain_d[:, None], dims=("pair", "group"), coords={"group": [definition.region]})
     brain_record = denoising_test(brain_index, n_permutations=settings["n_permutations"], seed=settings["seed"])[0]
@@ -251,12 +256,18 @@ def run_fmri(definition, spec, model, model_spec, settings, cache_dir):
     early = int(np.flatnonzero(variance > 0)[0]) if (variance > 0).any() else 0
     model_index = fmri_denoising_index(units, level=BLUR_LEVEL, early=early, late=-1, by="layer")
     model_record = denoising_test(model_index, n_permutations=settings["n_permutations"], seed=settings["seed"])[0]
+    degraded = units.isel(presentation=np.flatnonzero(units.blur_level.values == BLUR_LEVEL))
+    model_pr = [participation_ratio(degraded.isel(time_bin=t).values) for t in (early, -1)]
+    brain_pr = np.mean(brain_pr, axis=0)
     record = {"region": definition.region, "layer": layer, "value": model_record["value"],
               "ci_low": model_record["ci_low"], "ci_high": model_record["ci_high"],
               "p_value": model_record["p_value"], "null_n": model_record["null_n"], "n": model_record["n"],
               "brain_value": brain_record["value"], "brain_p_value": brain_record["p_value"],
+              "pr_early": model_pr[0], "pr_late": model_pr[1], "brain_pr_early": float(brain_pr[0]),
+              "brain_pr_late": float(brain_pr[1]),
               "ceiling": float("nan"), "normalized": float("nan"), "data": ", ".join(sources)}
-    panel = {"layer": layer, "model_d": model_record["value"], "brain_d": brain_record["value"]}
+    panel = {"layer": layer, "model_d": model_record["value"], "brain_d": brain_record["value"],
+             "model_pr_change": model_pr[1] - model_pr[0], "brain_pr_change": float(brain_pr[1] - brain_pr[0])}
     return [record], panel
 
 

@@ -45,21 +45,21 @@ def figure_png(figure, dpi=110):
     return buffer.getvalue()
 
 
-def denoising_figure(table):
-    """Model de-noising index per ROI-matched layer (bars) and the brain's (black marks).
+def model_vs_brain_figure(table, model_column, brain_column, ylabel):
+    """Per ROI: one bar per model (its ROI-matched layer) and the brain's value (black marks).
 
-    ``table``: DataFrame ``model``, ``region``, ``model_d``, ``brain_d``.
+    ``table``: DataFrame with ``model``, ``region`` and the two value columns.
     """
     regions = list(pd.unique(table["region"]))
     figure = Figure(figsize=(max(5.0, 1.4 * len(regions) + 3), 3.6), layout="constrained")
     ax = figure.subplots()
-    sns.barplot(data=table, x="region", y="model_d", hue="model", ax=ax, order=regions)
-    brain = table.drop_duplicates("region").set_index("region").reindex(regions)["brain_d"]
+    sns.barplot(data=table, x="region", y=model_column, hue="model", ax=ax, order=regions)
+    brain = table.drop_duplicates("region").set_index("region").reindex(regions)[brain_column]
     ax.scatter(range(len(regions)), brain.to_numpy(), color="black", marker="_", s=900, zorder=5,
-               label="brain (late - early bin)")
+               label="brain")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("ROI (model: layer of matching relative depth)")
-    ax.set_ylabel("de-noising index d")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="best")
     return figure
 
@@ -99,15 +99,18 @@ def report_figures(results, config):
             macaque += [{"model": result["model"], "region": definition.region, "time_ms": t, "r": r,
                          "sqrt_ceiling": c} for t, r, c in zip(panel["time_ms"], panel["r"], panel["sqrt_ceiling"])]
         elif definition.family == "fmri":
-            fmri.append({"model": result["model"], "region": definition.region, "model_d": panel["model_d"],
-                         "brain_d": panel["brain_d"]})
+            fmri.append({"model": result["model"], "region": definition.region, **panel})
         elif definition.family == "human":
             human.append((result["model"], record["value"], panel["rt"], panel["uncertainty"]))
     files = []
     if macaque:
         files.append(("encoding_over_time.png", figure_png(time_course_figure(pd.DataFrame(macaque)))))
     if fmri:
-        files.append(("denoising.png", figure_png(denoising_figure(pd.DataFrame(fmri)))))
+        table = pd.DataFrame(fmri)
+        files.append(("denoising.png", figure_png(model_vs_brain_figure(
+            table, "model_d", "brain_d", "de-noising index d (late vs early)"))))
+        files.append(("dimensionality.png", figure_png(model_vs_brain_figure(
+            table, "model_pr_change", "brain_pr_change", "participation ratio change (late - early)"))))
     if human:
         files.append(("rt_vs_uncertainty.png", figure_png(rt_scatter_figure(human))))
     return files

@@ -34,7 +34,7 @@ document.querySelectorAll('table.sortable th').forEach(function (th, column) {
 _EXTRA_STYLE = """
 table.sortable th{cursor:pointer}table.sortable th[data-order=asc]::after{content:' \\25B2'}
 table.sortable th[data-order=desc]::after{content:' \\25BC'}.small{font-size:.85em;color:#555}
-.error{color:#a00}
+.error{color:#a00}.scroll{overflow-x:auto}
 """
 
 
@@ -106,8 +106,8 @@ def render_batch_report(scores, config, results, figure_files, provenance):
         for model in config.models:
             cells = "".join(_score_cell(by_cell.get((model["name"], d.name)), d.primary) for d in scored)
             rows.append(f'<tr><td data-sort="{html.escape(model["name"])}">{html.escape(model["name"])}</td>{cells}</tr>')
-        parts.append(f'<table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
-                     f"<tbody>{''.join(rows)}</tbody></table>")
+        parts.append(f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
+                     f"<tbody>{''.join(rows)}</tbody></table></div>")
     families = {d.family for d in definitions}
     if "macaque" in families:
         parts.append("<h2>Macaque recordings: one ridge map shared over time</h2>")
@@ -124,6 +124,12 @@ def render_batch_report(scores, config, results, figure_files, provenance):
                               "De-noising index: model (bars) vs brain (marks), 25 % blur, late vs early"))
         rows = [r for r in scores["scores"] if parse_benchmark(r["benchmark"]).family == "fmri"]
         parts.append(_table(rows, ["model", "region", "layer", "value", "p_value", "brain_value", "brain_p_value"]))
+        parts.append("<h3>Dimensionality of the blurred-image responses</h3>")
+        if "dimensionality.png" in figures:
+            parts.append(_img("dimensionality.png", figures["dimensionality.png"],
+                              "Participation ratio, late minus early step (model) / bin (brain)"))
+        parts.append(_table(rows, ["model", "region", "layer", "pr_early", "pr_late", "brain_pr_early",
+                                   "brain_pr_late"]))
     if "human" in families:
         parts.append("<h2>Reaction times vs human uncertainty</h2>")
         if "rt_vs_uncertainty.png" in figures:
