@@ -162,6 +162,17 @@ def test_two_worker_local_cluster_gives_exactly_the_serial_results(tmp_path, ser
     assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
 
 
+@pytest.mark.slow
+def test_an_existing_cluster_is_used_through_its_scheduler_address(tmp_path, serial_report):
+    from dask.distributed import LocalCluster
+
+    _, reference, _ = serial_report
+    config = load_config(_write_config(tmp_path))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        build_report(config, tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
+    assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
+
+
 def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
