@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from workbench import DataFormatError
 from workbench.cli import main
 from workbench.report.build import build_report
 from workbench.report.config import ConfigError, load_config, parse_config
@@ -200,3 +201,38 @@ def test_report_renders_in_headless_chromium(tmp_path, serial_report):
     assert not console, console
     board = re.search(r'<table class="sortable" id="leaderboard">.*?<tbody>(.*?)</tbody>', dom.stdout, re.S)
     assert board and board.group(1).count("<tr>") == len(config.models)
+
+
+def test_real_file_variant_shows_the_images_of_a_stimulus_set(tmp_path):
+    """human.rt-uncertainty on a tidy CSV of trials whose stimuli are image files on disk."""
+    import pandas as pd
+    from skimage import io
+
+    import data_adapters
+    from workbench.stimuli import from_image_files
+
+    rng = np.random.default_rng(0)
+    ids = [f"photo_{i:02d}" for i in range(30)]
+    for i, name in enumerate(ids):
+        io.imsave(tmp_path / f"{name}.png", (rng.random((40, 48)) * 255 * (i % 3 + 1) / 3).astype(np.uint8),
+                  check_contrast=False)
+    pd.DataFrame({"image_id": ids, "filename": [f"{n}.png" for n in ids],
+                  "category_name": ["a", "b", "c"] * 10}).to_csv(tmp_path / "stimuli.csv", index=False)
+    shown = from_image_files(tmp_path / "stimuli.csv", size=32)
+    assert shown.images.shape == (30, 1, 32, 32) and list(shown.stimulus_ids) == ids
+    data_adapters.simulate_human_ratings(tmp_path / "trials.csv", format="csv", n_workers=10, seed=0,
+                                         uncertainty=pd.Series(rng.uniform(0, 0.5, 30), index=ids))
+    config = _write_config(tmp_path, SMALL_TOML.split("[[benchmarks]]")[0] + """
+[[benchmarks]]
+name = "human.rt-uncertainty"
+path = "trials.csv"
+stimuli = "stimuli.csv"
+""")
+    scores = build_report(load_config(config), tmp_path / "out", jobs=1, progress=False)
+    assert not scores["failures"], scores["failures"]
+    assert {r["n"] for r in scores["scores"]} == {30} and scores["simulated"] is False
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert 'id="simulated-banner"' not in page
+    (tmp_path / "photo_03.png").unlink()
+    with pytest.raises(DataFormatError, match="photo_03.png"):
+        from_image_files(tmp_path / "stimuli.csv")

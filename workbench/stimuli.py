@@ -131,6 +131,78 @@ def _square(image):
     return image[top:top + side, left:left + side]
 
 
+def _prepared(image, size, greyscale):
+    """An image array (H, W[, C], any dtype) as float ``(C, size, size)`` in [0, 1] before
+    standardisation: RGBA -> RGB, greyscale by luminance (or RGB), centre square, resize."""
+    from skimage.color import gray2rgb, rgb2gray
+    from skimage.transform import resize
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 4:  # RGBA -> RGB
+        image = image[..., :3]
+    image = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else max(image.max(), 1e-12))
+    if greyscale:
+        image = rgb2gray(image) if image.ndim == 3 else image
+        image = image[..., None]
+    elif image.ndim == 2:
+        image = gray2rgb(image)
+    image = resize(_square(image), (size, size), anti_aliasing=True)
+    return image.transpose(2, 0, 1)
+
+
+def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename"):
+    """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
+
+    Parameters
+    ----------
+    stimulus_set : path or pandas.DataFrame
+        A stimulus-set CSV (read with :func:`data_adapters.stimulus_set.load_stimulus_set`)
+        or its DataFrame, with ``stimulus_id`` and ``filename_column``.
+    image_dir : path, optional
+        Where relative file names are resolved (default: the CSV's folder).
+    size, greyscale :
+        Output height = width and channels, as :func:`natural_images` (the zoo models see
+        32 px greyscale).
+
+    Returns
+    -------
+    StimulusSet
+        Standardised over the set; metadata = the stimulus set's columns.
+    """
+    from pathlib import Path
+
+    from skimage import io
+
+    from .errors import DataFormatError
+
+    source = "stimulus set"
+    if not isinstance(stimulus_set, pd.DataFrame):
+        from data_adapters.stimulus_set import load_stimulus_set
+
+        source = str(stimulus_set)
+        image_dir = Path(stimulus_set).parent if image_dir is None else image_dir
+        stimulus_set = load_stimulus_set(stimulus_set)
+    if filename_column not in stimulus_set.columns:
+        raise DataFormatError(source, f"no {filename_column!r} column naming each image file",
+                              f"columns are {list(stimulus_set.columns)[:12]}")
+    base = Path(image_dir or ".")
+    images = []
+    for name in stimulus_set[filename_column].astype(str):
+        path = Path(name) if Path(name).is_absolute() else base / name
+        try:
+            images.append(_prepared(io.imread(path), size, greyscale))
+        except (OSError, ValueError) as error:
+            raise DataFormatError(path, f"image listed in {source} cannot be read ({error})",
+                                  "check the file exists and is an image") from error
+    if not images:
+        raise DataFormatError(source, "lists no images")
+    images = np.stack(images)
+    spread = images.std()
+    images = ((images - images.mean()) / (spread if spread > 0 else 1.0)).astype(np.float32)
+    return StimulusSet(images, stimulus_set.reset_index(drop=True).copy(),
+                       identifier=f"files({source},size={size},greyscale={greyscale})")
+
+
 def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):
     """Natural photographs that ship with scikit-learn and scikit-image.
 
@@ -150,8 +222,6 @@ def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):
         the set (0 is the mean grey).
     """
     from skimage import data as skdata
-    from skimage.color import gray2rgb, rgb2gray
-    from skimage.transform import resize
 
     unknown = set(sources) - {"sklearn", "skimage"}
     if unknown or not sources:
@@ -165,19 +235,7 @@ def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):
         named += [("sklearn", name.removesuffix(".jpg"), load_sample_image(name)) for name in SKLEARN_IMAGES]
     if "skimage" in sources:
         named += [("skimage", name, getattr(skdata, name)()) for name in SKIMAGE_IMAGES]
-    images = []
-    for _, _, image in named:
-        image = np.asarray(image)
-        if image.ndim == 3 and image.shape[-1] == 4:  # RGBA -> RGB
-            image = image[..., :3]
-        image = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else max(image.max(), 1e-12))
-        if greyscale:
-            image = rgb2gray(image) if image.ndim == 3 else image
-            image = image[..., None]
-        elif image.ndim == 2:
-            image = gray2rgb(image)
-        image = resize(_square(image), (size, size), anti_aliasing=True)
-        images.append(image.transpose(2, 0, 1))
+    images = [_prepared(image, size, greyscale) for _, _, image in named]
     images = np.stack(images)
     images = ((images - images.mean()) / images.std()).astype(np.float32)
     metadata = pd.DataFrame({"stimulus_id": [f"{source}_{name}" for source, name, _ in named],

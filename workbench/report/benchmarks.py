@@ -15,9 +15,10 @@ Names read ``DATASET[.REGION].METRIC``:
 - ``replication.{lindsay,spoerer,hartmann,crcn,nayebi}``: model-free; the seed papers'
   claims (:mod:`workbench.replications`).
 
-Real-file variants show their stimuli by ``stimulus_id``: the ids must name scikit-learn
-digits (``digit_0042``, as the simulators write); other image sets need their own images
-(not yet supported: see the README).
+Real-file variants show models their stimuli by ``stimulus_id``: from the images listed in
+a stimulus-set CSV given as ``stimuli=`` (columns ``stimulus_id``/``image_id`` and
+``filename``), or, without one, scikit-learn digits named ``digit_0042`` (as the
+simulators write).
 """
 
 import re
@@ -95,15 +96,18 @@ def parse_benchmark(name):
 # ------------------------------------------------------------------ data (cached, atomic)
 
 
-def _shown_digits(stimulus_ids, source):
-    from ..stimuli import digits
+def _shown_stimuli(stimulus_ids, source, spec=None):
+    """The images of ``stimulus_ids`` at the zoo's resolution, in that order."""
+    from ..stimuli import digits, from_image_files
 
-    shown = digits(size=IMAGE_SIZE)
+    if spec and spec.get("stimuli"):
+        shown, where = from_image_files(spec["stimuli"], size=IMAGE_SIZE), spec["stimuli"]
+    else:
+        shown, where = digits(size=IMAGE_SIZE), "scikit-learn digits (pass stimuli= a stimulus-set CSV)"
     index = pd.Index(shown.stimulus_ids).get_indexer(list(stimulus_ids))
     if (index < 0).any():
         missing = np.asarray(stimulus_ids)[index < 0][0]
-        raise WorkbenchError(f"{source}: stimulus {missing!r} is not a scikit-learn digit id ('digit_0042'); "
-                             "only digit stimuli can be shown to models")
+        raise WorkbenchError(f"{source}: stimulus {missing!r} has no image in {where}")
     return shown.subset(index)
 
 
@@ -143,14 +147,28 @@ def human_ratings(spec, settings, data_dir):
     import data_adapters
     from ..replications import human_uncertainty, spoerer_stimuli
 
-    stimuli, planted = spoerer_stimuli(seed=settings["seed"])
     if spec.get("path"):
-        path = spec["path"]
-    else:
-        path = Path(data_dir) / f"sim_human_seed{settings['seed']}.sqlite"
-        if not path.exists():
-            data_adapters.simulate_human_ratings(path, uncertainty=planted, seed=settings["seed"])
+        uncertainty = human_uncertainty(data_adapters.load(spec["path"]))
+        known = pd.Index(_shown_stimuli_ids(spec))
+        ids = [i for i in uncertainty.index if i in known]
+        if not ids:
+            raise WorkbenchError(f"{spec['path']}: no rated stimulus has an image (e.g. {uncertainty.index[0]!r})")
+        return _shown_stimuli(ids, spec["path"], spec), uncertainty, spec["path"]
+    stimuli, planted = spoerer_stimuli(seed=settings["seed"])
+    path = Path(data_dir) / f"sim_human_seed{settings['seed']}.sqlite"
+    if not path.exists():
+        data_adapters.simulate_human_ratings(path, uncertainty=planted, seed=settings["seed"])
     return stimuli, human_uncertainty(data_adapters.load(path)), str(path)
+
+
+def _shown_stimuli_ids(spec):
+    if spec.get("stimuli"):
+        from data_adapters.stimulus_set import load_stimulus_set
+
+        return load_stimulus_set(spec["stimuli"])["stimulus_id"].astype(str).tolist()
+    from ..stimuli import digits
+
+    return list(digits(size=8).stimulus_ids)
 
 
 # ------------------------------------------------------------------ runners
@@ -181,7 +199,7 @@ def run_macaque(definition, spec, model, model_spec, settings, cache_dir):
     if "region" not in recording.coords or definition.region not in set(recording.region.values):
         raise WorkbenchError(f"{source}: no sites with region == {definition.region!r}")
     recording = recording.isel(neuroid=np.flatnonzero(recording.region.values == definition.region))
-    shown = _shown_digits(pd.unique(recording.stimulus_id.values), source)
+    shown = _shown_stimuli(pd.unique(recording.stimulus_id.values), source, spec)
     protocol = _protocol(model, 10, 15, onset_ms=min(latency for _, _, latency in DEFAULT_REGIONS))
     reduction = SparseRandomProjection(PROJECTION, seed=settings["seed"], keep_small=True)
     features, _ = cached_extract(model, shown, Path(cache_dir) / "activations", layers=_layers(model, model_spec),
@@ -236,7 +254,7 @@ def run_fmri(definition, spec, model, model_spec, settings, cache_dir):
     brain_record = denoising_test(brain_index, n_permutations=settings["n_permutations"], seed=settings["seed"])[0]
 
     clean_ids = sorted({str(i) for i in subjects[0].image_code.values})
-    clean = _shown_digits(clean_ids, sources[0])
+    clean = _shown_stimuli(clean_ids, sources[0], spec)
     blurred = blur(clean, BLUR_LEVEL)
     layers = _layers(model, model_spec)
     protocol = _protocol(model, DENOISING_STEPS, 0)
@@ -287,12 +305,15 @@ def run_human(definition, spec, model, model_spec, settings, cache_dir):
                              f"for reaction times; got shape {tuple(logits.shape)}")
     cumulative = getattr(model, "config", {}).get("readout") != "cumulative"
     entropy = rt.readout_entropy(rt.cumulative_probabilities(logits.numpy(), cumulative=cumulative))
-    entropy = xr.DataArray(entropy, dims=("presentation", "time_bin"), coords={
-        "stimulus_id": ("presentation", stimuli.stimulus_ids),
-        "category_name": ("presentation", stimuli.metadata["label"].to_numpy())})
+    category = next((c for c in ("category_name", "label", "object_name") if c in stimuli.metadata), None)
+    coords = {"stimulus_id": ("presentation", stimuli.stimulus_ids)}
+    if category:
+        coords["category"] = ("presentation", stimuli.metadata[category].astype(str).to_numpy())
+    entropy = xr.DataArray(entropy, dims=("presentation", "time_bin"), coords=coords)
     score = rt.rt_uncertainty_score(entropy, uncertainty, n_permutations=settings["n_permutations"],
-                                    seed=settings["seed"], within="category_name")
-    record = {"region": None, "value": score["value"], "p_value": score["p_value"], "p_within": score["p_within"],
+                                    seed=settings["seed"], within="category" if category else None)
+    record = {"region": None, "value": score["value"], "p_value": score["p_value"],
+              "p_within": score.get("p_within", float("nan")),
               "null_n": score["null_n"], "n": score["n"], "ceiling": float("nan"), "normalized": float("nan"),
               "data": source}
     held = score["rt"]

@@ -24,6 +24,7 @@
     [[benchmarks]]
     name = "human.rt-uncertainty"          # a real-file variant
     path = "data/ratings.sqlite"
+    stimuli = "data/stimulus_set.csv"      # optional: images (stimulus_id, filename); default digits
 
 A bare string is also accepted for a benchmark (``benchmarks = ["sim-human.rt-uncertainty"]``).
 Every problem raises :class:`ConfigError` naming the key, before anything is written.
@@ -36,7 +37,7 @@ from pathlib import Path
 from ..errors import WorkbenchError
 
 MODEL_KEYS = {"name", "zoo", "train", "epochs", "seed", "config", "entry_point", "weights", "layers"}
-BENCHMARK_KEYS = {"name", "path"}
+BENCHMARK_KEYS = {"name", "path", "stimuli"}
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200}
 
@@ -130,8 +131,16 @@ def _benchmark(index, spec, base):
         if not path.exists():
             raise ConfigError(f"{key}.path", f"data path not found: {path}")
         benchmark["path"] = str(path.resolve())
-    elif "path" in spec:
-        raise ConfigError(f"{key}.path", f"{spec['name']!r} is simulated and takes no path")
+    else:
+        for extra in ("path", "stimuli"):
+            if extra in spec:
+                raise ConfigError(f"{key}.{extra}", f"{spec['name']!r} is simulated and takes no {extra}")
+    if "stimuli" in spec:
+        path = Path(spec["stimuli"])
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ConfigError(f"{key}.stimuli", f"stimulus-set CSV not found: {path}")
+        benchmark["stimuli"] = str(path.resolve())
     return benchmark
 
 
