@@ -129,7 +129,7 @@ def as_assemblies(X, Y):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="OUT")
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    parser.add_argument("--backend", default="torch", choices=["numpy", "torch"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--stimuli", type=int, default=1000)
     parser.add_argument("--bins", type=int, default=10)

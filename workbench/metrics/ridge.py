@@ -17,6 +17,7 @@ stacked samples as independent, so grouped inner CV is the default).
 """
 
 import numpy as np
+import torch
 import pandas as pd
 
 from ..backend import get_backend
@@ -143,7 +144,10 @@ class RidgeCV:
     standardize : bool
         z-score features with the training statistics (layers then share a scale).
     backend, device, dtype :
-        Array backend (:class:`workbench.backend.ArrayBackend`); float32 by default.
+        Array backend (:class:`workbench.backend.ArrayBackend`): torch by default, on CUDA
+        when present, else the CPU (torch's LAPACK eigensolver is about twice as fast as
+        numpy's for these sizes, and the whole solve stays in one library); ``"numpy"`` is
+        the reference. float32 by default, ``"float64"`` on request.
     seed : int
         Seeds the inner folds.
 
@@ -155,7 +159,7 @@ class RidgeCV:
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, cv=3, scoring="mse", standardize=True,
-                 backend="numpy", device="auto", dtype="float32", seed=0):
+                 backend="torch", device="auto", dtype="float32", seed=0):
         self.alphas = alphas
         self.cv = cv
         self.scoring = scoring
@@ -179,7 +183,11 @@ class RidgeCV:
     def _setup(self):
         """Validate the parameters, pick the backend; returns (sorted alphas, n_inner)."""
         alphas = self._check_params()
-        self._bk = get_backend(self.backend, self.device, self.dtype)
+        device = self.device
+        if device in (None, "auto") and self.backend == "torch":
+            # CUDA when present, else the CPU (MPS lacks float64 and a symmetric eigensolver)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._bk = get_backend(self.backend, device, self.dtype)
         n_inner = 1 if (self.cv == "gcv" or len(alphas) == 1) else int(self.cv)
         return alphas, n_inner
 
