@@ -217,12 +217,14 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
             results[task.key] = run_task(task, cache_dir)
         else:
             pending.append(task)
-    models = {}
-    for task in pending:
-        if task.model and task.model.get("train"):
-            models[task.model["name"]] = task.model
+    specs = [task.model for task in pending if task.model and task.model.get("train")]
     if task_needs_replication_models(pending):
-        models.update(replication_models())
+        specs += list(replication_models().values())
+    # one preparation per distinct training recipe (display names differ, weights do not)
+    models = {}
+    for spec in specs:
+        identity = json.dumps({k: v for k, v in spec.items() if k != "name"}, sort_keys=True, default=list)
+        models.setdefault(identity, spec)
     bar = tqdm(total=len(pending) + len(models), desc="report tasks", disable=not progress, unit="task")
     if scheduler is None and jobs <= 1:
         for spec in models.values():
