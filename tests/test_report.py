@@ -169,7 +169,7 @@ def test_an_existing_cluster_is_used_through_its_scheduler_address(tmp_path, ser
 
     _, reference, _ = serial_report
     config = load_config(_write_config(tmp_path))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         build_report(config, tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
     assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
 

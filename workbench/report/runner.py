@@ -198,7 +198,7 @@ def _client(jobs, scheduler):
 
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=40)
     return Client(cluster), cluster
 
