@@ -61,9 +61,20 @@ class Moments:
         return cls(n, **{name: backend.stack(values) for name, values in stats.items()})
 
     def total(self, mask):
-        """Moments summed over the atoms where ``mask`` (bool, (A,)) is True."""
-        index = np.flatnonzero(mask)
-        return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields))
+        """Moments summed over the atoms where ``mask`` (bool, (A,)) is True.
+
+        A training set holds most atoms: it is the grand total minus the few excluded
+        atoms (fewer p x p additions than summing the included ones).
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.sum() * 2 <= mask.size:
+            index = np.flatnonzero(mask)
+            return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields))
+        if not hasattr(self, "_grand"):
+            self._grand = [getattr(self, name).sum(0) for name in self.fields]
+        excluded = np.flatnonzero(~mask)
+        return _Total(*(grand - getattr(self, name)[excluded].sum(0)
+                        for grand, name in zip(self._grand, self.fields)))
 
 
 class _Total:
@@ -86,12 +97,16 @@ class _TrainingSystem:
             variance = backend.clip_min(train.Gc.diagonal() / train.n, 0.0)
             scale = backend.sqrt(variance)
             self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
+            gram = train.Gc / (self.scale[:, None] * self.scale[None, :])
         else:
             self.scale = train.mean_x * 0 + 1
-        outer = self.scale[:, None] * self.scale[None, :]
-        eigenvalues, self.V = backend.eigh(train.Gc / outer)
+            gram = train.Gc
+        eigenvalues, self.V = backend.eigh(gram)
         self.eigenvalues = backend.clip_min(eigenvalues, 0.0)
-        self.Q = self.V.T @ (train.Cc / self.scale[:, None])  # (p, t)
+        # eigenvectors with the feature scaling folded in: Vs' G Vs is the standardised,
+        # rotated Gram of any set of samples without scaling a p x p matrix first
+        self.Vs = self.V / self.scale[:, None] if standardize else self.V
+        self.Q = self.Vs.T @ train.Cc  # (p, t)
 
     def shrunk(self, alphas):
         """Rotated coefficients ``Q / (e + alpha)`` for every alpha: (n_alphas, p, t)."""
@@ -103,15 +118,15 @@ class _TrainingSystem:
 
     def validation_errors(self, val, alphas):
         """Sum of squared held-out errors, (n_alphas, t), from the validation moments."""
-        train, scale = self.train, self.scale
+        train = self.train
         shift_x = val.mean_x - train.mean_x
         shift_y = val.mean_y - train.mean_y
         # Validation moments about the TRAINING means (the fitted model's intercept).
         G_val = val.Gc + val.n * shift_x[:, None] * shift_x[None, :]
         C_val = val.Cc + val.n * shift_x[:, None] * shift_y[None, :]
         yy_val = val.yyc + val.n * shift_y * shift_y
-        M = self.V.T @ (G_val / (scale[:, None] * scale[None, :])) @ self.V
-        P = self.V.T @ (C_val / scale[:, None])
+        M = self.Vs.T @ G_val @ self.Vs
+        P = self.Vs.T @ C_val
         B = self.shrunk(alphas)  # (a, p, t)
         n_alphas, p, t = B.shape
         # One GEMM for every alpha at once: M @ [B_1 ... B_a].
