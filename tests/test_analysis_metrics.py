@@ -130,6 +130,27 @@ def test_participation_ratio_equals_the_eigenvalue_formula():
     assert dimensionality.participation_ratio(x) == pytest.approx(eig.sum() ** 2 / (eig ** 2).sum(), rel=1e-9)
 
 
+def test_gram_based_draws_equal_recomputing_each_draw():
+    """A permutation draw's PR (rows mixed from A and B) and a bootstrap draw's PR (weighted,
+    re-centred) from Gram quadratic forms equal the PR of the explicitly built matrices."""
+    from workbench.metrics.dimensionality import _pr_of_mixtures, _weighted_pr
+
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((40, 7)), rng.standard_normal((40, 7)) @ rng.standard_normal((7, 7))
+
+    def direct(x, w=None):
+        w = np.ones(len(x)) if w is None else w
+        centred = x - (w @ x) / w.sum()
+        c = (centred.T * w) @ centred / w.sum()
+        return np.trace(c) ** 2 / (c * c).sum()
+
+    s = (rng.random((5, 40)) < 0.5).astype(float)
+    np.testing.assert_allclose(_pr_of_mixtures(s, a @ a.T, a @ b.T, b @ b.T),
+                               [direct(np.where(row[:, None] > 0, a, b)) for row in s], rtol=1e-10)
+    w = np.stack([np.bincount(rng.integers(0, 40, 40), minlength=40) for _ in range(5)]).astype(float)
+    np.testing.assert_allclose(_weighted_pr(w, a @ a.T), [direct(a, row) for row in w], rtol=1e-10)
+
+
 def test_participation_ratio_ci_and_difference_test():
     rng = np.random.default_rng(6)
     low = rng.standard_normal((120, 2)) @ rng.standard_normal((2, 20)) + 0.2 * rng.standard_normal((120, 20))
