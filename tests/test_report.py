@@ -203,6 +203,20 @@ def test_report_renders_in_headless_chromium(tmp_path, serial_report):
     assert board and board.group(1).count("<tr>") == len(config.models)
 
 
+def test_real_file_variant_fed_a_simulated_file_is_labelled_simulated(tmp_path, serial_report):
+    _, reference, _ = serial_report
+    recording = next((reference / "cache" / "data").glob("sim_macaque_*.nc"))
+    config = _write_config(tmp_path, SMALL_TOML.split("[[benchmarks]]")[0] + f"""
+[[benchmarks]]
+name = "macaque.IT.shared-time-ridge"
+path = "{recording}"
+""")
+    scores = build_report(load_config(config), tmp_path / "out", jobs=1, progress=False)
+    assert not scores["failures"] and scores["simulated"] is True
+    assert all(r["simulated"] for r in scores["scores"])
+    assert 'id="simulated-banner"' in (tmp_path / "out" / "index.html").read_text()
+
+
 def test_real_file_variant_shows_the_images_of_a_stimulus_set(tmp_path):
     """human.rt-uncertainty on a tidy CSV of trials whose stimuli are image files on disk."""
     import pandas as pd

@@ -216,7 +216,9 @@ def run_macaque(definition, spec, model, model_spec, settings, cache_dir):
               "p_value": test.groups[definition.region]["p_value"], "null_n": test.n_permutations,
               "ci_low": ci.get("ci_low", float("nan")), "ci_high": ci.get("ci_high", float("nan")),
               "normalized_ci_low": ci.get("normalized_ci_low", float("nan")),
-              "normalized_ci_high": ci.get("normalized_ci_high", float("nan")), "n": summary["n"], "layer": mapping.layer_for_region[definition.region], "data": source}
+              "normalized_ci_high": ci.get("normalized_ci_high", float("nan")), "n": summary["n"],
+              "layer": mapping.layer_for_region[definition.region], "data": source,
+              "simulated_data": bool(recording.attrs.get("simulated", False))}
     r = result["r"].median("neuroid").values
     ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
     panel = {"time_ms": result["time_bin_start"].values.tolist(), "r": r.tolist(), "sqrt_ceiling": ceiling.tolist(),
@@ -283,7 +285,8 @@ def run_fmri(definition, spec, model, model_spec, settings, cache_dir):
               "brain_value": brain_record["value"], "brain_p_value": brain_record["p_value"],
               "pr_early": model_pr[0], "pr_late": model_pr[1], "brain_pr_early": float(brain_pr[0]),
               "brain_pr_late": float(brain_pr[1]),
-              "ceiling": float("nan"), "normalized": float("nan"), "data": ", ".join(sources)}
+              "ceiling": float("nan"), "normalized": float("nan"), "data": ", ".join(sources),
+              "simulated_data": any(bool(da.attrs.get("simulated", False)) for da in subjects)}
     panel = {"layer": layer, "model_d": model_record["value"], "brain_d": brain_record["value"],
              "model_pr_change": model_pr[1] - model_pr[0], "brain_pr_change": float(brain_pr[1] - brain_pr[0])}
     return [record], panel

@@ -53,7 +53,9 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     records = [record for result in results if result["status"] != "error" for record in result["records"]]
     failures = [{"model": r["model"], "benchmark": r["benchmark"], "error": r["error"]}
                 for r in results if r["status"] == "error"]
-    simulated = all(parse_benchmark(b["name"]).simulated for b in config.benchmarks)
+    # a real-file benchmark fed a simulator's file is simulated too (the file's attrs say so)
+    simulated = any(r["simulated"] for r in records) or all(
+        parse_benchmark(b["name"]).simulated for b in config.benchmarks)
     scores = {"title": config.settings["title"], "simulated": simulated, "workbench": __version__,
               "settings": config.settings, "scores": records, "failures": failures,
               "normalization": "normalized = sign(r) r^2 / ceiling (split-half Spearman-Brown ceiling)"}

@@ -90,10 +90,10 @@ def render_batch_report(scores, config, results, figure_files, provenance):
         by_cell.setdefault((record["model"], record["benchmark"]), record)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title><style>{_STYLE}{_EXTRA_STYLE}</style></head><body>"]
-    if any(d.simulated for d in definitions):
-        parts.append('<p class="banner" id="simulated-banner">Simulated data: benchmarks named <code>sim-*</code> '
-                     "and the replications come from simulators with planted ground truth, not from real "
-                     "recordings.</p>")
+    if scores["simulated"]:
+        parts.append('<p class="banner" id="simulated-banner">Simulated data: benchmarks named <code>sim-*</code>, '
+                     "the replications, and any file a simulator wrote come from simulators with planted ground "
+                     "truth, not from real recordings.</p>")
     parts.append(f"<h1>{html.escape(title)}</h1>")
     parts.append(f"<p class=small>{len(config.models)} models x {len(definitions)} benchmarks; seed "
                  f"{html.escape(str(config.settings['seed']))}; {html.escape(scores['normalization'])}. Click a "

@@ -187,8 +187,9 @@ def _compute(task, cache_dir, path):
             # does not depend on where its directory is
             record["data"] = record["data"].replace(str(Path(cache_dir)), CACHE_MARK)
         record.update({"model": base["model"], "benchmark": base["benchmark"], "seed": task.settings["seed"],
-                       "simulated": definition.simulated})
-    result = {**base, "records": records, "panel": panel, "simulated": definition.simulated}
+                       "simulated": definition.simulated or bool(record.pop("simulated_data", False))})
+    simulated = any(record["simulated"] for record in records) or definition.simulated
+    result = {**base, "records": records, "panel": panel, "simulated": simulated}
     write_json(path, result)
     return {**result, "status": "ok", "seconds": time.perf_counter() - start}
 
