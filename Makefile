@@ -36,9 +36,11 @@ demo: $(VENV)/.installed-base
 
 # The report's render test drives Debian's headless Chromium; install it when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# If the install fails, the suite still runs and the render test fails with a message naming chromium.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium)
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium) || \
+	  echo "warning: could not install chromium (apt-get); the report render test will fail"
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
