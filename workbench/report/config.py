@@ -64,6 +64,17 @@ class ReportConfig:
                 "settings": dict(self.settings), "source": self.source}
 
 
+def _existing_path(value, base, key, problem, exists):
+    """``value`` resolved against the config's folder; a :class:`ConfigError` naming ``key``
+    unless ``exists(path)``."""
+    path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    if not exists(path):
+        raise ConfigError(key, f"{problem}: {path}")
+    return str(path.resolve())
+
+
 def _model(index, spec, base):
     key = f"models[{index}]"
     if not isinstance(spec, dict):
@@ -91,12 +102,7 @@ def _model(index, spec, base):
         if model["train"]:
             raise ConfigError(f"{key}.train", "only zoo models have training recipes")
     if "weights" in spec:
-        path = Path(spec["weights"])
-        if not path.is_absolute():
-            path = base / path
-        if not path.is_file():
-            raise ConfigError(f"{key}.weights", f"file not found: {path}")
-        model["weights"] = str(path.resolve())
+        model["weights"] = _existing_path(spec["weights"], base, f"{key}.weights", "file not found", Path.is_file)
     for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool), ("layers", list)):
         if name in model and not isinstance(model[name], kind):
             raise ConfigError(f"{key}.{name}", f"must be {kind.__name__}, got {model[name]!r}")
@@ -125,22 +131,14 @@ def _benchmark(index, spec, base):
     if definition.needs_path:
         if "path" not in spec:
             raise ConfigError(f"{key}.path", f"{spec['name']!r} reads a real file: give its path")
-        path = Path(spec["path"])
-        if not path.is_absolute():
-            path = base / path
-        if not path.exists():
-            raise ConfigError(f"{key}.path", f"data path not found: {path}")
-        benchmark["path"] = str(path.resolve())
+        benchmark["path"] = _existing_path(spec["path"], base, f"{key}.path", "data path not found", Path.exists)
     else:
         for extra in ("path", "stimuli"):
             if extra in spec:
                 raise ConfigError(f"{key}.{extra}", f"{spec['name']!r} is simulated and takes no {extra}")
     if "stimuli" in spec:
-        path = Path(spec["stimuli"])
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ConfigError(f"{key}.stimuli", f"stimulus-set CSV not found: {path}")
-        benchmark["stimuli"] = str(path.resolve())
+        benchmark["stimuli"] = _existing_path(spec["stimuli"], base, f"{key}.stimuli",
+                                              "stimulus-set CSV not found", Path.is_file)
     return benchmark
 
 
