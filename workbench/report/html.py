@@ -68,8 +68,11 @@ def _table(rows, columns, table_id=None):
     return f'<table class="sortable"{identifier}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _img(name, png, caption):
-    encoded = base64.b64encode(png).decode("ascii")
+def _figure(figures, name, caption):
+    """The embedded figure ``name`` with its caption, or nothing when it was not drawn."""
+    if name not in figures:
+        return ""
+    encoded = base64.b64encode(figures[name]).decode("ascii")
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
             f"<figcaption>{html.escape(caption)} (<code>figures/{html.escape(name)}</code>)</figcaption></figure>")
 
@@ -109,33 +112,32 @@ def render_batch_report(scores, config, results, figure_files, provenance):
         parts.append(f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
                      f"<tbody>{''.join(rows)}</tbody></table></div>")
     families = {d.family for d in definitions}
+    family_of = {d.name: d.family for d in definitions}
+    by_family = {}
+    for record in scores["scores"]:
+        by_family.setdefault(family_of[record["benchmark"]], []).append(record)
     if "macaque" in families:
         parts.append("<h2>Macaque recordings: one ridge map shared over time</h2>")
-        if "encoding_over_time.png" in figures:
-            parts.append(_img("encoding_over_time.png", figures["encoding_over_time.png"],
-                              "Median r over sites per time bin (held-out images); grey: sqrt of the ceiling"))
-        rows = [r for r in scores["scores"] if parse_benchmark(r["benchmark"]).family == "macaque"]
+        parts.append(_figure(figures, "encoding_over_time.png",
+                             "Median r over sites per time bin (held-out images); grey: sqrt of the ceiling"))
         parts.append("<h3>Layer-to-region map (chosen on the mapping half, scored on the other)</h3>")
-        parts.append(_table(rows, ["model", "region", "layer", "value", "ceiling", "normalized", "p_value"]))
+        parts.append(_table(by_family.get("macaque", []),
+                            ["model", "region", "layer", "value", "ceiling", "normalized", "p_value"]))
     if "fmri" in families:
+        rows = by_family.get("fmri", [])
         parts.append("<h2>Blur fMRI: de-noising</h2>")
-        if "denoising.png" in figures:
-            parts.append(_img("denoising.png", figures["denoising.png"],
-                              "De-noising index: model (bars) vs brain (marks), 25 % blur, late vs early"))
-        rows = [r for r in scores["scores"] if parse_benchmark(r["benchmark"]).family == "fmri"]
+        parts.append(_figure(figures, "denoising.png",
+                             "De-noising index: model (bars) vs brain (marks), 25 % blur, late vs early"))
         parts.append(_table(rows, ["model", "region", "layer", "value", "p_value", "brain_value", "brain_p_value"]))
         parts.append("<h3>Dimensionality of the blurred-image responses</h3>")
-        if "dimensionality.png" in figures:
-            parts.append(_img("dimensionality.png", figures["dimensionality.png"],
-                              "Participation ratio, late minus early step (model) / bin (brain)"))
+        parts.append(_figure(figures, "dimensionality.png",
+                             "Participation ratio, late minus early step (model) / bin (brain)"))
         parts.append(_table(rows, ["model", "region", "layer", "pr_early", "pr_late", "brain_pr_early",
                                    "brain_pr_late"]))
     if "human" in families:
         parts.append("<h2>Reaction times vs human uncertainty</h2>")
-        if "rt_vs_uncertainty.png" in figures:
-            parts.append(_img("rt_vs_uncertainty.png", figures["rt_vs_uncertainty.png"],
-                              "Held-out entropy RT vs human uncertainty D"))
-    replications = [r for r in scores["scores"] if r["benchmark"].startswith("replication.")]
+        parts.append(_figure(figures, "rt_vs_uncertainty.png", "Held-out entropy RT vs human uncertainty D"))
+    replications = by_family.get("replication", [])
     if replications:
         parts.append("<h2>Replications of the seed papers</h2>")
         parts.append(_table(replications, ["benchmark", "claim", "value", "p_value", "verdict"], "replications"))
