@@ -22,7 +22,7 @@ import xarray as xr
 
 from ..errors import MetricError
 from ..stats.permutation import permutation_chunks
-from ..stats.resampling import paired_swap_test, shuffled_indices
+from ..stats.resampling import paired_swap_test, shuffled_indices, unit_ranks
 from .folds import fold_labels, stimulus_folds
 
 
@@ -75,15 +75,6 @@ def entropy_reaction_times(entropy, threshold):
     return rt, ~crossed
 
 
-def _rank_columns_within(values, rows):
-    """Standardised ranks of ``values[rows]`` along axis 0 (columns kept); zero if constant."""
-    block = scipy.stats.rankdata(values[rows], axis=0)
-    block -= block.mean(0)
-    norm = np.sqrt((block * block).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, block / norm, 0.0)
-
-
 class _CrossValidatedRho:
     """Held-out Spearman rho of RT with a target, for many targets at once.
 
@@ -96,7 +87,7 @@ class _CrossValidatedRho:
     def __init__(self, rts, folds):
         self.rts = rts
         self.folds = folds
-        self.train_ranks = [_rank_columns_within(rts, folds != k) for k in range(folds.max() + 1)]
+        self.train_ranks = [unit_ranks(rts[folds != k], axis=0) for k in range(folds.max() + 1)]
 
     def __call__(self, targets):
         targets = np.atleast_2d(targets)
@@ -104,19 +95,15 @@ class _CrossValidatedRho:
         chosen = np.empty((targets.shape[0], self.folds.max() + 1), dtype=np.int64)
         for k, ranks in enumerate(self.train_ranks):
             train, test = self.folds != k, self.folds == k
-            target_ranks = _rank_columns_within(targets.T, train).T  # (P, n_train)
+            target_ranks = unit_ranks(targets[:, train], axis=1)  # (P, n_train)
             rho = target_ranks @ ranks  # (P, k) training rho per threshold
             # a threshold that gives every training image the same RT has rho 0; ties ->
             # the first (lowest) threshold, a deterministic choice
             chosen[:, k] = np.argmax(np.nan_to_num(rho, nan=-np.inf), axis=1)
             heldout[:, test] = self.rts[np.flatnonzero(test)[None, :], chosen[:, k][:, None]]
-        x = scipy.stats.rankdata(heldout, axis=1)
-        y = scipy.stats.rankdata(targets, axis=1)
-        x -= x.mean(1, keepdims=True)
-        y -= y.mean(1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
-        return np.nan_to_num(rho, nan=0.0), heldout, chosen
+        # a constant held-out RT vector has no rank correlation: rho 0
+        rho = (unit_ranks(heldout, axis=1) * unit_ranks(targets, axis=1)).sum(1)
+        return rho, heldout, chosen
 
 
 def _aligned(entropy, uncertainty):

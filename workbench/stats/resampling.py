@@ -45,25 +45,32 @@ def shuffled_indices(rng, size, n, within=None):
     return out
 
 
-def standardized_ranks(values, name="values"):
-    """Ranks of each column (average ties), centred and scaled to unit norm.
+def unit_ranks(values, axis=0):
+    """Ranks along ``axis`` (average ties), centred and scaled to unit norm; 0 where constant.
 
-    Spearman's rho of two such columns is their dot product. Raises a named error for
-    NaNs and for constant columns (no rank correlation is defined).
+    Spearman's rho of two such vectors is their dot product.
     """
+    ranks = scipy.stats.rankdata(values, axis=axis)
+    ranks -= ranks.mean(axis, keepdims=True)
+    norm = np.sqrt((ranks * ranks).sum(axis, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, ranks / norm, 0.0)
+
+
+def standardized_ranks(values, name="values"):
+    """:func:`unit_ranks` of each column, with named errors for NaNs and for constant
+    columns (no rank correlation is defined)."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 1:
         values = values[:, None]
     if not np.isfinite(values).all():
         raise MetricError(f"{name} contain NaN or infinite values; drop or impute them first")
-    ranks = scipy.stats.rankdata(values, axis=0)
-    ranks -= ranks.mean(0)
-    norm = np.sqrt((ranks * ranks).sum(0))
-    constant = norm == 0
+    ranks = unit_ranks(values, axis=0)
+    constant = ~ranks.any(0)
     if constant.any():
         raise MetricError(f"{name}: {int(constant.sum())} column(s) are constant (e.g. column "
                           f"{int(np.flatnonzero(constant)[0])}); a rank correlation needs variation")
-    return ranks / norm
+    return ranks
 
 
 def sign_flip_test(contributions, n_permutations=10000, seed=0, alternative="two-sided", chunk_size=1000):
@@ -134,14 +141,6 @@ def spearman_permutation_test(readouts, target, n_permutations=10000, seed=0, wi
     return {"rho": observed, "p_value": p, "p_fwe": p_fwe, "n_permutations": counter.n}
 
 
-def _rank_rows(values):
-    ranks = scipy.stats.rankdata(values, axis=1)
-    ranks -= ranks.mean(1, keepdims=True)
-    norm = np.sqrt((ranks * ranks).sum(1, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, ranks / norm, 0.0)
-
-
 def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0, chunk_size=1000):
     """Is Spearman rho(A, target) larger than rho(B, target)? (one-sided)
 
@@ -164,7 +163,7 @@ def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0,
     count, n = 0, 0
     for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
         swap = np.random.default_rng(sequence).random((size, len(a))) < 0.5
-        null = _rank_rows(np.where(swap, b, a)) @ y - _rank_rows(np.where(swap, a, b)) @ y
+        null = unit_ranks(np.where(swap, b, a), axis=1) @ y - unit_ranks(np.where(swap, a, b), axis=1) @ y
         count += int((null >= observed - 1e-12).sum())
         n += size
     return {"difference": observed, "rho_a": float(rho_a), "rho_b": float(rho_b),
