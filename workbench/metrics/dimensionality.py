@@ -35,15 +35,20 @@ def _matrix(activity, name="activity"):
     return values
 
 
-def normalized_activity(activity, name="activity"):
-    """Centre each unit over images, scale it to unit norm, drop constant units."""
-    x = _matrix(activity, name)
-    x = x - x.mean(0)
-    norm = np.sqrt((x * x).sum(0))
+def _unit_norms(x, name):
+    """Norm of each centred unit and which units vary (named error when none does)."""
+    centred = x - x.mean(0)
+    norm = np.sqrt((centred * centred).sum(0))
     keep = norm > 1e-12 * max(float(norm.max(initial=0.0)), 1e-300)
     if not keep.any():
         raise MetricError(f"{name}: every unit is constant over images")
-    return x[:, keep] / norm[keep]
+    return centred, norm, keep
+
+
+def normalized_activity(activity, name="activity"):
+    """Centre each unit over images, scale it to unit norm, drop constant units."""
+    centred, norm, keep = _unit_norms(_matrix(activity, name), name)
+    return centred[:, keep] / norm[keep]
 
 
 def _trace_and_frobenius(x):
@@ -57,7 +62,11 @@ def participation_ratio(activity, normalize=True):
     Ranges from 1 (one dimension) to ``min(n_images - 1, n_units)``; equals ``d`` for
     activity spread equally over ``d`` orthogonal directions.
     """
-    x = normalized_activity(activity) if normalize else _matrix(activity) - _matrix(activity).mean(0)
+    if normalize:
+        x = normalized_activity(activity)
+    else:
+        x = _matrix(activity)
+        x = x - x.mean(0)
     trace, frobenius = _trace_and_frobenius(x)
     if frobenius == 0:
         raise MetricError("activity has no variance")
@@ -151,12 +160,7 @@ def participation_ratio_difference_test(activity_a, activity_b, n_permutations=2
     a, b = _matrix(activity_a, "activity A"), _matrix(activity_b, "activity B")
     if a.shape != b.shape:
         raise MetricError(f"paired activity must have the same images and units, got {a.shape} and {b.shape}")
-    both = np.concatenate([a, b])
-    both = both - both.mean(0)
-    norms = np.sqrt((both * both).sum(0))
-    keep = norms > 1e-12 * max(float(norms.max()), 1e-300)
-    if not keep.any():
-        raise MetricError("every unit is constant over both conditions")
+    _, norms, keep = _unit_norms(np.concatenate([a, b]), "activity A and B together")
     a, b = a[:, keep] / norms[keep], b[:, keep] / norms[keep]
     g_aa, g_ab, g_bb = a @ a.T, a @ b.T, b @ b.T
     n = a.shape[0]
