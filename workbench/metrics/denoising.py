@@ -95,6 +95,14 @@ def _pairs(clean, noisy, pair_by):
     return rows
 
 
+def _index_array(d, degraded, clean, rows, groups, definition):
+    """``(pair, group)`` indices labelled by degraded id, clean source id and group."""
+    return xr.DataArray(d, dims=("pair", "group"), coords={
+        "stimulus_id": ("pair", degraded.stimulus_id.values.astype(str)),
+        "source_id": ("pair", clean.stimulus_id.values[rows].astype(str)),
+        "group": groups}, name="denoising_index", attrs={"definition": definition})
+
+
 def denoising_index(clean_ff, noisy_rec, noisy_ff, by="layer", step=-1, pair_by=None):
     """Per image pair and group: ``r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff)``.
 
@@ -134,11 +142,8 @@ def denoising_index(clean_ff, noisy_rec, noisy_ff, by="layer", step=-1, pair_by=
     clean_values = clean.values[rows]
     d = (pattern_correlations(clean_values, rec.values, codes, len(groups))
          - pattern_correlations(clean_values, ff.values, codes, len(groups)))
-    return xr.DataArray(d, dims=("pair", "group"), coords={
-        "stimulus_id": ("pair", rec.stimulus_id.values.astype(str)),
-        "source_id": ("pair", clean.stimulus_id.values[rows].astype(str)),
-        "group": groups}, name="denoising_index",
-        attrs={"definition": "r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff), Pearson across units"})
+    return _index_array(d, rec, clean, rows, groups,
+                        "r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff), Pearson across units")
 
 
 def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemisphere", "region"),
@@ -179,13 +184,9 @@ def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemi
                                   codes, len(groups))
     r_early = pattern_correlations(clean.isel(time_bin=early).values[rows], degraded.isel(time_bin=early).values,
                                    codes, len(groups))
-    result = xr.DataArray(r_late - r_early, dims=("pair", "group"), coords={
-        "stimulus_id": ("pair", degraded.stimulus_id.values.astype(str)),
-        "source_id": ("pair", clean.stimulus_id.values[rows].astype(str)),
-        "group": groups}, name="denoising_index")
-    result.attrs["definition"] = (f"r(clean, degraded) in time bin {late} minus in time bin {early}, Pearson "
-                                  "across voxels of patterns centred per voxel and bin")
-    return result
+    return _index_array(r_late - r_early, degraded, clean, rows, groups,
+                        f"r(clean, degraded) in time bin {late} minus in time bin {early}, Pearson "
+                        "across voxels of patterns centred per voxel and bin")
 
 
 def denoising_test(index, n_permutations=10000, seed=0, alpha=0.05, alternative="two-sided"):
