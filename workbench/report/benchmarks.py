@@ -96,14 +96,19 @@ def parse_benchmark(name):
 # ------------------------------------------------------------------ data (cached, atomic)
 
 
-def _shown_stimuli(stimulus_ids, source, spec=None):
-    """The images of ``stimulus_ids`` at the zoo's resolution, in that order."""
+def _image_set(spec):
+    """The images a benchmark can show (its ``stimuli=`` CSV, else the digits) at the zoo's
+    resolution, and where they come from (for messages)."""
     from ..stimuli import digits, from_image_files
 
     if spec and spec.get("stimuli"):
-        shown, where = from_image_files(spec["stimuli"], size=IMAGE_SIZE), spec["stimuli"]
-    else:
-        shown, where = digits(size=IMAGE_SIZE), "scikit-learn digits (pass stimuli= a stimulus-set CSV)"
+        return from_image_files(spec["stimuli"], size=IMAGE_SIZE), spec["stimuli"]
+    return digits(size=IMAGE_SIZE), "scikit-learn digits (pass stimuli= a stimulus-set CSV)"
+
+
+def _shown_stimuli(stimulus_ids, source, spec=None, images=None):
+    """The images of ``stimulus_ids`` at the zoo's resolution, in that order."""
+    shown, where = images or _image_set(spec)
     index = pd.Index(shown.stimulus_ids).get_indexer(list(stimulus_ids))
     if (index < 0).any():
         missing = np.asarray(stimulus_ids)[index < 0][0]
@@ -149,26 +154,17 @@ def human_ratings(spec, settings, data_dir):
 
     if spec.get("path"):
         uncertainty = human_uncertainty(data_adapters.load(spec["path"]))
-        known = pd.Index(_shown_stimuli_ids(spec))
+        images = _image_set(spec)
+        known = set(images[0].stimulus_ids)
         ids = [i for i in uncertainty.index if i in known]
         if not ids:
             raise WorkbenchError(f"{spec['path']}: no rated stimulus has an image (e.g. {uncertainty.index[0]!r})")
-        return _shown_stimuli(ids, spec["path"], spec), uncertainty, spec["path"]
+        return _shown_stimuli(ids, spec["path"], images=images), uncertainty, spec["path"]
     stimuli, planted = spoerer_stimuli(seed=settings["seed"])
     path = Path(data_dir) / f"sim_human_seed{settings['seed']}.sqlite"
     if not path.exists():
         data_adapters.simulate_human_ratings(path, uncertainty=planted, seed=settings["seed"])
     return stimuli, human_uncertainty(data_adapters.load(path)), str(path)
-
-
-def _shown_stimuli_ids(spec):
-    if spec.get("stimuli"):
-        from data_adapters.stimulus_set import load_stimulus_set
-
-        return load_stimulus_set(spec["stimuli"])["stimulus_id"].astype(str).tolist()
-    from ..stimuli import digits
-
-    return list(digits(size=8).stimulus_ids)
 
 
 # ------------------------------------------------------------------ runners
