@@ -188,3 +188,37 @@ def test_encoding_is_deterministic():
     features, trials = _planted(n_stimuli=80, n_bins=2, n_sites=3, n_reps=2)
     first = encoding_score(features, trials, n_splits=4, seed=3)
     xr.testing.assert_identical(first, encoding_score(features, trials, n_splits=4, seed=3))
+
+
+@pytest.mark.parametrize("kind", ["full_rank", "rank_deficient", "duplicated_features", "huge_alphas"])
+def test_held_out_errors_for_all_alphas_equal_refitting_each(kind, monkeypatch):
+    """The moment algebra (partial fractions over the eigenvalues, clusters of equal ones
+    summed directly) gives the same held-out squared errors as refitting ridge per alpha."""
+    from sklearn.linear_model import Ridge
+
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    rng = np.random.default_rng(11)
+    n_train, n_val, p, t = 200, 80, 40, 3
+    X = rng.standard_normal((n_train + n_val, p))
+    if kind == "rank_deficient":  # 15 zero eigenvalues: one cluster
+        X = rng.standard_normal((n_train + n_val, 25)) @ rng.standard_normal((25, p))
+    if kind == "duplicated_features":
+        X[:, :6] = X[:, 6:12]
+    Y = X @ rng.standard_normal((p, t)) + rng.standard_normal((n_train + n_val, t))
+    alphas = np.logspace(-2, 12 if kind == "huge_alphas" else 4, 9)
+    expected = np.array([((Ridge(alpha=a).fit(X[:n_train], Y[:n_train]).predict(X[n_train:]) - Y[n_train:]) ** 2).sum(0)
+                         for a in alphas])
+    if kind != "huge_alphas":  # the partial-fraction path must be the one answering
+
+        def direct_sum_not_expected(*args):
+            raise AssertionError("fell back to the direct sum")
+
+        monkeypatch.setattr(ridge, "_squared_errors_direct", direct_sum_not_expected)
+    bk = get_backend("torch", "cpu", "float64")
+    atoms = np.r_[np.zeros(n_train, int), np.ones(n_val, int)]
+    moments = ridge.Moments.from_data(bk, bk.asarray(X[:, None]), bk.asarray(Y[:, None]), atoms, 2)
+    system = ridge._TrainingSystem(bk, moments.total([True, False]), standardize=False)
+    errors = bk.to_numpy(system.validation_errors(moments.total([False, True]), bk.asarray(alphas)))
+    np.testing.assert_allclose(errors, expected, rtol=1e-8)

@@ -61,9 +61,12 @@ class ArrayBackend:
             if self.device.type == "mps" and dtype == "float64":
                 raise WorkbenchError("MPS has no float64: use dtype='float32' or device='cpu'")
             self.dtype = getattr(torch, dtype)
+            # MPS has no float64: engines that want a float64 step fall back without it
+            self.float64 = None if self.device.type == "mps" else torch.float64
         else:
             self.device = None
             self.dtype = numpy.dtype(dtype)
+            self.float64 = numpy.dtype("float64")
 
     def __repr__(self):
         where = f", device={self.device}" if self.device is not None else ""

@@ -38,6 +38,7 @@ class Moments:
 
     def __init__(self, n, sx, sy, G, C, yy):
         self.n, self.sx, self.sy, self.G, self.C, self.yy = n, sx, sy, G, C, yy
+        self._grand = [getattr(self, name).sum(0) for name in self.fields]
 
     @classmethod
     def from_data(cls, backend, X, Y, atoms, n_atoms):
@@ -70,8 +71,6 @@ class Moments:
         if mask.sum() * 2 <= mask.size:
             index = np.flatnonzero(mask)
             return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields))
-        if not hasattr(self, "_grand"):
-            self._grand = [getattr(self, name).sum(0) for name in self.fields]
         excluded = np.flatnonzero(~mask)
         return _Total(*(grand - getattr(self, name)[excluded].sum(0)
                         for grand, name in zip(self._grand, self.fields)))
@@ -108,10 +107,6 @@ class _TrainingSystem:
         self.Vs = self.V / self.scale[:, None] if standardize else self.V
         self.Q = self.Vs.T @ train.Cc  # (p, t)
 
-    def shrunk(self, alphas):
-        """Rotated coefficients ``Q / (e + alpha)`` for every alpha: (n_alphas, p, t)."""
-        return self.Q[None] / (self.eigenvalues[None, :, None] + alphas[:, None, None])
-
     def coefficients(self, alpha_per_target):
         """Standardised-space coefficients (p, t) with one alpha per target."""
         return self.V @ (self.Q / (self.eigenvalues[:, None] + alpha_per_target[None, :]))
@@ -127,12 +122,7 @@ class _TrainingSystem:
         yy_val = val.yyc + val.n * shift_y * shift_y
         M = self.Vs.T @ G_val @ self.Vs
         P = self.Vs.T @ C_val
-        B = self.shrunk(alphas)  # (a, p, t)
-        n_alphas, p, t = B.shape
-        # One GEMM for every alpha at once: M @ [B_1 ... B_a].
-        bk = self.backend
-        MB = bk.permute((M @ bk.permute(B, (1, 0, 2)).reshape(p, -1)).reshape(p, n_alphas, t), (1, 0, 2))
-        return yy_val[None] - 2 * (B * P[None]).sum(1) + (B * MB).sum(1)
+        return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas)
 
     def gcv_errors(self, alphas):
         """Generalised cross-validation criterion, (n_alphas, t)."""
@@ -142,6 +132,61 @@ class _TrainingSystem:
         sse = self.train.yyc[None] - 2 * (d @ Q2) + (d * d * e[None, :]) @ Q2
         dof = (e[None, :] * d).sum(1) + 1.0  # + intercept
         return (sse / n) / ((1.0 - dof / n) ** 2)[:, None]
+
+
+# Relative eigenvalue gap below which two eigenvalues share a cluster: the partial-fraction
+# terms are at most (e + alpha) / gap times the exact pair terms, so float64 keeps them
+# accurate to ~1e-9 (relative) when the gap is at least 1e-7 of the largest e + alpha.
+_CLUSTER_GAP = 1e-7
+
+
+def _squared_errors(bk, M, P, Q, e, yy, alphas):
+    """Held-out sums of squared errors for every alpha, (n_alphas, t).
+
+    With rotated coefficients ``b_a = Q / (e + a)`` the error is
+    ``yy - 2 sum_i b_ai P_i + sum_ij b_ai M_ij b_aj``. The quadratic term costs
+    ``n_alphas * p^2 * t`` done directly; the partial fractions
+    ``1/((e_i+a)(e_j+a)) = (1/(e_i+a) - 1/(e_j+a)) / (e_j - e_i)`` turn it into one
+    ``p^2 t`` GEMM shared by all alphas, ``2 sum_i d_ai Q_i (K Q)_i`` with the antisymmetric
+    ``K_ij = M_ij / (e_j - e_i)``. Pairs of (nearly) equal eigenvalues (ties, clipped
+    zeros of a rank-deficient Gram) are summed directly within their cluster. Computed in
+    float64 (the partial fractions cancel); the direct sum when float64 is unavailable or
+    clusters are large.
+    """
+    if bk.float64 is None:
+        return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
+    wide = bk.float64
+    M, P, Q, e, yy, alphas = (bk.asarray(v, dtype=wide) for v in (M, P, Q, e, yy, alphas))
+    values = bk.to_numpy(e)
+    tolerance = _CLUSTER_GAP * (values[-1] + float(bk.to_numpy(alphas).max()))
+    labels = np.concatenate([[0], np.cumsum(np.diff(values) > tolerance)])  # e is ascending
+    starts = np.flatnonzero(np.diff(np.concatenate([[-1], labels])))
+    sizes = np.diff(np.concatenate([starts, [len(values)]]))
+    if int((sizes[sizes > 1] ** 2).sum()) * 4 > len(values) ** 2:
+        return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
+    d = 1.0 / (e[None, :] + alphas[:, None])  # (a, p)
+    gap = e[None, :] - e[:, None]
+    # An infinite gap zeroes K on the diagonal and inside clusters (summed directly below).
+    every = bk.index(np.arange(len(values)))
+    gap[every, every] = np.inf
+    clustered = [slice(int(start), int(start + size)) for start, size in zip(starts, sizes) if size > 1]
+    for block in clustered:
+        gap[block, block] = np.inf
+    K = M / gap
+    alone = bk.asarray(np.repeat(sizes == 1, sizes), dtype=wide)  # singletons' own diagonal
+    quadratic = 2 * (d @ (Q * (K @ Q))) + (d * d) @ (Q * Q * (M.diagonal() * alone)[:, None])
+    for block in clustered:
+        B = d[:, block, None] * Q[None, block]  # (a, m, t): the cluster, diagonal included
+        quadratic = quadratic + (B * (M[block, block] @ B)).sum(1)
+    return yy[None] - 2 * (d @ (Q * P)) + quadratic
+
+
+def _squared_errors_direct(bk, M, P, Q, e, yy, alphas):
+    """:func:`_squared_errors` by one GEMM ``M @ [b_1 ... b_a]`` (n_alphas p^2 t flops)."""
+    B = Q[None] / (e[None, :, None] + alphas[:, None, None])  # (a, p, t)
+    n_alphas, p, t = B.shape
+    MB = bk.permute((M @ bk.permute(B, (1, 0, 2)).reshape(p, -1)).reshape(p, n_alphas, t), (1, 0, 2))
+    return yy[None] - 2 * (B * P[None]).sum(1) + (B * MB).sum(1)
 
 
 class RidgeCV:
