@@ -253,19 +253,22 @@ class RidgeCV:
 
     # -- the engine ---------------------------------------------------------------------
     def _prepare(self, X, Y):
-        """Centre (and scale) globally in float64 before the float32 moments: the fits are
-        invariant to it, and it keeps the moment subtractions well conditioned."""
-        X = np.asarray(X)
-        Y = np.asarray(Y)
+        """Centre (and scale) globally, with float64 statistics, before the float32 moments:
+        the fits are invariant to it, and it keeps the moment subtractions well conditioned.
+        One contiguous copy in the working dtype, normalised in place."""
+        work = np.float64 if self.dtype == "float64" else np.float32
+        X = np.array(X, dtype=work, order="C")
+        Y = np.array(Y, dtype=work, order="C")
         flat_x = X.reshape(-1, X.shape[-1])
         self._x_offset = flat_x.mean(0, dtype=np.float64)
         scale = flat_x.std(0, dtype=np.float64) if self.standardize else np.ones(X.shape[-1])
         self._x_scale = np.where(scale > 0, scale, 1.0)
         self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0, dtype=np.float64)
-        bk = self._bk
-        work = np.float64 if self.dtype == "float64" else np.float32
-        X = (X - self._x_offset.astype(work)) / self._x_scale.astype(work)
-        return bk.asarray(X), bk.asarray(Y - self._y_offset.astype(work))
+        X -= self._x_offset.astype(work)
+        if self.standardize:
+            X /= self._x_scale.astype(work)
+        Y -= self._y_offset.astype(work)
+        return self._bk.asarray(X), self._bk.asarray(Y)
 
     def _solve(self, moments, train_mask, validation_masks, alphas):
         """Choose per-target alphas on the validation splits, then fit on ``train_mask``.
