@@ -104,7 +104,8 @@ def _cross_val_predict(estimator, X, Y, folds, strata, progress):
     the first half, NaN elsewhere."""
     bar = (lambda items: tqdm(items, desc="encoding folds", leave=False)) if progress else None
     if isinstance(estimator, RidgeCV):
-        predictions, alphas = estimator.cross_val_predict(X, Y, folds, strata=strata, progress=bar)
+        predictions, alphas = estimator.cross_val_predict(X, Y, folds, strata=strata, progress=bar,
+                                                          split_half=True)
         return predictions, alphas, estimator.split_prediction_
     n_bins = X.shape[1]
 

@@ -336,7 +336,7 @@ class RidgeCV:
         every = np.ones(n_inner, bool)
         return self._solve(moments, every, [np.arange(n_inner) == k for k in range(n_inner)], alphas)
 
-    def cross_val_predict(self, X, Y, folds, strata=None, progress=None):
+    def cross_val_predict(self, X, Y, folds, strata=None, progress=None, split_half=False):
         """Held-out predictions of every outer fold, with inner CV nested inside each.
 
         Parameters
@@ -348,15 +348,16 @@ class RidgeCV:
             Outer folds over stimuli that partition them.
         strata : array-like, optional
             Labels to balance in the inner folds.
+        split_half : bool
+            Also fit one model on the first half of the folds and set ``split_prediction_``
+            (shape like ``Y``): its predictions for the stimuli of the second half (NaN for
+            the first half), the single held-out set whose pairing permutation tests are
+            exact (see :mod:`workbench.stats`). One more nested fit.
 
         Returns
         -------
         predictions : numpy.ndarray, shape like ``Y``
         alphas : numpy.ndarray, shape (n_folds, n_targets)
-
-        Also sets ``split_prediction_`` (shape like ``Y``): predictions for the stimuli of
-        the second half of the folds from one model fitted on the first half (NaN for the
-        first half).
         """
         alphas, n_inner = self._setup()
         n_stimuli = X.shape[0]
@@ -391,13 +392,12 @@ class RidgeCV:
         for k, (_, test) in enumerate(iterator):
             predictions[test] = fit_and_predict(atom_outer != k, test)
             chosen[k] = self.alpha_
-        # One more fit, on the first half of the folds, predicting the second half: a
-        # single held-out set whose pairing permutation tests are exact (see workbench.stats).
-        split = np.full(Y.shape, np.nan)
-        first_half = (len(folds) + 1) // 2
-        test = np.flatnonzero(outer >= first_half)
-        split[test] = fit_and_predict(atom_outer < first_half, test)
-        self.split_prediction_ = split
+        if split_half:
+            split = np.full(Y.shape, np.nan)
+            first_half = (len(folds) + 1) // 2
+            test = np.flatnonzero(outer >= first_half)
+            split[test] = fit_and_predict(atom_outer < first_half, test)
+            self.split_prediction_ = split
         return predictions, chosen
 
     def predict(self, X):
