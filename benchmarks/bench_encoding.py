@@ -11,9 +11,15 @@ every method), float32. Writes:
   criterion: mean over inner folds of the fold MSE) time / the engine's time;
 - ``max_rel_pred_diff_vs_himalaya``: max |held-out prediction difference| / sd(targets);
 - ``speedup_vs_pls``: ``PLSRegression(25, scale=False)`` per fold + per-neuroid scipy
-  ``pearsonr`` time / the engine's time (fit + per-cell r);
+  ``pearsonr`` time / the engine's time (fit + per-cell r: the same deliverable; the extra
+  split-half model that ``encoding_score`` fits for exact permutation p-values is timed
+  in ``encoding_score_s``, and ``speedup_vs_pls_full`` compares that);
 - ``gemm_efficiency``: the engine's counted flops / its time / plain float32 matmul
-  GFLOP/s measured here (eigh counted as 4 p^3);
+  GFLOP/s measured here (eigh counted as 4 p^3); ``eigh_share_of_engine`` says how much
+  of the engine's time the eigensolver takes, and ``attainable_gemm_efficiency`` the
+  efficiency the algorithm would reach with the eigensolver at its measured standalone
+  speed and every other flop at matmul speed (the eigensolver's tridiagonal reduction is
+  memory-bound, so on a CPU this, not overhead, bounds ``gemm_efficiency``);
 - ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
   the encoding_score fit time.
 """
@@ -60,15 +66,31 @@ def matmul_gflops(backend, n=2048, repeats=3):
 
 
 def engine_flops(n_stimuli, n_bins, n_features, n_sites, n_folds, n_inner, n_alphas):
-    """Flops the engine's algorithm needs (GEMMs at 2mnk, symmetric Gram at n p^2)."""
-    n, p, t = n_stimuli * n_bins, n_features, n_sites
+    """Flops of the engine's algorithm (GEMMs at 2mnk, symmetric Gram at n p^2, eigh 4 p^3)."""
+    n, p, t, a = n_stimuli * n_bins, n_features, n_sites, n_alphas
     moments = n * p * p + 2 * n * p * t
-    solves = n_folds * (n_inner + 1) + n_inner + 1  # inner + final per fold, plus split-half
-    per_fit = 4 * p**3 + 2 * p * p * t + 2 * p * p * t  # eigh, V'C, V(Q/(e+a))
-    per_validation = 4 * p**3 + 2 * p * p * t + 2 * p * p * t * n_alphas  # V'GV, V'C, M @ B
-    validations = (n_folds + 1) * n_inner
-    predictions = 2 * (n + n // 2) * p * t
-    return moments + solves * per_fit + validations * per_validation + predictions
+    per_system = 4 * p**3 + 2 * p * p * t  # eigh, Q = V'C
+    # V'GV, V'C, K @ Q (partial fractions), and the two (a x p) @ (p x t) products
+    per_validation = 4 * p**3 + 2 * p * p * t + 2 * p * p * t + 4 * a * p * t
+    coefficients = 2 * p * p * t  # V (Q / (e + alpha)) for the outer fit
+    predictions = 2 * n * p * t
+    return (moments + n_folds * (n_inner + 1) * per_system + n_folds * n_inner * per_validation
+            + n_folds * coefficients + predictions)
+
+
+def eigh_seconds(backend, p, repeats=3):
+    """Best time of one p x p eigendecomposition (the engine does n_folds * (n_inner + 1))."""
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((2 * p, p))
+    gram = backend.asarray(data.T @ data)
+    best = np.inf
+    for _ in range(repeats):
+        backend.synchronize()
+        start = time.perf_counter()
+        backend.eigh(gram)
+        backend.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def run_engine(X, Y, folds, backend):
@@ -154,6 +176,14 @@ def main():
     results["matmul_gflops"] = gflops
     results["engine_gflops"] = flops / engine_s / 1e9
     results["gemm_efficiency"] = results["engine_gflops"] / gflops
+    # where the rest goes: the eigensolver (LAPACK's tridiagonal reduction is memory-bound)
+    results["eigh_s_each"] = eigh_seconds(backend, args.features)
+    eigh_s = 5 * (3 + 1) * results["eigh_s_each"]
+    results["eigh_share_of_engine"] = eigh_s / engine_s
+    # the best gemm_efficiency this algorithm can reach here: eigensolver at its measured
+    # speed, every other flop at matmul speed
+    other_flops = flops - 5 * (3 + 1) * 4 * args.features**3
+    results["attainable_gemm_efficiency"] = flops / (eigh_s + other_flops / (gflops * 1e9)) / 1e9 / gflops
     print(f"engine: {engine_s:.2f} s, {results['engine_gflops']:.1f} GFLOP/s "
           f"(matmul {gflops:.1f}; efficiency {results['gemm_efficiency']:.2f})", flush=True)
 
@@ -180,6 +210,7 @@ def main():
     perm_s = time.perf_counter() - start
     results.update(encoding_score_s=fit_s, permutation_s=perm_s, permutations=args.permutations,
                    perm_overhead=perm_s / fit_s,
+                   speedup_vs_pls_full=results["pls_s"] / fit_s if "pls_s" in results else None,
                    share_sites_bins_fwe_05=float((test.cells.p_fwe.values <= 0.05).mean()))
     print(f"encoding_score {fit_s:.2f} s; {args.permutations} permutations max-T {perm_s:.2f} s "
           f"(overhead {results['perm_overhead']:.3f})", flush=True)
