@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from workbench.cli import main
 
 
@@ -35,3 +37,65 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--n-stimuli", "5000", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("workbench demo: error:") and "\n" not in err
+
+
+def _one_line_error(capsys, command):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"workbench {command}: error:") and "\n" not in err
+    return err
+
+
+def test_simulate_writes_each_dataset_in_its_release_format(tmp_path, capsys):
+    import data_adapters
+
+    assert main(["simulate", "macaque", "--out", str(tmp_path / "rec.nc"), "--n", "30", "--no-progress"]) == 0
+    recording = data_adapters.load(tmp_path / "rec.nc")
+    assert recording.attrs["simulated"] and len(set(recording.stimulus_id.values)) == 30
+    assert (tmp_path / "rec_stimuli.csv").is_file()
+    assert main(["simulate", "human", "--out", str(tmp_path / "ratings.csv"), "--n", "12"]) == 0
+    shown = set(data_adapters.load(tmp_path / "ratings.csv").per_stimulus.stimulus_id)
+    assert len({s for s in shown if s.startswith("img_")}) == 12  # besides the practice images
+    assert main(["simulate", "blur-fmri", "--out", str(tmp_path / "fmri"), "--n", "1"]) == 0
+    assert data_adapters.load(tmp_path / "fmri" / "sub-01.h5").attrs["simulated"]
+    assert main(["simulate", "macaque", "--out", str(tmp_path / "rec.h5")]) == 2
+    assert "*.nc" in _one_line_error(capsys, "simulate")
+    assert not (tmp_path / "rec.h5").exists()
+
+
+def test_extract_streams_the_same_activations_as_the_api(tmp_path, capsys):
+    from workbench.models import extract, open_activations, zoo
+    from workbench.models.reductions import SpatialPool
+    from workbench.stimuli import digits
+
+    store = tmp_path / "acts.zarr"
+    assert main(["extract", "b", "--out", str(store), "--digits", "6", "--pool", "--no-progress"]) == 0
+    written = open_activations(store)
+    expected = extract(zoo.build("b", seed=0), digits(6, size=32, seed=0), reduction=SpatialPool(),
+                       progress=False)
+    assert written.sizes == expected.sizes
+    np.testing.assert_array_equal(written.values, expected.values)
+    assert str(store) in capsys.readouterr().out
+    assert main(["extract", "nosuch", "--out", str(tmp_path / "x.zarr")]) == 2
+    assert "MODEL: unknown model 'nosuch'; valid names: b, bl" in _one_line_error(capsys, "extract")
+    assert main(["extract", "b", "--out", str(tmp_path / "x.zarr"), "--weights", str(tmp_path / "none.pt")]) == 2
+    assert _one_line_error(capsys, "extract").startswith("workbench extract: error: --weights: file not found")
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
+    from workbench.report.build import build_report
+    from workbench.report.config import parse_config
+
+    argv = ["score", "b", "--no-train", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--n-stimuli", "60",
+            "--permutations", "50", "--out", str(tmp_path / "scores.json"), "--no-progress"]
+    assert main(argv) == 0
+    scored = json.loads((tmp_path / "scores.json").read_text())
+    assert scored["simulated"] and not scored["failures"] and len(scored["scores"]) == 1
+    config = parse_config({"models": [{"name": "b", "zoo": "b", "train": False}],
+                           "benchmarks": ["sim-macaque.IT.shared-time-ridge"],
+                           "settings": {"n_stimuli": 60, "n_permutations": 50}})
+    reported = build_report(config, tmp_path / "report", progress=False)  # its own cache: recomputed
+    for key in ("value", "normalized", "p_value", "ci_low", "ci_high"):
+        assert scored["scores"][0][key] == reported["scores"][0][key]
+    assert main(["score", "b", "--benchmark", "macaque.IT.shared-time-ridge", "--out", str(tmp_path / "s.json")]) == 2
+    assert "--path: 'macaque.IT.shared-time-ridge' reads a real file" in _one_line_error(capsys, "score")

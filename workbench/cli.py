@@ -8,7 +8,8 @@ from . import __version__
 from .errors import WorkbenchError
 
 
-def _summarise(scores, out):
+def _print_scores(scores):
+    """One line per score record, failures on stderr; the exit code (1 if a task failed)."""
     for record in scores["scores"]:
         if record["benchmark"].startswith("replication."):
             print(f"{record['benchmark']:<24} {record['verdict']:<15} {record['claim']}")
@@ -18,9 +19,14 @@ def _summarise(scores, out):
                   f" p={record.get('p_value', float('nan')):.4f}")
     for failure in scores["failures"]:
         print(f"FAILED {failure['model']} x {failure['benchmark']}: {failure['error']}", file=sys.stderr)
+    return 1 if scores["failures"] else 0
+
+
+def _summarise(scores, out):
+    status = _print_scores(scores)
     print(f"report: {out}/index.html")
     print(f"scores: {out}/scores.json")
-    return 1 if scores["failures"] else 0
+    return status
 
 
 def _check_out(out):
@@ -83,6 +89,121 @@ def _train(args):
     print(f"model card: {card_path}")
 
 
+def _model_spec(model, weights=None, train=None, seed=0, epochs=None):
+    """A report model spec for a zoo name or a ``module:function`` entry point; ``train``
+    None keeps the report's default (zoo models without weights train by their recipe)."""
+    spec = {"name": model, "seed": seed}
+    spec["entry_point" if ":" in model else "zoo"] = model
+    if weights:
+        spec["weights"] = weights
+    if train is not None:
+        spec["train"] = train
+    if epochs is not None:
+        spec["epochs"] = epochs
+    return spec
+
+
+# the command-line option behind each configuration key, for error messages
+_OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights", "epochs": "--epochs",
+                  "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
+                  "n_permutations": "--permutations", "n_stimuli": "--n-stimuli"}
+
+
+def _checked_config(model_spec, benchmark, settings=None):
+    """The report's validation of one model and benchmark, errors naming the options."""
+    from pathlib import Path
+
+    from .report.config import ConfigError, parse_config
+
+    data = {"models": [model_spec], "benchmarks": [benchmark], "settings": settings or {}}
+    try:
+        return parse_config(data, base=Path.cwd(), source="command line")
+    except ConfigError as error:
+        field = error.key.rsplit(".", 1)[-1]
+        raise WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}") from None
+
+
+def _simulate(args):
+    from pathlib import Path
+
+    from data_adapters.simulate import simulate_blur_fmri, simulate_human_ratings, simulate_macaque
+
+    out = Path(args.out)
+    if args.kind == "macaque":
+        if out.suffix != ".nc":
+            raise WorkbenchError(f"--out {out}: a BrainIO recording is a netCDF file, name it *.nc")
+        simulate_macaque(out, n_stimuli=args.n or 200, seed=args.seed, progress=not args.no_progress)
+        print(f"macaque recording (BrainIO netCDF, 10 ms bins, V4 and IT): {out}")
+        print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}")
+    elif args.kind == "blur-fmri":
+        simulation = simulate_blur_fmri(out, n_subjects=args.n or 3, seed=args.seed)
+        print(f"blur fMRI (BData .h5 and NIfTI per subject): {out}/")
+        for subject, path in simulation.bdata.items():
+            print(f"  {subject}: {path}")
+    else:
+        if out.suffix not in (".sqlite", ".db", ".csv"):
+            raise WorkbenchError(f"--out {out}: name the ratings file *.sqlite (psiTurk) or *.csv (tidy trials)")
+        simulate_human_ratings(out, n_images=args.n or 60, seed=args.seed,
+                               format="csv" if out.suffix == ".csv" else "sqlite")
+        print(f"human animal/non-animal ratings ({'CSV' if out.suffix == '.csv' else 'psiTurk sqlite'}): {out}")
+        print("simulated: these trial formats have no field to say so; keep the file name telling")
+        return
+    print("simulated: the file is marked simulated=True and reports that read it say so")
+
+
+def _extract(args):
+    from pathlib import Path
+
+    from .models.extraction import extract
+    from .models.reductions import SpatialPool
+    from .report.runner import build_model
+    from .stimuli import digits, from_image_files
+
+    spec = _model_spec(args.model, args.weights, args.train, args.seed)
+    # the report's checks of unknown zoo names, bad entry points and missing weights
+    spec = _checked_config(spec, "sim-human.rt-uncertainty").models[0]
+    if not str(args.out).endswith(".zarr"):
+        raise WorkbenchError(f"--out {args.out}: activations are written as a zarr store, name it *.zarr")
+    stimuli = (from_image_files(args.stimuli, size=args.size) if args.stimuli
+               else digits(args.digits, size=args.size, seed=args.seed))
+    model = build_model(spec, Path(args.cache))
+    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+    activations = extract(model, stimuli, layers=layers, batch_size=args.batch_size, device=args.device,
+                          progress=not args.no_progress, reduction=SpatialPool() if args.pool else None,
+                          store=args.out)
+    print(f"activations {dict(activations.sizes)} from layers "
+          f"{', '.join(dict.fromkeys(activations.layer.values.tolist()))}: {args.out}")
+
+
+def _score(args):
+    from pathlib import Path
+
+    from .report.build import split_results
+    from .report.runner import execute, plan
+    from .storage import write_json
+
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise WorkbenchError(f"--out {out}: scores are written as JSON, name it *.json")
+    benchmark = {"name": args.benchmark}
+    for key in ("path", "stimuli"):
+        if getattr(args, key):
+            benchmark[key] = getattr(args, key)
+    # zoo models train by their recipe unless --no-train or --weights (the report's default)
+    spec = _model_spec(args.model, args.weights, False if args.no_train else None, args.seed, args.epochs)
+    config = _checked_config(spec, benchmark, {"seed": args.seed, "n_permutations": args.permutations,
+                                               "n_stimuli": args.n_stimuli})
+    cache = Path(args.cache) if args.cache else out.parent / "workbench-cache"
+    results = execute(plan(config), cache, jobs=1, progress=not args.no_progress)
+    records, failures = split_results(results)
+    scores = {"scores": records, "failures": failures, "settings": config.settings,
+              "simulated": any(r["simulated"] for r in records)}
+    write_json(out, scores)
+    status = _print_scores(scores)
+    print(f"scores: {out}")
+    return status
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -128,6 +249,68 @@ def build_parser():
     train.add_argument("--channels", default=None, help="override channels, e.g. 8,16,32")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(run=_train)
+
+    simulate = commands.add_parser(
+        "simulate", help="write a simulated dataset in a real release's file format",
+        description="Write a simulator's dataset with planted ground truth in the same format as the "
+                    "real release: macaque arrays as BrainIO netCDF (10 ms bins), the blur fMRI "
+                    "experiment as BData .h5 + NIfTI per subject, human ratings as psiTurk sqlite or "
+                    "tidy CSV. The netCDF and BData files are marked simulated.",
+    )
+    simulate.add_argument("kind", choices=["macaque", "blur-fmri", "human"], help="which dataset")
+    simulate.add_argument("--out", required=True, metavar="PATH",
+                          help="FILE.nc (macaque), DIR (blur-fmri), FILE.sqlite or FILE.csv (human)")
+    simulate.add_argument("--n", type=int, default=None, metavar="N",
+                          help="stimuli (macaque, default 200), subjects (blur-fmri, 3), images (human, 60)")
+    simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    simulate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    simulate.set_defaults(run=_simulate)
+
+    extract = commands.add_parser(
+        "extract", help="time-resolved activations of a model, streamed to a zarr store",
+        description="Run MODEL (a zoo name or package.module:function) over a stimulus set and write "
+                    "its layers' activations at every step (presentation x neuroid x time_bin) to "
+                    "OUT.zarr, replaced atomically when complete. Open it with "
+                    "workbench.models.open_activations.",
+    )
+    extract.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    extract.add_argument("--out", required=True, metavar="STORE.zarr", help="zarr store to write")
+    extract.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
+    extract.add_argument("--train", action="store_true", help="train a zoo model by its recipe first (cached)")
+    extract.add_argument("--stimuli", default=None, metavar="CSV",
+                         help="stimulus-set CSV with stimulus_id and filename columns (default: digits)")
+    extract.add_argument("--digits", type=int, default=200, metavar="N", help="digits to show without --stimuli")
+    extract.add_argument("--size", type=int, default=32, help="image size in pixels (default 32, the zoo's)")
+    extract.add_argument("--layers", default=None, help="comma-separated module paths (default: the model's)")
+    extract.add_argument("--pool", action="store_true", help="average each channel over space on the device")
+    extract.add_argument("--batch-size", type=int, default=64)
+    extract.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda...")
+    extract.add_argument("--seed", type=int, default=0, help="model seed and digit draw (default 0)")
+    extract.add_argument("--cache", default="workbench-cache", metavar="DIR",
+                         help="trained-model cache (default ./workbench-cache)")
+    extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    extract.set_defaults(run=_extract)
+
+    score = commands.add_parser(
+        "score", help="score one model on benchmarks (a report without the page)",
+        description="Score MODEL on BENCHMARK (the names of 'workbench report'; real-file variants "
+                    "take --path) and write OUT.json with the score records (value, CI, p). "
+                    "Exit code 1 if the task failed, 2 for bad arguments.",
+    )
+    score.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    score.add_argument("--benchmark", required=True, help="e.g. sim-macaque.IT.shared-time-ridge")
+    score.add_argument("--out", required=True, metavar="FILE.json", help="scores file to write")
+    score.add_argument("--path", default=None, help="data file of a real-file benchmark")
+    score.add_argument("--stimuli", default=None, metavar="CSV", help="stimulus-set CSV of a real-file benchmark")
+    score.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
+    score.add_argument("--no-train", action="store_true", help="score a zoo model untrained (default: its recipe)")
+    score.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    score.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    score.add_argument("--permutations", type=int, default=1000, help="permutation draws (default 1000)")
+    score.add_argument("--n-stimuli", type=int, default=200, help="digits in simulated data (default 200)")
+    score.add_argument("--cache", default=None, metavar="DIR", help="cache (default: workbench-cache beside OUT)")
+    score.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    score.set_defaults(run=_score)
     return parser
 
 

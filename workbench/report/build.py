@@ -38,6 +38,14 @@ def _checksums(paths, cache_dir):
     return out
 
 
+def split_results(results):
+    """Score records of the finished tasks, and ``{model, benchmark, error}`` of the failed."""
+    records = [record for result in results if result["status"] != "error" for record in result["records"]]
+    failures = [{"model": r["model"], "benchmark": r["benchmark"], "error": r["error"]}
+                for r in results if r["status"] == "error"]
+    return records, failures
+
+
 def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=True):
     """Run every task of ``config`` and write the report into ``out``.
 
@@ -50,9 +58,7 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     cache_dir = Path(cache_dir) if cache_dir else out / "cache"
     tasks = plan(config)
     results = execute(tasks, cache_dir, jobs=jobs, scheduler=scheduler, progress=progress)
-    records = [record for result in results if result["status"] != "error" for record in result["records"]]
-    failures = [{"model": r["model"], "benchmark": r["benchmark"], "error": r["error"]}
-                for r in results if r["status"] == "error"]
+    records, failures = split_results(results)
     # a real-file benchmark fed a simulator's file is simulated too (the file's attrs say so)
     simulated = any(r["simulated"] for r in records) or all(
         parse_benchmark(b["name"]).simulated for b in config.benchmarks)

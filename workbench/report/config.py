@@ -46,7 +46,7 @@ class ConfigError(WorkbenchError, ValueError):
     """A report configuration is malformed; the message names the key."""
 
     def __init__(self, key, problem):
-        self.key = key
+        self.key, self.problem = key, problem
         super().__init__(f"config key {key!r}: {problem}")
 
 
