@@ -222,3 +222,15 @@ def test_held_out_errors_for_all_alphas_equal_refitting_each(kind, monkeypatch):
     system = ridge._TrainingSystem(bk, moments.total([True, False]), standardize=False)
     errors = bk.to_numpy(system.validation_errors(moments.total([False, True]), bk.asarray(alphas)))
     np.testing.assert_allclose(errors, expected, rtol=1e-8)
+
+
+def test_float32_engine_keeps_precision_under_a_large_offset():
+    """Raw signals (BOLD ~1000, small fluctuations) are centred in float64 before the
+    float32 moments, so a large offset costs no precision."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((200, 3, 20)) * 0.01 + 1000.0
+    Y = X[..., :2].sum(-1, keepdims=True) * 100 + rng.standard_normal((200, 3, 1)) * 0.1
+    folds = stimulus_folds(200, 5, 0)
+    single, _ = RidgeCV(alphas=[1e-3], standardize=False).cross_val_predict(X, Y, folds)
+    double, _ = RidgeCV(alphas=[1e-3], standardize=False, dtype="float64").cross_val_predict(X, Y, folds)
+    assert np.abs(single - double).max() / Y.std() < 1e-4

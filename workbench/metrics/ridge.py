@@ -253,22 +253,23 @@ class RidgeCV:
 
     # -- the engine ---------------------------------------------------------------------
     def _prepare(self, X, Y):
-        """Centre (and scale) globally, with float64 statistics, before the float32 moments:
-        the fits are invariant to it, and it keeps the moment subtractions well conditioned.
-        One contiguous copy in the working dtype, normalised in place."""
+        """Centre (and scale) globally before the float32 moments: the fits are invariant to
+        it, and it keeps the moment subtractions well conditioned. Statistics and the
+        subtraction are float64 (no precision lost to a large offset), written straight into
+        one contiguous array of the working dtype."""
         work = np.float64 if self.dtype == "float64" else np.float32
-        X = np.array(X, dtype=work, order="C")
-        Y = np.array(Y, dtype=work, order="C")
+        X, Y = np.asarray(X), np.asarray(Y)
         flat_x = X.reshape(-1, X.shape[-1])
         self._x_offset = flat_x.mean(0, dtype=np.float64)
         scale = flat_x.std(0, dtype=np.float64) if self.standardize else np.ones(X.shape[-1])
         self._x_scale = np.where(scale > 0, scale, 1.0)
         self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0, dtype=np.float64)
-        X -= self._x_offset.astype(work)
+        centred_x, centred_y = np.empty(X.shape, dtype=work), np.empty(Y.shape, dtype=work)
+        np.subtract(X, self._x_offset, out=centred_x, casting="unsafe")  # float64 math, one cast
+        np.subtract(Y, self._y_offset, out=centred_y, casting="unsafe")
         if self.standardize:
-            X /= self._x_scale.astype(work)
-        Y -= self._y_offset.astype(work)
-        return self._bk.asarray(X), self._bk.asarray(Y)
+            centred_x /= self._x_scale.astype(work)
+        return self._bk.asarray(centred_x), self._bk.asarray(centred_y)
 
     def _solve(self, moments, train_mask, validation_masks, alphas):
         """Choose per-target alphas on the validation splits, then fit on ``train_mask``.
