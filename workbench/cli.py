@@ -67,7 +67,17 @@ def _execution_options(parser):
                              "1 runs every task in this process)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="use an existing dask cluster, e.g. tcp://HOST:8786")
+    _progress_option(parser)
+
+
+def _progress_option(parser):
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _model_arguments(parser):
+    """MODEL and --weights, as extract and score take them."""
+    parser.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
 
 
 def _train(args):
@@ -247,7 +257,7 @@ def build_parser():
     train.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     train.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     train.add_argument("--channels", default=None, help="override channels, e.g. 8,16,32")
-    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _progress_option(train)
     train.set_defaults(run=_train)
 
     simulate = commands.add_parser(
@@ -263,7 +273,7 @@ def build_parser():
     simulate.add_argument("--n", type=int, default=None, metavar="N",
                           help="stimuli (macaque, default 200), subjects (blur-fmri, 3), images (human, 60)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    simulate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _progress_option(simulate)
     simulate.set_defaults(run=_simulate)
 
     extract = commands.add_parser(
@@ -273,9 +283,8 @@ def build_parser():
                     "OUT.zarr, replaced atomically when complete. Open it with "
                     "workbench.models.open_activations.",
     )
-    extract.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    _model_arguments(extract)
     extract.add_argument("--out", required=True, metavar="STORE.zarr", help="zarr store to write")
-    extract.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
     extract.add_argument("--train", action="store_true", help="train a zoo model by its recipe first (cached)")
     extract.add_argument("--stimuli", default=None, metavar="CSV",
                          help="stimulus-set CSV with stimulus_id and filename columns (default: digits)")
@@ -288,7 +297,7 @@ def build_parser():
     extract.add_argument("--seed", type=int, default=0, help="model seed and digit draw (default 0)")
     extract.add_argument("--cache", default="workbench-cache", metavar="DIR",
                          help="trained-model cache (default ./workbench-cache)")
-    extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _progress_option(extract)
     extract.set_defaults(run=_extract)
 
     score = commands.add_parser(
@@ -297,19 +306,18 @@ def build_parser():
                     "take --path) and write OUT.json with the score records (value, CI, p). "
                     "Exit code 1 if the task failed, 2 for bad arguments.",
     )
-    score.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    _model_arguments(score)
     score.add_argument("--benchmark", required=True, help="e.g. sim-macaque.IT.shared-time-ridge")
     score.add_argument("--out", required=True, metavar="FILE.json", help="scores file to write")
     score.add_argument("--path", default=None, help="data file of a real-file benchmark")
     score.add_argument("--stimuli", default=None, metavar="CSV", help="stimulus-set CSV of a real-file benchmark")
-    score.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
     score.add_argument("--no-train", action="store_true", help="score a zoo model untrained (default: its recipe)")
     score.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     score.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     score.add_argument("--permutations", type=int, default=1000, help="permutation draws (default 1000)")
     score.add_argument("--n-stimuli", type=int, default=200, help="digits in simulated data (default 200)")
     score.add_argument("--cache", default=None, metavar="DIR", help="cache (default: workbench-cache beside OUT)")
-    score.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _progress_option(score)
     score.set_defaults(run=_score)
     return parser
 
