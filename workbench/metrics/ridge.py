@@ -159,8 +159,7 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas):
     M, P, Q, e, yy, alphas = (bk.asarray(v, dtype=wide) for v in (M, P, Q, e, yy, alphas))
     values = bk.to_numpy(e)
     tolerance = _CLUSTER_GAP * (values[-1] + float(bk.to_numpy(alphas).max()))
-    labels = np.concatenate([[0], np.cumsum(np.diff(values) > tolerance)])  # e is ascending
-    starts = np.flatnonzero(np.diff(np.concatenate([[-1], labels])))
+    starts = np.flatnonzero(np.concatenate([[True], np.diff(values) > tolerance]))  # e is ascending
     sizes = np.diff(np.concatenate([starts, [len(values)]]))
     if int((sizes[sizes > 1] ** 2).sum()) * 4 > len(values) ** 2:
         return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
