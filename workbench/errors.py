@@ -6,7 +6,7 @@ class WorkbenchError(Exception):
 
 
 class AssemblyError(WorkbenchError, ValueError):
-    """An xarray object does not follow the Assembly contract (DESIGN §3)."""
+    """An xarray object does not follow the Assembly contract (docs/DESIGN.md §3)."""
 
 
 class DataFormatError(WorkbenchError, ValueError):
@@ -35,3 +35,16 @@ class MetricError(WorkbenchError, ValueError):
 
 class DataWarning(UserWarning):
     """Data that loads but deserves attention (e.g. overlapping time windows)."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A configuration (report config, model spec, benchmark options) is malformed; the
+    message names the key."""
+
+    def __init__(self, key, problem):
+        self.key, self.problem = key, problem
+        super().__init__(f"config key {key!r}: {problem}")
+
+    def under(self, prefix):
+        """The same error with its key inside ``prefix`` (e.g. ``models[0]``)."""
+        return ConfigError(f"{prefix}.{self.key}" if self.key else prefix, self.problem)

@@ -1,0 +1,108 @@
+"""Content keys: the one hashing helper behind every cache (activations, trained models,
+report tasks, simulated data).
+
+A key is the SHA-256 of everything that can change a result. Callers feed it JSON-able
+descriptions (options, configs, versions), arrays (weights, images) and files (weights,
+recordings) through one :class:`ContentKey`, so every cache hashes the same way: a
+dict's key order, an array's memory layout or a path's spelling never change a key,
+and a changed byte always does.
+"""
+
+import hashlib
+import json
+
+import numpy as np
+
+
+# packages whose code is identified by their version, not their files
+_LIBRARY_ROOTS = {"builtins", "torch", "torchvision", "timm", "numpy", "scipy", "typing", "abc", "collections"}
+
+
+def _canonical(obj):
+    """Deterministic JSON text of ``obj`` (sorted keys; tuples as lists; others as str)."""
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class ContentKey:
+    """An incremental SHA-256 over labelled parts.
+
+    Every part is written with its label and kind, so two different sequences of parts
+    never collide by concatenation.
+    """
+
+    def __init__(self, *payload):
+        self._digest = hashlib.sha256()
+        for item in payload:
+            self.json("payload", item)
+
+    def json(self, label, obj):
+        """Add a JSON-able object (dict key order does not matter)."""
+        text = _canonical(obj).encode()
+        self._digest.update(f"json|{label}|{len(text)}|".encode())
+        self._digest.update(text)
+        return self
+
+    def array(self, label, array):
+        """Add an array's dtype, shape and bytes (C order, whatever its strides)."""
+        array = np.ascontiguousarray(array)
+        self._digest.update(f"array|{label}|{array.dtype.str}|{array.shape}|".encode())
+        self._digest.update(array.tobytes())
+        return self
+
+    def bytes(self, label, data):
+        self._digest.update(f"bytes|{label}|{len(data)}|".encode())
+        self._digest.update(data)
+        return self
+
+    def file(self, label, path):
+        """Add a file's SHA-256 (its content, never its name or time stamps)."""
+        return self.json(label, file_sha256(path))
+
+    def module_state(self, label, module):
+        """Add every parameter and buffer of a ``torch.nn.Module`` (names, dtypes, bytes)."""
+        for name, tensor in sorted(module.state_dict().items()):
+            self.array(f"{label}.{name}", tensor.detach().cpu().float().numpy())
+        return self
+
+    def source(self, label, *objects):
+        """Add the source files that define ``objects`` (functions, classes, or instances:
+        every class in their MRO and, for a ``torch.nn.Module``, every submodule's class), so
+        editing a model's code changes the key. Library code (torch, the standard library)
+        is left out: its version is part of the caller's payload."""
+        import inspect
+        import sys
+
+        names = set()
+        for obj in objects:
+            if inspect.isfunction(obj) or inspect.ismethod(obj):
+                names.add(obj.__module__)
+                continue
+            classes = [obj] if inspect.isclass(obj) else [type(obj)]
+            if hasattr(obj, "modules") and not inspect.isclass(obj):
+                classes += [type(sub) for sub in obj.modules()]
+            names.update(k.__module__ for cls in classes for k in cls.__mro__)
+        for name in sorted(names):
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            if not path or name.split(".")[0] in _LIBRARY_ROOTS or path.startswith(sys.base_prefix):
+                continue
+            self.file(f"{label}:{name}", path)
+        return self
+
+    def hexdigest(self, length=None):
+        digest = self._digest.hexdigest()
+        return digest[:length] if length else digest
+
+
+def content_key(*payload):
+    """SHA-256 hex digest of JSON-able ``payload`` items (shorthand for :class:`ContentKey`)."""
+    return ContentKey(*payload).hexdigest()
+
+
+def file_sha256(path, block_size=1 << 20):
+    """SHA-256 hex digest of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(block_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
