@@ -1,4 +1,8 @@
-"""Loaders for real recording/behaviour file formats, and simulators that write them.
+"""Loaders for real recording/behaviour file formats.
+
+They depend only on the contract (``workbench.errors``, ``workbench.assembly``,
+``workbench.storage``); the simulators that write these formats live above the models,
+in :mod:`workbench.simulators`.
 
 >>> import data_adapters
 >>> assembly = data_adapters.load("MajajHong2015.nc")      # format recognised from content
@@ -6,23 +10,16 @@
 
 from workbench.errors import DataFormatError
 
-from .registry import load, supported_formats
+from .registry import load, register_format, supported_formats
 from .human import HumanRatings
-from .simulate import (BlurFmriSimulation, HumanSimulation, MacaqueSimulation, simulate_blur_fmri,
-                       simulate_human_ratings, simulate_macaque)
 from .stimulus_set import load_stimulus_set, merge_stimulus_set
 
 __all__ = [
-    "BlurFmriSimulation",
     "DataFormatError",
     "HumanRatings",
-    "HumanSimulation",
-    "MacaqueSimulation",
     "load",
     "load_stimulus_set",
     "merge_stimulus_set",
-    "simulate_blur_fmri",
-    "simulate_human_ratings",
-    "simulate_macaque",
+    "register_format",
     "supported_formats",
 ]

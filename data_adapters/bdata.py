@@ -292,7 +292,7 @@ def normalize_voxels(da, method="zscore"):
     return out
 
 
-def _roi_name(key):
+def roi_name(key):
     """``ROI_LH_V1`` -> (``V1``, ``left``); ``V4`` -> (``V4``, None); else None."""
     body = key[4:] if key.startswith("ROI_") else key
     hemisphere = None
@@ -313,7 +313,7 @@ def _neuroids(table, path, subject, rois, hemisphere, voxel_key):
     elif voxel_key not in table.keys:
         raise DataFormatError(path, f"no metadata key {voxel_key!r} (voxel_key)",
                               f"keys are {table.keys}")
-    roi_keys = {key: _roi_name(key) for key in table.keys if key != voxel_key}
+    roi_keys = {key: roi_name(key) for key in table.keys if key != voxel_key}
     roi_keys = {key: parsed for key, parsed in roi_keys.items()
                 if parsed is not None and len(table.flagged(key))}
     voxel_columns = (table.flagged(voxel_key) if voxel_key is not None else

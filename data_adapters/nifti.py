@@ -16,7 +16,7 @@ import xarray as xr
 
 from workbench.errors import DataFormatError
 
-from .bdata import _roi_name, normalize_voxels
+from .bdata import roi_name, normalize_voxels
 from .checks import check_nan_policy, check_voxel_normalization, finish
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
@@ -250,7 +250,7 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     rois = roi_masks(series, path, masks, labels, label_names)
     blocks, neuroid = [], {k: [] for k in ("neuroid_id", "region", "hemisphere", "i", "j", "k")}
     for roi, mask in rois.items():
-        name, hemi = _roi_name(f"ROI_{roi}") or (roi, None)
+        name, hemi = roi_name(f"ROI_{roi}") or (roi, None)
         hemi = hemi or "unknown"
         blocks.append(masked_series(series, mask))
         ijk = np.argwhere(mask)

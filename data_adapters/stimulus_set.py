@@ -70,6 +70,7 @@ def load_stimulus_set(path, split=None):
                               "every image needs its own id")
     if split is not None:
         frame = frame[split_mask(frame, split, path)].reset_index(drop=True)
+    frame.attrs["path"] = str(path)
     return frame
 
 

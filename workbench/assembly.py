@@ -1,4 +1,4 @@
-"""The Assembly contract (DESIGN §3): one labelled array shape for every response set.
+"""The Assembly contract (docs/DESIGN.md §3): one labelled array shape for every response set.
 
 An *assembly* is an :class:`xarray.DataArray` with dims ``("presentation", "neuroid",
 "time_bin")``, a float dtype and plain (non-MultiIndex) coordinates:

@@ -20,7 +20,8 @@ LEVELS = {
 }
 
 
-def _renamed(stimulus_set, images, tag, extra):
+def renamed(stimulus_set, images, tag, extra):
+    """A degraded copy of ``stimulus_set``: new ``images``, ids suffixed ``_tag``, the clean id kept as ``source_id``."""
     metadata = stimulus_set.metadata.copy()
     metadata["source_id"] = metadata["stimulus_id"].astype(str)
     metadata["stimulus_id"] = metadata["source_id"] + f"_{tag}"
@@ -37,14 +38,14 @@ def pixel_noise(stimulus_set, std, seed=0):
         raise WorkbenchError(f"noise std must be >= 0, got {std}")
     rng = np.random.default_rng(seed)
     images = stimulus_set.images + std * rng.standard_normal(stimulus_set.images.shape)
-    return _renamed(stimulus_set, images, f"noise_{std:g}", {"degradation": "noise", "level_value": std})
+    return renamed(stimulus_set, images, f"noise_{std:g}", {"degradation": "noise", "level_value": std})
 
 
 def low_contrast(stimulus_set, factor):
     """Scale contrast around the mean grey (0) by ``factor`` in (0, 1]."""
     if not 0 < factor <= 1:
         raise WorkbenchError(f"contrast factor must be in (0, 1], got {factor}")
-    return _renamed(stimulus_set, stimulus_set.images * factor, f"contrast_{factor:g}",
+    return renamed(stimulus_set, stimulus_set.images * factor, f"contrast_{factor:g}",
                     {"degradation": "contrast", "level_value": factor})
 
 
@@ -68,7 +69,7 @@ def occlude(stimulus_set, fraction, block_px=None, seed=0):
             covered[y:y + block, x:x + block] = True
         mean = images[i].mean(axis=(1, 2), keepdims=True)
         images[i] = np.where(covered[None], mean, images[i])
-    return _renamed(stimulus_set, images, f"occlusion_{fraction:g}",
+    return renamed(stimulus_set, images, f"occlusion_{fraction:g}",
                     {"degradation": "occlusion", "level_value": fraction})
 
 

@@ -155,9 +155,10 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
 
     Parameters
     ----------
-    stimulus_set : path or pandas.DataFrame
-        A stimulus-set CSV (read with :func:`data_adapters.stimulus_set.load_stimulus_set`)
-        or its DataFrame, with ``stimulus_id`` and ``filename_column``.
+    stimulus_set : pandas.DataFrame
+        A stimulus-set table with ``stimulus_id`` and ``filename_column``, as
+        :func:`data_adapters.load_stimulus_set` returns it (its ``attrs["path"]`` names
+        the CSV, whose folder is the default ``image_dir``).
     image_dir : path, optional
         Where relative file names are resolved (default: the CSV's folder).
     size, greyscale :
@@ -175,13 +176,13 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
 
     from .errors import DataFormatError
 
-    source = "stimulus set"
     if not isinstance(stimulus_set, pd.DataFrame):
-        from data_adapters.stimulus_set import load_stimulus_set
-
-        source = str(stimulus_set)
-        image_dir = Path(stimulus_set).parent if image_dir is None else image_dir
-        stimulus_set = load_stimulus_set(stimulus_set)
+        # reading the CSV is a data adapter's job (stimuli sit below the adapters' users)
+        raise WorkbenchError(f"from_image_files takes a stimulus-set table, got {type(stimulus_set).__name__} "
+                             "(fix: from_image_files(data_adapters.load_stimulus_set(path)))")
+    source = stimulus_set.attrs.get("path", "stimulus set")
+    if image_dir is None and "path" in stimulus_set.attrs:
+        image_dir = Path(stimulus_set.attrs["path"]).parent
     if filename_column not in stimulus_set.columns:
         raise DataFormatError(source, f"no {filename_column!r} column naming each image file",
                               f"columns are {list(stimulus_set.columns)[:12]}")

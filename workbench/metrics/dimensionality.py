@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MetricError
-from .denoising import _at_step, _group_codes
+from .denoising import at_step, group_codes
 
 
 def _matrix(activity, name="activity"):
@@ -80,7 +80,7 @@ def participation_ratios(assembly, by="layer"):
     -------
     xarray.DataArray ``(group, time_bin)``
     """
-    codes, groups = _group_codes(assembly, by)
+    codes, groups = group_codes(assembly, by)
     n_bins = assembly.sizes.get("time_bin", 1)
     data = assembly.transpose("presentation", "neuroid", ...).values.reshape(
         assembly.sizes["presentation"], assembly.sizes["neuroid"], n_bins)
@@ -246,7 +246,7 @@ def recurrent_influence(assembly, by="layer", first=0, final=-1):
     if "time_bin" not in assembly.dims or assembly.sizes["time_bin"] < 2:
         raise MetricError("recurrent influence needs at least 2 time steps (first and final)")
     difference = assembly.isel(time_bin=final) - assembly.isel(time_bin=first)
-    codes, groups = _group_codes(assembly, by)
+    codes, groups = group_codes(assembly, by)
     start = assembly.isel(time_bin=first).values
     size = [np.linalg.norm(difference.values[:, codes == g]) / max(np.linalg.norm(start[:, codes == g]), 1e-300)
             for g in range(len(groups))]
@@ -262,5 +262,5 @@ def difference_pcs(assembly, n_components=3, first=0, final=-1):
     (numpy.ndarray, numpy.ndarray)
         Axes ``(n_units, k)`` and their explained-variance ratios ``(k,)``.
     """
-    difference = _at_step(assembly, final, "assembly") - _at_step(assembly, first, "assembly")
+    difference = at_step(assembly, final, "assembly") - at_step(assembly, first, "assembly")
     return principal_components(difference.values, n_components)

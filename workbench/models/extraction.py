@@ -137,7 +137,8 @@ def _check_steps(calls, n_steps):
             )
 
 
-def _resolve_protocol(model, protocol):
+def resolve_protocol(model, protocol):
+    """``protocol``, or the model's default; an error when it contradicts the model's unrolling."""
     declared = getattr(model, "unrolling", None)
     if protocol is None:
         protocol = getattr(model, "default_protocol", None) or PresentationProtocol()
@@ -253,7 +254,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
         Unknown layers (the message lists the available ones), images that are not float
         ``(n, C, H, W)``, a layer not called once per step, non-finite activations.
     """
-    protocol = _resolve_protocol(model, protocol)
+    protocol = resolve_protocol(model, protocol)
     if layers is None:
         layers = getattr(model, "default_layers", None)
         if not layers:

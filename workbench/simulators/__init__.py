@@ -1,4 +1,4 @@
-"""Simulators that write real file formats from a planted ground truth (DESIGN §5)."""
+"""Simulators that write real file formats from a planted ground truth (docs/DESIGN.md §5)."""
 
 from .fmri import BlurFmriSimulation, simulate_blur_fmri
 from .human import HumanSimulation, simulate_human_ratings

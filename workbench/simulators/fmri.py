@@ -34,8 +34,8 @@ from workbench import stimuli as stimulus_sets
 from workbench.errors import WorkbenchError
 from workbench.storage import atomic_path
 
-from .. import bdata
-from ..nifti import SIMULATED_MARK
+from data_adapters import bdata
+from data_adapters.nifti import SIMULATED_MARK
 
 DEFAULT_ROIS = ("V1", "V2", "V4", "LOC")
 BLUR_LEVELS = (0.0, 6.0, 12.0, 25.0)
