@@ -1,4 +1,11 @@
-"""``load(path)``: recognise a file's format from its content and read it into the contract."""
+"""``load(path)``: recognise a file's format from its content and read it into the contract.
+
+Other packages add formats without touching this repository, like xarray's backends: an
+entry point in the group ``workbench.formats`` names an object (a module or a class
+instance) with ``sniff(path, head_bytes) -> bool``, ``read(path, **options)`` and a
+``description`` string (and ``directory = True`` for formats that read folders); or call
+:func:`register_format` directly. Built-in formats are tried first.
+"""
 
 from pathlib import Path
 
@@ -23,11 +30,44 @@ FORMATS = {
               "with events=TABLE and ROI masks"),
 }
 # Formats that read a whole folder (a series of volumes).
-DIRECTORY_FORMATS = ("nifti",)
+DIRECTORY_FORMATS = ["nifti"]
+ENTRY_POINT_GROUP = "workbench.formats"
+_PLUGINS = {"loaded": False}
+
+
+def register_format(name, sniff, read, description, directory=False):
+    """Add a format to :func:`load`: ``sniff(path, head)`` recognises it from the path and
+    the file's first 512 bytes, ``read(path, **options)`` returns an assembly (raising
+    :class:`~workbench.errors.DataFormatError` on bad input)."""
+    if name in FORMATS:
+        raise ValueError(f"format {name!r} is already registered")
+    FORMATS[name] = (sniff, read, description)
+    if directory:
+        DIRECTORY_FORMATS.append(name)
+
+
+def _load_plugins():
+    if _PLUGINS["loaded"]:
+        return
+    _PLUGINS["loaded"] = True
+    import warnings
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in FORMATS:
+            continue
+        try:
+            backend = point.load()
+            register_format(point.name, backend.sniff, backend.read, backend.description,
+                            getattr(backend, "directory", False))
+        except Exception as error:  # a broken plugin must not hide the other formats
+            warnings.warn(f"data format plugin {point.name!r} ({point.value}) failed to load: {error}",
+                          stacklevel=3)
 
 
 def supported_formats():
     """``{name: description}`` of every format :func:`load` reads."""
+    _load_plugins()
     return {name: description for name, (_, _, description) in FORMATS.items()}
 
 
@@ -51,6 +91,7 @@ def load(path, format=None, **options):
         The file is missing, unreadable or in no supported format; the message names the
         file and lists the supported formats.
     """
+    _load_plugins()
     path = Path(path)
     if not path.exists():
         raise DataFormatError(path, "file not found", "check the path")
