@@ -1,40 +1,33 @@
 """Activation cache keyed by content, never by a name alone.
 
-The key hashes everything that determines the activations: the model's class, config and
-every parameter and buffer (bytes), the stimulus images and ids, the presentation protocol,
+The key hashes everything that determines the activations: the model's class, config, the
+source files of its code and every parameter and buffer (bytes), the stimulus images and ids, the presentation protocol,
 the layers and any other extraction option. Renaming a model cannot return stale
 activations; changing one weight is a miss.
 """
 
-import hashlib
-import json
 from pathlib import Path
 
-import numpy as np
-
-from .extraction import _resolve_protocol, extract
+from ..keys import ContentKey
+from .extraction import resolve_protocol, extract
 from .reductions import Reduction
 from .store import is_complete, open_activations
 
 
-def _update_array(digest, name, array):
-    array = np.ascontiguousarray(array)
-    digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
-    digest.update(array.tobytes())
-
-
 def cache_key(model, stimuli, protocol, layers, **options):
-    """SHA-256 hex digest of weights + stimuli + protocol + layer spec + options."""
-    digest = hashlib.sha256()
-    config = getattr(model, "config", {})
-    digest.update(json.dumps({"class": type(model).__qualname__, "config": config,
-                              "protocol": protocol.as_dict(), "layers": list(layers),
-                              "options": options}, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        _update_array(digest, name, tensor.detach().cpu().float().numpy())
-    _update_array(digest, "images", stimuli.images)
-    digest.update("\x00".join(stimuli.stimulus_ids).encode())
-    return digest.hexdigest()
+    """SHA-256 hex digest of the model's code and weights + stimuli + protocol + layer spec +
+    options + package versions."""
+    import torch
+
+    from .. import __version__
+
+    key = ContentKey({"class": type(model).__qualname__, "config": getattr(model, "config", {}),
+                      "protocol": protocol.as_dict(), "layers": list(layers), "options": options,
+                      "versions": {"workbench": __version__, "torch": torch.__version__}})
+    key.source("code", model).module_state("weights", model)
+    key.array("images", stimuli.images)
+    key.bytes("stimulus_ids", "\x00".join(stimuli.stimulus_ids).encode())
+    return key.hexdigest()
 
 
 def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduction=None,
@@ -47,7 +40,7 @@ def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduct
     values and are left out. The store is renamed into place only when complete, so an
     interrupted run is a miss, never a half-read entry.
     """
-    protocol = _resolve_protocol(model, protocol)
+    protocol = resolve_protocol(model, protocol)
     layers = list(layers or getattr(model, "default_layers", []) or [])
     reduction = reduction or Reduction()
     key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(),

@@ -86,7 +86,7 @@ RECIPES = {
 }
 
 
-def _split(seed):
+def heldout_split(seed):
     """Digits at 32 px, split into train and a stratified held-out test set of 500."""
     from sklearn.model_selection import train_test_split
 
@@ -226,7 +226,7 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
         recipe = replace(recipe, epochs=int(epochs))
     if batch_size is not None:
         recipe = replace(recipe, batch_size=int(batch_size))
-    train_set, test_set = _split(seed)
+    train_set, test_set = heldout_split(seed)
     if n_train is not None:
         train_set = train_set.subset(np.arange(min(int(n_train), len(train_set))))
     config = {**recipe.config, **(config or {})}
@@ -311,20 +311,22 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     """:func:`train`, or the saved result of an identical earlier call.
 
     The entry ``cache_dir/<name>-<key>/`` is keyed by a hash of everything that determines
-    the weights (name, seed, epochs, config, recipe, package version), never by the name
+    the weights (name, seed, epochs, config, recipe, the model's and the recipe's source files,
+    package versions), never by the name
     alone. The card is written after the weights, so a card on disk means a complete entry;
     concurrent workers training the same model both write the same files atomically.
     """
-    import hashlib
-
     from .. import __version__
+    from ..keys import ContentKey
 
     recipe = RECIPES.get(name)
     if recipe is None:
         raise WorkbenchError(f"no training recipe for {name!r}; available: {', '.join(sorted(RECIPES))}")
-    identity = json.dumps({"name": name, "seed": seed, "epochs": epochs, "config": config or {},
-                           "recipe": asdict(recipe), "version": __version__}, sort_keys=True, default=str)
-    directory = Path(cache_dir) / f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    key = ContentKey({"name": name, "seed": seed, "epochs": epochs, "config": config or {},
+                      "recipe": asdict(recipe), "version": __version__, "torch": torch.__version__})
+    # the model's and the recipe's code: an edited forward or training loop is a new entry
+    key.source("code", zoo.build(name, seed=seed, **(config or {})), train)
+    directory = Path(cache_dir) / f"{name}-{key.hexdigest(16)}"
     card_path = directory / f"{name}.json"
     if card_path.exists():
         return load_trained(card_path)

@@ -31,19 +31,56 @@ ZOO = {
 CLASSES = {cls.name: cls for cls, _ in ZOO.values()}
 
 
+# Model families added by other packages: ``[project.entry-points."workbench.models"]``
+# ``name = "package.module:build"``, where ``build(seed=0, **config)`` returns an nn.Module.
+ENTRY_POINT_GROUP = "workbench.models"
+_REGISTERED = {}
+
+
+def register(name, builder):
+    """Add a model family: ``builder(seed=0, **config)`` returns a ``torch.nn.Module``.
+
+    The name is then accepted by :func:`build`, by report configs (``zoo = "name"``) and by
+    the CLI; a family cannot replace a built-in one.
+    """
+    if name in ZOO:
+        raise WorkbenchError(f"model family {name!r} is built in and cannot be replaced")
+    if not callable(builder):
+        raise WorkbenchError(f"model family {name!r}: the builder must be callable, got {builder!r}")
+    _REGISTERED[name] = builder
+
+
+def _plugins():
+    """Entry-point families (loaded on first use; a broken plugin is named, not fatal)."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name not in _REGISTERED and point.name not in ZOO:
+            _REGISTERED[point.name] = point  # loaded lazily in build()
+    return _REGISTERED
+
+
 def available():
-    """Names accepted by :func:`build`."""
-    return sorted(ZOO)
+    """Names accepted by :func:`build`: the built-in zoo and registered families."""
+    return sorted(set(ZOO) | set(_plugins()))
 
 
 def build(name, **config):
     """A zoo model by name, with the paper's defaults overridden by ``config``."""
-    if name not in ZOO:
+    if name in ZOO:
+        cls, defaults = ZOO[name]
+        model = cls(**{**defaults, **config})
+        model.config["zoo_name"] = name
+        return model
+    builder = _plugins().get(name)
+    if builder is None:
         raise WorkbenchError(f"unknown model {name!r}; available: {', '.join(available())}")
-    cls, defaults = ZOO[name]
-    model = cls(**{**defaults, **config})
-    model.config["zoo_name"] = name
-    return model
+    if hasattr(builder, "load"):  # an entry point
+        try:
+            builder = _REGISTERED[name] = builder.load()
+        except Exception as error:
+            raise WorkbenchError(f"model family {name!r}: cannot load its entry point ({error})") from error
+    return builder(**config)
 
 
 def from_config(config):
@@ -59,4 +96,4 @@ def from_config(config):
 
 __all__ = ["BLCell", "BLNet", "CRCN", "ConvGRUCell", "ConvRNN", "ContextualModule", "GruCNN",
            "LindsayNet", "ReciprocalGatedCell", "ZOO", "ZooModel", "available",
-           "bayesian_integration", "build", "difference_of_gaussians", "from_config"]
+           "bayesian_integration", "build", "difference_of_gaussians", "from_config", "register"]

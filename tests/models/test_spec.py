@@ -1,0 +1,63 @@
+"""Model specs: validation naming the key, entry points importable from the config's folder,
+identities that see code and weights."""
+
+import os
+
+import pytest
+import torch
+
+from workbench.errors import ConfigError
+from workbench.models import ModelSpec, zoo
+
+
+@pytest.mark.parametrize("spec, key, words", [
+    ({"name": "m", "zoo": "bl", "seed": True}, "seed", "must be int"),
+    ({"name": "m", "zoo": "bl", "epochs": -5}, "epochs", ">= 1"),
+    ({"name": "m", "zoo": "bl", "layers": "conv"}, "layers", "must be list"),
+    ({"name": "m", "zoo": "nosuch"}, "zoo", "valid names: b, bl"),
+    ({"name": "m", "zoo": "bl", "entry_point": "a:b"}, "", "exactly one"),
+    ({"name": "m", "entry_point": "a:b", "train": True}, "train", "only zoo"),
+    ({"name": "", "zoo": "bl"}, "name", "non-empty"),
+    ({"name": "m", "zoo": "bl", "colour": 1}, "colour", "unknown key"),
+])
+def test_bad_specs_name_the_key(spec, key, words):
+    with pytest.raises(ConfigError) as info:
+        ModelSpec.from_dict(spec)
+    assert info.value.key == key and words in info.value.problem
+
+
+def test_zoo_spec_defaults_and_round_trip(tmp_path):
+    spec = ModelSpec.from_dict({"name": "BL", "zoo": "bl", "config": {"channels": [4, 8]}})
+    assert spec.train is True and spec.seed == 0 and spec.epochs == 4
+    assert ModelSpec.from_dict(spec.as_dict()) == spec
+    torch.save(zoo.build("bl", channels=(4, 8)).state_dict(), tmp_path / "w.pt")
+    weighted = ModelSpec.from_dict({"name": "BL", "zoo": "bl", "weights": "w.pt", "config": {"channels": [4, 8]}},
+                                   base=tmp_path)
+    assert weighted.train is False and weighted.weights == str((tmp_path / "w.pt").resolve())
+    assert weighted.identity()["weights"] != spec.identity().get("weights")
+    assert "name" not in spec.identity()
+
+
+def test_entry_point_in_the_config_folder_is_importable_and_its_code_is_in_the_identity(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    source = ("import torch\n\n\ndef build(width=2):\n    torch.manual_seed(0)\n"
+              "    return torch.nn.Sequential(torch.nn.Conv2d(1, width, 3))  # {}\n")
+    (folder / "user_nets_for_spec_test.py").write_text(source.format("v1"))
+    monkeypatch.chdir(tmp_path)  # not the config's folder, and no PYTHONPATH
+    assert str(folder) not in os.environ.get("PYTHONPATH", "")
+    spec = ModelSpec.from_dict({"name": "mine", "entry_point": "user_nets_for_spec_test:build",
+                                "config": {"width": 3}}, base=folder)
+    model = spec.build()
+    assert model[0].out_channels == 3 and not model.training
+    first = spec.identity()
+    (folder / "user_nets_for_spec_test.py").write_text(source.format("v2: an edited comment is new code"))
+    assert spec.identity()["code_and_parameters"] != first["code_and_parameters"]
+
+
+def test_layers_and_protocol_come_from_the_spec_or_the_model():
+    model = zoo.build("convrnn", channels=(4, 8))
+    spec = ModelSpec.from_dict({"name": "c", "zoo": "convrnn", "train": False})
+    assert spec.layers_of(model) == list(model.default_layers)
+    assert ModelSpec.from_dict({"name": "c", "zoo": "convrnn", "layers": ["x"]}).layers_of(model) == ["x"]
+    assert spec.protocol(model, 10, 15).unrolling == "layer_per_step"

@@ -1,0 +1,223 @@
+"""Model specs: what a user names (a zoo family, an entry point, a weights file) and everything
+derived from it: the built ``nn.Module``, its content identity, its layers and its
+presentation protocol.
+
+A spec is a small, JSON-able record, so it travels to dask workers and into
+``provenance.json``; building it is deferred to the task that needs the model.
+
+Sources:
+
+- ``zoo = "bl"``: a zoo family (:func:`workbench.models.zoo.available`, including
+  families other packages register through the ``workbench.models`` entry-point group);
+  ``train = true`` runs its recipe once (content-keyed cache);
+- ``entry_point = "package.module:function"``: a function returning an ``nn.Module``.
+  The config's folder and the current folder are importable, as for a script.
+  Importing it runs the user's code, like running a Python script.
+"""
+
+import contextlib
+import importlib
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, WorkbenchError
+
+KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "search_path")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as a user names it.
+
+    Attributes
+    ----------
+    name : str
+        Display name (any text; never part of a cache key).
+    zoo, entry_point : str
+        Exactly one: a zoo family name, or ``"package.module:function"``.
+    train : bool
+        Train a zoo family with its recipe (default: when no weights are given).
+    epochs, seed : int
+    config : dict
+        Keyword arguments of the family's builder / the entry point.
+    weights : str, optional
+        A state dict file, loaded with ``weights_only=True``.
+    layers : tuple of str, optional
+        Module paths to record (default: the model's ``default_layers``).
+    search_path : str, optional
+        A folder put on ``sys.path`` while importing the entry point (the config's folder).
+    """
+
+    name: str
+    zoo: str = None
+    entry_point: str = None
+    train: bool = False
+    epochs: int = 4
+    seed: int = 0
+    config: dict = field(default_factory=dict)
+    weights: str = None
+    layers: tuple = None
+    search_path: str = None
+
+    # ---------------------------------------------------------------- validation
+    @classmethod
+    def from_dict(cls, spec, base=None):
+        """Validate a spec dict (as a report config or the CLI gives it).
+
+        Relative ``weights`` resolve against ``base`` (the config's folder), which also
+        becomes the entry point's search path. Raises :class:`ConfigError` naming the key.
+        """
+        if isinstance(spec, ModelSpec):
+            return spec
+        if not isinstance(spec, dict):
+            raise ConfigError("", f"must be a table, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(KEYS))
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown key; valid keys: {', '.join(k for k in KEYS if k != 'search_path')}")
+        if not isinstance(spec.get("name"), str) or not spec["name"].strip():
+            raise ConfigError("name", "every model needs a non-empty name")
+        sources = [k for k in ("zoo", "entry_point") if k in spec]
+        if len(sources) != 1:
+            raise ConfigError("", "give exactly one of 'zoo' (a zoo family) or 'entry_point' ('module:function')")
+        data = dict(spec)
+        for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool),
+                           ("layers", (list, tuple)), ("weights", str)):
+            value = data.get(name)
+            if name in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                expected = kind.__name__ if isinstance(kind, type) else "list"
+                raise ConfigError(name, f"must be {expected}, got {value!r}")
+        if data.get("epochs", 1) < 1:
+            raise ConfigError("epochs", f"must be >= 1, got {data['epochs']!r}")
+        if data.get("seed", 0) < 0:
+            raise ConfigError("seed", f"must be >= 0, got {data['seed']!r}")
+        if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
+            raise ConfigError("layers", "must be a list of module paths (strings)")
+        base = Path(base) if base is not None else None
+        if "zoo" in data:
+            from . import zoo
+
+            if data["zoo"] not in zoo.available():
+                raise ConfigError("zoo", f"unknown model {data['zoo']!r}; valid names: {', '.join(zoo.available())}")
+            from .training import RECIPES
+
+            data.setdefault("train", "weights" not in data and data["zoo"] in RECIPES)
+            if data["train"] and data["zoo"] not in RECIPES:
+                raise ConfigError("train", f"{data['zoo']!r} has no training recipe; give weights or train = false")
+        else:
+            entry = data["entry_point"]
+            if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
+                raise ConfigError("entry_point", f"must look like 'package.module:function', got {entry!r}")
+            data.setdefault("train", False)
+            if data["train"]:
+                raise ConfigError("train", "only zoo models have training recipes")
+            if base is not None:
+                data.setdefault("search_path", str(base.resolve()))
+        if "weights" in data:
+            path = Path(data["weights"])
+            path = path if path.is_absolute() or base is None else base / path
+            if not path.is_file():
+                raise ConfigError("weights", f"file not found: {path}")
+            data["weights"] = str(path.resolve())
+        if "layers" in data:
+            data["layers"] = tuple(data["layers"])
+        return cls(**data)
+
+    def as_dict(self):
+        """The spec as plain JSON-able data (defaults included, ``None`` left out)."""
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if "layers" in data:
+            data["layers"] = list(data["layers"])
+        return data
+
+    # ---------------------------------------------------------------- building
+    def entry_function(self):
+        """The entry point's function (imported with the search path on ``sys.path``)."""
+        module_name, function_name = self.entry_point.split(":")
+        try:
+            with _importable(self.search_path):
+                function = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as error:
+            raise WorkbenchError(f"model {self.name!r}: cannot import entry point {self.entry_point!r} "
+                                 f"({error})") from error
+        return function
+
+    def build(self, cache_dir=None):
+        """The ``nn.Module`` in eval mode (zoo recipes train once into ``cache_dir/models``)."""
+        import torch
+
+        from . import zoo
+        from .training import train_cached
+        from .weights import load_weights
+
+        if self.zoo:
+            if self.train:
+                if cache_dir is None:
+                    raise WorkbenchError(f"model {self.name!r}: training needs a cache folder")
+                model, _ = train_cached(self.zoo, Path(cache_dir) / "models", seed=self.seed, epochs=self.epochs,
+                                        config=dict(self.config))
+            else:
+                model = zoo.build(self.zoo, seed=self.seed, **self.config)
+        else:
+            model = self.entry_function()(**self.config)
+        if not isinstance(model, torch.nn.Module):
+            raise WorkbenchError(f"model {self.name!r}: its builder returned {type(model).__name__}, "
+                                 "not a torch.nn.Module")
+        if self.weights:
+            load_weights(model, self.weights)
+        return model.eval()
+
+    def identity(self):
+        """What determines the model's outputs, for cache keys (never the display name):
+        the spec, the weights file's hash and, for an entry point, the hash of its code and of
+        the parameters it builds."""
+        from ..keys import ContentKey, file_sha256
+
+        identity = {k: v for k, v in self.as_dict().items() if k not in ("name", "search_path")}
+        if self.weights:
+            identity["weights"] = file_sha256(self.weights)
+        if self.entry_point:
+            function = self.entry_function()
+            model = function(**self.config)
+            key = ContentKey().source("code", function, model)
+            if hasattr(model, "state_dict"):
+                key.module_state("parameters", model)
+            identity["code_and_parameters"] = key.hexdigest()
+        elif self.zoo:
+            from . import zoo
+
+            if self.zoo not in zoo.ZOO:  # a plugin family: its code is part of the identity
+                identity["code"] = ContentKey().source("code", zoo.build(self.zoo, seed=self.seed,
+                                                                         **self.config)).hexdigest()
+        return identity
+
+    # ---------------------------------------------------------------- what the model is shown
+    def layers_of(self, model):
+        """The layers to record: the spec's, else the model's ``default_layers``."""
+        layers = list(self.layers or getattr(model, "default_layers", []) or [])
+        if not layers:
+            raise WorkbenchError(f"model {self.name!r} names no layers: add layers = [...] to its config entry")
+        return layers
+
+    @staticmethod
+    def protocol(model, image_steps, blank_steps, step_ms=10, onset_ms=0.0):
+        """The presentation protocol (image on for ``image_steps``, then ``blank_steps`` of
+        grey), in the model's declared unrolling convention."""
+        from .protocol import PresentationProtocol
+
+        return PresentationProtocol(image_steps=image_steps, blank_steps=blank_steps, step_ms=step_ms,
+                                    onset_ms=onset_ms, unrolling=getattr(model, "unrolling", "network_per_step"))
+
+
+@contextlib.contextmanager
+def _importable(folder):
+    """``folder`` and the current folder on ``sys.path`` for the duration (as ``python script``)."""
+    added = [str(Path(p).resolve()) for p in (folder, ".") if p]
+    added = [p for p in dict.fromkeys(added) if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for path in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(path)
