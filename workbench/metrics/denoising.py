@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import MetricError
+from ..scores import Score, Scores
 from ..stats.multiple import fdr
 from ..stats.resampling import sign_flip_test
 
@@ -41,7 +42,8 @@ def _pair_coord(da, pair_by):
                       "source; pass pair_by= the coord that does")
 
 
-def _at_step(da, step, name):
+def at_step(da, step, name):
+    """``da`` at model step ``step`` (time bins dropped); ``name`` is used in the error."""
     if "time_bin" not in da.dims:
         return da
     if da.sizes["time_bin"] == 1:
@@ -51,7 +53,8 @@ def _at_step(da, step, name):
     return da.isel(time_bin=step)
 
 
-def _group_codes(da, by):
+def group_codes(da, by):
+    """Integer group code per neuroid and the group labels, grouping by neuroid coord(s) ``by``."""
     if by is None:
         return np.zeros(da.sizes["neuroid"], dtype=np.int64), np.array(["all"])
     names = [by] if isinstance(by, str) else list(by)
@@ -126,9 +129,9 @@ def denoising_index(clean_ff, noisy_rec, noisy_ff, by="layer", step=-1, pair_by=
         ``(pair, group)`` de-noising indices with coords ``stimulus_id`` (degraded),
         ``source_id`` and ``group``.
     """
-    clean = _at_step(clean_ff, step, "clean_ff")
-    rec = _at_step(noisy_rec, step, "noisy_rec")
-    ff = _at_step(noisy_ff, step, "noisy_ff")
+    clean = at_step(clean_ff, step, "clean_ff")
+    rec = at_step(noisy_rec, step, "noisy_rec")
+    ff = at_step(noisy_ff, step, "noisy_ff")
     if rec.sizes["presentation"] == 0:
         raise MetricError("no degraded presentations to score")
     same = (np.array_equal(rec.stimulus_id.values, ff.stimulus_id.values)
@@ -138,7 +141,7 @@ def denoising_index(clean_ff, noisy_rec, noisy_ff, by="layer", step=-1, pair_by=
         raise MetricError("noisy_rec, noisy_ff and clean_ff must have the same neuroids, and the two noisy "
                           "assemblies the same presentations, in the same order")
     rows = _pairs(clean, rec, pair_by)
-    codes, groups = _group_codes(rec, by)
+    codes, groups = group_codes(rec, by)
     clean_values = clean.values[rows]
     d = (pattern_correlations(clean_values, rec.values, codes, len(groups))
          - pattern_correlations(clean_values, ff.values, codes, len(groups)))
@@ -179,7 +182,7 @@ def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemi
     if degraded.sizes["presentation"] == 0:
         raise MetricError(f"no presentations at {level_coord} = {level}; levels present: {sorted(set(levels))}")
     rows = _pairs(clean, degraded, pair_by)
-    codes, groups = _group_codes(degraded, by)
+    codes, groups = group_codes(degraded, by)
     r_late = pattern_correlations(clean.isel(time_bin=late).values[rows], degraded.isel(time_bin=late).values,
                                   codes, len(groups))
     r_early = pattern_correlations(clean.isel(time_bin=early).values[rows], degraded.isel(time_bin=early).values,
@@ -199,10 +202,11 @@ def denoising_test(index, n_permutations=10000, seed=0, alpha=0.05, alternative=
 
     Returns
     -------
-    list of dict
-        Score records (DESIGN §3): ``group``, ``value`` (mean d), ``ci_low``/``ci_high``
-        (2.5/97.5 % of the mean over a pair bootstrap), ``p_value``, ``q_value`` (FDR),
-        ``p_fwe``, ``null_n``, ``n`` (pairs), ``seed``.
+    workbench.scores.Scores
+        One score per group (docs/DESIGN.md §3): ``region`` (the group; also
+        ``score["group"]``), ``value`` (mean d), ``ci_low``/``ci_high`` (2.5/97.5 % of the
+        mean over a pair bootstrap), ``p_value``, ``q_value`` (FDR), ``p_fwe``, ``null_n``,
+        ``n`` (pairs), ``seed``, ``units="denoising_index"``.
     """
     values = index.transpose("pair", "group").values
     finite = np.isfinite(values).all(1)
@@ -214,8 +218,9 @@ def denoising_test(index, n_permutations=10000, seed=0, alpha=0.05, alternative=
     boot = np.stack([values[rng.integers(0, len(values), len(values))].mean(0) for _ in range(1000)])
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     q, _ = fdr(test["p_value"], alpha=alpha)
-    return [{"group": str(g), "value": float(test["statistic"][i]), "ci_low": float(low[i]),
-             "ci_high": float(high[i]), "p_value": float(test["p_value"][i]), "q_value": float(q[i]),
-             "p_fwe": float(test["p_fwe"][i]), "null_n": test["n_permutations"], "n": int(len(values)),
-             "seed": seed, "metric": "denoising_index", "alternative": alternative}
-            for i, g in enumerate(index["group"].values)]
+    return Scores(Score(region=str(g), value=float(test["statistic"][i]), ci_low=float(low[i]),
+                        ci_high=float(high[i]), p_value=float(test["p_value"][i]), q_value=float(q[i]),
+                        p_fwe=float(test["p_fwe"][i]), null_n=test["n_permutations"], n=int(len(values)),
+                        seed=seed, units="denoising_index",
+                        extra={"metric": "denoising_index", "alternative": alternative})
+                  for i, g in enumerate(index["group"].values))

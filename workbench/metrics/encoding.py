@@ -34,9 +34,11 @@ from tqdm.auto import tqdm
 
 from ..assembly import align, align_time_bins, average_repetitions, has_repetitions, validate
 from ..errors import AssemblyError, MetricError
+from ..scores import Score, Scores
 from .ceiling import split_half_ceiling
 from .correlation import pearson_columns
 from .folds import fold_labels, stimulus_folds
+from ..stats.groups import GroupSummary
 from .ridge import DEFAULT_ALPHAS, RidgeCV
 
 NORMALIZATION = "sign(r) * r**2 / ceiling"
@@ -285,35 +287,6 @@ def shared_time_encoding(features, trials, n_splits=10, alphas=DEFAULT_ALPHAS, i
                           ceiling_splits=ceiling_splits, min_ceiling=min_ceiling, progress=progress)
 
 
-class GroupSummary:
-    """The per-region summary every report uses, for many rows of cell values at once.
-
-    Per group of sites (``by`` coord, else one group "all"): the median over its sites of
-    the mean over usable time bins (ceiling >= ``min_ceiling``, or every bin when the
-    result has no ceiling). Calling it on ``(D, N*T)`` values gives ``{group: (D,)}``.
-    """
-
-    def __init__(self, result, by="region"):
-        n_neuroids = result.sizes["neuroid"]
-        self.groups = result.coords[by].values if by in result.coords else np.array(["all"] * n_neuroids)
-        self.shape = (n_neuroids, result.sizes["time_bin"])
-        ceiling = result["ceiling"].values
-        self.usable = (ceiling >= result.attrs.get("min_ceiling", -np.inf) if np.isfinite(ceiling).any()
-                       else np.ones(ceiling.shape, bool))
-
-    def __call__(self, values):
-        cube = values.reshape((values.shape[0],) + self.shape)
-        labels = pd.unique(self.groups)
-        if self.usable.all() and np.isfinite(values).all():
-            # The common case (every null draw): plain reductions, several times faster.
-            per_site = cube.mean(axis=2)
-            return {group: np.median(per_site[:, self.groups == group], axis=1) for group in labels}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # sites with no usable bin
-            per_site = np.nanmean(np.where(self.usable[None], cube, np.nan), axis=2)
-            return {group: np.nanmedian(per_site[:, self.groups == group], axis=1) for group in labels}
-
-
 def summarize(result, by="region"):
     """Tidy per-group records of an encoding result.
 
@@ -324,9 +297,10 @@ def summarize(result, by="region"):
 
     Returns
     -------
-    list of dict
-        One record per group with ``group``, ``value``, ``value_fold_std``,
-        ``ceiling``, ``normalized``, ``n`` (neuroids) and ``n_time_bins``.
+    workbench.scores.Scores
+        One :class:`~workbench.scores.Score` per group: ``region`` (the group; also
+        ``score["group"]``), ``value``, ``ceiling``, ``normalized``, ``n`` (neuroids),
+        ``units="pearson_r"`` and extra ``value_fold_std``, ``n_time_bins``.
     """
     summary = GroupSummary(result, by)
     n_cells = summary.usable.size
@@ -342,13 +316,13 @@ def summarize(result, by="region"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a group with no usable fold value
             fold_std = float(np.nanstd(per_fold[group])) if per_fold is not None else float("nan")
-        records.append({
-            "group": str(group),
-            "value": float(per_group["r"][group][0]),
-            "value_fold_std": fold_std,
-            "ceiling": float(per_group["ceiling"][group][0]),
-            "normalized": float(per_group["normalized"][group][0]),
-            "n": int(mask.sum()),
-            "n_time_bins": int(summary.usable[mask].any(axis=0).sum()),
-        })
-    return records
+        records.append(Score(
+            region=str(group),
+            value=float(per_group["r"][group][0]),
+            ceiling=float(per_group["ceiling"][group][0]),
+            normalized=float(per_group["normalized"][group][0]),
+            n=int(mask.sum()),
+            units="pearson_r",
+            extra={"value_fold_std": fold_std, "n_time_bins": int(summary.usable[mask].any(axis=0).sum())},
+        ))
+    return Scores(records)

@@ -21,6 +21,7 @@ import scipy.stats
 import xarray as xr
 
 from ..errors import MetricError
+from ..scores import Score
 from ..stats.permutation import permutation_chunks
 from ..stats.resampling import paired_swap_test, shuffled_indices, unit_ranks
 from .folds import fold_labels, stimulus_folds
@@ -184,7 +185,8 @@ def rt_uncertainty_score(entropy, uncertainty, thresholds=None, n_thresholds=40,
         record[key] = (1 + exceed) / (1 + n)
     record["null_n"] = n_permutations
     record["rt"] = pd.Series(heldout[0], index=ids, name="rt_step")
-    return record
+    fields = {name: record.pop(name) for name in ("value", "n", "p_value", "null_n") if name in record}
+    return Score(**fields, seed=seed, units="spearman_rho", extra=record)
 
 
 def compare_rt_scores(record_a, record_b, uncertainty, n_permutations=10000, seed=0):

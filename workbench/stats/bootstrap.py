@@ -8,8 +8,9 @@ weights ``W`` (draws x stimuli) all sums of all cells for all draws are one GEMM
 import numpy as np
 
 from ..errors import MetricError
-from ..metrics.encoding import GroupSummary
-from .permutation import _flat_cells, _fold_standardized, permutation_chunks
+from ..scores import Score, Scores
+from .groups import GroupSummary
+from .permutation import flat_cells, fold_standardized, permutation_chunks
 
 
 def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", chunk_size=500):
@@ -21,15 +22,16 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
 
     Returns
     -------
-    dict
-        Group -> ``{"value", "ci_low", "ci_high", "normalized", "normalized_ci_low",
-        "normalized_ci_high", "n_boot", "level"}``.
+    workbench.scores.Scores
+        One score per group (``scores["V4"]`` looks one up): ``value``, ``ci_low``,
+        ``ci_high``, ``normalized`` and extra ``normalized_ci_low``, ``normalized_ci_high``,
+        ``n_boot``, ``level``.
     """
     if not 0 < level < 1:
         raise MetricError(f"level must be in (0, 1), got {level}")
     fold = result.coords["fold"].values
-    x = _fold_standardized(_flat_cells(result, "prediction"), fold)
-    y = _fold_standardized(_flat_cells(result, "target"), fold)
+    x = fold_standardized(flat_cells(result, "prediction"), fold)
+    y = fold_standardized(flat_cells(result, "target"), fold)
     n_stimuli = x.shape[0]
     stacked = np.concatenate([x, y, x * x, y * y, x * y], axis=1)
     ceiling = result["ceiling"].values.reshape(-1)
@@ -58,7 +60,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
             for g in draws[name]:
                 draws[name][g].append(boot[name][g])
     tail = 100 * (1 - level) / 2
-    records = {}
+    records = Scores()
     for g in point["value"]:
         record = {"n_boot": n_boot, "level": level}
         for name in ("value", "normalized"):
@@ -68,5 +70,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
             prefix = "" if name == "value" else "normalized_"
             record[name] = float(point[name][g][0])
             record[f"{prefix}ci_low"], record[f"{prefix}ci_high"] = float(low), float(high)
-        records[str(g)] = record
+        records.append(Score(region=str(g), value=record.pop("value"), normalized=record.pop("normalized"),
+                             ci_low=record.pop("ci_low"), ci_high=record.pop("ci_high"), seed=seed,
+                             units="pearson_r", extra=record))
     return records

@@ -30,7 +30,7 @@ import scipy.fft
 import xarray as xr
 
 from ..errors import MetricError
-from ..metrics.encoding import GroupSummary
+from .groups import GroupSummary
 from .multiple import NullCounter
 
 
@@ -64,8 +64,18 @@ class PermutationResult:
     n_permutations: int
     method: str
 
+    def scores(self):
+        """One :class:`~workbench.scores.Score` per group: ``value`` = the group's observed
+        statistic, ``p_value``, ``null_n``; the method in ``extra``."""
+        from ..scores import Score, Scores
 
-def _fold_standardized(values, fold):
+        return Scores(Score(value=float(group["statistic"]), region=name, p_value=float(group["p_value"]),
+                            null_n=self.n_permutations, seed=self.cells.attrs.get("seed"),
+                            extra={"statistic": self.cells.attrs.get("statistic", ""), "method": self.method})
+                      for name, group in self.groups.items())
+
+
+def fold_standardized(values, fold):
     """z-score columns of ``values`` (S, C) within each fold; constant columns -> 0."""
     out = np.zeros_like(values, dtype=np.float64)
     for k in np.unique(fold):
@@ -77,7 +87,7 @@ def _fold_standardized(values, fold):
     return out
 
 
-def _flat_cells(result, name):
+def flat_cells(result, name):
     """(S, N*T) matrix of a (presentation, neuroid, time_bin) variable."""
     values = result[name].transpose("presentation", "neuroid", "time_bin").values
     return values.reshape(values.shape[0], -1).astype(np.float64)
@@ -163,14 +173,14 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
     """
     if "split_prediction" not in result:
         raise MetricError("the result has no split_prediction: pass an encoding_score result")
-    P = _flat_cells(result, "split_prediction")
+    P = flat_cells(result, "split_prediction")
     rows = np.flatnonzero(np.isfinite(P).all(axis=1))
     if len(rows) < 3:
         raise MetricError(f"the held-out half has {len(rows)} stimuli; a permutation test needs >= 3")
-    P, Y = P[rows], _flat_cells(result, "target")[rows]
+    P, Y = P[rows], flat_cells(result, "target")[rows]
     n_stimuli = len(rows)
     single = np.zeros(n_stimuli, dtype=np.int64)
-    Pz, Yz = _fold_standardized(P, single), _fold_standardized(Y, single)
+    Pz, Yz = fold_standardized(P, single), fold_standardized(Y, single)
     labels = single.astype(str)
     if within is not None:
         if within not in result.coords:
@@ -217,12 +227,12 @@ def _paired_contributions(result_a, result_b):
         raise MetricError("the two results were scored on different stimuli; compare results on the same recording")
     result_b = result_b.isel(presentation=ids_b.get_indexer(ids_a))
     if not (np.array_equal(result_a.coords["neuroid_id"].values, result_b.coords["neuroid_id"].values)
-            and np.allclose(_flat_cells(result_a, "target"), _flat_cells(result_b, "target"))):
+            and np.allclose(flat_cells(result_a, "target"), flat_cells(result_b, "target"))):
         raise MetricError("the two results have different targets (neuroids or time bins); compare results on the same recording")
     fold = result_a.coords["fold"].values
-    Yz = _fold_standardized(_flat_cells(result_a, "target"), fold)
-    za = _fold_standardized(_flat_cells(result_a, "prediction"), fold)
-    zb = _fold_standardized(_flat_cells(result_b, "prediction"), result_b.coords["fold"].values)
+    Yz = fold_standardized(flat_cells(result_a, "target"), fold)
+    za = fold_standardized(flat_cells(result_a, "prediction"), fold)
+    zb = fold_standardized(flat_cells(result_b, "prediction"), result_b.coords["fold"].values)
     return (za - zb) * Yz / len(fold), result_b
 
 
