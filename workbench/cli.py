@@ -11,7 +11,7 @@ from .errors import WorkbenchError
 def _print_scores(scores):
     """One line per score record, failures on stderr; the exit code (1 if a task failed)."""
     for record in scores["scores"]:
-        if record["benchmark"].startswith("replication."):
+        if record.get("claim"):  # a replication's claim
             print(f"{record['benchmark']:<24} {record['verdict']:<15} {record['claim']}")
         else:
             region = record.get("region") or ""
@@ -119,24 +119,43 @@ _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights"
                   "n_permutations": "--permutations", "n_stimuli": "--n-stimuli"}
 
 
+def _option_error(error):
+    """A configuration error as the command line's: the option behind the key, the problem."""
+    field = error.key.rsplit(".", 1)[-1]
+    return WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}")
+
+
+def _checked_model(model_spec):
+    """A validated :class:`~workbench.models.ModelSpec`, errors naming the options."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .models.spec import ModelSpec
+
+    try:
+        return ModelSpec.from_dict(model_spec, base=Path.cwd())
+    except ConfigError as error:
+        raise _option_error(error) from None
+
+
 def _checked_config(model_spec, benchmark, settings=None):
     """The report's validation of one model and benchmark, errors naming the options."""
     from pathlib import Path
 
-    from .report.config import ConfigError, parse_config
+    from .errors import ConfigError
+    from .report.config import parse_config
 
     data = {"models": [model_spec], "benchmarks": [benchmark], "settings": settings or {}}
     try:
         return parse_config(data, base=Path.cwd(), source="command line")
     except ConfigError as error:
-        field = error.key.rsplit(".", 1)[-1]
-        raise WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}") from None
+        raise _option_error(error) from None
 
 
 def _simulate(args):
     from pathlib import Path
 
-    from data_adapters.simulate import simulate_blur_fmri, simulate_human_ratings, simulate_macaque
+    from .simulators import simulate_blur_fmri, simulate_human_ratings, simulate_macaque
 
     out = Path(args.out)
     if args.kind == "macaque":
@@ -164,19 +183,19 @@ def _simulate(args):
 def _extract(args):
     from pathlib import Path
 
+    import data_adapters
+
     from .models.extraction import extract
     from .models.reductions import SpatialPool
-    from .report.runner import build_model
     from .stimuli import digits, from_image_files
 
-    spec = _model_spec(args.model, args.weights, args.train, args.seed)
-    # the report's checks of unknown zoo names, bad entry points and missing weights
-    spec = _checked_config(spec, "sim-human.rt-uncertainty").models[0]
+    # unknown zoo names, bad entry points and missing weights, named by option
+    spec = _checked_model(_model_spec(args.model, args.weights, args.train, args.seed))
     if not str(args.out).endswith(".zarr"):
         raise WorkbenchError(f"--out {args.out}: activations are written as a zarr store, name it *.zarr")
-    stimuli = (from_image_files(args.stimuli, size=args.size) if args.stimuli
+    stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), size=args.size) if args.stimuli
                else digits(args.digits, size=args.size, seed=args.seed))
-    model = build_model(spec, Path(args.cache))
+    model = spec.build(Path(args.cache))
     layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
     activations = extract(model, stimuli, layers=layers, batch_size=args.batch_size, device=args.device,
                           progress=not args.no_progress, reduction=SpatialPool() if args.pool else None,

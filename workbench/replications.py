@@ -58,10 +58,14 @@ class Finding:
     details: dict = field(default_factory=dict)
 
     def record(self):
-        """A tidy score record (DESIGN §3) for reports."""
-        return {"benchmark": f"replication.{self.replication}", "claim": self.claim, "value": self.effect,
-                "p_value": self.p_value, "verdict": "reproduced" if self.reproduced else "not reproduced",
-                "simulated": True, "seed": SEED, **{f"detail_{k}": v for k, v in self.details.items()}}
+        """The finding as a :class:`~workbench.scores.Score` (``value`` = effect; the claim,
+        the verdict and the details as extra fields)."""
+        from .scores import Score
+
+        return Score(value=self.effect, benchmark=f"replication.{self.replication}", p_value=self.p_value,
+                     simulated=True, seed=SEED,
+                     extra={"claim": self.claim, "verdict": "reproduced" if self.reproduced else "not reproduced",
+                            **{f"detail_{k}": v for k, v in self.details.items()}})
 
     def __str__(self):
         verdict = "REPRODUCED" if self.reproduced else "NOT reproduced"
@@ -95,9 +99,9 @@ def trained(name, seed=SEED, epochs=EPOCHS):
 @functools.lru_cache(maxsize=2)
 def heldout_digits(n=N_IMAGES, seed=SEED):
     """The first ``n`` of the training recipes' 500 held-out digits (32 px)."""
-    from .models.training import _split
+    from .models.training import heldout_split
 
-    return _split(seed)[1].subset(np.arange(n))
+    return heldout_split(seed)[1].subset(np.arange(n))
 
 
 def _run(model, images, steps, batch=100):
@@ -184,13 +188,13 @@ def spoerer_stimuli(n=N_IMAGES, seed=SEED):
     """Held-out digits, each with its own pixel-noise std ~ U(0, 2), and the planted human
     uncertainty ``D = clip(0.2 std + 0.05 z, 0, 0.5)`` (z ~ N(0, 1): image difficulty the
     noise does not explain)."""
-    from .degradations import _renamed
+    from .degradations import renamed
 
     clean = heldout_digits(n, seed)
     rng = np.random.default_rng(seed + 101)
     stds = rng.uniform(0.0, 2.0, n)
     images = clean.images + stds[:, None, None, None] * rng.standard_normal(clean.images.shape)
-    noisy = _renamed(clean, images, "varnoise", {"degradation": "noise", "level_value": stds})
+    noisy = renamed(clean, images, "varnoise", {"degradation": "noise", "level_value": stds})
     planted = np.clip(0.2 * stds + 0.05 * rng.standard_normal(n), 0.0, 0.5)
     return noisy, pd.Series(planted, index=noisy.stimulus_ids, name="uncertainty")
 
@@ -205,12 +209,14 @@ def spoerer(n_permutations=N_PERMUTATIONS, workdir=None):
     """Entropy RTs of a trained BL vs simulated human uncertainty, vs a random-init twin."""
     import data_adapters
 
+    from . import simulators
+
     from .models import zoo
 
     stimuli, planted = spoerer_stimuli()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(workdir or tmp) / "sim_human_ratings.sqlite"
-        data_adapters.simulate_human_ratings(path, uncertainty=planted, seed=SEED)
+        simulators.simulate_human_ratings(path, uncertainty=planted, seed=SEED)
         measured = human_uncertainty(data_adapters.load(path))
     model, _ = trained("bl")
     twin = zoo.from_config(model.config | {"seed": SEED + 1})
@@ -330,6 +336,8 @@ def nayebi(n_stimuli=200, n_permutations=N_PERMUTATIONS, workdir=None, progress=
     """Shared-over-time fit of a ConvRNN and its feedforward twin to a simulated recording."""
     import data_adapters
 
+    from . import simulators
+
     from .metrics import map_layers_to_regions
     from .models import PresentationProtocol, extract
     from .models.reductions import SparseRandomProjection
@@ -337,7 +345,7 @@ def nayebi(n_stimuli=200, n_permutations=N_PERMUTATIONS, workdir=None, progress=
     from .stats import compare_encodings
 
     with tempfile.TemporaryDirectory() as tmp:
-        simulation = data_adapters.simulate_macaque(Path(workdir or tmp) / "sim_macaque.nc", n_stimuli=n_stimuli,
+        simulation = simulators.simulate_macaque(Path(workdir or tmp) / "sim_macaque.nc", n_stimuli=n_stimuli,
                                                     seed=SEED, brain_seed=SEED)
         recording = data_adapters.load(simulation.path)
         recording.load()

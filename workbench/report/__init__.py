@@ -1,4 +1,4 @@
-"""Batch reports: configuration, benchmarks, task execution, figures and the HTML page."""
+"""Batch reports: configuration, task execution over benchmark objects, and the HTML page."""
 
 from .build import build_report
 from .config import ConfigError, demo_config, load_config, parse_config

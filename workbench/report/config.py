@@ -34,20 +34,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import WorkbenchError
+from ..errors import ConfigError, WorkbenchError
 
-MODEL_KEYS = {"name", "zoo", "train", "epochs", "seed", "config", "entry_point", "weights", "layers"}
 BENCHMARK_KEYS = {"name", "path", "stimuli"}
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200}
-
-
-class ConfigError(WorkbenchError, ValueError):
-    """A report configuration is malformed; the message names the key."""
-
-    def __init__(self, key, problem):
-        self.key, self.problem = key, problem
-        super().__init__(f"config key {key!r}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -76,44 +67,19 @@ def _existing_path(value, base, key, problem, exists):
 
 
 def _model(index, spec, base):
-    key = f"models[{index}]"
-    if not isinstance(spec, dict):
-        raise ConfigError(key, f"must be a table, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - MODEL_KEYS)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; valid keys: {', '.join(sorted(MODEL_KEYS))}")
-    if not isinstance(spec.get("name"), str) or not spec["name"].strip():
-        raise ConfigError(f"{key}.name", "every model needs a non-empty name")
-    sources = [k for k in ("zoo", "entry_point") if k in spec]
-    if len(sources) != 1:
-        raise ConfigError(key, "give exactly one of 'zoo' (a zoo family) or 'entry_point' ('module:function')")
-    model = dict(spec)
-    if "zoo" in spec:
-        from ..models import zoo
+    """A validated model spec dict (:meth:`workbench.models.ModelSpec.from_dict`)."""
+    from ..models.spec import ModelSpec
 
-        if spec["zoo"] not in zoo.available():
-            raise ConfigError(f"{key}.zoo", f"unknown model {spec['zoo']!r}; valid names: {', '.join(zoo.available())}")
-        model.setdefault("train", "weights" not in spec)
-    else:
-        entry = spec["entry_point"]
-        if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
-            raise ConfigError(f"{key}.entry_point", f"must look like 'package.module:function', got {entry!r}")
-        model.setdefault("train", False)
-        if model["train"]:
-            raise ConfigError(f"{key}.train", "only zoo models have training recipes")
-    if "weights" in spec:
-        model["weights"] = _existing_path(spec["weights"], base, f"{key}.weights", "file not found", Path.is_file)
-    for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool), ("layers", list)):
-        if name in model and not isinstance(model[name], kind):
-            raise ConfigError(f"{key}.{name}", f"must be {kind.__name__}, got {model[name]!r}")
-    model.setdefault("epochs", 4)
-    model.setdefault("seed", 0)
-    model.setdefault("config", {})
-    return model
+    try:
+        return ModelSpec.from_dict(spec, base=base).as_dict()
+    except ConfigError as error:
+        raise error.under(f"models[{index}]") from None
 
 
 def _benchmark(index, spec, base):
-    from .benchmarks import parse_benchmark
+    """A validated benchmark spec dict: a registered name, and the files a real-file variant
+    reads (resolved against the config's folder)."""
+    from ..benchmarks import lookup
 
     key = f"benchmarks[{index}]"
     if isinstance(spec, str):
@@ -125,17 +91,15 @@ def _benchmark(index, spec, base):
         raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; valid keys: {', '.join(sorted(BENCHMARK_KEYS))}")
     benchmark = dict(spec)
     try:
-        definition = parse_benchmark(spec.get("name"))
+        cls, options = lookup(spec.get("name"))
+        # the constructor checks which files the benchmark takes; nothing is read yet
+        cls(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), **options)
+    except ConfigError as error:
+        raise error.under(key) from None
     except WorkbenchError as error:
         raise ConfigError(f"{key}.name", str(error)) from None
-    if definition.needs_path:
-        if "path" not in spec:
-            raise ConfigError(f"{key}.path", f"{spec['name']!r} reads a real file: give its path")
+    if "path" in spec:
         benchmark["path"] = _existing_path(spec["path"], base, f"{key}.path", "data path not found", Path.exists)
-    else:
-        for extra in ("path", "stimuli"):
-            if extra in spec:
-                raise ConfigError(f"{key}.{extra}", f"{spec['name']!r} is simulated and takes no {extra}")
     if "stimuli" in spec:
         benchmark["stimuli"] = _existing_path(spec["stimuli"], base, f"{key}.stimuli",
                                               "stimulus-set CSV not found", Path.is_file)
@@ -193,12 +157,12 @@ DEMO_MODELS = ("b", "bl", "grucnn", "ccnn", "crcn", "crcn-ff", "lindsay-ff", "li
 def demo_config(n_stimuli=200, seed=0, n_permutations=1000, models=DEMO_MODELS, replications=True):
     """The embedded default: every seed zoo family (trained) x every simulated benchmark,
     plus the five replications."""
-    from .benchmarks import simulated_benchmarks
+    from ..benchmarks import classes
 
     models = [{"name": name, "zoo": name, "train": True,
                "config": {} if name.startswith("lindsay") else {"channels": [8, 16, 32]}} for name in models]
-    benchmarks = [{"name": name} for name in simulated_benchmarks()
-                  if replications or not name.startswith("replication.")]
+    benchmarks = [{"name": name} for cls in classes() if cls.in_demo and (replications or not cls.model_free)
+                  for name in cls.names]
     return parse_config({"models": models, "benchmarks": benchmarks,
                          "settings": {"seed": seed, "n_permutations": n_permutations, "n_stimuli": n_stimuli,
                                       "title": "Embedded default: seed zoo vs simulated recordings"}},

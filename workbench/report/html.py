@@ -47,12 +47,14 @@ def _number(value, digits=3):
 
 
 def _score_cell(record, primary):
-    """A leaderboard cell: the primary score, its CI and p-value; sorts by the score."""
+    """A leaderboard cell: the primary score, its CI and p-value; sorts by the score.
+
+    The CI is ``ci_low``/``ci_high`` for ``value``, else ``<primary>_ci_low``/``_high``."""
     if record is None:
         return '<td data-sort="-1e300" class="num">-</td>'
     value = record.get(primary)
-    low, high = ((record.get("normalized_ci_low"), record.get("normalized_ci_high")) if primary == "normalized"
-                 else (record.get("ci_low"), record.get("ci_high")))
+    prefix = "" if primary == "value" else f"{primary}_"
+    low, high = record.get(f"{prefix}ci_low"), record.get(f"{prefix}ci_high")
     sort = float(value) if isinstance(value, (int, float)) and value == value else -1e300
     ci = f" [{_number(low)}, {_number(high)}]" if low is not None and low == low else ""
     p = f"<br><span class=small>p = {_number(record.get('p_value'), 4)}</span>" if record.get("p_value") is not None else ""
@@ -77,17 +79,27 @@ def _figure(figures, name, caption):
             f"<figcaption>{html.escape(caption)} (<code>figures/{html.escape(name)}</code>)</figcaption></figure>")
 
 
-def render_batch_report(scores, config, results, figure_files, provenance):
-    """The batch report page: leaderboard, per-benchmark sections, replications, failures.
+def _section(section):
+    """A benchmark family's panel: title, explanation, figures and tables."""
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    if section.explanation:
+        parts.append(f"<p class=small>{html.escape(section.explanation)}</p>")
+    for name, png, caption in section.figures:
+        parts.append(_figure({name: png}, name, caption))
+    for caption, rows, columns in section.tables:
+        parts.append(f"<h3>{html.escape(caption)}</h3>")
+        parts.append(f'<div class="scroll">{_table(rows, columns)}</div>')
+    return "\n".join(parts)
+
+
+def render_batch_report(scores, config, benchmarks, sections, provenance):
+    """The batch report page: leaderboard, one section per benchmark panel, failures,
+    provenance.
 
     Every string that comes from the configuration or the data is escaped.
     """
-    from .benchmarks import parse_benchmark
-
     title = scores["title"]
-    figures = dict(figure_files)
-    definitions = [parse_benchmark(b["name"]) for b in config.benchmarks]
-    scored = [d for d in definitions if not d.model_free]
+    scored = [b for b in benchmarks if not b.model_free]
     by_cell = {}
     for record in scores["scores"]:
         by_cell.setdefault((record["model"], record["benchmark"]), record)
@@ -98,55 +110,36 @@ def render_batch_report(scores, config, results, figure_files, provenance):
                      "the replications, and any file a simulator wrote come from simulators with planted ground "
                      "truth, not from real recordings.</p>")
     parts.append(f"<h1>{html.escape(title)}</h1>")
-    parts.append(f"<p class=small>{len(config.models)} models x {len(definitions)} benchmarks; seed "
+    parts.append(f"<p class=small>{len(config.models)} models x {len(benchmarks)} benchmarks; seed "
                  f"{html.escape(str(config.settings['seed']))}; {html.escape(scores['normalization'])}. Click a "
                  "column header to sort.</p>")
     if scored:
         parts.append("<h2>Leaderboard</h2>")
         head = "<th>model</th>" + "".join(
-            f"<th>{html.escape(d.name)}<br><span class=small>{html.escape(d.primary)}</span></th>" for d in scored)
+            f"<th>{html.escape(b.identifier)}<br><span class=small>{html.escape(b.primary)}</span></th>"
+            for b in scored)
         rows = []
         for model in config.models:
-            cells = "".join(_score_cell(by_cell.get((model["name"], d.name)), d.primary) for d in scored)
+            cells = "".join(_score_cell(by_cell.get((model["name"], b.identifier)), b.primary) for b in scored)
             rows.append(f'<tr><td data-sort="{html.escape(model["name"])}">{html.escape(model["name"])}</td>{cells}</tr>')
         parts.append(f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
                      f"<tbody>{''.join(rows)}</tbody></table></div>")
-    families = {d.family for d in definitions}
-    family_of = {d.name: d.family for d in definitions}
-    by_family = {}
-    for record in scores["scores"]:
-        by_family.setdefault(family_of[record["benchmark"]], []).append(record)
-    if "macaque" in families:
-        parts.append("<h2>Macaque recordings: one ridge map shared over time</h2>")
-        parts.append(_figure(figures, "encoding_over_time.png",
-                             "Median r over sites per time bin (held-out images); grey: sqrt of the ceiling"))
-        parts.append("<h3>Layer-to-region map (chosen on the mapping half, scored on the other)</h3>")
-        parts.append(_table(by_family.get("macaque", []),
-                            ["model", "region", "layer", "value", "ceiling", "normalized", "p_value"]))
-    if "fmri" in families:
-        rows = by_family.get("fmri", [])
-        parts.append("<h2>Blur fMRI: de-noising</h2>")
-        parts.append(_figure(figures, "denoising.png",
-                             "De-noising index: model (bars) vs brain (marks), 25 % blur, late vs early"))
-        parts.append(_table(rows, ["model", "region", "layer", "value", "p_value", "brain_value", "brain_p_value"]))
-        parts.append("<h3>Dimensionality of the blurred-image responses</h3>")
-        parts.append(_figure(figures, "dimensionality.png",
-                             "Participation ratio, late minus early step (model) / bin (brain)"))
-        parts.append(_table(rows, ["model", "region", "layer", "pr_early", "pr_late", "brain_pr_early",
-                                   "brain_pr_late"]))
-    if "human" in families:
-        parts.append("<h2>Reaction times vs human uncertainty</h2>")
-        parts.append(_figure(figures, "rt_vs_uncertainty.png", "Held-out entropy RT vs human uncertainty D"))
-    replications = by_family.get("replication", [])
-    if replications:
-        parts.append("<h2>Replications of the seed papers</h2>")
-        parts.append(_table(replications, ["benchmark", "claim", "value", "p_value", "verdict"], "replications"))
+    parts.extend(_section(section) for section in sections)
     if scores["failures"]:
         parts.append('<h2 class="error">Failed tasks</h2>')
         parts.append(_table(scores["failures"], ["model", "benchmark", "error"], "failures"))
     parts.append("<h2>Provenance</h2>")
     parts.append(_table([{"key": k, "value": v} for k, v in provenance["versions"].items()], ["key", "value"]))
+    parts.append(_citations(benchmarks))
     parts.append(f"<p class=small>Config: <code>{html.escape(str(config.source))}</code>; input checksums and "
                  "task keys in <code>provenance.json</code>.</p>")
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)
+
+
+def _citations(benchmarks):
+    """The benchmarks' versions and BibTeX, once per distinct citation."""
+    rows = [{"benchmark": b.identifier, "version": b.version} for b in benchmarks]
+    cited = list(dict.fromkeys(b.citation for b in benchmarks if b.citation))
+    bibtex = "".join(f"<pre class=small>{html.escape(text)}</pre>" for text in cited)
+    return f"<h3>Benchmarks and citations</h3>{_table(rows, ['benchmark', 'version'])}{bibtex}"

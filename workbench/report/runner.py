@@ -1,9 +1,10 @@
 """Batch execution: (model, benchmark) tasks, a content-keyed result cache, dask scale-out.
 
 Each task's result is written atomically to ``CACHE/tasks/<key>.json`` once it finishes;
-the key hashes everything that determines the result (the model's identity: its zoo
-recipe, or the SHA-256 of its weights; the benchmark spec; the settings; the package
-version). A run killed at any point resumes: finished tasks are read back, the others
+the key (:mod:`workbench.keys`) hashes everything that determines the result: the model's
+identity (:meth:`workbench.models.ModelSpec.identity`: its zoo recipe, the SHA-256 of its
+weights, its code), the benchmark's identity (:meth:`workbench.benchmarks.Benchmark.identity`:
+identifier, version, settings, the content of its input files) and the package versions. A run killed at any point resumes: finished tasks are read back, the others
 recomputed, and the report is identical to an uninterrupted run's. Failed tasks are not
 cached (a rerun retries them).
 
@@ -15,9 +16,7 @@ threads (``threads``, default 1), so the numbers do not depend on the scheduling
 are prepared first (one task per model), so workers never train the same model twice.
 """
 
-import hashlib
 import contextlib
-import importlib
 import json
 import time
 import traceback
@@ -28,8 +27,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import WorkbenchError
+from ..keys import content_key
 from ..storage import write_json
-from .benchmarks import RUNNERS, parse_benchmark, run_replication
 
 
 CACHE_MARK = "<cache>"
@@ -49,80 +48,29 @@ class Task:
         return f"{self.model['name'] if self.model else '-'} x {self.benchmark['name']}"
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def benchmark_of(spec, settings, cache_dir=None):
+    """The :class:`~workbench.benchmarks.Benchmark` of a config's benchmark spec."""
+    from ..benchmarks import get
 
-
-def _entry_point(spec):
-    module_name, function_name = spec["entry_point"].split(":")
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise WorkbenchError(f"model {spec['name']!r}: cannot import entry point {spec['entry_point']!r} "
-                             f"({error})") from error
-    return function
-
-
-def build_model(spec, cache_dir):
-    """The ``nn.Module`` of a model spec (training zoo models through the content-keyed cache)."""
-    import torch
-
-    from ..models import zoo
-    from ..models.training import train_cached
-    from ..models.weights import load_weights
-
-    if "zoo" in spec:
-        config = dict(spec.get("config", {}))
-        if spec.get("train"):
-            model, _ = train_cached(spec["zoo"], Path(cache_dir) / "models", seed=spec["seed"],
-                                    epochs=spec["epochs"], config=config)
-        else:
-            model = zoo.build(spec["zoo"], seed=spec["seed"], **config)
-    else:
-        model = _entry_point(spec)(**spec.get("config", {}))
-        if not isinstance(model, torch.nn.Module):
-            raise WorkbenchError(f"model {spec['name']!r}: entry point returned {type(model).__name__}, "
-                                 "not a torch.nn.Module")
-    if spec.get("weights"):
-        load_weights(model, spec["weights"])
-    return model.eval()
-
-
-def model_identity(spec):
-    """What determines a model's weights, for cache keys (never the display name alone)."""
-    identity = {k: v for k, v in spec.items() if k != "name"}
-    if spec.get("weights"):
-        identity["weights"] = _sha256_file(spec["weights"])
-    if "entry_point" in spec:
-        # the function's output is hashed, so an edited function is a new key
-        from ..models.cache import _update_array
-
-        digest = hashlib.sha256()
-        model = _entry_point(spec)(**spec.get("config", {}))
-        for name, tensor in sorted(model.state_dict().items()):
-            _update_array(digest, name, tensor.detach().cpu().float().numpy())
-        identity["parameters"] = digest.hexdigest()
-    return identity
+    return get(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), seed=settings["seed"],
+               n_permutations=settings["n_permutations"], n_stimuli=settings["n_stimuli"], cache_dir=cache_dir)
 
 
 def plan(config):
     """The tasks of a configuration, in report order (benchmark-major)."""
-    identities = {spec["name"]: model_identity(spec) for spec in config.models}
+    import torch
+
+    from ..models.spec import ModelSpec
+
+    identities = {spec["name"]: ModelSpec.from_dict(spec).identity() for spec in config.models}
+    versions = {"workbench": __version__, "torch": torch.__version__}
     tasks = []
-    for benchmark in config.benchmarks:
-        definition = parse_benchmark(benchmark["name"])
-        specs = [None] if definition.model_free else config.models
-        for spec in specs:
-            payload = {"model": identities[spec["name"]] if spec else None, "benchmark": benchmark,
-                       "settings": config.settings, "version": __version__}
-            if benchmark.get("path"):
-                payload["data"] = _sha256_file(benchmark["path"]) if Path(benchmark["path"]).is_file() else None
-            key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-            tasks.append(Task(key, spec, benchmark, dict(config.settings)))
+    for spec in config.benchmarks:
+        benchmark = benchmark_of(spec, config.settings)
+        for model in [None] if benchmark.model_free else config.models:
+            key = content_key({"model": identities[model["name"]] if model else None,
+                               "benchmark": benchmark.identity(), "versions": versions})
+            tasks.append(Task(key, model, spec, dict(config.settings)))
     return tasks
 
 
@@ -148,8 +96,10 @@ def _limited_threads(threads):
 
 def prepare_model(spec, cache_dir, threads=1):
     """Train (or find in the cache) a zoo model; returns its name."""
+    from ..models.spec import ModelSpec
+
     with _limited_threads(threads):
-        build_model(spec, cache_dir)
+        ModelSpec.from_dict(spec).build(cache_dir)
     return spec["name"]
 
 
@@ -171,24 +121,22 @@ def _compute(task, cache_dir, path):
     base = {"key": task.key, "model": task.model["name"] if task.model else None,
             "benchmark": task.benchmark["name"]}
     try:
-        definition = parse_benchmark(task.benchmark["name"])
-        if definition.model_free:
-            records, panel = run_replication(definition, task.settings, cache_dir)
-        else:
-            model = build_model(task.model, cache_dir)
-            records, panel = RUNNERS[definition.family](definition, task.benchmark, model, task.model,
-                                                        task.settings, cache_dir)
+        benchmark = benchmark_of(task.benchmark, task.settings, cache_dir)
+        scores, panel = benchmark.run(task.model)
     except Exception as error:  # a failing task is reported and must not stop the others
         return {**base, "status": "error", "error": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exc(limit=6)}
-    for record in records:
+    records = []
+    for score in scores:
+        record = score.replace(model=base["model"], benchmark=base["benchmark"], benchmark_version=benchmark.version,
+                               seed=task.settings["seed"],
+                               simulated=bool(benchmark.simulated or score.simulated)).to_dict()
         if isinstance(record.get("data"), str):
             # simulated inputs live in the cache: name them relative to it, so a report
             # does not depend on where its directory is
             record["data"] = record["data"].replace(str(Path(cache_dir)), CACHE_MARK)
-        record.update({"model": base["model"], "benchmark": base["benchmark"], "seed": task.settings["seed"],
-                       "simulated": definition.simulated or bool(record.pop("simulated_data", False))})
-    simulated = any(record["simulated"] for record in records) or definition.simulated
+        records.append(record)
+    simulated = any(record["simulated"] for record in records) or benchmark.simulated
     result = {**base, "records": records, "panel": panel, "simulated": simulated}
     write_json(path, result)
     return {**result, "status": "ok", "seconds": time.perf_counter() - start}
@@ -227,8 +175,8 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
         else:
             pending.append(task)
     specs = [task.model for task in pending if task.model and task.model.get("train")]
-    if task_needs_replication_models(pending):
-        specs += list(replication_models().values())
+    for spec in {task.benchmark["name"]: task.benchmark for task in pending}.values():
+        specs += benchmark_of(spec, pending[0].settings).required_models()
     # one preparation per distinct training recipe (display names differ, weights do not)
     models = {}
     for spec in specs:
@@ -262,19 +210,3 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
                 cluster.close()
     bar.close()
     return [results[task.key] for task in tasks]
-
-
-def task_needs_replication_models(tasks):
-    return any(task.model is None and task.benchmark["name"].startswith("replication.") for task in tasks)
-
-
-def replication_models():
-    """Zoo specs the replications train (so they are prepared once, before the tasks)."""
-    from ..replications import EPOCHS, SEED, SMALL
-
-    names = ("lindsay-ff", "lindsay-predictive", "lindsay-feedback", "lindsay-lateral", "bl", "grucnn", "ccnn",
-             "crcn", "crcn-ff", "convrnn")
-    return {f"replication model {name}": {"name": f"replication model {name}", "zoo": name, "train": True,
-                                          "seed": SEED, "epochs": EPOCHS,
-                                          "config": {} if name.startswith("lindsay") else dict(SMALL)}
-            for name in names}

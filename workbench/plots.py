@@ -1,4 +1,5 @@
-"""Report figures, drawn on matplotlib Figure objects (no pyplot state, no display needed)."""
+"""Figures of the benchmarks' report panels, drawn on matplotlib Figure objects (no pyplot
+state, no display needed); :func:`figure_png` turns one into PNG bytes."""
 
 import io
 
@@ -83,34 +84,3 @@ def rt_scatter_figure(panels):
     for ax in axes[n:]:
         ax.set_visible(False)
     return figure
-
-
-def report_figures(results, config):
-    """``[(file name, PNG bytes)]`` for a batch report's results."""
-    from .benchmarks import parse_benchmark
-
-    macaque, fmri, human = [], [], []
-    for result in results:
-        if result["status"] == "error" or not result.get("panel"):
-            continue
-        definition = parse_benchmark(result["benchmark"])
-        panel, record = result["panel"], result["records"][0]
-        if definition.family == "macaque":
-            macaque += [{"model": result["model"], "region": definition.region, "time_ms": t, "r": r,
-                         "sqrt_ceiling": c} for t, r, c in zip(panel["time_ms"], panel["r"], panel["sqrt_ceiling"])]
-        elif definition.family == "fmri":
-            fmri.append({"model": result["model"], "region": definition.region, **panel})
-        elif definition.family == "human":
-            human.append((result["model"], record["value"], panel["rt"], panel["uncertainty"]))
-    files = []
-    if macaque:
-        files.append(("encoding_over_time.png", figure_png(time_course_figure(pd.DataFrame(macaque)))))
-    if fmri:
-        table = pd.DataFrame(fmri)
-        files.append(("denoising.png", figure_png(model_vs_brain_figure(
-            table, "model_d", "brain_d", "de-noising index d (late vs early)"))))
-        files.append(("dimensionality.png", figure_png(model_vs_brain_figure(
-            table, "model_pr_change", "brain_pr_change", "participation ratio change (late - early)"))))
-    if human:
-        files.append(("rt_vs_uncertainty.png", figure_png(rt_scatter_figure(human))))
-    return files

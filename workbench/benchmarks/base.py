@@ -1,0 +1,277 @@
+"""The :class:`Benchmark` base class and the :class:`Panel` a benchmark contributes to reports.
+
+A benchmark is a dataset, a metric and a presentation protocol with an identifier and a
+version. Subclasses set the class attributes and implement :meth:`Benchmark.run`; one
+subclass usually serves a family of identifiers (``sim-macaque.V4...``,
+``sim-macaque.IT...``), matched by :attr:`Benchmark.names` or :attr:`Benchmark.pattern`.
+
+Minimal example (see ``docs/architecture.md``, "Add a benchmark")::
+
+    from workbench.benchmarks import Benchmark, register
+    from workbench.scores import Score, Scores
+
+    @register
+    class MeanActivity(Benchmark):
+        names = ("example.mean-activity",)
+        version = "1"
+
+        def run(self, model_spec):
+            model = self.build_model(model_spec)
+            ...
+            return Scores([Score(value=..., units="a.u.")]), {}
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, WorkbenchError
+from ..scores import Scores
+
+
+@dataclass
+class Section:
+    """A report section: title, what the numbers mean, figures and tables.
+
+    ``figures``: ``[(file name, PNG bytes, caption)]``; ``tables``: ``[(caption, rows,
+    columns)]`` where rows are dicts (every string is escaped when rendered).
+    """
+
+    title: str
+    explanation: str = ""
+    figures: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+
+
+class Panel:
+    """A benchmark family's contribution to a report; one section for all its benchmarks.
+
+    Subclasses set ``title`` and ``explanation`` and override :meth:`figures`/:meth:`tables`.
+    ``results`` are the finished tasks of the family's benchmarks: dicts with ``model``,
+    ``benchmark``, ``records`` (score dicts) and ``panel`` (the data :meth:`Benchmark.run`
+    returned for figures).
+    """
+
+    title = "Scores"
+    explanation = ""
+    columns = ("model", "benchmark", "region", "value", "ci_low", "ci_high", "p_value")
+
+    def figures(self, results):
+        return []
+
+    def tables(self, results):
+        records = [record for result in results for record in result["records"]]
+        return [("Scores", records, list(self.columns))] if records else []
+
+    def section(self, results):
+        return Section(self.title, self.explanation, self.figures(results), self.tables(results))
+
+
+class Benchmark:
+    """One scientific benchmark.
+
+    Class attributes
+    ----------------
+    names : tuple of str
+        Concrete identifiers this class serves.
+    pattern : str, optional
+        A regular expression (named groups become constructor options) for parameterised
+        identifiers, e.g. real-file variants whose region is any region of the file;
+        ``template`` is how lists show it.
+    version : str
+        Changes whenever the definition changes (part of every cache key and score).
+    citation : str
+        BibTeX of the data and/or the method.
+    simulated : bool
+        The data come from a simulator (the report's banner says so).
+    needs_path : bool
+        The benchmark reads a user's file (``path=``, optionally ``stimuli=``).
+    model_free : bool
+        Scores no model (replications): one task, no model spec.
+    in_demo : bool
+        Part of ``workbench demo``.
+    primary : str
+        The leaderboard column (a score field, e.g. ``"value"`` or ``"normalized"``).
+    units : str
+        What ``value`` is.
+    panel : type of :class:`Panel`
+        The report section its results go into (benchmarks sharing a panel class share a
+        section).
+
+    Parameters
+    ----------
+    identifier : str
+        One of ``names`` or a match of ``pattern``.
+    path, stimuli : str, optional
+        A real-file variant's data file and stimulus-set CSV.
+    seed, n_permutations, n_stimuli : int
+        Run settings (the report's ``[settings]``).
+    cache_dir : path, optional
+        Where simulated data, trained models and activations are cached.
+    **options
+        The named groups of ``pattern``.
+    """
+
+    names = ()
+    pattern = None
+    template = None
+    version = "1"
+    citation = ""
+    simulated = True
+    needs_path = False
+    model_free = False
+    in_demo = False
+    primary = "value"
+    units = ""
+    panel = Panel
+
+    def __init__(self, identifier, path=None, stimuli=None, seed=0, n_permutations=1000, n_stimuli=200,
+                 cache_dir=None, **options):
+        self.identifier = identifier
+        self.path = None if path is None else str(path)
+        self.stimuli_path = None if stimuli is None else str(stimuli)
+        self.seed, self.n_permutations, self.n_stimuli = seed, n_permutations, n_stimuli
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else Path("workbench-cache")
+        self.options = options
+        if self.needs_path and self.path is None:
+            raise ConfigError("path", f"{identifier!r} reads a real file: give its path")
+        if not self.needs_path:
+            for name, value in (("path", path), ("stimuli", stimuli)):
+                if value is not None:
+                    raise ConfigError(name, f"{identifier!r} is simulated and takes no {name}")
+
+    # ---------------------------------------------------------------- identification
+    @classmethod
+    def match(cls, identifier):
+        """The constructor options of ``identifier`` if this class serves it, else None."""
+        found = re.fullmatch(cls.pattern, identifier) if cls.pattern else None
+        if found:
+            return found.groupdict()
+        return {} if identifier in cls.names else None
+
+    @classmethod
+    def listed_names(cls):
+        """Names for ``available()``: the concrete ones, then the template."""
+        return list(cls.names) + ([cls.template] if cls.template else [])
+
+    def identity(self):
+        """Everything about the benchmark that determines its scores, for cache keys: the
+        identifier, version, options and the content of every input file."""
+        from ..keys import file_sha256
+
+        identity = {"identifier": self.identifier, "version": self.version, "class": type(self).__qualname__,
+                    "options": self.options, "seed": self.seed, "n_permutations": self.n_permutations,
+                    "n_stimuli": self.n_stimuli}
+        if self.path:
+            identity["data"] = file_sha256(self.path) if Path(self.path).is_file() else self.path
+        if self.stimuli_path:
+            identity["stimuli"] = _stimulus_files_digest(self.stimuli_path)
+        return identity
+
+    # ---------------------------------------------------------------- the work
+    def build_model(self, model_spec):
+        """The ``nn.Module`` of a model spec (trained zoo models come from the cache)."""
+        from ..models.spec import ModelSpec
+
+        return ModelSpec.from_dict(model_spec).build(self.cache_dir)
+
+    def required_models(self):
+        """Model specs (dicts) this benchmark trains itself; a report prepares them first."""
+        return []
+
+    def stimuli(self, model_spec=None):
+        """The stimuli the model must see (a :class:`~workbench.stimuli.StimulusSet`)."""
+        raise NotImplementedError
+
+    def load_data(self):
+        """The benchmark's data (an assembly, or what the metric needs)."""
+        raise NotImplementedError
+
+    def ceiling(self):
+        """The data's reliability (a :class:`~workbench.scores.Score` or NaN when undefined)."""
+        return float("nan")
+
+    def run(self, model_spec):
+        """Score a model (None for model-free benchmarks).
+
+        Returns
+        -------
+        (Scores, dict)
+            The score records and the data of the report panel's figures.
+        """
+        raise NotImplementedError
+
+    def score(self, model_spec=None):
+        """The :class:`~workbench.scores.Scores` of a model spec (dict or ModelSpec)."""
+        scores, _ = self.run(model_spec)
+        return Scores(scores)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.identifier!r}, version={self.version!r})"
+
+
+class VariantBenchmark(Benchmark):
+    """A benchmark with a simulated variant (identifier ``sim-...``, data written by a
+    simulator into the cache) and a real-file variant (the same name without ``sim-``, reading
+    ``path=``).
+
+    Subclasses set ``dataset`` and ``metric``; the identifiers follow:
+    ``[sim-]DATASET.REGION.METRIC`` when ``regional`` (``simulated_regions`` lists the regions
+    the simulator writes, a real file may have any; ``region_kind`` names them, e.g. "ROI"),
+    else ``[sim-]DATASET.METRIC``.
+    """
+
+    dataset = None
+    metric = None
+    regional = True
+    simulated_regions = ()
+    region_kind = "region"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not (cls.dataset and cls.metric):
+            return
+        dataset, metric = re.escape(cls.dataset), re.escape(cls.metric)
+        if cls.regional:
+            cls.names = tuple(f"sim-{cls.dataset}.{region}.{cls.metric}" for region in cls.simulated_regions)
+            cls.pattern = rf"(?P<sim>sim-)?{dataset}\.(?P<region>[A-Za-z0-9_-]+)\.{metric}"
+            cls.template = f"{cls.dataset}.{cls.region_kind.upper()}.{cls.metric} (path=)"
+        else:
+            cls.names = (f"sim-{cls.dataset}.{cls.metric}",)
+            cls.pattern = rf"{dataset}\.{metric}"
+            cls.template = f"{cls.dataset}.{cls.metric} (path=)"
+
+    def __init__(self, identifier, region=None, sim=None, **options):
+        simulated = identifier.startswith("sim-")
+        if simulated and self.simulated_regions and region not in self.simulated_regions:
+            raise WorkbenchError(f"unknown {self.region_kind} {region!r} in {identifier!r}; simulated "
+                                 f"{self.region_kind}s: {', '.join(self.simulated_regions)}")
+        self.simulated, self.needs_path = simulated, not simulated
+        super().__init__(identifier, **options)
+        self.region = region
+
+
+def _stimulus_files_digest(csv):
+    """Hash of a stimulus-set CSV and every image file it lists (a replaced image is a new key)."""
+    import pandas as pd
+
+    from ..keys import ContentKey
+
+    key = ContentKey().file("csv", csv)
+    try:
+        table = pd.read_csv(csv)
+    except Exception:  # unreadable: the CSV's own hash already identifies it; loading names the problem
+        return key.hexdigest()
+    base = Path(csv).parent
+    for name in table.get("filename", pd.Series(dtype=str)).astype(str):
+        path = Path(name) if Path(name).is_absolute() else base / name
+        if path.is_file():
+            key.file(name, path)
+        else:
+            key.json(name, "missing")
+    return key.hexdigest()
+
+
+def check_identifier(identifier):
+    if not isinstance(identifier, str):
+        raise WorkbenchError(f"benchmark name must be a string, got {identifier!r}")

@@ -1,0 +1,133 @@
+"""Temporal macaque encoding: one ridge map shared over time (Nayebi et al. 2018).
+
+``sim-macaque.{V4,IT}.shared-time-ridge`` (simulated BrainIO recording) and
+``macaque.REGION.shared-time-ridge`` (``path=`` a BrainIO netCDF such as the MajajHong2015
+temporal release, ``stimuli=`` its stimulus-set CSV). Each model's layers are mapped to the
+region on a mapping half of the images; the chosen layer is scored on the other half with
+one ridge map shared over 10 ms bins. ``value`` is the median over sites of the mean r over
+usable bins, ``normalized`` = sign(r) r^2 / ceiling, with a held-out permutation p-value and
+a bootstrap CI over images.
+"""
+
+import numpy as np
+import pandas as pd
+
+from ..errors import WorkbenchError
+from ..scores import Score, Scores
+from .base import Panel, VariantBenchmark
+from .data import macaque_recording, shown_stimuli
+from .registry import register
+
+REGIONS = ("V4", "IT")
+PROJECTION = 256
+IMAGE_STEPS, BLANK_STEPS = 10, 15
+
+CITATION = """@inproceedings{nayebi2018task,
+  title = {Task-Driven Convolutional Recurrent Models of the Visual System},
+  author = {Nayebi, Aran and Bear, Daniel and Kubilius, Jonas and Kar, Kohitij and Ganguli, Surya and
+            Sussillo, David and DiCarlo, James J. and Yamins, Daniel L. K.},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2018}
+}
+@article{majaj2015simple,
+  title = {Simple Learned Weighted Sums of Inferior Temporal Neuronal Firing Rates Accurately Predict
+           Human Core Object Recognition Performance},
+  author = {Majaj, Najib J. and Hong, Ha and Solomon, Ethan A. and DiCarlo, James J.},
+  journal = {Journal of Neuroscience}, volume = {35}, number = {39}, pages = {13402--13418}, year = {2015}
+}"""
+
+
+class EncodingPanel(Panel):
+    title = "Macaque recordings: one ridge map shared over time"
+    explanation = ("Each model's layers are mapped to a region on half of the images; the chosen layer is scored "
+                   "on the other half with one linear map shared by all 10 ms bins. r is the Pearson correlation "
+                   "across held-out images per site and bin; the ceiling is the split-half reliability of the "
+                   "trial average (Spearman-Brown), on the scale of r^2; normalized = sign(r) r^2 / ceiling (1: as "
+                   "good as the data allow). The p-value tests the held-out prediction against a permutation null.")
+    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value")
+
+    def figures(self, results):
+        from ..plots import figure_png, time_course_figure
+
+        rows = [{"model": result["model"], "region": result["records"][0]["region"], "time_ms": t, "r": r,
+                 "sqrt_ceiling": c}
+                for result in results if result.get("panel")
+                for t, r, c in zip(result["panel"]["time_ms"], result["panel"]["r"], result["panel"]["sqrt_ceiling"])]
+        if not rows:
+            return []
+        figure = figure_png(time_course_figure(pd.DataFrame(rows)))
+        return [("encoding_over_time.png", figure,
+                 "Median r over sites per time bin (held-out images); grey: sqrt of the ceiling")]
+
+    def tables(self, results):
+        records = [record for result in results for record in result["records"]]
+        return [("Layer-to-region map (chosen on the mapping half, scored on the other)", records,
+                 list(self.columns))] if records else []
+
+
+@register
+class SharedTimeEncoding(VariantBenchmark):
+    """Shared-over-time ridge encoding of a macaque array recording, per region."""
+
+    dataset, metric = "macaque", "shared-time-ridge"
+    simulated_regions = REGIONS
+    version = "1"
+    citation = CITATION
+    in_demo = True
+    primary = "normalized"
+    units = "pearson_r"
+    panel = EncodingPanel
+
+    def load_data(self):
+        """The recording's sites in this region (trial level) and the file it came from."""
+        recording, source = macaque_recording(self.path, self.seed, self.n_stimuli, self.cache_dir / "data")
+        if "region" not in recording.coords or self.region not in set(recording.region.values):
+            raise WorkbenchError(f"{source}: no sites with region == {self.region!r}")
+        return recording.isel(neuroid=np.flatnonzero(recording.region.values == self.region)), source
+
+    def stimuli(self, model_spec=None, recording=None, source=None):
+        if recording is None:
+            recording, source = self.load_data()
+        return shown_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path)
+
+    def run(self, model_spec):
+        from ..metrics import map_layers_to_regions, summarize
+        from ..models.cache import cached_extract
+        from ..models.reductions import SparseRandomProjection
+        from ..models.spec import ModelSpec
+        from ..simulators.macaque import DEFAULT_REGIONS
+        from ..stats import bootstrap_encoding_ci, heldout_permutation_test
+
+        spec = ModelSpec.from_dict(model_spec)
+        model = spec.build(self.cache_dir)
+        recording, source = self.load_data()
+        shown = self.stimuli(spec, recording, source)
+        protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS,
+                                 onset_ms=min(latency for _, _, latency in DEFAULT_REGIONS))
+        reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
+        features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
+                                     protocol=protocol, reduction=reduction, progress=False)
+        features = features.load()
+        mapping = map_layers_to_regions(features, recording, seed=self.seed)
+        result = mapping.evaluation[self.region]
+        summary = summarize(result, by="region")[0]
+        test = heldout_permutation_test(result, n_permutations=self.n_permutations, seed=self.seed).scores()
+        ci = bootstrap_encoding_ci(result, n_boot=500, seed=self.seed).get(self.region) or Score()
+        nan = float("nan")
+        score = Score(
+            value=summary["value"], region=self.region, ceiling=summary["ceiling"],
+            normalized=summary["normalized"], p_value=test[self.region].p_value, null_n=test[self.region].null_n,
+            ci_low=ci.ci_low, ci_high=ci.ci_high, n=summary["n"], units=self.units,
+            simulated=self.simulated or bool(recording.attrs.get("simulated", False)),
+            extra={"value_fold_std": summary["value_fold_std"],
+                   "normalized_ci_low": ci.get("normalized_ci_low", nan),
+                   "normalized_ci_high": ci.get("normalized_ci_high", nan),
+                   "layer": mapping.layer_for_region[self.region], "data": source})
+        r = result["r"].median("neuroid").values
+        ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
+        panel = {"time_ms": result["time_bin_start"].values.tolist(), "r": r.tolist(),
+                 "sqrt_ceiling": ceiling.tolist(),
+                 "selection": {str(layer): float(mapping.selection.sel(layer=layer, region=self.region))
+                               for layer in mapping.selection.layer.values}}
+        return Scores([score]), panel
+

@@ -1,0 +1,49 @@
+"""The five seed papers' claims (:mod:`workbench.replications`) as model-free benchmarks:
+``replication.{lindsay,spoerer,hartmann,crcn,nayebi}``."""
+
+from ..scores import Scores
+from .base import Benchmark, Panel
+from .registry import register
+
+
+class ReplicationPanel(Panel):
+    title = "Replications of the seed papers"
+    explanation = ("Each claim of a seed paper re-run on the embedded default at fixed sizes and seeds: the "
+                   "measured effect, its p-value and whether the claim held at this scale. Claims that do not "
+                   "hold are reported as such, never tuned.")
+    columns = ("benchmark", "claim", "value", "p_value", "verdict")
+
+
+def _names():
+    from ..replications import REPLICATIONS
+
+    return tuple(f"replication.{name}" for name in REPLICATIONS)
+
+
+@register
+class Replication(Benchmark):
+    """One seed paper's claims, each a score with its effect, p-value and verdict."""
+
+    names = _names()
+    version = "1"
+    in_demo = True
+    model_free = True
+    panel = ReplicationPanel
+    units = "effect"
+
+    def required_models(self):
+        """Every zoo model the replications train (prepared once, before the tasks)."""
+        from ..replications import EPOCHS, SEED, SMALL
+
+        names = ("lindsay-ff", "lindsay-predictive", "lindsay-feedback", "lindsay-lateral", "bl", "grucnn", "ccnn",
+                 "crcn", "crcn-ff", "convrnn")
+        return [{"name": f"replication model {name}", "zoo": name, "train": True, "seed": SEED, "epochs": EPOCHS,
+                 "config": {} if name.startswith("lindsay") else {"channels": list(SMALL["channels"])}}
+                for name in names]
+
+    def run(self, model_spec=None):
+        from .. import replications
+
+        replications.use_model_cache(self.cache_dir / "models")
+        findings = replications.run_replication(self.identifier.split(".", 1)[1])
+        return Scores(finding.record() for finding in findings), {}
