@@ -1,6 +1,6 @@
 """Encoding engine vs himalaya RidgeCV and a Brain-Score-style PLS pipeline, same run.
 
-    python benchmarks/bench_encoding.py [--json OUT] [--backend numpy|torch] [--device cuda]
+    python perf/bench_encoding.py [--json OUT] [--backend numpy|torch] [--device cuda]
                                         [--stimuli 1000] [--bins 10] [--sites 128] [--features 1024]
 
 The problem: stimuli x time bins stacked (shared-over-time map), 5 outer folds split by
@@ -24,10 +24,11 @@ every method), float32. The engine's time is the median of 3 runs. Writes:
   the encoding_score fit time.
 """
 
-import argparse
 import json
 import sys
 import time
+
+from _cli import speed_parser
 
 import numpy as np
 import xarray as xr
@@ -149,15 +150,8 @@ def as_assemblies(X, Y):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="OUT")
+    parser = speed_parser(__doc__, device="auto", stimuli=1000, bins=10, sites=128, features=1024, permutations=10000)
     parser.add_argument("--backend", default="torch", choices=["numpy", "torch"])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--stimuli", type=int, default=1000)
-    parser.add_argument("--bins", type=int, default=10)
-    parser.add_argument("--sites", type=int, default=128)
-    parser.add_argument("--features", type=int, default=1024)
-    parser.add_argument("--permutations", type=int, default=10000)
     parser.add_argument("--skip-himalaya", action="store_true", help="e.g. on a machine without the bench extra")
     parser.add_argument("--skip-pls", action="store_true")
     args = parser.parse_args()

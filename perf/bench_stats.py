@@ -1,6 +1,6 @@
 """Spearman permutation nulls and participation ratios: vectorised engine vs loops.
 
-    python benchmarks/bench_stats.py [--json OUT] [--items 1320] [--readouts 64]
+    python perf/bench_stats.py [--json OUT] [--items 1320] [--readouts 64]
                                      [--permutations 10000] [--loop-permutations 100]
 
 ``spearman_speedup_vs_loop``: :func:`workbench.stats.spearman_permutation_test` (rank once,
@@ -12,8 +12,9 @@ would take minutes); both run in this process. The engine's rho equals scipy's t
 vs from the eigenvalues of the covariance, same data.
 """
 
-import argparse
 import time
+
+from _cli import speed_parser
 
 import numpy as np
 import scipy.stats
@@ -34,13 +35,7 @@ def spearman_loop(readouts, target, permutations):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="OUT")
-    parser.add_argument("--items", type=int, default=1320)
-    parser.add_argument("--readouts", type=int, default=64)
-    parser.add_argument("--permutations", type=int, default=10000)
-    parser.add_argument("--loop-permutations", type=int, default=100)
-    args = parser.parse_args()
+    args = speed_parser(__doc__, items=1320, readouts=64, permutations=10000, loop_permutations=100).parse_args()
     rng = np.random.default_rng(0)
     target = rng.uniform(0, 0.5, args.items)
     readouts = target[:, None] * rng.uniform(0, 1, args.readouts) + rng.standard_normal((args.items, args.readouts))

@@ -1,9 +1,9 @@
 """Lazy open + streaming repetition average of a large BrainIO file vs an eager load.
 
-    python benchmarks/bench_load.py [--json OUT] [--gb 2.05] [--dir DIR] [--keep]
+    python perf/bench_load.py [--json OUT] [--gb 2.05] [--dir DIR] [--keep]
 
 Simulates a temporal (10 ms bins, -100..300 ms) trial-level assembly of at least ``--gb``
-GB (1 GB = 10^9 bytes) with ``data_adapters.simulate_macaque``, then, each in a fresh
+GB (1 GB = 10^9 bytes) with ``simulators.simulate_macaque``, then, each in a fresh
 process so peak memory is its own:
 
 - lazy: ``data_adapters.load(path, lazy=True)`` (timed: ``lazy_open_s``), then
@@ -31,7 +31,7 @@ N_STIMULI, SITES_PER_REGION, N_BINS, BYTES = 1000, 128, 40, 4  # float32 counts
 
 def child(mode, path, out):
     """Run in a fresh interpreter: open, average, report timings and peak RSS."""
-    import data_adapters
+    from workbench import simulators
     from workbench.assembly import average_repetitions
 
     start = time.perf_counter()
@@ -61,7 +61,7 @@ def main():
     if args.child:
         return child(*args.child)
 
-    import data_adapters
+    from workbench import simulators
 
     row_bytes = N_STIMULI * 2 * SITES_PER_REGION * N_BINS * BYTES
     n_repetitions = max(2, math.ceil(args.gb * 1e9 / row_bytes))
@@ -71,7 +71,7 @@ def main():
     print(f"simulating {N_STIMULI} stimuli x {n_repetitions} repetitions x "
           f"{2 * SITES_PER_REGION} sites x {N_BINS} bins ...", flush=True)
     start = time.perf_counter()
-    data_adapters.simulate_macaque(path, n_stimuli=N_STIMULI, sites_per_region=SITES_PER_REGION,
+    simulators.simulate_macaque(path, n_stimuli=N_STIMULI, sites_per_region=SITES_PER_REGION,
                                    n_repetitions=n_repetitions, seed=0)
     simulate_s = time.perf_counter() - start
     file_gb = path.stat().st_size / 1e9

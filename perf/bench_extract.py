@@ -1,6 +1,6 @@
 """Cost of recording every default layer at every step vs the bare forward passes.
 
-    python benchmarks/bench_extract.py [--json OUT] [--model bl] [--n 1000] [--n-large 10000]
+    python perf/bench_extract.py [--json OUT] [--model bl] [--n 1000] [--n-large 10000]
                                        [--device auto] [--batch-size 100] [--pool 4]
 
 Measured in the same run, on the same model, stimuli (digits at 32 px, shifted copies beyond

@@ -1,13 +1,14 @@
 """Split-half ceiling: the vectorised engine vs a per-neuroid, per-bin loop, same splits.
 
-    python benchmarks/bench_ceiling.py [--json OUT] [--stimuli 400] [--sites 64]
+    python perf/bench_ceiling.py [--json OUT] [--stimuli 400] [--sites 64]
 
 Prints both timings, their ratio and the largest difference of the two results.
 """
 
-import argparse
 import json
 import time
+
+from _cli import speed_parser
 
 import numpy as np
 import pandas as pd
@@ -47,14 +48,7 @@ def loop_baseline(trials, n_splits, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="OUT")
-    parser.add_argument("--stimuli", type=int, default=400)
-    parser.add_argument("--sites", type=int, default=64)
-    parser.add_argument("--bins", type=int, default=20)
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--splits", type=int, default=5)
-    args = parser.parse_args()
+    args = speed_parser(__doc__, stimuli=400, sites=64, bins=20, reps=20, splits=5).parse_args()
     trials = simulated_trials(args.stimuli, args.sites, args.bins, args.reps)
 
     start = time.perf_counter()
