@@ -12,7 +12,7 @@ NOTEBOOKS = {
         "an `xarray.DataArray` `(presentation, neuroid, time_bin)` with `stimulus_id`, `neuroid_id` and "
         "millisecond time bins (human ratings: per-trial and per-stimulus tables). Real-format files come from "
         "`../shared/data` (beside the checkout); the simulators write the same formats with a planted truth.",
-        "import tempfile\nfrom pathlib import Path\n\nimport data_adapters\nfrom workbench.assembly import "
+        "import tempfile\nfrom pathlib import Path\n\nimport data_adapters\nfrom workbench import simulators\nfrom workbench.assembly import "
         "average_repetitions\n\nSHARED = Path.cwd().resolve().parent.parent / 'shared' / 'data'\n"
         "WORK = Path(tempfile.mkdtemp())\nprint(SHARED.exists(), WORK)",
         "## Real-format files\nA BrainIO netCDF assembly and a BData HDF5 file from `../shared/data`.",
@@ -20,13 +20,13 @@ NOTEBOOKS = {
         "brainio.shape)\nbdata = data_adapters.load(SHARED / 'bdata' / 'sample_vmap.h5')\nprint(bdata.dims, "
         "bdata.shape)",
         "## Simulated macaque arrays (BrainIO netCDF, 10 ms bins)",
-        "macaque = data_adapters.simulate_macaque(WORK / 'macaque.nc', n_stimuli=60, n_repetitions=6)\n"
+        "macaque = simulators.simulate_macaque(WORK / 'macaque.nc', n_stimuli=60, n_repetitions=6)\n"
         "trials = data_adapters.load(macaque.path)\nmean = average_repetitions(trials)\n"
         "mean.groupby('region').mean().mean('presentation').plot.line(x='time_bin', hue='region');",
         "## Simulated blur fMRI (BData .h5) and human ratings (psiTurk sqlite)",
-        "fmri = data_adapters.simulate_blur_fmri(WORK / 'fmri', n_subjects=1, write_nifti=False)\n"
+        "fmri = simulators.simulate_blur_fmri(WORK / 'fmri', n_subjects=1, write_nifti=False)\n"
         "bold = data_adapters.load(fmri.bdata['sub-01'])\nprint(bold.sizes, sorted(set(bold.region.values)))\n"
-        "human = data_adapters.simulate_human_ratings(WORK / 'ratings.sqlite', n_images=40, n_workers=20)\n"
+        "human = simulators.simulate_human_ratings(WORK / 'ratings.sqlite', n_images=40, n_workers=20)\n"
         "ratings = data_adapters.load(human.path)\nratings.per_stimulus.head()",
     ],
     "02_extract_over_time.ipynb": [
@@ -49,15 +49,15 @@ NOTEBOOKS = {
     "03_shared_time_fit.ipynb": [
         "# 03 Shared-over-time fit with ceilings and p-values\n\nOne ridge map for all time bins (Nayebi et "
         "al.), outer CV by image, split-half ceilings, a held-out permutation test and a layer-to-region map.",
-        "import tempfile\nfrom pathlib import Path\n\nimport data_adapters\nfrom workbench.metrics import "
+        "import tempfile\nfrom pathlib import Path\n\nimport data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import "
         "encoding_score, map_layers_to_regions, summarize\nfrom workbench.models import BLNet, "
         "PresentationProtocol, extract\nfrom workbench.stats import heldout_permutation_test\n\n"
-        "simulation = data_adapters.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=120, "
+        "simulation = simulators.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=120, "
         "n_repetitions=10)\ntrials = data_adapters.load(simulation.path)\nmodel = "
         "BLNet.from_config(simulation.brain)  # the network that generated the data\nfeatures = "
         "extract(model, simulation.stimuli, protocol=PresentationProtocol(onset_ms=50), progress=False)",
-        "result = encoding_score(features, trials, n_splits=5, seed=0)\nsummarize(result)",
-        "test = heldout_permutation_test(result, n_permutations=1000, seed=0)\ntest.groups",
+        "result = encoding_score(features, trials, n_splits=5, seed=0)\nsummarize(result).to_frame()",
+        "test = heldout_permutation_test(result, n_permutations=1000, seed=0)\ntest.scores().to_frame()",
         "result['r'].median('neuroid').plot(x='time_bin_start');",
         "mapping = map_layers_to_regions(features, trials, seed=0)\nmapping.records()",
     ],
@@ -65,11 +65,11 @@ NOTEBOOKS = {
         "# 04 De-noising and dimensionality on models and fMRI\n\nLindsay et al.'s de-noising index "
         "d = r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff) and the participation ratio, on the blur fMRI "
         "simulation (planted de-noising in V4 and LOC) and on a model.",
-        "import tempfile\n\nimport data_adapters\nfrom workbench.assembly import average_repetitions\nfrom "
-        "workbench.metrics import denoising, dimensionality\n\nsim = data_adapters.simulate_blur_fmri("
+        "import tempfile\n\nimport data_adapters\nfrom workbench import simulators\nfrom workbench.assembly import average_repetitions\nfrom "
+        "workbench.metrics import denoising, dimensionality\n\nsim = simulators.simulate_blur_fmri("
         "tempfile.mkdtemp(), n_subjects=1, write_nifti=False, seed=0)\nbold = average_repetitions("
         "data_adapters.load(sim.bdata['sub-01']))\nd = denoising.fmri_denoising_index(bold, level=25.0)\n"
-        "import pandas as pd\npd.DataFrame(denoising.denoising_test(d, n_permutations=1000))[['group', "
+        "import pandas as pd\ndenoising.denoising_test(d, n_permutations=1000).to_frame()[['region', "
         "'value', 'ci_low', 'ci_high', 'p_value', 'q_value']]",
         "## A model: predictive feedback vs its feedforward core\n(untrained here, to keep the notebook "
         "fast; `workbench.replications.lindsay()` runs the trained comparison)",
@@ -80,7 +80,7 @@ NOTEBOOKS = {
         "strict=False)\nprotocol = PresentationProtocol(image_steps=4, blank_steps=0)\nrun = lambda m, s: "
         "extract(m, s, protocol=protocol, progress=False).isel(time_bin=-1)\nindex = "
         "denoising.denoising_index(run(core, clean), run(predictive, noisy), run(core, noisy))\n"
-        "pd.DataFrame(denoising.denoising_test(index, n_permutations=1000))[['group', 'value', 'p_value']]",
+        "denoising.denoising_test(index, n_permutations=1000).to_frame()[['region', 'value', 'p_value']]",
         "features = extract(predictive, noisy, protocol=protocol, progress=False)\n"
         "dimensionality.participation_ratios(features, by='layer')",
     ],
@@ -89,10 +89,10 @@ NOTEBOOKS = {
         "step below a threshold fitted on training images; Spearman rho with human uncertainty on held-out "
         "images, with a permutation null that refits the threshold.",
         "import tempfile\nfrom pathlib import Path\n\nimport torch\nimport xarray as xr\n\nimport "
-        "data_adapters\nfrom workbench.metrics import reaction_time as rt\nfrom workbench.models import zoo\n"
+        "data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import reaction_time as rt\nfrom workbench.models import zoo\n"
         "from workbench.replications import human_uncertainty, spoerer_stimuli\n\nstimuli, planted = "
         "spoerer_stimuli(n=200)\npath = Path(tempfile.mkdtemp()) / 'ratings.sqlite'\n"
-        "data_adapters.simulate_human_ratings(path, uncertainty=planted, seed=0)\nD = "
+        "simulators.simulate_human_ratings(path, uncertainty=planted, seed=0)\nD = "
         "human_uncertainty(data_adapters.load(path))",
         "model = zoo.build('bl', seed=0, channels=(8, 16))  # train it with `workbench train bl` for real use\n"
         "with torch.no_grad():\n    logits = model(torch.from_numpy(stimuli.images)[:, None].expand(-1, 8, -1, "
@@ -109,7 +109,7 @@ NOTEBOOKS = {
         "`(batch, steps, channels, H, W)`: name the modules to record, extract, and score it next to a zoo "
         "model on the same recording with a paired test.",
         "import tempfile\nfrom pathlib import Path\n\nimport torch\nfrom torch import nn\n\nimport "
-        "data_adapters\nfrom workbench.metrics import encoding_score, summarize\nfrom workbench.models import "
+        "data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import encoding_score, summarize\nfrom workbench.models import "
         "BLNet, PresentationProtocol, extract\nfrom workbench.stats import compare_encodings\n\n\nclass "
         "MyNet(nn.Module):\n    \"\"\"A leaky recurrent conv layer, then a linear readout per step.\"\"\"\n\n"
         "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(1, 8, 3, "
@@ -118,15 +118,15 @@ NOTEBOOKS = {
         "range(frames.shape[1]):\n            h = torch.relu(self.conv(frames[:, t]) + (self.lateral(h) if "
         "t else 0))\n            logits.append(self.readout(h.mean((2, 3))))\n        return "
         "torch.stack(logits, 1)\n\n\ntorch.manual_seed(0)\nmine = MyNet().eval()",
-        "simulation = data_adapters.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=100, "
+        "simulation = simulators.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=100, "
         "n_repetitions=8)\ntrials = data_adapters.load(simulation.path)\nprotocol = "
         "PresentationProtocol(onset_ms=50)\nmy_features = extract(mine, simulation.stimuli, layers=['conv'], "
         "protocol=protocol, progress=False)\nzoo_features = extract(BLNet.from_config(simulation.brain), "
         "simulation.stimuli, protocol=protocol, progress=False)\nmy_result = encoding_score(my_features, "
         "trials, n_splits=5, seed=0)\nzoo_result = encoding_score(zoo_features, trials, n_splits=5, seed=0)\n"
-        "summarize(my_result), summarize(zoo_result)",
+        "summarize(my_result).to_frame(), summarize(zoo_result).to_frame()",
         "comparison = compare_encodings(zoo_result, my_result, n_permutations=1000, alternative='greater')\n"
-        "comparison.groups  # is the generating network better than mine, per region?",
+        "comparison.scores().to_frame()  # is the generating network better than mine, per region?",
         "## In a batch report\nSave `mine.state_dict()`, expose a function returning `MyNet()` and list it in "
         "a report config: `entry_point = \"mypackage.nets:build\"`, `weights = \"my_net.pt\"`, "
         "`layers = [\"conv\"]` (see the README, 'Batch report').",

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import data_adapters
+from workbench import simulators
 from workbench.metrics import shared_time_encoding, split_half_ceiling, summarize
 from workbench.models import BLNet, PresentationProtocol, extract
 
@@ -15,7 +16,7 @@ N_STIMULI, SEED = 300, 0
 @pytest.fixture(scope="module")
 def simulation(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "macaque.nc"
-    return data_adapters.simulate_macaque(path, n_stimuli=N_STIMULI, seed=SEED)
+    return simulators.simulate_macaque(path, n_stimuli=N_STIMULI, seed=SEED)
 
 
 def test_simulated_file_loads_into_the_contract(simulation):

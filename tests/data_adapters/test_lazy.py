@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import data_adapters
+from workbench import simulators
 from conftest import make_assembly
 from workbench.assembly import average_repetitions, grouped_nanmean
 from workbench.assembly import to_netcdf
@@ -13,7 +14,7 @@ from workbench.assembly import to_netcdf
 @pytest.fixture(scope="module")
 def small_simulation(tmp_path_factory):
     path = tmp_path_factory.mktemp("lazy") / "macaque.nc"
-    return data_adapters.simulate_macaque(path, n_stimuli=40, sites_per_region=4, n_repetitions=6, seed=5)
+    return simulators.simulate_macaque(path, n_stimuli=40, sites_per_region=4, n_repetitions=6, seed=5)
 
 
 def test_lazy_open_keeps_values_on_disk_and_averages_the_same(small_simulation):
@@ -43,7 +44,7 @@ def test_streaming_average_equals_one_pass_with_nans():
 
 
 def test_simulated_counts_do_not_depend_on_how_they_are_computed(small_simulation, tmp_path):
-    again = data_adapters.simulate_macaque(tmp_path / "again.nc", n_stimuli=40, sites_per_region=4,
+    again = simulators.simulate_macaque(tmp_path / "again.nc", n_stimuli=40, sites_per_region=4,
                                            n_repetitions=6, seed=5)
     a = data_adapters.load(small_simulation.path)
     b = data_adapters.load(again.path)

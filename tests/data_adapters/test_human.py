@@ -7,16 +7,17 @@ import pandas as pd
 import pytest
 
 import data_adapters
+from workbench import simulators
 from workbench import DataFormatError
 
 
 @pytest.fixture(scope="module")
 def sqlite_sim(tmp_path_factory):
-    return data_adapters.simulate_human_ratings(tmp_path_factory.mktemp("h") / "ratings.db", seed=0)
+    return simulators.simulate_human_ratings(tmp_path_factory.mktemp("h") / "ratings.db", seed=0)
 
 
 def test_path_with_uri_characters(tmp_path):
-    sim = data_adapters.simulate_human_ratings(tmp_path / "a?b#c%d.db", n_workers=5, n_images=6)
+    sim = simulators.simulate_human_ratings(tmp_path / "a?b#c%d.db", n_workers=5, n_images=6)
     assert len(data_adapters.load(sim.path).trials) > 0
 
 
@@ -49,8 +50,8 @@ def test_per_stimulus_closed_form():
 
 
 def test_csv_and_sqlite_give_the_same_trials(tmp_path):
-    db = data_adapters.simulate_human_ratings(tmp_path / "r.db", seed=3)
-    csv = data_adapters.simulate_human_ratings(tmp_path / "r.csv", format="csv", seed=3)
+    db = simulators.simulate_human_ratings(tmp_path / "r.db", seed=3)
+    csv = simulators.simulate_human_ratings(tmp_path / "r.csv", format="csv", seed=3)
     from_db = data_adapters.load(db.path, practice_trials=3)
     from_csv = data_adapters.load(csv.path, practice_trials=3)
     pd.testing.assert_frame_equal(from_db.per_stimulus, from_csv.per_stimulus)

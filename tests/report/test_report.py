@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import DataFormatError
+from workbench import DataFormatError, simulators
 from workbench.cli import main
 from workbench.report.build import build_report
 from workbench.report.config import ConfigError, load_config, parse_config
@@ -232,9 +232,9 @@ def test_real_file_variant_shows_the_images_of_a_stimulus_set(tmp_path):
                   check_contrast=False)
     pd.DataFrame({"image_id": ids, "filename": [f"{n}.png" for n in ids],
                   "category_name": ["a", "b", "c"] * 10}).to_csv(tmp_path / "stimuli.csv", index=False)
-    shown = from_image_files(tmp_path / "stimuli.csv", size=32)
+    shown = from_image_files(data_adapters.load_stimulus_set(tmp_path / "stimuli.csv"), size=32)
     assert shown.images.shape == (30, 1, 32, 32) and list(shown.stimulus_ids) == ids
-    data_adapters.simulate_human_ratings(tmp_path / "trials.csv", format="csv", n_workers=10, seed=0,
+    simulators.simulate_human_ratings(tmp_path / "trials.csv", format="csv", n_workers=10, seed=0,
                                          uncertainty=pd.Series(rng.uniform(0, 0.5, 30), index=ids))
     config = _write_config(tmp_path, SMALL_TOML.split("[[benchmarks]]")[0] + """
 [[benchmarks]]
@@ -249,4 +249,4 @@ stimuli = "stimuli.csv"
     assert 'id="simulated-banner"' not in page
     (tmp_path / "photo_03.png").unlink()
     with pytest.raises(DataFormatError, match="photo_03.png"):
-        from_image_files(tmp_path / "stimuli.csv")
+        from_image_files(data_adapters.load_stimulus_set(tmp_path / "stimuli.csv"))

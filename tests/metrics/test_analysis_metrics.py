@@ -8,6 +8,7 @@ import scipy.stats
 import xarray as xr
 
 import data_adapters
+from workbench import simulators
 from workbench import MetricError
 from workbench.assembly import average_repetitions
 from workbench.metrics import behaviour, denoising, dimensionality
@@ -81,7 +82,7 @@ def test_denoising_errors():
 
 @pytest.fixture(scope="module")
 def blur_recording(tmp_path_factory):
-    sim = data_adapters.simulate_blur_fmri(tmp_path_factory.mktemp("blur"), write_nifti=False, seed=0)
+    sim = simulators.simulate_blur_fmri(tmp_path_factory.mktemp("blur"), write_nifti=False, seed=0)
     return sim, {s: average_repetitions(data_adapters.load(p)) for s, p in sim.bdata.items()}
 
 

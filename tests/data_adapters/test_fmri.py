@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import data_adapters
+from workbench import simulators
 from conftest import assert_named_error
 from data_adapters import bdata
 from workbench.assembly import DIMS, align, average_repetitions
@@ -17,7 +18,7 @@ from workbench.errors import DataFormatError, DataWarning
 
 @pytest.fixture(scope="module")
 def blur_sim(tmp_path_factory):
-    return data_adapters.simulate_blur_fmri(tmp_path_factory.mktemp("blur"), seed=3)
+    return simulators.simulate_blur_fmri(tmp_path_factory.mktemp("blur"), seed=3)
 
 
 # --------------------------------------------------------------------------- real fixtures

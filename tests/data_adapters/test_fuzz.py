@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import data_adapters
+from workbench import simulators
 from conftest import make_assembly
 from data_adapters import bdata
 from workbench.assembly import to_netcdf, validate
@@ -35,8 +36,8 @@ def valid_files(tmp_path_factory, shared_data):
     table = bdata.read_table(files["bdata"])
     bdata.write_mat(root / "bdtb.mat", table.dataset, list(zip(table.keys, table.descriptions, table.values)))
     files["mat5"] = root / "bdtb.mat"
-    files["psiturk"] = data_adapters.simulate_human_ratings(root / "ratings.db", n_workers=4, n_images=6).path
-    files["human_csv"] = data_adapters.simulate_human_ratings(root / "ratings.csv", format="csv",
+    files["psiturk"] = simulators.simulate_human_ratings(root / "ratings.db", n_workers=4, n_images=6).path
+    files["human_csv"] = simulators.simulate_human_ratings(root / "ratings.csv", format="csv",
                                                               n_workers=4, n_images=6).path
     return files
 
