@@ -104,6 +104,18 @@ def read_table(path):
     return table
 
 
+def _numeric(path, name, value):
+    """``value`` as a float64 array; text or objects are a named error."""
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"dtype {array.dtype}")
+        return array.astype(np.float64)
+    except (ValueError, TypeError) as error:
+        raise DataFormatError(path, f"{name} holds non-numeric values ({error})",
+                              "BData matrices are numeric; text labels belong in a value map (vmap)") from None
+
+
 def _decode(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -120,10 +132,10 @@ def _read_hdf5(path):
                         raise DataFormatError(path, f"/metadata has no '{name}'",
                                               "BData metadata holds key, description and value")
                 table = BDataTable(
-                    dataset=np.asarray(handle["dataset"][()], dtype=np.float64),
+                    dataset=_numeric(path, "/dataset", handle["dataset"][()]),
                     keys=[_decode(k) for k in meta["key"][()]],
                     descriptions=[_decode(d) for d in meta["description"][()]],
-                    values=np.asarray(meta["value"][()], dtype=np.float64),
+                    values=_numeric(path, "/metadata/value", meta["value"][()]),
                     vmap=_read_vmap(handle),
                     attrs={k: _decode(v) if isinstance(v, bytes) else v
                            for k, v in handle.attrs.items()},
@@ -139,9 +151,9 @@ def _read_hdf5(path):
                                 if "description" in meta else [""] * len(keys))
                 # MATLAB stores column-major: HDF5 sees every matrix transposed.
                 table = BDataTable(
-                    dataset=np.asarray(handle["dataSet"][()], dtype=np.float64).T,
+                    dataset=_numeric(path, "dataSet", handle["dataSet"][()]).T,
                     keys=keys, descriptions=descriptions,
-                    values=np.atleast_2d(np.asarray(meta["value"][()], dtype=np.float64).T),
+                    values=np.atleast_2d(_numeric(path, "metaData.value", meta["value"][()]).T),
                 )
             else:
                 raise DataFormatError(
@@ -197,9 +209,9 @@ def _read_mat5(path):
     keys = [str(k) for k in np.atleast_1d(meta["key"])]
     descriptions = [str(d) for d in np.atleast_1d(meta.get("description", [""] * len(keys)))]
     return BDataTable(
-        dataset=np.atleast_2d(np.asarray(content["dataSet"], dtype=np.float64)),
+        dataset=np.atleast_2d(_numeric(path, "dataSet", content["dataSet"])),
         keys=keys, descriptions=descriptions,
-        values=np.atleast_2d(np.asarray(meta["value"], dtype=np.float64)),
+        values=np.atleast_2d(_numeric(path, "metaData.value", meta["value"])),
     )
 
 
@@ -222,7 +234,7 @@ def _check_table(table, path):
 # ------------------------------------------------------------------------- to the contract
 
 def read(path, subject=None, rois=None, hemisphere=None, voxel_key=None, stimulus_key=None,
-         time_key=None, tr_s=2.0, voxel_normalization=None, nan_policy="warn"):
+         time_key=None, tr_s=2.0, voxel_normalization=None, nan_policy="warn", require_roi=True):
     """Read a BData .h5 or BrainDecoderToolbox2 .mat file into an Assembly.
 
     Parameters
@@ -232,7 +244,10 @@ def read(path, subject=None, rois=None, hemisphere=None, voxel_key=None, stimulu
         Subject label (neuroid coord ``subject``); default: the file's stem.
     rois : list of str, optional
         ROIs to keep (``"V1"`` matches ``ROI_V1``, ``ROI_LH_V1``, ...). Default: every ROI
-        key; with no ROI key at all, every voxel (no ``region`` coord).
+        key.
+    require_roi : bool
+        A file without any ROI key is an error (its voxels have no region to score);
+        ``require_roi=False`` loads every voxel without a ``region`` coord.
     hemisphere : {"left", "right"}, optional
         Keep the voxels of one hemisphere (from ROI names such as ``ROI_LH_V1``).
     voxel_key, stimulus_key, time_key : str, optional
@@ -262,7 +277,7 @@ def read(path, subject=None, rois=None, hemisphere=None, voxel_key=None, stimulu
     check_voxel_normalization(path, voxel_normalization)
     table = read_table(path)
     subject = str(subject) if subject is not None else path.stem
-    voxels, neuroids = _neuroids(table, path, subject, rois, hemisphere, voxel_key)
+    voxels, neuroids = _neuroids(table, path, subject, rois, hemisphere, voxel_key, require_roi)
     samples = _sample_fields(table, set(voxels))
     da = _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s)
     if voxel_normalization is not None:
@@ -307,7 +322,7 @@ def roi_name(key):
     return None
 
 
-def _neuroids(table, path, subject, rois, hemisphere, voxel_key):
+def _neuroids(table, path, subject, rois, hemisphere, voxel_key, require_roi=True):
     if voxel_key is None:
         voxel_key = next((k for k in VOXEL_KEYS if k in table.keys), None)
     elif voxel_key not in table.keys:
@@ -323,6 +338,9 @@ def _neuroids(table, path, subject, rois, hemisphere, voxel_key):
             path, f"no voxel columns: no key among {list(VOXEL_KEYS)} and no ROI key "
             f"(keys are {table.keys})", "pass voxel_key=KEY naming the key that flags voxels",
         )
+    if not roi_keys and require_roi:
+        raise DataFormatError(path, f"no ROI keys (ROI_<name> metadata flagging voxels; keys are {table.keys})",
+                              "add ROI keys, or pass require_roi=False to load every voxel without a region")
     if rois is not None:
         wanted = [rois] if isinstance(rois, str) else list(rois)
         available = sorted({name for name, _ in roi_keys.values()})
@@ -393,11 +411,27 @@ def _sample_fields(table, voxel_columns):
     return fields
 
 
-def _labels(table, key, codes):
-    mapping = table.vmap.get(key)
-    if mapping:
-        return np.array([mapping.get(float(c), f"{c:g}") for c in codes], dtype=object)
-    return np.array([f"{c:g}" if np.isfinite(c) else "nan" for c in codes], dtype=object)
+def code_text(code):
+    """A numeric code as text, exactly: the shortest decimal that reads back as the same
+    float, without exponent or trailing zeros (Kamitani-lab releases code images as
+    ``synset.imagenumber``, e.g. ``1443537.022563``; ``3.0`` is ``"3"``)."""
+    code = float(code)
+    if not np.isfinite(code):
+        return "nan" if np.isnan(code) else ("inf" if code > 0 else "-inf")
+    return np.format_float_positional(code, unique=True, trim="-")
+
+
+def _labels(table, key, codes, path=None):
+    """Text labels of a sample key's codes (its value map, else the codes themselves);
+    distinct codes always get distinct labels."""
+    mapping = table.vmap.get(key) or {}
+    labels = np.array([mapping.get(float(c), code_text(c)) for c in codes], dtype=object)
+    pairs = pd.DataFrame({"code": np.asarray(codes, dtype=np.float64), "label": labels}).drop_duplicates()
+    merged = pairs[pairs["label"].duplicated(keep=False)]
+    if len(merged):
+        raise DataFormatError(path or "<bdata>", f"codes {merged['code'].tolist()[:4]} of {key!r} all map to the "
+                              f"label {merged['label'].iloc[0]!r}", "each image needs its own code and label")
+    return labels
 
 
 def _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s):
@@ -435,11 +469,11 @@ def _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s):
             raise DataFormatError(path, f"sample key {key!r} changes within a trial",
                                   f"the samples of a trial (same {time_key} cycle) must share it")
         column = values[:, 0]
-        presentation[_snake(key)] = _labels(table, key, column) if key in table.vmap else column
-    image = _labels(table, stimulus_key, samples[stimulus_key][first])
+        presentation[_snake(key)] = _labels(table, key, column, path) if key in table.vmap else column
+    image = _labels(table, stimulus_key, samples[stimulus_key][first], path)
     if "Modification" in samples:
         level = samples["Modification"][first]
-        condition = np.array(["clean" if lv == 0 else f"blur_{lv:g}" for lv in level], dtype=object)
+        condition = np.array(["clean" if lv == 0 else f"blur_{code_text(lv)}" for lv in level], dtype=object)
         presentation["condition"] = condition
         stimulus_id = np.array([i if c == "clean" else f"{i}_{c}" for i, c in zip(image, condition)],
                                dtype=object)

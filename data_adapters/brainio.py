@@ -168,6 +168,9 @@ def _to_contract(da, path):
         if coord in da.coords:
             da = da.assign_coords({coord: (da.coords[coord].dims, da.coords[coord].values.astype(str).astype(object))})
     if not np.issubdtype(da.dtype, np.floating):
+        if da.dtype.kind not in "iub":
+            raise DataFormatError(path, f"the data variable holds {da.dtype} values, not numbers",
+                                  "a BrainIO assembly stores numeric responses (rates or counts)")
         da = da.astype(np.float64)
     attrs = decode_attrs(da.attrs)
     attrs.setdefault("source", str(path))

@@ -30,6 +30,12 @@ COMPLETED_STATUSES = (3, 4, 5, 7)
 # trialdata keys of the psiTurk experiment -> contract columns (override with fields=...).
 DEFAULT_FIELDS = {"stimulus": "stimulus_id", "true_response": "truth", "response": "response",
                   "rt": "rt_ms", "max_rt": "max_rt_ms"}
+# jsPsych's own trial fields (``fields="jspsych"``): ``stimulus``, ``response`` and ``rt`` are
+# what its response plugins save; ``correct_response`` and ``trial_duration`` are the names
+# the jsPsych docs use for a trial's data= and its time limit (save both in data=).
+JSPSYCH_FIELDS = {"stimulus": "stimulus_id", "correct_response": "truth", "response": "response",
+                  "rt": "rt_ms", "trial_duration": "max_rt_ms"}
+FIELD_PRESETS = {"psiturk": DEFAULT_FIELDS, "jspsych": JSPSYCH_FIELDS}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -73,20 +79,66 @@ def per_stimulus(trials):
     return table
 
 
-def _finish(trials, path, min_rt_ms, report):
-    for column in ("truth", "response", "rt_ms", "max_rt_ms"):
-        numeric = pd.to_numeric(trials[column], errors="coerce")
-        bad = trials[column].notna() & numeric.isna()
+def _where(trials, mask):
+    """'worker W, trial T' of the first row in ``mask`` (for messages)."""
+    row = trials.loc[mask].iloc[0]
+    return f"worker {row['worker']!r}, trial {int(row['trial'])}"
+
+
+def _numeric(trials, column, path, labels=None):
+    values = trials[column]
+    if labels is not None and isinstance(labels, dict):
+        values = values.map(lambda v: labels.get(v, labels.get(str(v), v)) if pd.notna(v) else v)
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & numeric.isna()
+    if bad.any():
+        raise DataFormatError(
+            path, f"column {column!r} has non-numeric values, e.g. {trials.loc[bad, column].iloc[:3].tolist()} "
+            f"({_where(trials, bad)})",
+            "expected numbers (rt in ms); map response labels to numbers with labels={'f': 0, 'j': 1}",
+        )
+    return numeric.astype(float)
+
+
+def _finish(trials, path, min_rt_ms, report, labels=None):
+    """Validate values, count timeouts, drop them, and summarise per stimulus.
+
+    A trial without a response or without an rt is a timeout. An rt must be finite and
+    >= 0, a time limit finite and > 0, and a response one of the task's labels (``labels``,
+    default: the truth values, plus 0 and 1 for a 0/1 task); anything else is an error
+    naming the worker and the trial.
+    """
+    if "trial" not in trials:
+        trials = trials.assign(trial=trials.groupby("worker").cumcount())
+    for column in ("truth", "response"):
+        trials[column] = _numeric(trials, column, path, labels)
+    for column in ("rt_ms", "max_rt_ms"):
+        trials[column] = _numeric(trials, column, path)
+    if trials[["truth", "max_rt_ms"]].isna().any().any() and len(trials):
+        missing = trials[["truth", "max_rt_ms"]].isna().sum().to_dict()
+        raise DataFormatError(path, f"missing values in {missing} ({_where(trials, trials[['truth', 'max_rt_ms']].isna().any(axis=1))})",
+                              "every trial needs its true label and its time limit")
+    rt, limit = trials["rt_ms"], trials["max_rt_ms"]
+    bad = rt.notna() & ~(np.isfinite(rt) & (rt >= 0))
+    if bad.any():
+        raise DataFormatError(path, f"rt {float(rt[bad].iloc[0])!r} is not a finite time >= 0 ({_where(trials, bad)})",
+                              "rt is in ms; a timeout has no rt")
+    bad = ~(np.isfinite(limit) & (limit > 0))
+    if bad.any():
+        raise DataFormatError(path, f"time limit {float(limit[bad].iloc[0])!r} is not a finite time > 0 "
+                              f"({_where(trials, bad)})")
+    truth = set(trials["truth"].dropna().tolist())
+    if labels is None:
+        allowed = truth | ({0.0, 1.0} if truth <= {0.0, 1.0} else set())
+    else:
+        allowed = set(pd.to_numeric(pd.Series(list(labels.values() if isinstance(labels, dict) else labels)),
+                                    errors="coerce").tolist())
+    for column in ("response", "truth"):
+        bad = trials[column].notna() & ~trials[column].isin(allowed)
         if bad.any():
-            raise DataFormatError(
-                path, f"column {column!r} has non-numeric values, e.g. "
-                f"{trials.loc[bad, column].iloc[:3].tolist()}", "expected numbers (rt in ms)",
-            )
-        trials[column] = numeric
-    if trials[["truth", "response", "max_rt_ms"]].isna().any().any() and len(trials):
-        missing = trials[["truth", "response", "max_rt_ms"]].isna().sum().to_dict()
-        raise DataFormatError(path, f"missing values in {missing}", "every trial needs them")
-    timeout = trials["rt_ms"].isna() | (trials["rt_ms"] < min_rt_ms)
+            raise DataFormatError(path, f"{column} {trials.loc[bad, column].iloc[0]:g} is not one of the task's labels "
+                                  f"{sorted(allowed)} ({_where(trials, bad)})", "pass labels= the label set")
+    timeout = rt.isna() | trials["response"].isna() | (rt < min_rt_ms)
     report["timeouts"] = int(timeout.sum())
     trials = trials.loc[~timeout, list(TRIAL_COLUMNS)].reset_index(drop=True)
     trials["stimulus_id"] = trials["stimulus_id"].astype(str)
@@ -95,12 +147,13 @@ def _finish(trials, path, min_rt_ms, report):
     return HumanRatings(trials, per_stimulus(trials), report)
 
 
-def read_csv(path, min_rt_ms=100, practice_trials=0):
-    """Tidy CSV trials (columns ``TRIAL_COLUMNS``, rt in ms; empty rt = timeout).
+def read_csv(path, min_rt_ms=100, practice_trials=0, labels=None):
+    """Tidy CSV trials (columns ``TRIAL_COLUMNS``, rt in ms; empty rt or response = timeout).
 
     ``practice_trials`` drops the first trials (in file order) of each worker, or of each
     (worker, session) when the optional ``session`` column is present; a worker with
-    several sessions is reported in ``duplicate_workers``.
+    several sessions is reported in ``duplicate_workers``. ``labels``: the task's response
+    labels (a sequence, or a dict mapping recorded values to numbers).
     """
     try:
         trials = pd.read_csv(path)
@@ -114,12 +167,30 @@ def read_csv(path, min_rt_ms=100, practice_trials=0):
     per_worker = trials.groupby("worker")["session"].nunique() if "session" in trials.columns else None
     report = {"practice_trials": int(practice.sum()), "incomplete_participants": 0,
               "duplicate_workers": [] if per_worker is None else sorted(per_worker[per_worker > 1].index)}
-    return _finish(trials.loc[~practice].copy(), path, min_rt_ms, report)
+    trials = trials.assign(trial=trials.groupby("worker").cumcount())
+    return _finish(trials.loc[~practice].copy(), path, min_rt_ms, report, labels)
+
+
+def _trial_rule(trial_filter, fields, path):
+    """A predicate on trialdata dicts from ``trial_filter`` (see :func:`read_psiturk`)."""
+    if trial_filter is None:
+        stimulus_key = next(key for key, column in fields.items() if column == "stimulus_id")
+        return lambda trial: stimulus_key in trial
+    if callable(trial_filter):
+        return trial_filter
+    if isinstance(trial_filter, dict):
+        wanted = {key: set(v) if isinstance(v, (list, tuple, set)) else {v} for key, v in trial_filter.items()}
+        return lambda trial: all(trial.get(key) in values for key, values in wanted.items())
+    raise DataFormatError(path, f"trial_filter must be None, a dict or a callable, got {trial_filter!r}")
 
 
 def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
-                 statuses=COMPLETED_STATUSES, fields=None):
+                 statuses=COMPLETED_STATUSES, fields=None, trial_filter=None, include_debug=False, labels=None):
     """Read a psiTurk participants database.
+
+    A real experiment's ``data`` list mixes trial records with psiTurk's instruction and
+    questionnaire records and jsPsych's timeline records; ``trial_filter`` selects the
+    trials before any field check and before practice trials are counted.
 
     Parameters
     ----------
@@ -127,15 +198,31 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
     table : str, optional
         Participants table; by default the one table with a ``datastring`` column.
     practice_trials : int
-        Leading trials of each participant to drop.
+        Leading trials (after ``trial_filter``) of each participant to drop.
     min_rt_ms : float
-        Trials with no rt or a faster rt count as timeouts and are excluded.
+        Trials with no rt (or no response) or a faster rt count as timeouts and are excluded.
     statuses : sequence of int
         psiTurk status codes kept (completed ones by default).
-    fields : dict, optional
-        trialdata key -> contract column, default ``DEFAULT_FIELDS``.
+    fields : dict or {"psiturk", "jspsych"}, optional
+        trialdata key -> contract column, default ``DEFAULT_FIELDS``; ``"jspsych"`` maps
+        jsPsych's native fields (``JSPSYCH_FIELDS``).
+    trial_filter : None, dict or callable
+        Which records are trials: None keeps records whose trialdata has the stimulus key;
+        ``{"phase": "TEST"}`` or ``{"trial_type": ["image-keyboard-response"]}`` keeps
+        records whose field has one of the values; a callable takes the trialdata dict.
+        Other records are counted in ``report["non_trial_records"]``.
+    include_debug : bool
+        Keep participants whose psiTurk ``mode`` is ``"debug"`` (dropped and counted in
+        ``report["debug_participants"]`` by default).
+    labels : sequence or dict, optional
+        The task's response labels, or a mapping from recorded responses (e.g. jsPsych key
+        names ``{"f": 0, "j": 1}``) to them.
     """
-    fields = fields or DEFAULT_FIELDS
+    fields = FIELD_PRESETS.get(fields, fields) if isinstance(fields, str) else (fields or DEFAULT_FIELDS)
+    if not isinstance(fields, dict) or "stimulus_id" not in fields.values():
+        raise DataFormatError(path, f"fields must map trialdata keys to {list(TRIAL_COLUMNS[1:])} "
+                              f"or name a preset {sorted(FIELD_PRESETS)}, got {fields!r}")
+    is_trial = _trial_rule(trial_filter, fields, path)
     try:
         # Read-only URI; as_uri() percent-encodes '?', '#' and '%' in the path.
         with sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True) as connection:
@@ -150,37 +237,60 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
                 table = candidates[0]
             elif table not in tables:
                 raise DataFormatError(path, f"no table {table!r} (tables: {tables})")
-            needed = {"workerid", "status", "datastring"}
-            missing = needed - set(_columns(connection, table))
+            columns = set(_columns(connection, table))
+            missing = {"workerid", "status", "datastring"} - columns
             if missing:
                 raise DataFormatError(path, f"table {table!r} lacks columns {sorted(missing)}")
-            rows = connection.execute(f'SELECT workerid, status, datastring FROM "{table}"').fetchall()
+            mode = '"mode"' if "mode" in columns else "NULL"
+            rows = connection.execute(f'SELECT workerid, status, datastring, {mode} FROM "{table}"').fetchall()
     except sqlite3.DatabaseError as error:
         raise DataFormatError(path, f"cannot be read as sqlite ({error})") from error
 
+    debug = [row for row in rows if row[3] == "debug"] if not include_debug else []
+    rows = [row for row in rows if include_debug or row[3] != "debug"]
     kept = [row for row in rows if row[1] in statuses]
-    workers = pd.Series([row[0] for row in kept])
-    report = {"incomplete_participants": len(rows) - len(kept),
+    workers = pd.Series([row[0] for row in kept], dtype=object)
+    report = {"incomplete_participants": len(rows) - len(kept), "debug_participants": len(debug),
               "duplicate_workers": sorted(workers[workers.duplicated()].unique().tolist()),
-              "practice_trials": 0}
+              "practice_trials": 0, "non_trial_records": 0}
     records = []
-    for worker, _, datastring in kept:
-        try:
-            data = json.loads(datastring or "{}").get("data", [])
-        except json.JSONDecodeError as error:
-            raise DataFormatError(path, f"datastring of worker {worker!r} is not JSON ({error})") from error
+    for worker, _, datastring, _ in kept:
+        data = _participant_data(path, worker, datastring)
+        n_trials = 0
         for i, entry in enumerate(data):
-            trial = entry.get("trialdata", {})
-            absent = [key for key in fields if key not in trial and key != "rt"]
+            trial = entry.get("trialdata") if isinstance(entry, dict) else None
+            if not isinstance(trial, dict):
+                raise DataFormatError(path, f"record {i} of worker {worker!r} has no trialdata object",
+                                      "psiTurk records look like {'trialdata': {...}}")
+            if not is_trial(trial):
+                report["non_trial_records"] += 1
+                continue
+            absent = [key for key in fields if key not in trial and fields[key] not in ("rt_ms", "response")]
             if absent:
                 raise DataFormatError(path, f"trial {i} of worker {worker!r} lacks {absent}",
-                                      "map the experiment's keys with fields={key: column}")
-            if i < practice_trials:
+                                      "map the experiment's keys with fields={key: column}, or select trials "
+                                      "with trial_filter=")
+            n_trials += 1
+            if n_trials <= practice_trials:
                 report["practice_trials"] += 1
                 continue
-            records.append({"worker": worker, **{column: trial.get(key) for key, column in fields.items()}})
-    trials = pd.DataFrame(records, columns=list(TRIAL_COLUMNS))
-    return _finish(trials, path, min_rt_ms, report)
+            records.append({"worker": worker, "trial": i,
+                            **{column: trial.get(key) for key, column in fields.items()}})
+    trials = pd.DataFrame(records, columns=["trial", *TRIAL_COLUMNS])
+    return _finish(trials, path, min_rt_ms, report, labels)
+
+
+def _participant_data(path, worker, datastring):
+    """The ``data`` list of one participant's datastring, or a named error."""
+    try:
+        parsed = json.loads(datastring or "{}")
+    except (json.JSONDecodeError, TypeError) as error:
+        raise DataFormatError(path, f"datastring of worker {worker!r} is not JSON ({error})") from error
+    data = parsed.get("data", []) if isinstance(parsed, dict) else None
+    if not isinstance(data, list):
+        raise DataFormatError(path, f"datastring of worker {worker!r} has no 'data' list",
+                              "psiTurk writes {'data': [...], 'questiondata': {...}, ...}")
+    return data
 
 
 def _columns(connection, table):

@@ -1,26 +1,44 @@
 """NIfTI / Analyze BOLD series + events table + ROI masks -> the Assembly contract.
 
-Images are opened with nibabel (lazily: voxel data is read when masked) and turned into
-arrays in one place, :func:`masked_series`, with nilearn's masking; everything after that
-is arrays. Each event (one image presentation) becomes a presentation whose ``time_bin``
-bins are the ``n_time_bins`` volumes from its onset (plus ``delay_s``), one TR each.
+Images are opened with nibabel and turned into arrays in one place,
+:func:`series_array` (a truncated or corrupt file is a named error there); masks select
+voxels from that array, so NaN voxels stay NaN (nilearn's masker would zero them).
+Everything after that is arrays.
+
+Events follow BIDS ``events.tsv``: ``onset`` and ``duration`` in seconds (``duration`` may
+be ``n/a``), ``trial_type`` and other columns become presentation coords, and the stimulus
+id comes from ``stimulus_id``, else ``stim_file``, else the column named by
+``stimulus_column=``.
+
+Volume assignment (one rule): an event's first volume is the first volume whose
+acquisition starts at or after ``onset + delay_s`` (volume ``v`` starts at ``v * TR``
+seconds), so a bin never starts before its stimulus; its bins are that volume and the
+next ``n_time_bins - 1``. The lag between the onset and its first volume is kept as the
+presentation coord ``onset_lag_s``. Two events with the same first volume are an error;
+events whose bins overlap get a :class:`~workbench.errors.DataWarning`.
 """
 
 import gzip
 import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.errors import DataFormatError
+from workbench.errors import DataFormatError, DataWarning
 
 from .bdata import roi_name, normalize_voxels
-from .checks import check_nan_policy, check_voxel_normalization, finish
+from .checks import check_nan_policy, check_regular_file, check_voxel_normalization, finish
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
+# columns that name the stimulus when the table has no stimulus_id (BIDS: stim_file)
+STIMULUS_COLUMNS = ("stimulus_id", "stim_file")
+# errors nibabel, gzip and numpy raise on truncated or corrupt image data
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, MemoryError)
 # Header ``descrip`` of volumes written by the workbench's simulator.
 SIMULATED_MARK = b"neural-workbench simulation"
 
@@ -86,7 +104,7 @@ def open_series(path):
     for file in files:
         try:
             images.append(nib.load(file))
-        except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError) as error:
+        except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as error:
             raise DataFormatError(file, f"cannot be read as NIfTI/Analyze ({error})",
                                   "is the file (or its .img/.hdr partner) truncated?") from error
     shapes = {img.shape[:3] for img in images}
@@ -97,7 +115,7 @@ def open_series(path):
         return images[0], header_tr(images[0])
     try:
         return concat_imgs(images, ensure_ndim=4), None
-    except (ValueError, OSError, EOFError) as error:
+    except _READ_ERRORS as error:
         raise DataFormatError(path, f"volumes cannot be stacked ({error})",
                               "every volume needs the same shape and affine") from error
 
@@ -115,14 +133,18 @@ def _load_image(spec, name, path):
     raise DataFormatError(path, f"{name} must be an image path or a nibabel image, got {type(spec).__name__}")
 
 
-def roi_masks(series, path, masks=None, labels=None, label_names=None):
-    """``{roi_name: boolean 3-D array}`` from mask images, a label image, or ``"epi"``."""
+def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None):
+    """``{roi_name: boolean 3-D array}`` from mask images, a label image, or ``"epi"``
+    (``data``: the series' values, already read, for the EPI mask)."""
+    import nibabel as nib
     from nilearn.masking import compute_epi_mask
 
     shape = series.shape[:3]
     result = {}
     if isinstance(masks, str) and masks == "epi":
-        result["brain"] = np.asarray(compute_epi_mask(series).get_fdata(), dtype=bool)
+        values = series_array(series, path) if data is None else data
+        in_memory = nib.Nifti1Image(np.nan_to_num(values, nan=0.0).astype(np.float32), series.affine)
+        result["brain"] = np.asarray(compute_epi_mask(in_memory).get_fdata(), dtype=bool)
     elif masks is not None:
         for roi, spec in dict(masks).items():
             image = _load_image(spec, f"mask {roi!r}", path)
@@ -133,13 +155,13 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None):
             if not np.allclose(image.affine, series.affine, atol=1e-3):
                 raise DataFormatError(path, f"mask {roi!r} is on another grid (affine differs)",
                                       "resample the mask to the BOLD grid first")
-            result[roi] = np.asarray(image.dataobj).reshape(shape) > 0
+            result[roi] = _image_values(image, path, f"mask {roi!r}").reshape(shape) > 0
     elif labels is not None:
         image = _load_image(labels, "label image", path)
         if image.shape[:3] != shape:
             raise DataFormatError(path, f"label image has shape {image.shape[:3]}, the series {shape}",
                                   "resample the label image to the BOLD grid first")
-        values = np.rint(np.asarray(image.dataobj)).astype(int).reshape(shape)
+        values = np.nan_to_num(np.rint(_image_values(image, path, "label image"))).astype(int).reshape(shape)
         names = label_names or {int(v): f"label_{int(v)}" for v in np.unique(values) if v != 0}
         for code, roi in names.items():
             result[roi] = values == int(code)
@@ -153,46 +175,82 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None):
     return result
 
 
-def masked_series(series, mask):
-    """``(n_volumes, n_voxels)`` BOLD values of the voxels in ``mask`` (C order of i, j, k)."""
-    import nibabel as nib
-    from nilearn.masking import apply_mask
+def _image_values(image, path, name):
+    """An image's (scaled) voxel values, read now; truncated data is a named error."""
+    try:
+        return np.asarray(np.asanyarray(image.dataobj), dtype=np.float64)
+    except _READ_ERRORS as error:
+        source = getattr(image, "get_filename", lambda: None)() or path
+        raise DataFormatError(source, f"{name} data cannot be read ({type(error).__name__}: {error})",
+                              "is the file (or its .img partner) truncated?") from error
 
-    mask_img = nib.Nifti1Image(mask.astype(np.uint8), series.affine)
-    return np.asarray(apply_mask(series, mask_img), dtype=np.float64)
+
+def series_array(series, path):
+    """The BOLD series as a float64 array ``(i, j, k, volume)`` (NaN kept as NaN)."""
+    values = _image_values(series, path, "BOLD series")
+    return values.reshape(values.shape[:3] + (-1,))
 
 
-def read_events(events, path):
-    """Events table (CSV/TSV path or DataFrame) with onset, duration (s), stimulus_id."""
+def masked_series(data, mask):
+    """``(n_volumes, n_voxels)`` values of the voxels in ``mask`` (C order of i, j, k),
+    from the series array (:func:`series_array`); NaN voxels stay NaN."""
+    return data[mask].T
+
+
+def read_events(events, path, stimulus_column=None):
+    """Events table (BIDS TSV, CSV or DataFrame): float ``onset``/``duration`` (s; a
+    ``duration`` may be ``n/a``) and a string ``stimulus_id`` taken from ``stimulus_column``
+    (default: ``stimulus_id``, else ``stim_file``)."""
     source = path
     if not isinstance(events, pd.DataFrame):
         if events is None:
             raise DataFormatError(path, "an events table is needed to cut trials",
                                   "pass events=CSV/TSV with onset, duration, stimulus_id[, condition]")
         source = Path(events)
+        check_regular_file(source)
         try:
-            events = pd.read_csv(source, sep=None, engine="python")
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            sep = "\t" if source.suffix.lower() == ".tsv" else None
+            events = pd.read_csv(source, sep=sep, engine="python", na_values=["n/a"], keep_default_na=True)
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
             raise DataFormatError(source, f"events table cannot be read ({error})") from error
-    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
-    if missing:
-        raise DataFormatError(source, f"events table lacks column(s) {missing}",
-                              f"columns needed: {list(EVENT_COLUMNS)} (seconds)")
     events = events.reset_index(drop=True)
+    if stimulus_column is None:
+        stimulus_column = next((c for c in STIMULUS_COLUMNS if c in events.columns), "stimulus_id")
+    for column in ("onset", "duration", stimulus_column):
+        if column not in events.columns:
+            raise DataFormatError(source, f"events table lacks column(s) {[column]}",
+                                  f"columns needed: onset, duration (seconds) and the stimulus id "
+                                  f"({' or '.join(STIMULUS_COLUMNS)}, or pass stimulus_column=)")
+    if events.empty:
+        raise DataFormatError(source, "events table has no rows", "one row per image presentation")
     for column in ("onset", "duration"):
         numeric = pd.to_numeric(events[column], errors="coerce")
-        bad = numeric.isna() & events[column].notna() | events[column].isna()
+        bad = numeric.isna() & events[column].notna() | (events[column].isna() & (column == "onset"))
+        bad |= numeric.notna() & ~np.isfinite(numeric.fillna(0.0)) | (numeric.abs() > 1e7)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataFormatError(source, f"events column {column!r} row {row} is "
                                   f"{events[column].iloc[row]!r}, not a number of seconds")
         events[column] = numeric.astype(float)
-    events["stimulus_id"] = events["stimulus_id"].astype(str)
+    missing = events[stimulus_column].isna()
+    if missing.any():
+        raise DataFormatError(source, f"events column {stimulus_column!r} row {int(np.flatnonzero(missing)[0])} "
+                              "names no stimulus", "every presentation needs its stimulus id")
+    events["stimulus_id"] = events[stimulus_column].astype(str)
     return events, source
 
 
+def assign_volumes(onsets_s, tr_s, n_time_bins, delay_s=0.0):
+    """First volume of each event (the first acquired at or after ``onset + delay_s``) and
+    its lag in seconds; see the module docstring for the rule."""
+    position = (np.asarray(onsets_s, dtype=np.float64) + delay_s) / tr_s
+    first = np.ceil(position - 1e-6).astype(np.int64)  # on-boundary onsets stay on their volume
+    return first, first * tr_s - (np.asarray(onsets_s) + delay_s)
+
+
 def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None,
-         n_time_bins=4, delay_s=0.0, subject=None, voxel_normalization=None, nan_policy="warn"):
+         n_time_bins=4, delay_s=0.0, subject=None, voxel_normalization=None, nan_policy="warn",
+         stimulus_column=None):
     """Read a BOLD series and cut it into trials.
 
     Parameters
@@ -200,9 +258,9 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     path : pathlib.Path
         A 4-D NIfTI/Analyze image, or a folder of 3-D volumes (sorted by name).
     events : path or pandas.DataFrame
-        One row per presentation: ``onset`` and ``duration`` in seconds from the first
-        volume, ``stimulus_id``; every other column (``condition``, ...) becomes a
-        presentation coord.
+        One row per presentation (BIDS ``events.tsv``): ``onset`` and ``duration`` in
+        seconds from the first volume, the stimulus id; every other column
+        (``trial_type``, ``condition``, ...) becomes a presentation coord.
     masks : dict or "epi", optional
         ``{roi: mask image}`` on the BOLD grid (``"LH_V1"`` names set ``hemisphere``), or
         ``"epi"`` for nilearn's EPI brain mask (one ROI, ``"brain"``).
@@ -218,6 +276,8 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
         Neuroid coord ``subject``; default the file or folder name.
     voxel_normalization, nan_policy
         As in :func:`data_adapters.bdata.read`.
+    stimulus_column : str, optional
+        The events column naming each stimulus (default ``stimulus_id``, else ``stim_file``).
 
     Returns
     -------
@@ -228,6 +288,8 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     path = Path(path)
     check_nan_policy(path, nan_policy)
     check_voxel_normalization(path, voxel_normalization)
+    if isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer)) or n_time_bins < 1:
+        raise DataFormatError(path, f"n_time_bins={n_time_bins!r}", "give a whole number of volumes >= 1")
     series, header_tr_s = open_series(path)
     n_volumes = series.shape[3]
     if tr_s is None:
@@ -235,8 +297,11 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
         if tr_s is None:
             raise DataFormatError(path, "the header gives no repetition time",
                                   "pass tr_s=SECONDS")
-    events, events_source = read_events(events, path)
-    first_volume = np.rint((events["onset"].to_numpy() + delay_s) / tr_s).astype(int)
+    if not (isinstance(tr_s, (int, float)) and np.isfinite(tr_s) and tr_s > 0):
+        raise DataFormatError(path, f"tr_s={tr_s!r}", "the repetition time is a number of seconds > 0")
+    events, events_source = read_events(events, path, stimulus_column)
+    first_volume, lag = assign_volumes(events["onset"].to_numpy(), tr_s, n_time_bins, delay_s)
+    _check_overlaps(events, first_volume, n_time_bins, events_source)
     volumes = first_volume[:, None] + np.arange(n_time_bins)[None, :]
     outside = np.flatnonzero((volumes < 0).any(1) | (volumes >= n_volumes).any(1))
     if len(outside):
@@ -247,12 +312,13 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
             "check onsets (seconds from the first volume), tr_s and n_time_bins",
         )
     subject = str(subject) if subject is not None else path.name.split(".")[0]
-    rois = roi_masks(series, path, masks, labels, label_names)
+    data = series_array(series, path)
+    rois = roi_masks(series, path, masks, labels, label_names, data=data)
     blocks, neuroid = [], {k: [] for k in ("neuroid_id", "region", "hemisphere", "i", "j", "k")}
     for roi, mask in rois.items():
         name, hemi = roi_name(f"ROI_{roi}") or (roi, None)
         hemi = hemi or "unknown"
-        blocks.append(masked_series(series, mask))
+        blocks.append(masked_series(data, mask))
         ijk = np.argwhere(mask)
         neuroid["region"] += [name] * len(ijk)
         neuroid["hemisphere"] += [hemi] * len(ijk)
@@ -264,6 +330,7 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     starts = (delay_s + np.arange(n_time_bins) * tr_s) * 1000.0
     coords = {name: ("presentation", _column_values(events[name])) for name in events.columns}
     coords["repetition"] = ("presentation", events.groupby("stimulus_id").cumcount().to_numpy())
+    coords["onset_lag_s"] = ("presentation", lag)
     coords.update({name: ("neuroid", np.asarray(v, dtype=object if name in ("neuroid_id", "region", "hemisphere") else int))
                    for name, v in neuroid.items()})
     coords["subject"] = ("neuroid", np.full(len(neuroid["neuroid_id"]), subject, dtype=object))
@@ -276,5 +343,23 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     simulated = description is not None and bytes(np.asarray(description)).startswith(SIMULATED_MARK)
     da.attrs = {"source": str(path), "identifier": subject, "simulated": bool(simulated),
                 "units": "BOLD (file units)", "tr_s": float(tr_s), "delay_s": float(delay_s),
+                "volume_rule": "first volume acquired at or after onset + delay_s",
                 "voxel_normalization": voxel_normalization or "none"}
     return finish(da, path, nan_policy)
+
+
+def _check_overlaps(events, first_volume, n_time_bins, source):
+    """Two events on one first volume: error; overlapping bins: a warning."""
+    order = np.argsort(first_volume, kind="stable")
+    ordered = first_volume[order]
+    same = np.flatnonzero(np.diff(ordered) == 0)
+    if len(same):
+        a, b = int(order[same[0]]), int(order[same[0] + 1])
+        raise DataFormatError(source, f"events rows {a} and {b} (onsets {events['onset'].iloc[a]:g} s and "
+                              f"{events['onset'].iloc[b]:g} s) start on the same volume {int(ordered[same[0]])}",
+                              "each presentation needs its own first volume: check onsets and tr_s")
+    overlap = np.flatnonzero(np.diff(ordered) < n_time_bins)
+    if len(overlap):
+        warnings.warn(f"{source}: {len(overlap)} event(s) start before the previous event's {n_time_bins} "
+                      f"bins end (e.g. rows {int(order[overlap[0]])} and {int(order[overlap[0] + 1])}); "
+                      "their responses overlap", DataWarning, stacklevel=5)

@@ -12,6 +12,7 @@ from pathlib import Path
 from workbench.errors import DataFormatError
 
 from . import bdata, brainio, human, nifti, stimulus_set
+from .checks import check_regular_file
 
 # name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description).
 # Order matters: BData is HDF5 too, so it is recognised before BrainIO's netCDF-4.
@@ -65,6 +66,25 @@ def _load_plugins():
                           stacklevel=3)
 
 
+def _read(name, path, options):
+    """Call format ``name``'s reader; an option it does not take is a named error, not a
+    TypeError from deep inside."""
+    import inspect
+
+    reader = FORMATS[name][1]
+    try:
+        parameters = inspect.signature(reader).parameters
+    except (TypeError, ValueError):  # a builtin or C reader: let it check its own options
+        parameters = None
+    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        taken = [n for n in parameters if n != "path"]
+        unknown = sorted(set(options) - set(taken))
+        if unknown:
+            raise DataFormatError(path, f"option {unknown[0]!r} does not apply to the {name} format",
+                                  f"{name} takes {', '.join(taken) or 'no options'}")
+    return reader(path, **options)
+
+
 def supported_formats():
     """``{name: description}`` of every format :func:`load` reads."""
     _load_plugins()
@@ -93,19 +113,17 @@ def load(path, format=None, **options):
     """
     _load_plugins()
     path = Path(path)
-    if not path.exists():
-        raise DataFormatError(path, "file not found", "check the path")
+    check_regular_file(path, allow_directory=True)
     if format is not None:
         if format not in FORMATS:
             raise DataFormatError(
                 path, f"unknown format {format!r}", f"supported: {', '.join(FORMATS)}"
             )
-        return FORMATS[format][1](path, **options)
+        return _read(format, path, options)
     if path.is_dir():
         for name in DIRECTORY_FORMATS:
-            sniff, reader, _ = FORMATS[name]
-            if sniff(path, b""):
-                return reader(path, **options)
+            if FORMATS[name][0](path, b""):
+                return _read(name, path, options)
         raise DataFormatError(path, "is a directory without a series of volumes",
                               "expected a data file, or a folder of .nii/.hdr volumes")
     try:
@@ -113,8 +131,8 @@ def load(path, format=None, **options):
             head = handle.read(512)
     except OSError as error:
         raise DataFormatError(path, f"cannot be read ({error.strerror})") from error
-    for sniff, reader, _ in FORMATS.values():
+    for name, (sniff, _, _) in FORMATS.items():
         if sniff(path, head):
-            return reader(path, **options)
+            return _read(name, path, options)
     listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
     raise DataFormatError(path, "not a recognised data file", f"supported formats are {listing}")

@@ -17,7 +17,7 @@ NOTEBOOKS = {
         "WORK = Path(tempfile.mkdtemp())\nprint(SHARED.exists(), WORK)",
         "## Real-format files\nA BrainIO netCDF assembly and a BData HDF5 file from `../shared/data`.",
         "brainio = data_adapters.load(SHARED / 'brainio' / 'assy_test_TestMe.nc')\nprint(brainio.dims, "
-        "brainio.shape)\nbdata = data_adapters.load(SHARED / 'bdata' / 'sample_vmap.h5')\nprint(bdata.dims, "
+        "brainio.shape)\nbdata = data_adapters.load(SHARED / 'bdata' / 'sample_vmap.h5', require_roi=False)\nprint(bdata.dims, "
         "bdata.shape)",
         "## Simulated macaque arrays (BrainIO netCDF, 10 ms bins)",
         "macaque = simulators.simulate_macaque(WORK / 'macaque.nc', n_stimuli=60, n_repetitions=6)\n"

@@ -25,7 +25,9 @@ def blur_sim(tmp_path_factory):
 
 def test_sample_bdata_loads_with_value_map(shared_data):
     path = shared_data / "bdata" / "sample_vmap.h5"
-    da = data_adapters.load(path)
+    # bdpy's sample has no ROI keys: loading it whole is an explicit choice
+    assert_named_error(path, "no ROI keys", )
+    da = data_adapters.load(path, require_roi=False)
     with h5py.File(path, "r") as raw:
         dataset = raw["dataset"][()]
         labels = {float(k): v[()].decode() for k, v in raw["vmap/Label"].items()}
@@ -43,8 +45,8 @@ def test_bdtb_mat_files_equal_the_bdata(shared_data, tmp_path, version):
     path = tmp_path / f"sample_v{version}.mat"
     bdata.write_mat(path, table.dataset, list(zip(table.keys, table.descriptions, table.values)), version)
     assert path.read_bytes().startswith(f"MATLAB {version}".encode())
-    mat = data_adapters.load(path, subject="sample_vmap")
-    h5 = data_adapters.load(source)
+    mat = data_adapters.load(path, subject="sample_vmap", require_roi=False)
+    h5 = data_adapters.load(source, require_roi=False)
     np.testing.assert_array_equal(mat.values, h5.values)
     # no value map in a .mat: the label codes themselves name the stimuli
     assert list(mat.stimulus_id.values) == [f"{c:g}" for c in table.dataset[:, 10]]
@@ -287,3 +289,28 @@ def test_nifti_errors(tmp_path, shared_data, blur_sim):
     (tmp_path / "bad_events.csv").write_text("onset,duration,stimulus_id\nsoon,8,a\n")
     with pytest.raises(DataFormatError, match="bad_events.csv: events column 'onset' row 0 is 'soon'"):
         data_adapters.load(folder, events=tmp_path / "bad_events.csv", masks="epi", tr_s=2.0)
+
+
+def test_kamitani_image_codes_survive_exactly(tmp_path):
+    """synset.imagenumber codes: 6 significant digits would merge these into one stimulus."""
+    codes = [1443537.022563, 1443537.022564, 2084071.016242, 3.0]
+    rng = np.random.default_rng(1)
+    data = np.column_stack([rng.standard_normal((4, 3)), codes, [0, 0, 0, 0]])
+    da = data_adapters.load(_write_table(tmp_path / "codes.h5", data, _small_metadata()))
+    assert list(da.stimulus_id.values) == ["1443537.022563", "1443537.022564", "2084071.016242", "3"]
+    assert (da.repetition.values == 0).all()
+    assert bdata.code_text(1443537.022563) == "1443537.022563" and bdata.code_text(1e-7) == "0.0000001"
+
+
+def test_bdata_without_roi_keys_is_an_error_naming_the_fix(tmp_path):
+    rng = np.random.default_rng(1)
+    data = np.column_stack([rng.standard_normal((4, 3)), [1, 1, 2, 2], [0, 1, 0, 1]])
+    metadata = [m for m in _small_metadata() if m[0] != "ROI_V1"]
+    path = _write_table(tmp_path / "noroi.h5", data, metadata)
+    assert_named_error(path, "require_roi=False")
+    assert "region" not in data_adapters.load(path, require_roi=False).coords
+
+
+def test_an_option_of_another_format_is_a_named_error(tmp_path, shared_data):
+    assert_named_error(shared_data / "brainio" / "assy_test_TestMe.nc", "option 'require_roi' does not apply",
+                       require_roi=False)

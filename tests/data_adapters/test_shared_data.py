@@ -6,9 +6,11 @@ import data_adapters
 from workbench.assembly import DIMS, validate
 
 ONE_TRIAL = pd.DataFrame({"onset": [0.0], "duration": [2.0], "stimulus_id": ["volume"]})
-# Options a file needs beyond its content (NIfTI volumes carry no events or ROIs).
+# Options a file needs beyond its content (NIfTI volumes carry no events or ROIs; bdpy's
+# sample BData file has no ROI keys, which is an error unless asked for).
 OPTIONS = {".hdr": dict(events=ONE_TRIAL, masks="epi", tr_s=2.0, n_time_bins=1),
-           ".img": dict(events=ONE_TRIAL, masks="epi", tr_s=2.0, n_time_bins=1)}
+           ".img": dict(events=ONE_TRIAL, masks="epi", tr_s=2.0, n_time_bins=1),
+           ".h5": dict(require_roi=False)}
 
 
 def test_every_shared_file_loads(shared_data):

@@ -1,0 +1,122 @@
+"""NIfTI + BIDS events as real pipelines write them, and the files and paths that must be
+refused by name: truncated images, FIFOs, symbolic-link loops."""
+
+import os
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+import data_adapters
+from workbench.errors import DataFormatError, DataWarning
+from conftest import assert_named_error
+
+TR = 2.0
+
+
+@pytest.fixture
+def bold(tmp_path):
+    """A 4 x 4 x 3 x 20 series whose voxel (1, 1, 1) is NaN in volume 3, and a 2-ROI label image."""
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((4, 4, 3, 20)).astype(np.float32) + 100
+    data[..., 3] += np.arange(16 * 3).reshape(4, 4, 3)  # volume 3 identifies voxels
+    data[1, 1, 1, 3] = np.nan
+    image = nib.Nifti1Image(data, np.eye(4))
+    image.header.set_xyzt_units("mm", "sec")
+    image.header["pixdim"][4] = TR
+    nib.save(image, tmp_path / "sub-01_task-blur_bold.nii.gz")
+    labels = np.zeros((4, 4, 3), np.int16)
+    labels[:2], labels[2:] = 1, 2
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "labels.nii.gz")
+    return tmp_path / "sub-01_task-blur_bold.nii.gz", tmp_path / "labels.nii.gz", data
+
+
+def _events(path, text):
+    path.write_text(text.replace("|", "\t"))
+    return path
+
+
+def test_bids_events_tsv_with_na_durations_trial_type_and_stim_file(bold, tmp_path):
+    series, labels, data = bold
+    events = _events(tmp_path / "sub-01_task-blur_events.tsv",
+                     "onset|duration|trial_type|stim_file\n0.0|n/a|clean|img/a.png\n6.0|2|blur|img/b.png\n"
+                     "12.0|2.0|clean|img/a.png\n")
+    da = data_adapters.load(series, events=events, labels=labels, label_names={1: "V1", 2: "V2"}, n_time_bins=3)
+    assert list(da.stimulus_id.values) == ["img/a.png", "img/b.png", "img/a.png"]
+    assert list(da.trial_type.values) == ["clean", "blur", "clean"] and list(da.repetition.values) == [0, 0, 1]
+    assert np.isnan(da.duration.values[0]) and da.attrs["tr_s"] == TR
+    by_type = data_adapters.load(series, events=events, labels=labels, n_time_bins=3, stimulus_column="trial_type")
+    assert list(by_type.stimulus_id.values) == ["clean", "blur", "clean"]
+
+
+def test_onsets_between_volumes_start_on_the_next_volume_never_before(bold, tmp_path):
+    series, labels, data = bold
+    events = pd.DataFrame({"onset": [0.0, 4.1, 9.9, 14.0], "duration": [1.0] * 4, "stimulus_id": list("abcd")})
+    da = data_adapters.load(series, events=events, labels=labels, n_time_bins=2)
+    np.testing.assert_allclose(da.onset_lag_s.values, [0.0, 1.9, 0.1, 0.0], atol=1e-9)
+    assert (da.onset_lag_s.values >= 0).all()
+    # event "b" (4.1 s) starts on volume 3 (6 s): its first bin is that volume
+    voxel = np.flatnonzero((da.i.values == 0) & (da.j.values == 0) & (da.k.values == 2))[0]
+    assert da.values[1, voxel, 0] == pytest.approx(float(data[0, 0, 2, 3]))
+    same = pd.DataFrame({"onset": [4.1, 5.0], "duration": [1.0, 1.0], "stimulus_id": ["a", "b"]})
+    assert_named_error(series, "start on the same volume 3", events=same, labels=labels, n_time_bins=1)
+    overlapping = pd.DataFrame({"onset": [0.0, 2.0], "duration": [1.0, 1.0], "stimulus_id": ["a", "b"]})
+    with pytest.warns(DataWarning, match="their responses overlap"):
+        data_adapters.load(series, events=overlapping, labels=labels, n_time_bins=2)
+
+
+def test_nan_voxels_stay_nan(bold, tmp_path):
+    series, labels, _ = bold
+    events = pd.DataFrame({"onset": [6.0], "duration": [2.0], "stimulus_id": ["a"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        da = data_adapters.load(series, events=events, labels=labels, n_time_bins=1, nan_policy="propagate")
+    voxel = np.flatnonzero((da.i.values == 1) & (da.j.values == 1) & (da.k.values == 1))
+    assert len(voxel) == 1 and np.isnan(da.values[0, voxel[0], 0]) and np.isfinite(da.values).sum() == da.size - 1
+    error = assert_named_error(series, "NaN", events=events, labels=labels, n_time_bins=1, nan_policy="raise")
+    assert "stimulus_id='a'" in str(error)
+
+
+@pytest.mark.parametrize("events, words", [
+    (pd.DataFrame({"onset": [], "duration": [], "stimulus_id": []}), "has no rows"),
+    (pd.DataFrame({"onset": [1e308], "duration": [1.0], "stimulus_id": ["a"]}), "not a number of seconds"),
+    (pd.DataFrame({"onset": [np.nan], "duration": [1.0], "stimulus_id": ["a"]}), "'onset' row 0"),
+    (pd.DataFrame({"onset": [0.0], "duration": [1.0], "trial_type": ["a"]}), "stimulus_column="),
+])
+def test_degenerate_events_are_named_errors(bold, events, words):
+    series, labels, _ = bold
+    assert_named_error(series, words, events=events, labels=labels, n_time_bins=1)
+
+
+def test_bad_bin_counts_and_trs(bold):
+    series, labels, _ = bold
+    events = pd.DataFrame({"onset": [0.0], "duration": [1.0], "stimulus_id": ["a"]})
+    assert_named_error(series, "n_time_bins=0", events=events, labels=labels, n_time_bins=0)
+    assert_named_error(series, "tr_s=-2", events=events, labels=labels, tr_s=-2)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_truncated_images_are_named_errors(bold, tmp_path, suffix):
+    series, labels, _ = bold
+    image = nib.load(series)
+    full = tmp_path / f"full{suffix}"
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, image.header), full)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) * 2 // 3])
+    events = pd.DataFrame({"onset": [0.0], "duration": [1.0], "stimulus_id": ["a"]})
+    assert_named_error(cut, "truncated", events=events, labels=labels, n_time_bins=1)
+
+
+def test_fifos_and_symlink_loops_are_refused_before_opening(tmp_path):
+    fifo = tmp_path / "pipe.nc"
+    os.mkfifo(fifo)
+    assert_named_error(fifo, "not a regular file")
+    loop = tmp_path / "loop.nc"
+    os.symlink(loop, loop)
+    assert_named_error(loop, "cannot be opened")
+    events = tmp_path / "events.tsv"
+    os.mkfifo(events)
+    with pytest.raises(DataFormatError, match="events.tsv: is not a regular file"):
+        data_adapters.nifti.read_events(events, tmp_path / "x.nii")

@@ -1,0 +1,118 @@
+"""Hostile input: every malformed file is a named error (the project's, naming the file),
+never a raw library traceback, a silent wrong result or a hang."""
+
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import torch
+import xarray as xr
+from PIL import Image
+
+import data_adapters
+from workbench.errors import DataFormatError, ExtractionError
+from workbench.models import extract, load_weights, open_activations, zoo
+from workbench.models.store import remove_stale_temporaries
+from workbench.stimuli import digits, from_image_files
+from conftest import assert_named_error
+
+
+def test_text_in_numeric_fields_is_named(tmp_path):
+    da = xr.DataArray(np.array([["a", "b"], ["c", "d"]]), dims=("presentation", "neuroid"), name="data",
+                      coords={"stimulus_id": ("presentation", ["x", "y"]), "neuroid_id": ("neuroid", ["n1", "n2"])})
+    da.to_netcdf(tmp_path / "text.nc")
+    assert_named_error(tmp_path / "text.nc", "holds <U1 values, not numbers")
+    scipy.io.savemat(tmp_path / "text.mat", {"dataSet": np.array(["abc", "def"]), "metaData": {
+        "key": np.array(["VoxelData"], dtype=object), "description": np.array([""], dtype=object),
+        "value": np.ones((1, 3))}})
+    assert_named_error(tmp_path / "text.mat", "dataSet holds non-numeric values")
+
+
+def _image_set(folder, files):
+    folder.mkdir(exist_ok=True)
+    pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(len(files))], "filename": files}).to_csv(
+        folder / "set.csv", index=False)
+    return data_adapters.load_stimulus_set(folder / "set.csv")
+
+
+@pytest.mark.parametrize("content, words", [(b"", "cannot be read"), (b"GIF89a not really", "cannot be read"),
+                                            (b"hello, I am text", "cannot be read")])
+def test_bad_image_files_are_named(tmp_path, content, words):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "im.png").write_bytes(content)
+    with pytest.raises(DataFormatError, match=words) as info:
+        from_image_files(_image_set(tmp_path / "set", ["im.png"]))
+    assert "im.png" in str(info.value) and "set.csv" in str(info.value)
+
+
+def test_decompression_bombs_links_fifos_and_escapes_are_refused(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.new("L", (12000, 12000)).save(folder / "bomb.png", optimize=True)
+    with pytest.raises(DataFormatError, match="over the limit|decompression bomb|DecompressionBomb"):
+        from_image_files(_image_set(folder, ["bomb.png"]))
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    with pytest.raises(DataFormatError, match="loop.png"):
+        from_image_files(_image_set(folder, ["loop.png"]))
+    os.mkfifo(folder / "pipe.png")
+    with pytest.raises(DataFormatError, match="not a regular file"):
+        from_image_files(_image_set(folder, ["pipe.png"]))
+    Image.new("L", (8, 8), 128).save(tmp_path / "outside.png")
+    with pytest.raises(DataFormatError, match="outside the stimulus set's folder.*allow_outside=True"):
+        from_image_files(_image_set(folder, ["../outside.png"]))
+    shown = from_image_files(_image_set(folder, ["../outside.png"]), allow_outside=True, size=4)
+    assert shown.images.shape == (1, 1, 4, 4)
+
+
+def test_weights_that_are_text_or_pickles_are_refused_without_suggesting_unsafe_loading(tmp_path):
+    model = zoo.build("b", channels=(4, 8))
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    (tmp_path / "w.txt").write_text("not weights")
+    with open(tmp_path / "w.pkl", "wb") as handle:
+        pickle.dump({"conv": np.zeros(3)}, handle)
+    torch.save({"x": Payload()}, tmp_path / "evil.pt")
+    for name in ("w.txt", "w.pkl", "evil.pt"):
+        with pytest.raises(DataFormatError) as info:
+            load_weights(model, tmp_path / name)
+        message = str(info.value)
+        assert name in message and "weights_only=False" not in message and "weights_only" not in message
+    with pytest.raises(DataFormatError, match="weights file not found"):
+        load_weights(model, tmp_path / "none.pt")
+
+
+@pytest.fixture
+def store(tmp_path):
+    model = zoo.build("b", channels=(4, 8))
+    path = tmp_path / "acts.zarr"
+    extract(model, digits(12, size=16), store=path, progress=False, batch_size=4)
+    return path
+
+
+def test_truncated_store_files_are_named_errors(store):
+    chunk = next(p for p in (store / "activations").iterdir() if p.name[0].isdigit())
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with pytest.raises(DataFormatError, match="10 bytes, expected"):
+        open_activations(store)
+    (store / ".zmetadata").write_text("{")
+    with pytest.raises(DataFormatError, match=".zmetadata"):
+        open_activations(store)
+    (store / "COMPLETE").unlink()
+    with pytest.raises(ExtractionError, match="not a complete activation store"):
+        open_activations(store)
+
+
+def test_stale_temporaries_of_dead_runs_are_removed(store, tmp_path):
+    dead = tmp_path / f".acts.zarr.{os.uname().nodename}-999999999.abc.tmp"
+    mine = tmp_path / f".acts.zarr.{os.uname().nodename}-{os.getpid()}.def.tmp"
+    for folder in (dead, mine):
+        folder.mkdir()
+        (folder / "x").write_text("partial")
+    remove_stale_temporaries(store)
+    assert not dead.exists() and mine.exists()
