@@ -115,6 +115,12 @@ def validate(da):
             f"coord 'neuroid_id' must be unique, duplicated: {dupes} "
             "(fix: build ids that include every distinguishing field, e.g. animal + electrode)"
         )
+    empty = [dim for dim in DIMS if da.sizes[dim] == 0]
+    if empty:
+        raise AssemblyError(
+            f"the assembly has no {empty[0]}s (shape {dict(da.sizes)}); there is nothing to score "
+            "(fix: check the file's selection options, e.g. region=, time_window=, rois=)"
+        )
     _validate_time_bins(da)
     return da
 
@@ -125,6 +131,9 @@ def _is_string_array(values):
     if values.dtype.kind == "O":
         return all(isinstance(v, str) for v in values.ravel())
     return False
+
+
+MAX_TIME_MS = 1e9  # time bins beyond +-11 days are a unit or parsing error, not data
 
 
 def _validate_time_bins(da):
@@ -142,6 +151,11 @@ def _validate_time_bins(da):
             "one time bin (fix: give every bin its edges in ms)"
         )
     finite = np.isfinite(start) & np.isfinite(end)
+    if np.any(np.abs(start[finite]) > MAX_TIME_MS) or np.any(np.abs(end[finite]) > MAX_TIME_MS):
+        raise AssemblyError(
+            f"time bin edges must be milliseconds within +-{MAX_TIME_MS:g} (about 11 days), got "
+            f"{start[finite].min():g}..{end[finite].max():g} (fix: convert the time coords to ms)"
+        )
     if np.any(end[finite] < start[finite]):
         raise AssemblyError("every time bin needs time_bin_end >= time_bin_start (in ms)")
     if da.sizes["time_bin"] > 1 and np.any(np.diff(start) <= 0):

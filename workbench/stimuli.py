@@ -150,7 +150,63 @@ def _prepared(image, size, greyscale):
     return image.transpose(2, 0, 1)
 
 
-def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename"):
+MAX_IMAGE_PIXELS = 100_000_000  # larger images are refused (decompression bombs)
+
+
+def _image_file(name, base, source, allow_outside):
+    """The checked path of one listed image: inside the set's folder (unless allowed), an
+    existing regular file (never a FIFO, device or symbolic-link loop)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from .errors import DataFormatError
+
+    path = Path(name) if Path(name).is_absolute() else base / name
+    if not allow_outside:
+        try:
+            inside = path.resolve().is_relative_to(base.resolve())
+        except (OSError, RuntimeError):  # a symbolic-link loop
+            inside = False
+        if not inside:
+            raise DataFormatError(path, f"image listed in {source} lies outside the stimulus set's folder {base}",
+                                  "keep images inside it, or pass allow_outside=True if you trust the list")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise DataFormatError(path, f"image listed in {source} cannot be opened ({error.strerror})",
+                              "check the file exists (and is no symbolic-link loop)") from None
+    if not stat.S_ISREG(mode):
+        raise DataFormatError(path, f"image listed in {source} is not a regular file",
+                              "list image files, not folders, pipes or devices")
+    return path
+
+
+def _read_image(path, source):
+    """Pixels of one image file; anything the image libraries raise becomes a named error."""
+    import warnings
+
+    from PIL import Image
+
+    from .errors import DataFormatError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ValueError(f"{image.width} x {image.height} pixels is over the limit of "
+                                     f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
+                image.load()
+                return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB", "RGBA", "I;16", "F")
+                                  else image)
+    except Exception as error:  # noqa: BLE001 - PIL raises many types on bad files; none may leak
+        raise DataFormatError(path, f"image listed in {source} cannot be read ({type(error).__name__}: {error})",
+                              "check the file is a complete image (PNG, JPEG, TIFF, ...)") from None
+
+
+def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
+                     allow_outside=False):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
 
     Parameters
@@ -164,15 +220,22 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     size, greyscale :
         Output height = width and channels, as :func:`natural_images` (the zoo models see
         32 px greyscale).
+    allow_outside : bool
+        Allow file names that resolve outside ``image_dir`` (absolute paths, ``../``,
+        links); refused by default, since a stimulus list may come from anywhere.
 
     Returns
     -------
     StimulusSet
         Standardised over the set; metadata = the stimulus set's columns.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file: missing, outside the folder, not a regular file, not an image, or
+        over ``MAX_IMAGE_PIXELS``.
     """
     from pathlib import Path
-
-    from skimage import io
 
     from .errors import DataFormatError
 
@@ -189,12 +252,8 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     base = Path(image_dir or ".")
     images = []
     for name in stimulus_set[filename_column].astype(str):
-        path = Path(name) if Path(name).is_absolute() else base / name
-        try:
-            images.append(_prepared(io.imread(path), size, greyscale))
-        except (OSError, ValueError) as error:
-            raise DataFormatError(path, f"image listed in {source} cannot be read ({error})",
-                                  "check the file exists and is an image") from error
+        path = _image_file(name, base, source, allow_outside)
+        images.append(_prepared(_read_image(path, source), size, greyscale))
     if not images:
         raise DataFormatError(source, "lists no images")
     images = np.stack(images)

@@ -142,3 +142,20 @@ def test_encoding_input_errors():
         shared_time_encoding(shifted, trials)
     with pytest.raises(MetricError, match="cannot be split"):
         shared_time_encoding(features.isel(presentation=slice(0, 3)), trials)
+
+
+def test_ceiling_drops_a_stimulus_without_finite_trials_in_a_half_instead_of_failing_the_site():
+    from workbench.metrics import split_half_ceiling
+
+    trials = make_assembly(n_stimuli=30, n_neuroids=3, n_bins=2, repetitions=4, seed=2)
+    signal = np.random.default_rng(3).standard_normal((30, 3, 2))
+    trials = trials.copy(data=trials.values + 2 * np.tile(signal, (4, 1, 1)))
+    full = split_half_ceiling(trials, n_splits=4, seed=0)
+    damaged = trials.copy(data=trials.values.copy())
+    rows = np.flatnonzero(damaged.stimulus_id.values == "s5")
+    damaged.values[rows[:3], 0, 0] = np.nan  # 3 of 4 trials missing: one half is all NaN
+    ceiling = split_half_ceiling(damaged, n_splits=4, seed=0)
+    assert np.isfinite(ceiling.values).all()
+    assert ceiling.attrs["dropped_stimuli"] == 1 and ceiling.attrs["dropped_pairs"] >= 1
+    np.testing.assert_allclose(ceiling.values[1:], full.values[1:])  # other sites untouched
+    assert abs(float(ceiling.values[0, 0]) - float(full.values[0, 0])) < 0.1

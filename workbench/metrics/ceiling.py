@@ -8,7 +8,7 @@ import xarray as xr
 
 from ..assembly import grouped_nanmean, validate
 from ..errors import MetricError
-from .correlation import pearson_columns, spearman_brown
+from .correlation import nan_pearson_columns, pearson_columns, spearman_brown
 
 
 def random_half_masks(codes, n_splits, seed=0):
@@ -49,7 +49,9 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
     Returns
     -------
     xarray.DataArray
-        ``(neuroid, time_bin)`` ceiling; NaN where a half-average is constant.
+        ``(neuroid, time_bin)`` ceiling; NaN where a half-average is constant. A stimulus
+        whose trials in one half are all missing (NaN) is left out of that split for that
+        cell only; ``attrs["dropped_pairs"]`` and ``attrs["dropped_stimuli"]`` count them.
     """
     validate(trials)
     if n_splits < 1:
@@ -64,11 +66,18 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
         )
     values = np.asarray(trials.values, dtype=np.float64).reshape(len(codes), -1)
     keep = usable[codes]
-    estimates = []
+    estimates, dropped, dropped_stimuli = [], 0, np.zeros(len(uniques), bool)
     for half_a in random_half_masks(codes, n_splits, seed):
-        mean_a = grouped_nanmean(values, np.where(half_a & keep, codes, -1), len(uniques))
-        mean_b = grouped_nanmean(values, np.where(~half_a & keep, codes, -1), len(uniques))
-        r = pearson_columns(mean_a[usable], mean_b[usable])
+        mean_a = grouped_nanmean(values, np.where(half_a & keep, codes, -1), len(uniques))[usable]
+        mean_b = grouped_nanmean(values, np.where(~half_a & keep, codes, -1), len(uniques))[usable]
+        if np.isfinite(mean_a).all() and np.isfinite(mean_b).all():
+            r = pearson_columns(mean_a, mean_b)
+        else:
+            # a stimulus with no finite trial in one half leaves this split's cell, alone
+            missing = ~(np.isfinite(mean_a) & np.isfinite(mean_b))
+            dropped += int(missing.sum())
+            dropped_stimuli[np.flatnonzero(usable)[missing.any(axis=1)]] = True
+            r, _ = nan_pearson_columns(mean_a, mean_b)
         estimates.append(spearman_brown(r))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (constant halves)
@@ -85,5 +94,8 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
             "definition": "mean over random split-halves of Spearman-Brown(r(half A, half B))",
             "n_splits": n_splits,
             "seed": seed,
+            # (split, stimulus, cell) triples left out because a half had no finite trial
+            "dropped_pairs": dropped,
+            "dropped_stimuli": int(dropped_stimuli.sum()),
         },
     )

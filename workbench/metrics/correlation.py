@@ -26,6 +26,22 @@ def pearson_columns(a, b):
     return np.where(denominator > 1e-12 * max(scale, 1e-300), r, np.nan)
 
 
+def nan_pearson_columns(a, b, min_pairs=3):
+    """:func:`pearson_columns` over the rows where both columns are finite, per column.
+
+    Returns ``(r, n_pairs)``: ``r`` is NaN where fewer than ``min_pairs`` rows are finite
+    in both (or a column is constant over them); ``n_pairs`` counts the rows used.
+    """
+    valid = np.isfinite(a) & np.isfinite(b)
+    n = valid.sum(axis=0)
+    count = np.maximum(n, 1)
+    a0, b0 = np.where(valid, a, 0.0), np.where(valid, b, 0.0)
+    a0 = np.where(valid, a0 - a0.sum(axis=0) / count, 0.0)
+    b0 = np.where(valid, b0 - b0.sum(axis=0) / count, 0.0)
+    r = pearson_columns(a0, b0)  # zero rows add nothing to the centred sums
+    return np.where(n >= min_pairs, r, np.nan), n
+
+
 def spearman_brown(r, factor=2.0):
     """Spearman-Brown prophecy: reliability of a measure ``factor`` times as long.
 

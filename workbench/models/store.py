@@ -5,9 +5,19 @@ filled in place, so no step ever concatenates the whole result. The zarr sink wr
 background thread (disk I/O overlaps the next batch's forward pass), into a temporary
 directory beside the target that is renamed onto it only when every batch is written: an
 interrupted extraction leaves no store that looks complete.
+
+Completion marker: the last file written into a store is ``COMPLETE`` (JSON: the size of
+every other file). :func:`open_activations` opens only stores with the marker and checks
+every listed size, so a truncated chunk or metadata file is a named error, not a wrong
+array. Temporary directories left by killed runs (same host, dead process, or older than a
+day) are removed by the next extraction into the same folder.
 """
 
+import json
+import os
 import shutil
+import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +26,11 @@ import numpy as np
 import xarray as xr
 
 from ..assembly import DIMS, decode_attrs, encode_attrs, validate
-from ..errors import ExtractionError
+from ..errors import DataFormatError, ExtractionError
 
 VARIABLE = "activations"
+MARKER = "COMPLETE"
+STALE_AFTER_S = 24 * 3600
 
 
 class MemorySink:
@@ -51,7 +63,8 @@ class ZarrSink:
         import dask.array
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        remove_stale_temporaries(self.path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{_owner()}.{uuid.uuid4().hex}.tmp")
         lazy = dask.array.zeros(template.shape, dtype=np.float32,
                                 chunks=(self.chunk,) + template.shape[1:])
         dataset = template.copy(data=lazy).to_dataset(name=VARIABLE)
@@ -78,6 +91,7 @@ class ZarrSink:
     def close(self):
         self._wait()
         self._pool.shutdown()
+        write_marker(self.tmp)
         if self.path.exists():
             shutil.rmtree(self.path)
         self.tmp.rename(self.path)
@@ -92,10 +106,64 @@ class ZarrSink:
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _owner():
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _alive(owner):
+    host, _, pid = owner.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's run: only its age tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary stores a killed run left beside ``path``: those of a dead
+    process on this host, and any older than a day."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        owner = tmp.name[len(path.name) + 2:].rsplit(".", 2)[0]
+        try:
+            old = time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+        except FileNotFoundError:
+            continue
+        if old or not _alive(owner):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_marker(directory):
+    """Write the completion marker last: every file's size, relative to the store."""
+    directory = Path(directory)
+    sizes = {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*")) if p.is_file()}
+    (directory / MARKER).write_text(json.dumps({"files": sizes}))
+
+
 def is_complete(path):
-    """True when ``path`` is a finished store (its consolidated metadata exists: the store
-    is renamed into place only after every batch was written)."""
-    return (Path(path) / ".zmetadata").exists()
+    """True when ``path`` is a finished store (its completion marker exists: it is written
+    after every batch, and the store is renamed into place after that)."""
+    return (Path(path) / MARKER).is_file()
+
+
+def check_store(path):
+    """Every file the marker lists exists with its size; a named error otherwise."""
+    path = Path(path)
+    try:
+        listed = json.loads((path / MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataFormatError(path / MARKER, f"completion marker cannot be read ({error})",
+                              "extract again") from None
+    for name, size in listed.items():
+        file = path / name
+        actual = file.stat().st_size if file.is_file() else None
+        if actual != size:
+            raise DataFormatError(file, f"{'missing' if actual is None else f'{actual} bytes, expected {size}'} "
+                                  "(truncated or altered after the extraction)", "extract again")
 
 
 def open_activations(path):
@@ -105,9 +173,14 @@ def open_activations(path):
     """
     path = Path(path)
     if not is_complete(path):
-        raise ExtractionError(f"{path}: not a complete activation store (no .zmetadata); "
+        raise ExtractionError(f"{path}: not a complete activation store (no {MARKER} marker); "
                               "fix: extract again (an interrupted extraction leaves no store)")
-    dataset = xr.open_zarr(path, zarr_format=2, consolidated=True)
+    check_store(path)
+    try:
+        dataset = xr.open_zarr(path, zarr_format=2, consolidated=True)
+    except Exception as error:  # zarr/json/numcodecs raise many types on corrupt metadata
+        raise DataFormatError(path, f"not a readable zarr store ({type(error).__name__}: {error})",
+                              "extract again") from error
     if VARIABLE not in dataset or dataset[VARIABLE].dims != DIMS:
         raise ExtractionError(f"{path}: no {VARIABLE!r} variable with dims {DIMS}")
     da = dataset[VARIABLE]

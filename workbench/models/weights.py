@@ -4,8 +4,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ExtractionError
+from ..errors import DataFormatError, ExtractionError
 from ..storage import atomic_path
+
+
+class WeightsFileError(DataFormatError, ExtractionError):
+    """A weights file that cannot be used: a data-format error naming the file, and an
+    extraction error for callers that catch those."""
 
 
 def save_weights(model, path):
@@ -19,20 +24,33 @@ def load_weights(model, path, device="cpu"):
 
     Raises
     ------
+    WeightsFileError (a DataFormatError and an ExtractionError)
+        The file is missing, unreadable, a pickle of objects or not a state dict.
     ExtractionError
-        The file is unreadable, not a state dict, or from another architecture (the message
-        lists missing / unexpected / mis-shaped parameters).
+        The weights belong to another architecture (the message lists missing /
+        unexpected / mis-shaped parameters).
     """
     path = Path(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError as error:
-        raise ExtractionError(f"{path}: weights file not found") from error
-    except (RuntimeError, OSError, EOFError, ValueError) as error:
-        # weights_only refuses pickled objects: that is a file we will not execute.
-        raise ExtractionError(f"{path}: not a loadable state dict ({error})") from error
+        raise WeightsFileError(path, "weights file not found", "check the path") from None
+    except Exception as error:  # noqa: BLE001 - torch raises many types; none may leak
+        # weights_only refuses pickled objects: that is a file we will not execute. The
+        # library's own message suggests turning that safety off, so it is not repeated.
+        try:
+            with open(path, "rb") as handle:
+                zipped = handle.read(2) == b"PK"  # torch.save's zip container
+        except OSError:
+            zipped = False
+        kind = ("it holds pickled Python objects besides tensors" if zipped
+                else "not a torch.save file (text, a plain pickle or another format)")
+        raise WeightsFileError(path, f"cannot be loaded as weights: {kind} ({type(error).__name__})",
+                              "save the model's state_dict() with torch.save; the workbench never "
+                              "unpickles arbitrary objects") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ExtractionError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+        raise WeightsFileError(path, f"expected a state dict of tensors, got {type(state).__name__}",
+                              "save the model's state_dict() with torch.save")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
