@@ -229,8 +229,9 @@ def read_events(events, path, stimulus_column=None):
         bad |= numeric.notna() & ~np.isfinite(numeric.fillna(0.0)) | (numeric.abs() > 1e7)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(source, f"events column {column!r} row {row} is "
-                                  f"{events[column].iloc[row]!r}, not a number of seconds")
+            shown = events[column].iloc[row]
+            shown = "n/a" if pd.isna(shown) else repr(shown.item() if hasattr(shown, "item") else shown)
+            raise DataFormatError(source, f"events column {column!r} row {row} is {shown}, not a number of seconds")
         events[column] = numeric.astype(float)
     missing = events[stimulus_column].isna()
     if missing.any():

@@ -7,8 +7,13 @@ version (or nothing) in place.
 import contextlib
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
+
+STALE_AFTER_S = 24 * 3600
 
 
 def _default_mode():
@@ -29,7 +34,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -41,6 +46,46 @@ def atomic_path(path):
         raise
 
 
+def owner():
+    """``host-pid`` of this process: temporary files carry it, so a later run can tell a
+    killed run's leftovers from a live one's."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _alive(tag):
+    host, _, pid = tag.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's run (or an old name): only its age tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, name="*"):
+    """Delete temporary files and folders (``.NAME.<host-pid>.*.tmp``) that killed runs left
+    in ``folder``: those of a dead process on this host, and any older than a day."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for tmp in folder.glob(f".{name}.*.tmp"):
+        parts = tmp.name[1:-len(".tmp")].split(".")
+        tag = next((p for p in parts if "-" in p and p.rpartition("-")[2].isdigit()), "")
+        try:
+            old = time.time() - tmp.lstat().st_mtime > STALE_AFTER_S
+        except FileNotFoundError:
+            continue
+        if old or (tag and not _alive(tag)):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+
 def write_text(path, text):
     """Atomically write ``text`` (UTF-8) to ``path``."""
     with atomic_path(path) as tmp:
@@ -49,20 +94,21 @@ def write_text(path, text):
 
 def write_json(path, obj):
     """Atomically write ``obj`` as indented JSON; non-finite floats become ``null``."""
-    write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
-def _json_safe(obj):
+def json_safe(obj):
+    """``obj`` with numpy values as Python ones and non-finite floats as None (JSON-able)."""
     import math
 
     import numpy as np
 
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_json_safe(v) for v in obj.tolist()]
+        return [json_safe(v) for v in obj.tolist()]
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer,)):

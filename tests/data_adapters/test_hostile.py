@@ -15,7 +15,7 @@ from PIL import Image
 import data_adapters
 from workbench.errors import DataFormatError, ExtractionError
 from workbench.models import extract, load_weights, open_activations, zoo
-from workbench.models.store import remove_stale_temporaries
+from workbench.storage import remove_stale_temporaries
 from workbench.stimuli import digits, from_image_files
 from conftest import assert_named_error
 
@@ -114,5 +114,7 @@ def test_stale_temporaries_of_dead_runs_are_removed(store, tmp_path):
     for folder in (dead, mine):
         folder.mkdir()
         (folder / "x").write_text("partial")
-    remove_stale_temporaries(store)
-    assert not dead.exists() and mine.exists()
+    stale_file = tmp_path / f".scores.json.{os.uname().nodename}-999999999.x1.tmp"
+    stale_file.write_text("{")
+    remove_stale_temporaries(tmp_path)
+    assert not dead.exists() and not stale_file.exists() and mine.exists() and store.exists()

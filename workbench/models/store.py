@@ -14,10 +14,7 @@ day) are removed by the next extraction into the same folder.
 """
 
 import json
-import os
 import shutil
-import socket
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,10 +24,10 @@ import xarray as xr
 
 from ..assembly import DIMS, decode_attrs, encode_attrs, validate
 from ..errors import DataFormatError, ExtractionError
+from ..storage import owner, remove_stale_temporaries
 
 VARIABLE = "activations"
 MARKER = "COMPLETE"
-STALE_AFTER_S = 24 * 3600
 
 
 class MemorySink:
@@ -63,8 +60,8 @@ class ZarrSink:
         import dask.array
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.path)
-        self.tmp = self.path.with_name(f".{self.path.name}.{_owner()}.{uuid.uuid4().hex}.tmp")
+        remove_stale_temporaries(self.path.parent, self.path.name)
+        self.tmp = self.path.with_name(f".{self.path.name}.{owner()}.{uuid.uuid4().hex}.tmp")
         lazy = dask.array.zeros(template.shape, dtype=np.float32,
                                 chunks=(self.chunk,) + template.shape[1:])
         dataset = template.copy(data=lazy).to_dataset(name=VARIABLE)
@@ -104,37 +101,6 @@ class ZarrSink:
             self._pool.shutdown()
             if hasattr(self, "tmp"):
                 shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _owner():
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _alive(owner):
-    host, _, pid = owner.rpartition("-")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's run: only its age tells
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(path):
-    """Delete the temporary stores a killed run left beside ``path``: those of a dead
-    process on this host, and any older than a day."""
-    path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        owner = tmp.name[len(path.name) + 2:].rsplit(".", 2)[0]
-        try:
-            old = time.time() - tmp.stat().st_mtime > STALE_AFTER_S
-        except FileNotFoundError:
-            continue
-        if old or not _alive(owner):
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_marker(directory):
