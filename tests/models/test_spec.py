@@ -52,7 +52,18 @@ def test_entry_point_in_the_config_folder_is_importable_and_its_code_is_in_the_i
     assert model[0].out_channels == 3 and not model.training
     first = spec.identity()
     (folder / "user_nets_for_spec_test.py").write_text(source.format("v2: an edited comment is new code"))
-    assert spec.identity()["code_and_parameters"] != first["code_and_parameters"]
+    assert spec.identity()["code"] != first["code"]
+
+
+def test_identity_runs_no_user_code(tmp_path):
+    """Planning hashes the entry point's files; it neither imports the module nor calls it."""
+    (tmp_path / "loud_module_for_spec_test.py").write_text(
+        "raise RuntimeError('imported while planning')\n\ndef build():\n    raise RuntimeError('called')\n")
+    spec = ModelSpec.from_dict({"name": "x", "entry_point": "loud_module_for_spec_test:build"}, base=tmp_path)
+    assert len(spec.identity()["code"]) == 64
+    missing = ModelSpec.from_dict({"name": "x", "entry_point": "no_such_module_anywhere:build"}, base=tmp_path)
+    with pytest.raises(ConfigError, match="cannot find module 'no_such_module_anywhere'"):
+        missing.identity()
 
 
 def test_layers_and_protocol_come_from_the_spec_or_the_model():

@@ -167,28 +167,48 @@ class ModelSpec:
             load_weights(model, self.weights)
         return model.eval()
 
+    def code_files(self):
+        """The source files of an entry point's code, found without running it: the module's
+        file, or every ``.py`` file of the package it belongs to (its helpers change results
+        too)."""
+        import importlib.util
+
+        module_name = self.entry_point.split(":")[0]
+        try:
+            with _importable(self.search_path):
+                top = importlib.util.find_spec(module_name.split(".")[0])
+                found = importlib.util.find_spec(module_name) if top is not None else None
+        except (ImportError, ValueError) as error:
+            raise ConfigError("entry_point", f"cannot find module {module_name!r} ({error})") from None
+        if found is None or not found.origin or not Path(found.origin).is_file():
+            raise ConfigError("entry_point", f"cannot find module {module_name!r} (is the config's folder, "
+                              "the current folder or an installed package holding it?)")
+        if top.submodule_search_locations:
+            return sorted(p for folder in top.submodule_search_locations for p in Path(folder).rglob("*.py"))
+        return [Path(found.origin)]
+
     def identity(self):
         """What determines the model's outputs, for cache keys (never the display name):
-        the spec, the weights file's hash and, for an entry point, the hash of its code and of
-        the parameters it builds."""
+        the spec, the weights file's hash and, for an entry point, the hash of its source
+        files. Nothing is built or imported here: planning a report runs no user code."""
         from ..keys import ContentKey, file_sha256
 
         identity = {k: v for k, v in self.as_dict().items() if k not in ("name", "search_path")}
         if self.weights:
             identity["weights"] = file_sha256(self.weights)
         if self.entry_point:
-            function = self.entry_function()
-            model = function(**self.config)
-            key = ContentKey().source("code", function, model)
-            if hasattr(model, "state_dict"):
-                key.module_state("parameters", model)
-            identity["code_and_parameters"] = key.hexdigest()
+            key = ContentKey()
+            for path in self.code_files():
+                key.file(path.name, path)
+            identity["code"] = key.hexdigest()
         elif self.zoo:
             from . import zoo
 
             if self.zoo not in zoo.ZOO:  # a plugin family: its code is part of the identity
-                identity["code"] = ContentKey().source("code", zoo.build(self.zoo, seed=self.seed,
-                                                                         **self.config)).hexdigest()
+                key = ContentKey()
+                for path in zoo.family_code_files(self.zoo):
+                    key.file(path.name, path)
+                identity["code"] = key.hexdigest()
         return identity
 
     # ---------------------------------------------------------------- what the model is shown

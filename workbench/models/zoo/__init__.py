@@ -60,6 +60,24 @@ def _plugins():
     return _REGISTERED
 
 
+def family_code_files(name):
+    """Source files of a registered family's builder, found without calling it (an entry
+    point's module is located, not imported)."""
+    import importlib.util
+    import inspect
+    from pathlib import Path
+
+    builder = _plugins().get(name)
+    if builder is None:
+        raise WorkbenchError(f"unknown model {name!r}; available: {', '.join(available())}")
+    if hasattr(builder, "load"):
+        found = importlib.util.find_spec(builder.module)
+        origin = found.origin if found is not None else None
+    else:
+        origin = inspect.getsourcefile(builder)
+    return [Path(origin)] if origin and Path(origin).is_file() else []
+
+
 def available():
     """Names accepted by :func:`build`: the built-in zoo and registered families."""
     return sorted(set(ZOO) | set(_plugins()))
