@@ -207,7 +207,7 @@ def _extract(args):
 def _score(args):
     from pathlib import Path
 
-    from .report.build import split_results
+    from .report.build import check_writable, split_results
     from .report.runner import execute, plan
     from .storage import write_json
 
@@ -223,6 +223,8 @@ def _score(args):
     config = _checked_config(spec, benchmark, {"seed": args.seed, "n_permutations": args.permutations,
                                                "n_stimuli": args.n_stimuli})
     cache = Path(args.cache) if args.cache else out.parent / "workbench-cache"
+    check_writable(out.parent)  # before minutes of work, not after
+    check_writable(cache)
     results = execute(plan(config), cache, jobs=1, progress=not args.no_progress)
     records, failures = split_results(results)
     scores = {"scores": records, "failures": failures, "settings": config.settings,
@@ -258,7 +260,10 @@ def build_parser():
         "report", help="batch report: models x benchmarks from a TOML config",
         description="Run every (model, benchmark) task of FILE.toml (see README, 'Batch report'), "
                     "resuming from DIR/cache, and write DIR/scores.json, scores.csv, index.html, "
-                    "figures/ and provenance.json. Exit code 1 if a task failed, 2 for a bad config.",
+                    "figures/ and provenance.json. Exit code 1 if a task failed, 2 for a bad config. "
+                    "Trust: a config's entry_point models (and plugin families) run their own Python "
+                    "code when their task builds them, as running a Python script would; run only "
+                    "configs whose code you trust. Validating and planning run none of it.",
     )
     report.add_argument("--config", required=True, metavar="FILE.toml", help="report configuration")
     report.add_argument("--out", required=True, metavar="DIR", help="report directory")
@@ -348,6 +353,10 @@ def main(argv=None):
     except WorkbenchError as error:
         print(f"workbench {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a disk fault outside the checked writes: one line, never a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"workbench {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

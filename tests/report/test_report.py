@@ -64,6 +64,9 @@ def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
     (lambda t: t.replace("n_permutations = 200", "n_permutations = -1"), "settings.n_permutations", "positive"),
     (lambda t: t + "[[models]]\nzoo = 'bl'\n", "models[2].name", "non-empty"),
     (lambda t: t.replace("[settings]", "[settings\n"), "--config", "not valid TOML"),
+    (lambda t: t.replace("seed = 0", "seed = true"), "settings.seed", "non-negative integer"),
+    (lambda t: t.replace('zoo = "b"\n', 'zoo = "b"\nepochs = -5\n'), "models[1].epochs", ">= 1"),
+    (lambda t: t.replace('title = "tiny <report> & co"', "title = 3"), "settings.title", "must be a string"),
 ])
 def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_path, capsys, edit, key, words):
     config = _write_config(tmp_path, edit(SMALL_TOML))
@@ -203,6 +206,17 @@ def test_report_renders_in_headless_chromium(tmp_path, serial_report):
     assert board and board.group(1).count("<tr>") == len(config.models)
 
 
+def test_a_damaged_cache_entry_is_recomputed_not_trusted(tmp_path, serial_report):
+    _, reference, scores = serial_report
+    cache = tmp_path / "cache"
+    shutil.copytree(reference / "cache", cache)
+    victim = next((cache / "tasks").glob("*.json"))
+    victim.write_text(victim.read_text()[:40])
+    build_report(load_config(_write_config(tmp_path)), tmp_path / "out", cache_dir=cache, progress=False)
+    assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
+    assert json.loads(victim.read_text())["records"]
+
+
 def test_real_file_variant_fed_a_simulated_file_is_labelled_simulated(tmp_path, serial_report):
     _, reference, _ = serial_report
     recording = next((reference / "cache" / "data").glob("sim_macaque_*.nc"))
@@ -250,3 +264,59 @@ stimuli = "stimuli.csv"
     (tmp_path / "photo_03.png").unlink()
     with pytest.raises(DataFormatError, match="photo_03.png"):
         from_image_files(data_adapters.load_stimulus_set(tmp_path / "stimuli.csv"))
+
+
+def test_read_only_out_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores write permissions: a file where the folder should be is the fault then
+        (tmp_path / "out").write_text("a file, not a folder")
+        out = tmp_path / "out" / "report"
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        out = tmp_path / "ro" / "report"
+    config = _write_config(tmp_path)
+    started = time.perf_counter()
+    assert main(["report", "--config", str(config), "--out", str(out), "--no-progress", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot write there" in err and str(out) in err
+    assert time.perf_counter() - started < 30, "refused before computing"
+    argv = ["score", "b", "--no-train", "--benchmark", "sim-human.rt-uncertainty", "--out", str(out / "s.json")]
+    assert main(argv + ["--no-progress"]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_publishing_leaves_the_previous_report(tmp_path, monkeypatch, serial_report):
+    from workbench.report import build
+
+    _, reference, _ = serial_report
+    out = tmp_path / "out"
+    shutil.copytree(reference, out, ignore=shutil.ignore_patterns("cache"))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    real_write = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.name == "index.html":
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(build.WorkbenchError, match="No space left on device.*previous report.*unchanged"):
+        build.publish(out, {"scores.csv": b"new", "index.html": b"new", "scores.json": None},
+                      {"scores.json": {"new": True}})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+
+
+def test_scores_csv_neutralises_spreadsheet_formulas(tmp_path):
+    import pandas as pd
+
+    from workbench.report.build import spreadsheet_safe
+
+    frame = pd.DataFrame({"model": ["=HYPERLINK(\"x\")", "+1", "-cmd", "@SUM(A1)", "plain", None],
+                          "value": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5]})
+    safe = spreadsheet_safe(frame)
+    assert safe["model"].tolist()[:5] == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@SUM(A1)", "plain"]
+    assert safe["value"].tolist() == frame["value"].tolist()

@@ -44,7 +44,7 @@ class EncodingPanel(Panel):
                    "across held-out images per site and bin; the ceiling is the split-half reliability of the "
                    "trial average (Spearman-Brown), on the scale of r^2; normalized = sign(r) r^2 / ceiling (1: as "
                    "good as the data allow). The p-value tests the held-out prediction against a permutation null.")
-    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value")
+    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value", "note")
 
     def figures(self, results):
         from ..plots import figure_png, time_course_figure
@@ -91,6 +91,7 @@ class SharedTimeEncoding(VariantBenchmark):
         return shown_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path)
 
     def run(self, model_spec):
+        from ..assembly import has_repetitions
         from ..metrics import map_layers_to_regions, summarize
         from ..models.cache import cached_extract
         from ..models.reductions import SparseRandomProjection
@@ -123,6 +124,9 @@ class SharedTimeEncoding(VariantBenchmark):
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
                    "layer": mapping.layer_for_region[self.region], "data": source})
+        if not has_repetitions(recording):
+            score.extra["note"] = ("one repetition per stimulus: no split-half ceiling can be estimated, so "
+                                   "ceiling and normalized are undefined")
         r = result["r"].median("neuroid").values
         ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
         panel = {"time_ms": result["time_bin_start"].values.tolist(), "r": r.tolist(),

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..storage import atomic_path, write_json, write_text
+from ..errors import WorkbenchError
+from ..storage import atomic_path, json_safe
 from .html import render_batch_report
 from .runner import CACHE_MARK, benchmark_of, execute, plan
 
@@ -65,6 +66,8 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     """
     out = Path(out)
     cache_dir = Path(cache_dir) if cache_dir else out / "cache"
+    check_writable(out)
+    check_writable(cache_dir)
     tasks = plan(config)
     results = execute(tasks, cache_dir, jobs=jobs, scheduler=scheduler, progress=progress)
     records, failures = split_results(results)
@@ -74,21 +77,71 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     scores = {"title": config.settings["title"], "simulated": simulated, "workbench": __version__,
               "settings": config.settings, "scores": records, "failures": failures,
               "normalization": "normalized = sign(r) r^2 / ceiling (split-half Spearman-Brown ceiling)"}
-    write_json(out / "scores.json", scores)
-    frame = pd.DataFrame(records)
-    columns = [c for c in RECORD_COLUMNS if c in frame] + [c for c in frame if c not in RECORD_COLUMNS]
-    with atomic_path(out / "scores.csv") as tmp:
-        frame.reindex(columns=columns).to_csv(tmp, index=False)
     sections = report_sections(benchmarks, results)
-    for section in sections:
-        for name, png, _ in section.figures:
-            with atomic_path(out / "figures" / name) as tmp:
-                tmp.write_bytes(png)
     provenance = {"versions": _versions(), "config": config.as_dict(), "seed": config.settings["seed"],
                   "inputs": _checksums([r.get("data") for r in records if r.get("data")], cache_dir),
                   "tasks": {f"{r['model']} x {r['benchmark']}": r["key"] for r in results if "key" in r},
                   "cache": str(cache_dir)}
-    write_json(out / "provenance.json", provenance)
     page = render_batch_report(scores, config, benchmarks, sections, provenance)
-    write_text(out / "index.html", page)
+    frame = pd.DataFrame(records)
+    columns = [c for c in RECORD_COLUMNS if c in frame] + [c for c in frame if c not in RECORD_COLUMNS]
+    files = {"scores.csv": spreadsheet_safe(frame.reindex(columns=columns)).to_csv(index=False).encode(),
+             "provenance.json": None, "index.html": page.encode("utf-8"), "scores.json": None}
+    files.update({f"figures/{name}": png for section in sections for name, png, _ in section.figures})
+    publish(out, files, {"provenance.json": provenance, "scores.json": scores})
     return scores
+
+
+def check_writable(folder):
+    """Create ``folder`` and prove a file can be written there, before any work is done;
+    a one-line error naming the folder otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / ".write-test") as tmp:
+            tmp.write_bytes(b"ok")
+        (folder / ".write-test").unlink()
+    except OSError as error:
+        raise WorkbenchError(f"{folder}: cannot write there ({error.strerror or error}); choose another --out "
+                             "or free space") from None
+
+
+def publish(out, files, json_files):
+    """Write every report file into a staging folder inside ``out``, then rename each into
+    place, ``scores.json`` last: a full disk or a read-only folder leaves the previous
+    report as it was and no half-written file."""
+    import shutil
+    import uuid
+
+    import json
+
+    staging = out / f".report-{uuid.uuid4().hex}.tmp"
+    try:
+        for name, data in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if name in json_files:
+                data = (json.dumps(json_safe(json_files[name]), indent=2, allow_nan=False) + "\n").encode()
+            target.write_bytes(data)
+        for name in sorted(files, key=lambda n: n == "scores.json"):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).replace(out / name)
+    except OSError as error:
+        raise WorkbenchError(f"{out}: the report could not be written ({error.strerror or error}); "
+                             "the previous report, if any, is unchanged") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame):
+    """Text cells that a spreadsheet would run as a formula (starting ``= + - @``, tab or
+    carriage return) get a leading apostrophe, as OWASP advises for CSV exports."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
+            frame[column] = frame[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) else v)
+    return frame

@@ -128,6 +128,8 @@ def parse_config(data, base=Path("."), source="<dict>"):
                 1 if name != "seed" else 0):
             raise ConfigError(f"settings.{name}", f"must be a {'non-negative' if name == 'seed' else 'positive'} "
                                                   f"integer, got {settings[name]!r}")
+    if not isinstance(settings["title"], str):
+        raise ConfigError("settings.title", f"must be a string, got {settings['title']!r}")
     if settings["n_stimuli"] > 1797:
         raise ConfigError("settings.n_stimuli", f"at most 1797 (scikit-learn's digits), got {settings['n_stimuli']}")
     models = tuple(_model(i, spec, base) for i, spec in enumerate(data["models"]))

@@ -26,9 +26,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..errors import WorkbenchError
+from ..errors import ConfigError
 from ..keys import content_key
-from ..storage import write_json
+from ..storage import remove_stale_temporaries, write_json
 
 
 CACHE_MARK = "<cache>"
@@ -62,7 +62,12 @@ def plan(config):
 
     from ..models.spec import ModelSpec
 
-    identities = {spec["name"]: ModelSpec.from_dict(spec).identity() for spec in config.models}
+    identities = {}
+    for index, spec in enumerate(config.models):
+        try:
+            identities[spec["name"]] = ModelSpec.from_dict(spec).identity()
+        except ConfigError as error:
+            raise error.under(f"models[{index}]") from None
     versions = {"workbench": __version__, "torch": torch.__version__}
     tasks = []
     for spec in config.benchmarks:
@@ -110,10 +115,23 @@ def result_path(cache_dir, task):
 def run_task(task, cache_dir, threads=1):
     """Compute one task (or read it back); never raises: failures come back as results."""
     path = result_path(cache_dir, task)
-    if path.exists():
-        return {**json.loads(path.read_text()), "status": "cached"}
+    cached = read_cached(path)
+    if cached is not None:
+        return {**cached, "status": "cached"}
     with _limited_threads(threads):
         return _compute(task, cache_dir, path)
+
+
+def read_cached(path):
+    """A finished task's result, or None when there is none or it cannot be read (a damaged
+    entry is recomputed, never trusted)."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return result if isinstance(result, dict) and "records" in result else None
 
 
 def _compute(task, cache_dir, path):
@@ -167,11 +185,13 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
     scheduled); parallelism comes from ``jobs`` worker processes running tasks side by side.
     """
     cache_dir = Path(cache_dir)
+    remove_stale_temporaries(cache_dir / "tasks")  # results a killed run was writing
     results = {}
     pending = []
     for task in tasks:
-        if result_path(cache_dir, task).exists():
-            results[task.key] = run_task(task, cache_dir)
+        cached = read_cached(result_path(cache_dir, task))
+        if cached is not None:
+            results[task.key] = {**cached, "status": "cached"}
         else:
             pending.append(task)
     specs = [task.model for task in pending if task.model and task.model.get("train")]
