@@ -140,6 +140,8 @@ def main():
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         notebook.cells = [nbformat.v4.new_markdown_cell(c) if c.startswith("#") or c.startswith("(")
                           else nbformat.v4.new_code_cell(c) for c in cells]
+        for index, cell in enumerate(notebook.cells):
+            cell.id = f"{name[:2]}-{index:02d}"  # stable ids: regenerating changes only what changed
         nbformat.write(notebook, HERE / name)
 
 
