@@ -118,3 +118,29 @@ def test_stale_temporaries_of_dead_runs_are_removed(store, tmp_path):
     stale_file.write_text("{")
     remove_stale_temporaries(tmp_path)
     assert not dead.exists() and not stale_file.exists() and mine.exists() and store.exists()
+
+
+def test_empty_and_implausible_assemblies_are_named(tmp_path):
+    from conftest import make_assembly
+
+    da = make_assembly()
+    da.attrs = {}
+    da.isel(neuroid=[]).to_dataset(name="data").to_netcdf(tmp_path / "empty.nc")
+    assert_named_error(tmp_path / "empty.nc", "has no neuroids")
+    da.assign_coords(time_bin_start=("time_bin", [0.0, 1e308, 1.5e308]),
+                     time_bin_end=("time_bin", [10.0, 1.2e308, 1.6e308])).to_dataset(name="data").to_netcdf(
+        tmp_path / "huge.nc")
+    assert_named_error(tmp_path / "huge.nc", "within +-1e+09")
+
+
+def test_a_recording_with_one_repetition_says_it_has_no_ceiling(tmp_path):
+    from workbench import simulators
+    from workbench.assembly import average_repetitions, to_netcdf
+    from workbench.benchmarks import get
+
+    sim = simulators.simulate_macaque(tmp_path / "rec.nc", n_stimuli=40, sites_per_region=4, n_repetitions=2, seed=1)
+    single = average_repetitions(data_adapters.load(sim.path))
+    to_netcdf(single, tmp_path / "single.nc")
+    bench = get("macaque.IT.shared-time-ridge", path=tmp_path / "single.nc", n_permutations=20, cache_dir=tmp_path)
+    score = bench.score({"name": "b", "zoo": "b", "train": False, "config": {"channels": [4, 8]}})[0]
+    assert np.isnan(score.ceiling) and np.isnan(score.normalized) and "no split-half ceiling" in score["note"]
