@@ -159,3 +159,63 @@ def test_ceiling_drops_a_stimulus_without_finite_trials_in_a_half_instead_of_fai
     assert ceiling.attrs["dropped_stimuli"] == 1 and ceiling.attrs["dropped_pairs"] >= 1
     np.testing.assert_allclose(ceiling.values[1:], full.values[1:])  # other sites untouched
     assert abs(float(ceiling.values[0, 0]) - float(full.values[0, 0])) < 0.1
+
+
+@pytest.mark.parametrize("var_s, var_n, n_reps", [(1.0, 1.0, 4), (0.05, 1.0, 5), (0.5, 2.0, 10)])
+def test_variance_components_ceiling_matches_the_closed_form(var_s, var_n, n_reps):
+    """Unbiased at low reliability: the mean over 400 simulated cells is within 3 standard errors
+    of var_s / (var_s + var_n / n_reps); the split-half estimate is shown beside it."""
+    import xarray as xr
+
+    from workbench.metrics import split_half_ceiling, variance_components_ceiling
+
+    rng = np.random.default_rng(int(var_s * 100 + n_reps))
+    n_stimuli, n_cells = 60, 400
+    signal = rng.standard_normal((n_stimuli, n_cells, 1)) * np.sqrt(var_s)
+    values = np.repeat(signal, n_reps, axis=0) + rng.standard_normal((n_stimuli * n_reps, n_cells, 1)) * np.sqrt(var_n)
+    trials = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.repeat([f"s{i}" for i in range(n_stimuli)], n_reps).astype(object)),
+        "neuroid_id": ("neuroid", np.array([f"n{i}" for i in range(n_cells)], dtype=object)),
+        "time_bin_start": ("time_bin", [0.0]), "time_bin_end": ("time_bin", [10.0])})
+    truth = var_s / (var_s + var_n / n_reps)
+    estimate = variance_components_ceiling(trials).values.ravel()
+    assert abs(estimate.mean() - truth) < 3 * estimate.std() / np.sqrt(n_cells), (estimate.mean(), truth)
+    assert variance_components_ceiling(trials).attrs["scale"] == "r^2"
+    # one NaN trial changes only its own cell
+    trials.values[0, 0, 0] = np.nan
+    damaged = variance_components_ceiling(trials).values.ravel()
+    assert np.isfinite(damaged).all() and np.array_equal(damaged[1:], estimate[1:])
+    split = split_half_ceiling(trials, n_splits=4).values.ravel()
+    assert np.isfinite(split).sum() >= n_cells - 1
+
+
+def test_encoding_scores_name_their_ceiling():
+    from workbench.metrics import RidgeCV, encoding_score, summarize
+
+    features = make_assembly(n_stimuli=30, n_neuroids=4, n_bins=2, seed=1)
+    trials = make_assembly(n_stimuli=30, n_neuroids=2, n_bins=2, repetitions=3, seed=2)
+    result = encoding_score(features, trials, RidgeCV(alphas=[1.0]), n_splits=3, ceiling="variance_components")
+    assert result.attrs["ceiling_method"] == "variance_components" and result.attrs["ceiling_scale"].startswith("r^2")
+    assert summarize(result)[0]["ceiling_method"] == "variance_components"
+    with pytest.raises(Exception, match="unknown ceiling"):
+        encoding_score(features, trials, ceiling="nope")
+
+
+def test_temporal_generalization_diagonal_is_the_per_bin_fit_and_a_stable_map_generalises():
+    from workbench.metrics import RidgeCV, encoding_score
+    from workbench.metrics.temporal import temporal_generalization
+
+    rng = np.random.default_rng(4)
+    features = make_assembly(n_stimuli=80, n_neuroids=6, n_bins=4, seed=5)
+    weights = rng.standard_normal((6, 3))
+    signal = np.einsum("spt,pn->snt", features.values, weights)
+    signal[:, :, 3] = np.einsum("sp,pn->sn", features.values[:, :, 3], rng.standard_normal((6, 3)))  # new map
+    trials = make_assembly(n_stimuli=80, n_neuroids=3, n_bins=4, repetitions=2, seed=6)
+    trials = trials.copy(data=np.tile(signal, (2, 1, 1)) + 0.5 * trials.values)
+    tg = temporal_generalization(features, trials, alphas=[0.1, 10.0], n_splits=4, seed=0)
+    per_bin = encoding_score(features, trials, RidgeCV(alphas=[0.1, 10.0], cv=3, seed=0), mode="per_bin",
+                             n_splits=4, seed=0)
+    np.testing.assert_allclose(np.diagonal(tg.r.values, axis1=0, axis2=1), per_bin.r.values, atol=1e-5)
+    summary = tg.summary.sel(group="IT").values if "IT" in tg.group.values else tg.summary.values[0]
+    assert summary[0, 1] > 0.8 and summary[0, 2] > 0.8  # bins 0-2 share a map: it generalises
+    assert summary[0, 3] < 0.5 and summary[3, 0] < 0.5  # bin 3's map is another

@@ -120,7 +120,8 @@ class SharedTimeEncoding(VariantBenchmark):
             normalized=summary["normalized"], p_value=test[self.region].p_value, null_n=test[self.region].null_n,
             ci_low=ci.ci_low, ci_high=ci.ci_high, n=summary["n"], units=self.units,
             simulated=self.simulated or bool(recording.attrs.get("simulated", False)),
-            extra={"value_fold_std": summary["value_fold_std"],
+            extra={"value_fold_std": summary["value_fold_std"], "ceiling_method": summary["ceiling_method"],
+                   "ceiling_scale": "r^2 (normalized = sign(r) r^2 / ceiling)",
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
                    "layer": mapping.layer_for_region[self.region], "data": source})

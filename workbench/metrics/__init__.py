@@ -3,7 +3,7 @@ seed papers' analyses (de-noising, dimensionality, reaction times, behaviour).""
 
 from . import behaviour, denoising, dimensionality, reaction_time
 
-from .ceiling import split_half_ceiling
+from .ceiling import split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns, spearman_brown
 from .encoding import MODES, encoding_score, shared_time_encoding, summarize
 from .folds import stimulus_folds
@@ -24,6 +24,7 @@ __all__ = [
     "map_layers_to_regions",
     "pearson_columns",
     "shared_time_encoding",
+    "variance_components_ceiling",
     "spearman_brown",
     "split_half_ceiling",
     "stimulus_folds",

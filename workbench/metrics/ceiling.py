@@ -99,3 +99,67 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
             "dropped_stimuli": int(dropped_stimuli.sum()),
         },
     )
+
+
+def variance_components_ceiling(trials):
+    """Reliability of the trial average from variance components (unbiased at low reliability).
+
+    Per neuroid and time bin, with ``k_s`` finite trials of stimulus ``s`` (stimuli with
+    fewer than 2 are left out): the noise variance ``var_n`` is the pooled within-stimulus
+    variance, ``sum (x - mean_s)^2 / sum (k_s - 1)``; the variance of the stimulus means
+    across stimuli, ``var_m`` (ddof 1), has expectation ``var_s + var_n * mean(1 / k_s)``.
+    So ``var_s = var_m - var_n * mean(1 / k_s)`` and the reliability of the averages is
+
+        ceiling = var_s / (var_s + var_n * mean(1 / k_s)) = 1 - var_n * mean(1 / k_s) / var_m,
+
+    the closed form ``var_s / (var_s + var_n / n_reps)`` with equal repetitions. The ratio is
+    made unbiased, not only its parts: ``var_n`` and ``var_m`` are independent and
+    ``E[1 / var_m] = (S - 1) / ((S - 3) E[var_m])`` over ``S`` stimuli (Gaussian noise), so
+    ``1 - (S - 3) / (S - 1) * var_n * mean(1 / k_s) / var_m`` has the closed form as its
+    expectation, also at low reliability where a plain ratio (or the split-half estimate)
+    is biased. It may be slightly negative for pure noise and is not clipped, so averages
+    over cells stay unbiased. Needs >= 4 stimuli with >= 2 trials per cell.
+
+    Parameters
+    ----------
+    trials : xarray.DataArray
+        Trial-level assembly ``(presentation, neuroid, time_bin)``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(neuroid, time_bin)``, on the scale of ``r**2`` (explained variance of the mean).
+    """
+    validate(trials)
+    codes, uniques = pd.factorize(trials.coords["stimulus_id"].values)
+    values = np.asarray(trials.values, dtype=np.float64).reshape(len(codes), -1)
+    finite = np.isfinite(values)
+    counts = np.zeros((len(uniques), values.shape[1]))
+    np.add.at(counts, codes, finite.astype(np.float64))
+    if ((counts >= 2).sum(axis=0) < 3).all():
+        raise MetricError("a variance-components ceiling needs >= 3 stimuli with >= 2 trials each "
+                          "(is this assembly already averaged over repetitions?)")
+    means = grouped_nanmean(values, codes, len(uniques))
+    usable = counts >= 2  # (stimuli, cells)
+    deviations = np.where(finite, values - means[codes], 0.0)
+    within = np.zeros_like(counts)
+    np.add.at(within, codes, deviations ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_n = np.where(usable, within, 0.0).sum(0) / np.where(usable, counts - 1, 0.0).sum(0)
+        n_usable = usable.sum(0)
+        mean_of_means = np.where(usable, means, 0.0).sum(0) / n_usable
+        var_m = np.where(usable, (means - mean_of_means) ** 2, 0.0).sum(0) / (n_usable - 1)
+        inverse_k = np.where(usable, 1.0 / np.where(usable, counts, 1.0), 0.0).sum(0) / n_usable
+        # E[1 / var_m] = (S - 1) / ((S - 3) sigma_m^2) for S stimuli (chi-square): the factor
+        # makes the ratio unbiased (var_n and var_m are independent), not only its parts
+        correction = (n_usable - 3) / (n_usable - 1)
+        ceiling = np.where((var_m > 0) & (n_usable >= 4), 1.0 - correction * var_n * inverse_k / var_m, np.nan)
+    coords = {name: coord for name, coord in trials.coords.items()
+              if coord.dims and coord.dims[0] in ("neuroid", "time_bin")}
+    return xr.DataArray(ceiling.reshape(trials.sizes["neuroid"], trials.sizes["time_bin"]),
+                        dims=("neuroid", "time_bin"), coords=coords,
+                        attrs={"definition": "1 - var_noise * mean(1/k) / var(stimulus means): variance components",
+                               "scale": "r^2"})
+
+
+CEILINGS = {"split_half": split_half_ceiling, "variance_components": variance_components_ceiling}

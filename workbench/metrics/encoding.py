@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..assembly import align, align_time_bins, average_repetitions, has_repetitions, validate
 from ..errors import AssemblyError, MetricError
 from ..scores import Score, Scores
-from .ceiling import split_half_ceiling
+from .ceiling import CEILINGS, split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns
 from .folds import fold_labels, stimulus_folds
 from ..stats.groups import GroupSummary
@@ -128,7 +128,7 @@ def _cross_val_predict(estimator, X, Y, folds, strata, progress):
 
 
 def encoding_score(features, recording, estimator=None, mode="shared", n_splits=10, seed=0,
-                   ceiling_splits=10, min_ceiling=0.1, progress=False):
+                   ceiling_splits=10, min_ceiling=0.1, progress=False, ceiling="split_half"):
     """Score model features against a recording through cross-validated linear maps.
 
     Parameters
@@ -150,6 +150,9 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     min_ceiling : float
         Cells with a lower ceiling get ``normalized = NaN`` (too unreliable to normalise).
     progress : bool
+    ceiling : {"split_half", "variance_components"}
+        The noise-ceiling estimator (:mod:`workbench.metrics.ceiling`); both are on the
+        scale of ``r**2``, and the result's attrs name the one used.
 
     Returns
     -------
@@ -171,6 +174,8 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     """
     if mode not in MODES:
         raise MetricError(f"unknown encoding mode {mode!r}; choose one of {', '.join(MODES)}")
+    if ceiling not in CEILINGS:
+        raise MetricError(f"unknown ceiling {ceiling!r}; choose one of {', '.join(CEILINGS)}")
     validate(features)
     validate(recording)
     _check_finite("features", features)
@@ -216,10 +221,13 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         r_std = np.nanstd(fold_r, axis=0)
     temporal_r = (pearson_columns(prediction.transpose(1, 0, 2), Y.transpose(1, 0, 2))
                   if n_bins >= 3 else np.full((n_stimuli, n_targets), np.nan))
-    if trials is not None:
+    ceiling_method = ceiling
+    if trials is None:
+        ceiling = np.full_like(r, np.nan)
+    elif ceiling_method == "split_half":
         ceiling = split_half_ceiling(trials, n_splits=ceiling_splits, seed=seed).values
     else:
-        ceiling = np.full_like(r, np.nan)
+        ceiling = variance_components_ceiling(trials).values
     with np.errstate(invalid="ignore", divide="ignore"):
         normalized = np.where(ceiling >= min_ceiling, np.sign(r) * r**2 / ceiling, np.nan)
 
@@ -254,6 +262,8 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
             "mode": mode,
             "estimator": _describe(estimator),
             "normalization": NORMALIZATION,
+            "ceiling_method": ceiling_method if trials is not None else "none (no repetitions)",
+            "ceiling_scale": "r^2: a perfect model's r**2 equals the ceiling; value is r",
             "r": "Pearson r across held-out stimuli per neuroid and time bin, mean over folds",
             "n_splits": n_splits,
             "stratified_by": strata_name or "",
@@ -323,6 +333,8 @@ def summarize(result, by="region"):
             normalized=float(per_group["normalized"][group][0]),
             n=int(mask.sum()),
             units="pearson_r",
-            extra={"value_fold_std": fold_std, "n_time_bins": int(summary.usable[mask].any(axis=0).sum())},
+            extra={"value_fold_std": fold_std, "n_time_bins": int(summary.usable[mask].any(axis=0).sum()),
+                   "ceiling_method": result.attrs.get("ceiling_method", "split_half"),
+                   "ceiling_scale": "r^2"},
         ))
     return Scores(records)

@@ -336,7 +336,7 @@ class RidgeCV:
         every = np.ones(n_inner, bool)
         return self._solve(moments, every, [np.arange(n_inner) == k for k in range(n_inner)], alphas)
 
-    def cross_val_predict(self, X, Y, folds, strata=None, progress=None, split_half=False):
+    def cross_val_predict(self, X, Y, folds, strata=None, progress=None, split_half=False, predict_also=None):
         """Held-out predictions of every outer fold, with inner CV nested inside each.
 
         Parameters
@@ -353,6 +353,11 @@ class RidgeCV:
             (shape like ``Y``): its predictions for the stimuli of the second half (NaN for
             the first half), the single held-out set whose pairing permutation tests are
             exact (see :mod:`workbench.stats`). One more nested fit.
+        predict_also : numpy.ndarray, shape (n_stimuli, n_other_bins, n_features), optional
+            Other inputs of the same stimuli: each outer fold's map also predicts its test
+            stimuli's rows here, into ``also_prediction_`` (n_stimuli, n_other_bins,
+            n_targets); e.g. every time bin's features with a map fitted on one bin
+            (temporal generalisation).
 
         Returns
         -------
@@ -388,10 +393,16 @@ class RidgeCV:
             predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64)
             return (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
 
+        if predict_also is not None:
+            also = np.asarray(predict_also)
+            self.also_prediction_ = np.empty(also.shape[:2] + (Y.shape[-1],), dtype=np.float64)
         iterator = folds if progress is None else progress(folds)
         for k, (_, test) in enumerate(iterator):
             predictions[test] = fit_and_predict(atom_outer != k, test)
             chosen[k] = self.alpha_
+            if predict_also is not None:
+                rows = also[test].reshape(-1, also.shape[-1])
+                self.also_prediction_[test] = self.predict(rows).reshape(len(test), also.shape[1], -1)
         if split_half:
             split = np.full(Y.shape, np.nan)
             first_half = (len(folds) + 1) // 2
