@@ -9,8 +9,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 
-def time_course_figure(time_course):
-    """Encoding score over time, one panel per region, one line per model.
+def time_course_figure(time_course, clusters=None):
+    """Encoding score over time, one panel per region (or dataset), one line per model.
 
     Parameters
     ----------
@@ -18,6 +18,9 @@ def time_course_figure(time_course):
         Columns ``model``, ``region``, ``time_ms`` (bin start), ``r`` (median over sites)
         and ``sqrt_ceiling`` (median over sites of the square root of the ceiling: the
         best r the data's reliability allows).
+    clusters : dict, optional
+        ``{model: [[start_ms, end_ms], ...]}``: significant time clusters, drawn as bars
+        under the curves in the model's colour.
 
     Returns
     -------
@@ -32,6 +35,12 @@ def time_course_figure(time_course):
         ax.fill_between(ceiling["time_ms"], 0, ceiling["sqrt_ceiling"], color="0.88",
                         label="noise ceiling (sqrt)")
         sns.lineplot(data=data, x="time_ms", y="r", hue="model", marker="o", markersize=3, ax=ax)
+        if clusters:
+            colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+            for k, (model, spans) in enumerate(clusters.items()):
+                for start, end in spans:
+                    ax.plot([start, end], [-0.04 - 0.03 * k] * 2, lw=3, color=colours.get(model, "black"),
+                            solid_capstyle="butt")
         ax.set_title(region)
         ax.set_xlabel("time from stimulus onset (ms)")
         ax.set_ylabel("Pearson r (held-out stimuli)")
@@ -83,4 +92,28 @@ def rt_scatter_figure(panels):
         ax.set_ylabel("model RT (step)", fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
+    return figure
+
+
+def layer_time_figure(maps, time_ms, title):
+    """Layer x time maps, one heatmap per model: median r of every candidate layer per bin.
+
+    ``maps``: ``{model: {layer: [r per bin]}}``; ``time_ms``: bin starts.
+    """
+    n = len(maps)
+    figure = Figure(figsize=(4.2 * min(n, 3), 2.4 * int(np.ceil(n / 3)) + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(int(np.ceil(n / 3)), min(n, 3), squeeze=False).ravel())
+    values = [np.asarray(list(layers.values()), dtype=float) for layers in maps.values()]
+    top = max(float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0 for v in values) or 1.0
+    for ax, (model, layers), grid in zip(axes, maps.items(), values):
+        image = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest",
+                          extent=(time_ms[0], time_ms[-1] + (time_ms[1] - time_ms[0] if len(time_ms) > 1 else 10),
+                                  len(layers) - 0.5, -0.5))
+        ax.set_yticks(range(len(layers)), labels=list(layers), fontsize=7)
+        ax.set_title(model, fontsize=8)
+        ax.set_xlabel("time from stimulus onset (ms)", fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    figure.colorbar(image, ax=axes[:n].tolist(), shrink=0.8, label="median r")
+    figure.suptitle(title, fontsize=9)
     return figure

@@ -106,9 +106,14 @@ def serial_report(tmp_path_factory):
 
 def test_report_writes_every_output_with_escaped_strings(serial_report):
     config, out, scores = serial_report
-    for name in ("scores.json", "scores.csv", "index.html", "provenance.json", "figures/encoding_over_time.png",
-                 "figures/rt_vs_uncertainty.png"):
-        assert (out / name).is_file(), name
+    for name in ("scores.json", "scores.csv", "index.html", "provenance.json",
+                 "figures/time_course_sim_macaque_IT_shared_time_ridge.png",
+                 "figures/time_course_sim_macaque_V4_shared_time_ridge.png",
+                 "figures/layer_time_sim_macaque_IT_shared_time_ridge.png", "figures/rt_vs_uncertainty.png"):
+        assert (out / name).is_file(), name  # one time-course panel per dataset, never averaged across them
+    macaque = [r for r in scores["scores"] if r["benchmark"].startswith("sim-macaque")]
+    assert all(r["onset_ms"] is None or r["onset_ms_ci"][0] <= r["onset_ms"] + 1e-9 for r in macaque)
+    assert all("clusters_ms" in r and r["ceiling_method"] == "split_half" for r in macaque)
     assert not scores["failures"] and scores["simulated"] is True
     assert {(r["model"], r["benchmark"]) for r in scores["scores"]} == {
         (m["name"], b["name"]) for m in config.models for b in config.benchmarks}

@@ -20,6 +20,7 @@ from .registry import register
 
 REGIONS = ("V4", "IT")
 PROJECTION = 256
+LATENCY_BOOT = 200
 IMAGE_STEPS, BLANK_STEPS = 10, 15
 
 CITATION = """@inproceedings{nayebi2018task,
@@ -41,28 +42,44 @@ class EncodingPanel(Panel):
     title = "Macaque recordings: one ridge map shared over time"
     explanation = ("Each model's layers are mapped to a region on half of the images; the chosen layer is scored "
                    "on the other half with one linear map shared by all 10 ms bins. r is the Pearson correlation "
-                   "across held-out images per site and bin; the ceiling is the split-half reliability of the "
-                   "trial average (Spearman-Brown), on the scale of r^2; normalized = sign(r) r^2 / ceiling (1: as "
-                   "good as the data allow). The p-value tests the held-out prediction against a permutation null.")
-    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value", "note")
+                   "across held-out images per site and bin; the ceiling is the reliability of the trial average "
+                   "(split-half, Spearman-Brown) on the scale of r^2, drawn as sqrt(ceiling) beside r; normalized = "
+                   "sign(r) r^2 / ceiling (1: as good as the data allow). The p-value tests the held-out prediction "
+                   "against uniform permutations of the pairing; bars mark time clusters where the region's median r "
+                   "is significant (cluster-mass test, FWE over bins); onset is the first such bin, with a bootstrap "
+                   "CI over images. Each dataset has its own panel. The layer x time map shows every candidate "
+                   "layer's median r per bin on the mapping images (which layer explains which moment).")
+    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value", "onset_ms",
+               "onset_ms_ci", "peak_ms", "rise50_ms", "note")
 
     def figures(self, results):
-        from ..plots import figure_png, time_course_figure
+        from ..plots import figure_png, layer_time_figure, time_course_figure
 
-        rows = [{"model": result["model"], "region": result["records"][0]["region"], "time_ms": t, "r": r,
-                 "sqrt_ceiling": c}
-                for result in results if result.get("panel")
-                for t, r, c in zip(result["panel"]["time_ms"], result["panel"]["r"], result["panel"]["sqrt_ceiling"])]
-        if not rows:
-            return []
-        figure = figure_png(time_course_figure(pd.DataFrame(rows)))
-        return [("encoding_over_time.png", figure,
-                 "Median r over sites per time bin (held-out images); grey: sqrt of the ceiling")]
+        files = []
+        for benchmark in dict.fromkeys(r["benchmark"] for r in results if r.get("panel")):
+            mine = [r for r in results if r["benchmark"] == benchmark and r.get("panel")]
+            rows = [{"model": r["model"], "region": benchmark, "time_ms": t, "r": v, "sqrt_ceiling": c}
+                    for r in mine for t, v, c in zip(r["panel"]["time_ms"], r["panel"]["r"], r["panel"]["sqrt_ceiling"])]
+            clusters = {r["model"]: r["panel"].get("clusters_ms", []) for r in mine}
+            name = _slug(benchmark)
+            files.append((f"time_course_{name}.png", figure_png(time_course_figure(pd.DataFrame(rows), clusters)),
+                          f"{benchmark}: median r over sites per bin (held-out images); grey: sqrt of the ceiling; "
+                          "bars: significant clusters per model"))
+            maps = {r["model"]: r["panel"]["layer_time"] for r in mine if r["panel"].get("layer_time")}
+            if maps:
+                files.append((f"layer_time_{name}.png",
+                              figure_png(layer_time_figure(maps, mine[0]["panel"]["time_ms"], benchmark)),
+                              f"{benchmark}: layer x time map, median r per candidate layer and bin (mapping images)"))
+        return files
 
     def tables(self, results):
         records = [record for result in results for record in result["records"]]
-        return [("Layer-to-region map (chosen on the mapping half, scored on the other)", records,
-                 list(self.columns))] if records else []
+        return [("Layer-to-region map, time clusters and latencies (chosen on the mapping half, scored on the other)",
+                 records, list(self.columns))] if records else []
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() else "_" for c in text)
 
 
 @register
@@ -71,7 +88,7 @@ class SharedTimeEncoding(VariantBenchmark):
 
     dataset, metric = "macaque", "shared-time-ridge"
     simulated_regions = REGIONS
-    version = "1"
+    version = "2"  # 2: uniform-permutation held-out test, clusters over time, latencies
     citation = CITATION
     in_demo = True
     primary = "normalized"
@@ -93,6 +110,7 @@ class SharedTimeEncoding(VariantBenchmark):
     def run(self, model_spec):
         from ..assembly import has_repetitions
         from ..metrics import map_layers_to_regions, summarize
+        from ..metrics.latency import response_latencies
         from ..models.cache import cached_extract
         from ..models.reductions import SparseRandomProjection
         from ..models.spec import ModelSpec
@@ -112,15 +130,22 @@ class SharedTimeEncoding(VariantBenchmark):
         mapping = map_layers_to_regions(features, recording, seed=self.seed)
         result = mapping.evaluation[self.region]
         summary = summarize(result, by="region")[0]
-        test = heldout_permutation_test(result, n_permutations=self.n_permutations, seed=self.seed).scores()
+        full_test = heldout_permutation_test(result, n_permutations=self.n_permutations, seed=self.seed, clusters=True)
+        test = full_test.scores()
         ci = bootstrap_encoding_ci(result, n_boot=500, seed=self.seed).get(self.region) or Score()
+        latency = {s["latency"]: s for s in response_latencies(result, full_test, n_boot=LATENCY_BOOT, seed=self.seed)
+                   if s.region == self.region}
+        clusters = [c for c in full_test.clusters.significant(level="group") if c.unit == self.region]
         nan = float("nan")
         score = Score(
             value=summary["value"], region=self.region, ceiling=summary["ceiling"],
             normalized=summary["normalized"], p_value=test[self.region].p_value, null_n=test[self.region].null_n,
             ci_low=ci.ci_low, ci_high=ci.ci_high, n=summary["n"], units=self.units,
             simulated=self.simulated or bool(recording.attrs.get("simulated", False)),
-            extra={"value_fold_std": summary["value_fold_std"], "ceiling_method": summary["ceiling_method"],
+            extra={**{f"{name}_ms": latency[name].value for name in latency},
+                   **{f"{name}_ms_ci": [latency[name].ci_low, latency[name].ci_high] for name in latency},
+                   "clusters_ms": [[c.start_ms, c.end_ms, c.p_value] for c in clusters],
+                   "value_fold_std": summary["value_fold_std"], "ceiling_method": summary["ceiling_method"],
                    "ceiling_scale": "r^2 (normalized = sign(r) r^2 / ceiling)",
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
@@ -130,8 +155,12 @@ class SharedTimeEncoding(VariantBenchmark):
                                    "ceiling and normalized are undefined")
         r = result["r"].median("neuroid").values
         ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
+        layer_time = mapping.layer_time.sel(region=self.region)
         panel = {"time_ms": result["time_bin_start"].values.tolist(), "r": r.tolist(),
-                 "sqrt_ceiling": ceiling.tolist(),
+                 "sqrt_ceiling": ceiling.tolist(), "clusters_ms": [[c.start_ms, c.end_ms] for c in clusters],
+                 "onset_ms": latency["onset"].value if "onset" in latency else None,
+                 "layer_time": {str(layer): layer_time.sel(layer=layer).values.tolist()
+                                for layer in layer_time.layer.values},
                  "selection": {str(layer): float(mapping.selection.sel(layer=layer, region=self.region))
                                for layer in mapping.selection.layer.values}}
         return Scores([score]), panel

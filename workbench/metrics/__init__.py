@@ -1,7 +1,7 @@
 """Metrics: compare model and neural assemblies (encoding, ceilings, layer mapping), and the
 seed papers' analyses (de-noising, dimensionality, reaction times, behaviour)."""
 
-from . import behaviour, denoising, dimensionality, reaction_time
+from . import behaviour, denoising, dimensionality, latency, reaction_time, temporal
 
 from .ceiling import split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns, spearman_brown
@@ -16,6 +16,8 @@ __all__ = [
     "behaviour",
     "denoising",
     "dimensionality",
+    "latency",
+    "temporal",
     "reaction_time",
     "MODES",
     "PLSRegression",

@@ -8,6 +8,7 @@ choice. Reporting the best layer's score on the images that chose it would be bi
 upwards by the maximum over layers.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,9 @@ class LayerMapping:
         on the evaluation stimuli.
     score : str
         ``"normalized"`` or ``"r"`` (when the recording has no repetitions).
+    layer_time : xarray.DataArray
+        ``(layer, region, time_bin)``: every candidate's median r over the region's sites
+        per time bin on the mapping stimuli (the layer x time map).
     """
 
     selection: xr.DataArray
@@ -42,6 +46,7 @@ class LayerMapping:
     score: str = "normalized"
     mapping_stimuli: np.ndarray = field(repr=False, default=None)
     evaluation_stimuli: np.ndarray = field(repr=False, default=None)
+    layer_time: xr.DataArray = field(repr=False, default=None)
 
     def records(self):
         """One tidy record per region: chosen layer, held-out score and its spread."""
@@ -113,11 +118,20 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     scores = np.full((len(layers), len(regions)), np.nan)
     score = "normalized" if has_repetitions(recording) else "value"
     mapping_recording = select_stimuli(recording, mapping_ids)
+    over_time = None
     for i, layer in enumerate(layers):
         result = encoding_score(select_stimuli(by_layer[layer], mapping_ids), mapping_recording, estimator,
                                 mode=mode, n_splits=n_splits, seed=seed, progress=progress)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
+        site_regions = result.coords[region_coord].values.astype(str)
+        if over_time is None:
+            over_time = np.full((len(layers), len(regions), result.sizes["time_bin"]), np.nan)
+            bin_starts = result.coords["time_bin_start"].values
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for j, region in enumerate(regions):
+                over_time[i, j] = np.nanmedian(result["r"].values[site_regions == str(region)], axis=0)
     if np.isnan(scores).all(axis=0).any():
         bad = [str(regions[j]) for j in np.flatnonzero(np.isnan(scores).all(axis=0))]
         raise MetricError(f"no layer could be scored for region(s) {bad} (ceilings below min_ceiling?)")
@@ -131,5 +145,9 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         evaluation[region] = encoding_score(
             select_stimuli(by_layer[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
             estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress)
+    layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
+                              coords={"layer": layers, "region": [str(r) for r in regions],
+                                      "time_bin_start": ("time_bin", bin_starts)},
+                              attrs={"score": "median r over the region's sites", "stimuli": "mapping set"})
     return LayerMapping(selection, chosen, evaluation, score="normalized" if score == "normalized" else "r",
-                        mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids)
+                        mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids, layer_time=layer_time)

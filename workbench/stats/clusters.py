@@ -102,6 +102,9 @@ class ClusterResult:
     site_threshold: float
     group_thresholds: dict = field(default_factory=dict)
     method: str = ""
+    # per group: the (1 - alpha) quantile of the null's largest cluster mass (a cluster at
+    # least this heavy is significant); for re-using the criterion on bootstrap draws
+    group_critical_mass: dict = field(default_factory=dict)
 
     def significant(self, alpha=0.05, level="group"):
         return [c for c in self.clusters if c.level == level and c.p_value <= alpha]
@@ -173,7 +176,7 @@ class ClusterNull:
                 p_fwe = (1 + n_draws - np.searchsorted(overall, size, side="left")) / (1 + n_draws)
                 clusters.append(Cluster(str(unit), "site", first, last, float(starts[first]), float(ends[last]),
                                         mass, int(sign), float(p), float(p_fwe)))
-        thresholds = {}
+        thresholds, critical = {}, {}
         observed_groups = self._group_course(self.observed[None])
         for g, parts in self.group_null.items():
             null_g = np.concatenate(parts)  # (draws, bins)
@@ -189,6 +192,7 @@ class ClusterNull:
                 threshold_pairs = ((upper, 1.0),)
             thresholds[str(g)] = upper.tolist()
             masses = np.sort(masses)
+            critical[str(g)] = float(np.quantile(masses, 1 - self.cluster_alpha))
             course = observed_groups[g][0]
             for threshold, sign in threshold_pairs:
                 for first, last in runs(sign * course > threshold):
@@ -198,4 +202,4 @@ class ClusterNull:
                     clusters.append(Cluster(str(g), "group", first, last, float(starts[first]), float(ends[last]),
                                             float(sign * mass), int(sign), float(p)))
         return ClusterResult(sorted(clusters, key=lambda c: (c.level, c.unit, c.first_bin)), n_draws,
-                             self.alternative, self.threshold, thresholds, method)
+                             self.alternative, self.threshold, thresholds, method, critical)

@@ -6,10 +6,10 @@ from statsmodels.stats.multitest import multipletests
 from ..errors import MetricError
 
 
-def _tolerance(observed):
+def _tolerance(observed, relative=1e-9):
     # Null draws equal to the observed value (e.g. the identity permutation) must count as
     # "at least as extreme" even after floating-point reordering of the same sum.
-    return 1e-9 * max(float(np.nanmax(np.abs(observed), initial=0.0)), 1e-300)
+    return relative * max(float(np.nanmax(np.abs(observed), initial=0.0)), 1e-300)
 
 
 class NullCounter:
@@ -19,9 +19,11 @@ class NullCounter:
     uncorrected and max-statistic (FWE) p-values, both ``(1 + count) / (1 + n)``.
     """
 
-    def __init__(self, observed):
+    def __init__(self, observed, relative_tolerance=1e-9):
+        # draws within the tolerance of the observed value count as exceeding it (ties are
+        # resolved towards larger p-values: conservative); raise it for float32 nulls
         self.observed = np.asarray(observed, dtype=np.float64)
-        self.threshold = self.observed - _tolerance(self.observed)
+        self.threshold = self.observed - _tolerance(self.observed, relative_tolerance)
         self.count = np.zeros(self.observed.shape, dtype=np.int64)
         self.maxima = []
         self.n = 0
