@@ -47,19 +47,69 @@ NOTEBOOKS = {
         "reduction=SparseRandomProjection(64, seed=0), store=store)\nlazy.sizes",
     ],
     "03_shared_time_fit.ipynb": [
-        "# 03 Shared-over-time fit with ceilings and p-values\n\nOne ridge map for all time bins (Nayebi et "
-        "al.), outer CV by image, split-half ceilings, a held-out permutation test and a layer-to-region map.",
-        "import tempfile\nfrom pathlib import Path\n\nimport data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import "
-        "encoding_score, map_layers_to_regions, summarize\nfrom workbench.models import BLNet, "
-        "PresentationProtocol, extract\nfrom workbench.stats import heldout_permutation_test\n\n"
-        "simulation = simulators.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=120, "
-        "n_repetitions=10)\ntrials = data_adapters.load(simulation.path)\nmodel = "
-        "BLNet.from_config(simulation.brain)  # the network that generated the data\nfeatures = "
-        "extract(model, simulation.stimuli, protocol=PresentationProtocol(onset_ms=50), progress=False)",
-        "result = encoding_score(features, trials, n_splits=5, seed=0)\nsummarize(result).to_frame()",
-        "test = heldout_permutation_test(result, n_permutations=1000, seed=0)\ntest.scores().to_frame()",
-        "result['r'].median('neuroid').plot(x='time_bin_start');",
-        "mapping = map_layers_to_regions(features, trials, seed=0)\nmapping.records()",
+        "# 03 Dynamics: a shared-over-time fit, its time course, clusters, latencies and maps\n\n"
+        "One ridge map for all 10 ms bins (Nayebi et al.), outer cross-validation by image, noise ceilings, "
+        "and the statistics that make a *time course* a result: which bins are significant (cluster-mass "
+        "permutation test), when each region starts to respond (onset latency with a bootstrap CI), which "
+        "layer explains which moment (layer x time map), and whether one map holds across time (temporal "
+        "generalisation). The recording is the embedded simulator's: its V4 sites respond 50 ms and its IT "
+        "sites 70 ms after image onset, so every number below can be checked against the truth.",
+        "import tempfile\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport numpy as np\n\n"
+        "import data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import encoding_score, "
+        "map_layers_to_regions, summarize\nfrom workbench.metrics.latency import response_latencies\n"
+        "from workbench.metrics.temporal import temporal_generalization\nfrom workbench.models import BLNet, "
+        "SparseRandomProjection, extract\nfrom workbench.stats import heldout_permutation_test\n\n"
+        "simulation = simulators.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=160, seed=0)\n"
+        "trials = data_adapters.load(simulation.path)\nmodel = BLNet.from_config(simulation.brain)  # the network "
+        "that generated the data\nfeatures = extract(model, simulation.stimuli, protocol=simulation.protocol, "
+        "progress=False,\n                   reduction=SparseRandomProjection(128, seed=0, keep_small=True))\n"
+        "print(simulation.regions)  # (region, layer of the hidden network, planted latency in ms)",
+        "## 1. The fit and its ceiling\n`r` is the Pearson correlation across held-out images per site and "
+        "bin; the ceiling is the reliability of the trial average on the scale of r^2 (a perfect model's r^2), "
+        "here the variance-components estimate, which is unbiased even where reliability is low (early bins).",
+        "result = encoding_score(features, trials, n_splits=5, seed=0, ceiling='variance_components')\n"
+        "summarize(result).to_frame()[['region', 'value', 'ceiling', 'normalized', 'n', 'ceiling_method']]",
+        "## 2. The time course, with significant clusters\nThe held-out test permutes the pairing of one "
+        "held-out set uniformly; with `clusters=True` the same draws give cluster-mass inference over time: "
+        "contiguous bins where the region's median r is above its null, with a p-value that controls the "
+        "family-wise error over bins.",
+        "test = heldout_permutation_test(result, n_permutations=1000, seed=0, clusters=True)\n"
+        "for cluster in test.clusters.significant(level='group'):\n    print(cluster.unit, cluster.start_ms, "
+        "'-', cluster.end_ms, 'ms, mass', round(cluster.mass, 2), 'p', cluster.p_value)\n"
+        "fig, ax = plt.subplots(figsize=(6, 3))\nfor region in ('V4', 'IT'):\n    sites = result.region == region\n"
+        "    course = result['r'].where(sites, drop=True).median('neuroid')\n    ceiling = np.sqrt(result['ceiling']"
+        ".where(sites, drop=True).clip(0).median('neuroid'))\n    line, = ax.plot(result.time_bin_start, course, "
+        "label=region)\n    ax.fill_between(result.time_bin_start, 0, ceiling, color=line.get_color(), alpha=0.15)\n"
+        "    for c in test.clusters.significant(level='group'):\n        if c.unit == region:\n            ax.plot("
+        "[c.start_ms, c.end_ms], [-0.05 if region == 'V4' else -0.1] * 2, lw=4, color=line.get_color())\n"
+        "ax.set(xlabel='time from image onset (ms)', ylabel='median r (held-out)'); ax.legend();",
+        "**What it shows.** The V4 course rises at 50 ms and IT's at 70 ms; both fall after the image goes off at 100 ms plus "
+        "their latency, and the shaded ceilings (sqrt, so on the scale of r) show how much of the gap to a "
+        "perfect prediction is noise. The bars are the clusters above: outside them no bin is distinguishable "
+        "from chance once the whole time axis is accounted for.",
+        "## 3. Latencies, with bootstrap CIs, and the V4 -> IT delay\nOnset is the first bin of the first "
+        "significant cluster; the bootstrap resamples held-out images and re-applies the test's own criterion.",
+        "latencies = response_latencies(result, test, n_boot=300, seed=0)\nlatencies.to_frame()[['region', "
+        "'latency', 'value', 'ci_low', 'ci_high', 'p_value']]",
+        "**What it shows.** The planted latencies come back: V4 at 50 ms and IT at 70 ms (within one 10 ms bin), and the IT - V4 "
+        "onset difference is about 20 ms with a CI that excludes zero. A model whose layers respond in the "
+        "wrong order, or without delay, would show it here.",
+        "## 4. Which layer explains which moment (layer x time map)\nEvery candidate layer is scored on the "
+        "mapping half of the images; the chosen layer is then scored on the other half only.",
+        "mapping = map_layers_to_regions(features, trials, seed=0)\nprint(mapping.layer_for_region)\n"
+        "mapping.layer_time.plot(col='region', x='time_bin', cmap='RdBu_r', center=0, figsize=(8, 2.5));",
+        "**What it shows.** V4 maps to the hidden network's first layer and IT to its second, as planted: the map recovers the "
+        "hierarchy, not just a score.",
+        "## 5. Temporal generalisation\nFit on bin t, test on bin t'. A map that works off the diagonal means "
+        "the features-to-responses mapping is stable over time; the diagonal is the per-bin fit and the "
+        "shared-over-time fit is the special case that trains on all bins at once.",
+        "window = trials.isel(time_bin=slice(14, 26))  # 40-150 ms\ntg = temporal_generalization(features, window, "
+        "alphas=[1.0, 100.0], n_splits=5, seed=0)\ntg.summary.plot(col='group', cmap='RdBu_r', center=0, "
+        "figsize=(8, 2.5));",
+        "**What it shows.** While the image is on, each region's map generalises across its response "
+        "window (a broad square from its latency: 50 ms for V4, 70 ms for IT), so one map shared over those "
+        "bins is justified; after the image goes off the square narrows to the diagonal (the decaying "
+        "response is read out differently), and bins before the latency generalise to nothing.",
     ],
     "04_denoising_dimensionality.ipynb": [
         "# 04 De-noising and dimensionality on models and fMRI\n\nLindsay et al.'s de-noising index "
@@ -138,7 +188,7 @@ def main():
     for name, cells in NOTEBOOKS.items():
         notebook = nbformat.v4.new_notebook()
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        notebook.cells = [nbformat.v4.new_markdown_cell(c) if c.startswith("#") or c.startswith("(")
+        notebook.cells = [nbformat.v4.new_markdown_cell(c) if c.startswith(("#", "(", "**"))
                           else nbformat.v4.new_code_cell(c) for c in cells]
         for index, cell in enumerate(notebook.cells):
             cell.id = f"{name[:2]}-{index:02d}"  # stable ids: regenerating changes only what changed
