@@ -100,6 +100,18 @@ NOTEBOOKS = {
         "mapping.layer_time.plot(col='region', x='time_bin', cmap='RdBu_r', center=0, figsize=(8, 2.5));",
         "**What it shows.** V4 maps to the hidden network's first layer and IT to its second, as planted: the map recovers the "
         "hierarchy, not just a score.",
+        "## 4b. Which model step predicts which brain bin\nOne map per model step to every recorded bin: "
+        "the best step of each brain bin traces the model's timeline against the brain's.",
+        "from workbench.metrics.temporal import step_bin_correspondence\ncorrespondence = "
+        "step_bin_correspondence(features, trials.isel(time_bin=slice(10, 30)), alphas=[1.0, 100.0], n_splits=5)\n"
+        "correspondence.summary.plot(col='group', x='brain_bin', cmap='RdBu_r', center=0, figsize=(8, 2.5));\n"
+        "correspondence.best_step.to_pandas()",
+        "**What it shows.** The brain bins of each region's response window (from 50 ms for V4, 70 ms for "
+        "IT, to about 100 ms after the image goes off) are predicted by every model step, best by the steps "
+        "while the image is on (0-9); bins outside the window by none. The generating network's recurrent "
+        "state persists after offset, so its late steps still carry the image: the correspondence is a "
+        "band, not a sharp diagonal, and the best step of a bin (the table) is not sharply defined. A model "
+        "whose late steps lost the image would leave the late brain bins unexplained.",
         "## 5. Temporal generalisation\nFit on bin t, test on bin t'. A map that works off the diagonal means "
         "the features-to-responses mapping is stable over time; the diagonal is the per-bin fit and the "
         "shared-over-time fit is the special case that trains on all bins at once.",

@@ -219,3 +219,25 @@ def test_temporal_generalization_diagonal_is_the_per_bin_fit_and_a_stable_map_ge
     summary = tg.summary.sel(group="IT").values if "IT" in tg.group.values else tg.summary.values[0]
     assert summary[0, 1] > 0.8 and summary[0, 2] > 0.8  # bins 0-2 share a map: it generalises
     assert summary[0, 3] < 0.5 and summary[3, 0] < 0.5  # bin 3's map is another
+
+
+def test_step_bin_correspondence_finds_the_planted_lag_and_the_data_generalises_from_its_halves():
+    import xarray as xr
+
+    from workbench.metrics.temporal import split_half_features, step_bin_correspondence, temporal_generalization
+
+    rng = np.random.default_rng(7)
+    n_stimuli, n_steps = 90, 6
+    drive = rng.standard_normal((n_stimuli, 5, n_steps))
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=5, n_bins=n_steps, seed=8).copy(data=drive)
+    lagged = np.zeros((n_stimuli, 3, n_steps))
+    weights = rng.standard_normal((5, 3))
+    lagged[:, :, 2:] = np.einsum("spt,pn->snt", drive[:, :, :-2], weights)  # bin t reads step t - 2
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=3, n_bins=n_steps, repetitions=2, seed=9)
+    trials = trials.copy(data=np.tile(lagged, (2, 1, 1)) + 0.3 * trials.values)
+    found = step_bin_correspondence(features, trials, alphas=[0.1, 10.0], n_splits=3)
+    best = found.best_step.values  # (group, brain bin)
+    assert (best[:, 2:] == np.arange(n_steps - 2)).all(), best
+    data_features, halves = split_half_features(trials, seed=0)
+    tg = temporal_generalization(data_features, halves, alphas=[1.0], n_splits=3)
+    assert isinstance(tg, xr.Dataset) and np.nanmean(np.diagonal(tg.summary.values, axis1=1, axis2=2)[:, 2:]) > 0.5
