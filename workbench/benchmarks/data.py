@@ -12,6 +12,19 @@ from ..errors import WorkbenchError
 IMAGE_SIZE = 32  # the seed zoo's input size
 
 
+def simulation_key(options, *code):
+    """Content key of a simulated dataset: its options, the source files of the code that
+    writes it (simulator, hidden network, stimuli) and the package versions, so an edited
+    simulator never reuses an old file."""
+    import numpy
+
+    from .. import __version__
+    from ..keys import ContentKey
+
+    return ContentKey({"options": options, "workbench": __version__, "numpy": numpy.__version__}).source(
+        "code", *code).hexdigest(16)
+
+
 def image_set(stimuli_csv=None, size=IMAGE_SIZE):
     """The images a benchmark can show: its stimulus-set CSV's, else scikit-learn's digits;
     and where they come from (for messages)."""
@@ -39,11 +52,14 @@ def macaque_recording(path, seed, n_stimuli, data_dir):
     """The recording at ``path``, or the simulated one (written once into ``data_dir``)."""
     import data_adapters
 
+    from ..models import BLNet, extract
     from ..simulators import simulate_macaque
+    from ..stimuli import digits
 
     if path:
         return data_adapters.load(path), path
-    path = Path(data_dir) / f"sim_macaque_seed{seed}_n{n_stimuli}.nc"
+    key = simulation_key({"seed": seed, "n_stimuli": n_stimuli}, simulate_macaque, BLNet, extract, digits)
+    path = Path(data_dir) / f"sim_macaque_seed{seed}_n{n_stimuli}_{key}.nc"
     if not path.exists():
         simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed)
     return data_adapters.load(path), str(path)
@@ -60,7 +76,10 @@ def blur_fmri(path, seed, data_dir):
     if path:
         paths = [path]
     else:
-        directory = Path(data_dir) / f"sim_blur_fmri_seed{seed}"
+        from ..stimuli import blur, digits
+
+        key = simulation_key({"seed": seed}, simulate_blur_fmri, blur, digits)
+        directory = Path(data_dir) / f"sim_blur_fmri_seed{seed}_{key}"
         marker = directory / "complete.json"
         if not marker.exists():
             simulation = simulate_blur_fmri(directory, write_nifti=False, seed=seed)
@@ -86,7 +105,8 @@ def human_ratings(path, stimuli_csv, seed, data_dir):
             raise WorkbenchError(f"{path}: no rated stimulus has an image (e.g. {uncertainty.index[0]!r})")
         return shown_stimuli(ids, path, images=images), uncertainty, path
     stimuli, planted = spoerer_stimuli(seed=seed)
-    path = Path(data_dir) / f"sim_human_seed{seed}.sqlite"
+    key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)
+    path = Path(data_dir) / f"sim_human_seed{seed}_{key}.sqlite"
     if not path.exists():
         simulate_human_ratings(path, uncertainty=planted, seed=seed)
     return stimuli, human_uncertainty(data_adapters.load(path)), str(path)

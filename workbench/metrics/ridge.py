@@ -394,15 +394,21 @@ class RidgeCV:
             return (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
 
         if predict_also is not None:
-            also = np.asarray(predict_also)
-            self.also_prediction_ = np.empty(also.shape[:2] + (Y.shape[-1],), dtype=np.float64)
+            # prepared like X (the same offsets and scales), so the other rows go through the
+            # same backend arithmetic as the fold's own predictions (one thread pool, not two)
+            work = np.float64 if self.dtype == "float64" else np.float32
+            also = np.asarray(predict_also, dtype=np.float64)
+            also = self._bk.asarray((((also - self._x_offset) / self._x_scale) if self.standardize
+                                     else (also - self._x_offset)).astype(work))
+            self.also_prediction_ = np.empty(tuple(predict_also.shape[:2]) + (Y.shape[-1],), dtype=np.float64)
         iterator = folds if progress is None else progress(folds)
         for k, (_, test) in enumerate(iterator):
             predictions[test] = fit_and_predict(atom_outer != k, test)
             chosen[k] = self.alpha_
             if predict_also is not None:
-                rows = also[test].reshape(-1, also.shape[-1])
-                self.also_prediction_[test] = self.predict(rows).reshape(len(test), also.shape[1], -1)
+                rows = also[self._bk.index(test)].reshape(-1, X.shape[-1])
+                predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64) + self._y_offset
+                self.also_prediction_[test] = predicted.reshape(len(test), predict_also.shape[1], -1)
         if split_half:
             split = np.full(Y.shape, np.nan)
             first_half = (len(folds) + 1) // 2

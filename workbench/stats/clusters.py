@@ -44,8 +44,26 @@ def run_masses(statistic, threshold, sign=1.0):
     return np.where(inside, np.take_along_axis(total, end_of, axis=-1) - before, 0.0)
 
 
+def _largest_run(value, threshold):
+    """Largest sum of a run of ``value > threshold`` along the last axis, for a threshold
+    >= 0 (every summed value is positive, so a run's running sum peaks at its end and the
+    largest running sum is the largest run: one cumulative sum, no backward pass)."""
+    inside = value > threshold
+    zero = value.dtype.type(0)
+    total = np.cumsum(np.where(inside, value, zero), axis=-1)
+    # the running total where the current run started: carried forward from the last gap
+    base = np.maximum.accumulate(np.where(inside, zero, total), axis=-1)  # totals never decrease
+    return np.where(inside, total - base, zero).max(axis=-1, initial=zero)
+
+
 def max_cluster_mass(statistic, threshold, alternative="greater"):
     """The largest cluster mass along the last axis (0 where no bin passes the threshold)."""
+    statistic = np.asarray(statistic)
+    if np.ndim(threshold) == 0 and threshold >= 0:
+        masses = _largest_run(statistic, threshold)
+        if alternative == "two-sided":
+            masses = np.maximum(masses, _largest_run(-statistic, threshold))
+        return masses
     masses = run_masses(statistic, threshold).max(axis=-1)
     if alternative == "two-sided":
         masses = np.maximum(masses, run_masses(statistic, threshold, -1.0).max(axis=-1))
@@ -120,6 +138,17 @@ class ClusterResult:
                       for c in self.clusters if c.level == "group")
 
 
+def median_last(values):
+    """Median along the last axis by partial sorting (the values must be finite): about 4x
+    faster than ``np.median`` on the per-draw group courses, with the same result."""
+    n = values.shape[-1]
+    k = n // 2
+    if n % 2:
+        return np.partition(values, k, axis=-1)[..., k]
+    middle = np.partition(values, (k - 1, k), axis=-1)
+    return 0.5 * (middle[..., k - 1] + middle[..., k])
+
+
 def r_to_t(r, n):
     """Student t of a Pearson r over ``n`` pairs (``r sqrt((n-2)/(1-r^2))``)."""
     r = np.clip(np.asarray(r, dtype=np.float64), -1 + 1e-12, 1 - 1e-12)
@@ -154,11 +183,18 @@ class ClusterNull:
 
     def _group_course(self, r):
         """``(draws, sites, bins)`` -> ``{group: (draws, bins)}``: median over the group's sites."""
-        return {g: np.median(r[:, mask, :], axis=1) for g, mask in self.groups.items()}
+        return {g: median_last(np.ascontiguousarray(r[:, mask, :].transpose(0, 2, 1)))
+                for g, mask in self.groups.items()}
 
     def update(self, null):
-        r = null.reshape((len(null),) + self.shape)
-        self.site_max.append(max_cluster_mass(r_to_t(r, self.n), self.threshold, self.alternative))
+        # float32 is ample for thresholding and summing a few t values, and halves the traffic
+        r = null.reshape((len(null),) + self.shape).astype(np.float32)
+        # t is monotone in r: only cells past the threshold's r need their t (about 5 % under the null)
+        r_threshold = self.threshold / np.sqrt(self.n - 2 + self.threshold ** 2)
+        t = np.zeros(r.shape, dtype=np.float32)
+        beyond = np.abs(r) > r_threshold
+        t[beyond] = r_to_t(r[beyond], self.n)
+        self.site_max.append(max_cluster_mass(t, self.threshold, self.alternative))
         for g, course in self._group_course(r).items():
             self.group_null[g].append(course)
 
