@@ -10,13 +10,15 @@ from .errors import WorkbenchError
 
 def _print_scores(scores):
     """One line per score record, failures on stderr; the exit code (1 if a task failed)."""
+    from .stats.permutation import p_floor_text
+
     for record in scores["scores"]:
         if record.get("claim"):  # a replication's claim
             print(f"{record['benchmark']:<24} {record['verdict']:<15} {record['claim']}")
         else:
             region = record.get("region") or ""
-            print(f"{record['model']:<24} {record['benchmark']:<36} {region:<4} value={record['value']:.3f}"
-                  f" p={record.get('p_value', float('nan')):.4f}")
+            p = p_floor_text(record.get("p_value"), record.get("null_n")).replace(" ", "")
+            print(f"{record['model']:<24} {record['benchmark']:<36} {region:<4} value={record['value']:.3f} {p}")
     for failure in scores["failures"]:
         print(f"FAILED {failure['model']} x {failure['benchmark']}: {failure['error']}", file=sys.stderr)
     return 1 if scores["failures"] else 0

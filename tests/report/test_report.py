@@ -325,3 +325,24 @@ def test_scores_csv_neutralises_spreadsheet_formulas(tmp_path):
     safe = spreadsheet_safe(frame)
     assert safe["model"].tolist()[:5] == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@SUM(A1)", "plain"]
     assert safe["value"].tolist() == frame["value"].tolist()
+
+
+def test_p_values_at_the_floor_read_as_a_bound(serial_report):
+    _, out, scores = serial_report
+    page = (out / "index.html").read_text()
+    floors = [r for r in scores["scores"] if r.get("null_n") and r["p_value"] <= 1 / (r["null_n"] + 1) + 1e-12]
+    assert floors, "the tiny report has p-values at the floor of its 200 draws"
+    assert "p &lt; 0.005" in page and "p = 0.00498" not in page
+
+
+def test_auto_permutations_size_each_test_from_its_family(tmp_path):
+    config = parse_config({"models": [{"name": "b", "zoo": "b", "train": False, "config": {"channels": [4, 8]}}],
+                           "benchmarks": ["sim-macaque.IT.shared-time-ridge", "sim-human.rt-uncertainty"],
+                           "settings": {"n_permutations": "auto", "n_stimuli": 60}})
+    scores = build_report(config, tmp_path / "out", progress=False)
+    draws = {r["benchmark"]: r["null_n"] for r in scores["scores"]}
+    # IT: 16 sites x 25 model-aligned bins = 400 cells -> 0.05 / 400 needs 8,000 draws; one RT test -> 1,000
+    assert draws == {"sim-macaque.IT.shared-time-ridge": 8000, "sim-human.rt-uncertainty": 1000}
+    with pytest.raises(ConfigError, match='positive integer or "auto"'):
+        parse_config({"models": [{"name": "b", "zoo": "b"}], "benchmarks": ["sim-human.rt-uncertainty"],
+                      "settings": {"n_permutations": "many"}})

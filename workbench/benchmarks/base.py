@@ -105,7 +105,8 @@ class Benchmark:
     path, stimuli : str, optional
         A real-file variant's data file and stimulus-set CSV.
     seed, n_permutations, n_stimuli : int
-        Run settings (the report's ``[settings]``).
+        Run settings (the report's ``[settings]``); ``n_permutations`` may be ``"auto"``
+        (:meth:`draws`).
     cache_dir : path, optional
         Where simulated data, trained models and activations are cached.
     **options
@@ -169,6 +170,13 @@ class Benchmark:
         return identity
 
     # ---------------------------------------------------------------- the work
+    def draws(self, n_tests=1):
+        """Permutation draws for a family of ``n_tests``: the setting, or with ``"auto"``
+        enough that the floor ``1/(n+1)`` is below ``0.05 / n_tests`` (at least 1,000)."""
+        from ..stats.permutation import draws_for_family
+
+        return draws_for_family(n_tests) if self.n_permutations == "auto" else self.n_permutations
+
     def build_model(self, model_spec):
         """The ``nn.Module`` of a model spec (trained zoo models come from the cache)."""
         from ..models.spec import ModelSpec

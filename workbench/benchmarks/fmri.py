@@ -104,7 +104,7 @@ class BlurDenoising(VariantBenchmark):
             brain.append(fmri_denoising_index(roi, level=BLUR_LEVEL, by=None).values[:, 0])
             brain_pr.append([participation_ratio(roi.isel(time_bin=t).values) for t in (0, -1)])
         index = xr.DataArray(np.concatenate(brain)[:, None], dims=("pair", "group"), coords={"group": [self.region]})
-        record = denoising_test(index, n_permutations=self.n_permutations, seed=self.seed)[0]
+        record = denoising_test(index, n_permutations=self.draws(), seed=self.seed)[0]
         return record, np.mean(brain_pr, axis=0)
 
     def run(self, model_spec):
@@ -139,7 +139,7 @@ class BlurDenoising(VariantBenchmark):
         variance = units.var("presentation").sum("neuroid").values
         early = int(np.flatnonzero(variance > 0)[0]) if (variance > 0).any() else 0
         model_index = fmri_denoising_index(units, level=BLUR_LEVEL, early=early, late=-1, by="layer")
-        model_record = denoising_test(model_index, n_permutations=self.n_permutations, seed=self.seed)[0]
+        model_record = denoising_test(model_index, n_permutations=self.draws(), seed=self.seed)[0]
         degraded = units.isel(presentation=np.flatnonzero(units.blur_level.values == BLUR_LEVEL))
         model_pr = [participation_ratio(degraded.isel(time_bin=t).values) for t in (early, -1)]
         score = Score(

@@ -85,7 +85,7 @@ class RTUncertainty(VariantBenchmark):
         if category:
             coords["category"] = ("presentation", stimuli.metadata[category].astype(str).to_numpy())
         entropy = xr.DataArray(entropy, dims=("presentation", "time_bin"), coords=coords)
-        result = rt.rt_uncertainty_score(entropy, uncertainty, n_permutations=self.n_permutations,
+        result = rt.rt_uncertainty_score(entropy, uncertainty, n_permutations=self.draws(),
                                          seed=self.seed, within="category" if category else None)
         score = Score(value=result["value"], p_value=result["p_value"], null_n=result["null_n"], n=result["n"],
                       units=self.units, simulated=self.simulated,

@@ -4,7 +4,7 @@
 
     [settings]                 # all optional
     seed = 0
-    n_permutations = 1000
+    n_permutations = 1000      # or "auto": enough draws for each test's family of cells
     title = "My models vs the simulated recordings"
 
     [[models]]
@@ -124,10 +124,13 @@ def parse_config(data, base=Path("."), source="<dict>"):
         raise ConfigError(f"settings.{bad[0]}", f"unknown setting; valid: {', '.join(sorted(SETTING_KEYS))}")
     settings = {**DEFAULT_SETTINGS, **settings}
     for name in ("seed", "n_permutations", "n_stimuli"):
+        if name == "n_permutations" and settings[name] == "auto":
+            continue  # sized from each test's family (workbench.stats.permutation.draws_for_family)
         if not isinstance(settings[name], int) or isinstance(settings[name], bool) or settings[name] < (
                 1 if name != "seed" else 0):
-            raise ConfigError(f"settings.{name}", f"must be a {'non-negative' if name == 'seed' else 'positive'} "
-                                                  f"integer, got {settings[name]!r}")
+            kind = "non-negative integer" if name == "seed" else "positive integer"
+            kind += ' or "auto"' if name == "n_permutations" else ""
+            raise ConfigError(f"settings.{name}", f"must be a {kind}, got {settings[name]!r}")
     if not isinstance(settings["title"], str):
         raise ConfigError("settings.title", f"must be a string, got {settings['title']!r}")
     if settings["n_stimuli"] > 1797:

@@ -3,6 +3,8 @@
 import base64
 import html
 
+from ..stats.permutation import p_floor_text
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222}
 .banner{background:#fff3cd;border:1px solid #e0c36c;padding:.6rem 1rem;font-weight:600}
@@ -57,7 +59,8 @@ def _score_cell(record, primary):
     low, high = record.get(f"{prefix}ci_low"), record.get(f"{prefix}ci_high")
     sort = float(value) if isinstance(value, (int, float)) and value == value else -1e300
     ci = f" [{_number(low)}, {_number(high)}]" if low is not None and low == low else ""
-    p = f"<br><span class=small>p = {_number(record.get('p_value'), 4)}</span>" if record.get("p_value") is not None else ""
+    p = (f"<br><span class=small>{html.escape(p_floor_text(record.get('p_value'), record.get('null_n')))}</span>"
+         if record.get("p_value") is not None else "")
     return f'<td class="num" data-sort="{sort!r}">{_number(value)}<span class=small>{html.escape(ci)}</span>{p}</td>'
 
 

@@ -147,9 +147,11 @@ def draws_for_family(n_tests, alpha=0.05, minimum=1000, maximum=100_000):
 def p_floor_text(p_value, n_permutations):
     """``"p < 0.001"`` when ``p_value`` is the floor ``1 / (n + 1)`` of ``n`` draws, else
     ``"p = ..."``: a floor is a bound, not an estimate."""
-    floor = 1.0 / (n_permutations + 1)
     if p_value is None or not np.isfinite(p_value):
         return "p = n/a"
+    if not n_permutations:  # no draws behind it (an analytic p): no floor to state
+        return f"p = {p_value:.3g}"
+    floor = 1.0 / (n_permutations + 1)
     if p_value <= floor * (1 + 1e-9):
         return f"p < {floor:.2g}"
     return f"p = {p_value:.3g}"
