@@ -180,8 +180,7 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
         Only compute these chunk indices (see :func:`permutation_chunks`); for splitting
         the null over workers. Default: all.
     block_size : int, optional
-        Draws computed together (memory ``block_size x stimuli x cells`` floats); default
-        about 64 MB.
+        Draws computed together within a cache-sized slab of cells (default 8).
     clusters : bool
         Also run cluster-based inference over time bins on the same draws
         (:mod:`workbench.stats.clusters`): per site (cluster-forming threshold: the t of r at
@@ -257,14 +256,24 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
 
 def heldout_null(Pz, Yz, permutations, block_size=None):
     """Null statistics ``(draws, cells)``: ``sum_i Pz[i] Yz[perm(i)] / n`` for each row of
-    ``permutations``, in blocks of draws (about 64 MB of gathered rows at a time)."""
-    n = Pz.shape[0]
-    if block_size is None:
-        block_size = max(1, int(16e6 // max(Yz.size, 1)))
-    null = np.empty((len(permutations), Pz.shape[1]), dtype=np.float64)
-    for start in range(0, len(permutations), block_size):
-        block = permutations[start:start + block_size]
-        null[start:start + len(block)] = np.einsum("bic,ic->bc", Yz[block], Pz, optimize=False) / np.float32(n)
+    ``permutations``.
+
+    Cache-blocked: cells in slabs whose ``stimuli x cells`` fit in the L2 cache (~640 kB),
+    and within a slab ``block_size`` draws at a time (default 8), so the gathered rows are
+    read from cache rather than memory (1.3 vs 2.3 ms a draw at 320 stimuli x 7,680 cells).
+    """
+    n, n_cells = Pz.shape
+    block_size = block_size or 8
+    width = max(64, int(160_000 // max(n, 1)))
+    null = np.empty((len(permutations), n_cells), dtype=np.float64)
+    scale = Pz.dtype.type(n)
+    for c0 in range(0, n_cells, width):
+        P_slab = np.ascontiguousarray(Pz[:, c0:c0 + width])
+        Y_slab = np.ascontiguousarray(Yz[:, c0:c0 + width])
+        for start in range(0, len(permutations), block_size):
+            block = permutations[start:start + block_size]
+            null[start:start + len(block), c0:c0 + width] = (
+                np.einsum("bic,ic->bc", Y_slab[block], P_slab, optimize=False) / scale)
     return null
 
 
