@@ -188,11 +188,11 @@ class ClusterNull:
 
     def update(self, null):
         # float32 is ample for thresholding and summing a few t values, and halves the traffic
-        r = null.reshape((len(null),) + self.shape).astype(np.float32)
+        r = null.reshape((len(null),) + self.shape).astype(np.float32, copy=False)
         # t is monotone in r: only cells past the threshold's r need their t (about 5 % under the null)
         r_threshold = self.threshold / np.sqrt(self.n - 2 + self.threshold ** 2)
+        beyond = (r > r_threshold) | (r < -r_threshold) if self.alternative == "two-sided" else r > r_threshold
         t = np.zeros(r.shape, dtype=np.float32)
-        beyond = np.abs(r) > r_threshold
         t[beyond] = r_to_t(r[beyond], self.n)
         self.site_max.append(max_cluster_mass(t, self.threshold, self.alternative))
         for g, course in self._group_course(r).items():
