@@ -4,8 +4,6 @@ Each reader turns its file into an assembly and then calls :func:`finish`, so th
 ``nan_policy`` option means the same thing for every format.
 """
 
-import os
-import stat
 import warnings
 
 import numpy as np
@@ -15,25 +13,6 @@ from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
 NAN_POLICIES = ("warn", "raise", "propagate")
 VOXEL_NORMALIZATIONS = (None, "zscore", "unit_norm")
-
-
-def check_regular_file(path, allow_directory=False):
-    """Refuse, before anything opens it, a path that is missing, a symbolic-link loop, or not
-    a regular file (a FIFO, socket or device would block a reader forever)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found", "check the path") from None
-    except OSError as error:
-        raise DataFormatError(path, f"cannot be opened ({error.strerror})",
-                              "a symbolic-link loop or an unreadable path?") from None
-    if stat.S_ISDIR(mode):
-        if allow_directory:
-            return
-        raise DataFormatError(path, "is a directory", "point at a data file")
-    if not stat.S_ISREG(mode):
-        raise DataFormatError(path, "is not a regular file (a FIFO, socket or device)",
-                              "point at a data file: reading a pipe or device could block forever")
 
 
 def check_nan_policy(path, nan_policy):

@@ -31,7 +31,9 @@ import xarray as xr
 from workbench.errors import DataFormatError, DataWarning
 
 from .bdata import roi_name, normalize_voxels
-from .checks import check_nan_policy, check_regular_file, check_voxel_normalization, finish
+from workbench.storage import check_regular_file
+
+from .checks import check_nan_policy, check_voxel_normalization, finish
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 EVENT_COLUMNS = ("onset", "duration", "stimulus_id")

@@ -12,7 +12,7 @@ from pathlib import Path
 from workbench.errors import DataFormatError
 
 from . import bdata, brainio, human, nifti, stimulus_set
-from .checks import check_regular_file
+from workbench.storage import check_regular_file
 
 # name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description).
 # Order matters: BData is HDF5 too, so it is recognised before BrainIO's netCDF-4.

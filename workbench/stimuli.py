@@ -156,11 +156,10 @@ MAX_IMAGE_PIXELS = 100_000_000  # larger images are refused (decompression bombs
 def _image_file(name, base, source, allow_outside):
     """The checked path of one listed image: inside the set's folder (unless allowed), an
     existing regular file (never a FIFO, device or symbolic-link loop)."""
-    import os
-    import stat
     from pathlib import Path
 
     from .errors import DataFormatError
+    from .storage import check_regular_file
 
     path = Path(name) if Path(name).is_absolute() else base / name
     if not allow_outside:
@@ -171,14 +170,7 @@ def _image_file(name, base, source, allow_outside):
         if not inside:
             raise DataFormatError(path, f"image listed in {source} lies outside the stimulus set's folder {base}",
                                   "keep images inside it, or pass allow_outside=True if you trust the list")
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        raise DataFormatError(path, f"image listed in {source} cannot be opened ({error.strerror})",
-                              "check the file exists (and is no symbolic-link loop)") from None
-    if not stat.S_ISREG(mode):
-        raise DataFormatError(path, f"image listed in {source} is not a regular file",
-                              "list image files, not folders, pipes or devices")
+    check_regular_file(path, subject=f"image listed in {source} ")
     return path
 
 

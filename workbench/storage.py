@@ -9,9 +9,12 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
+
+from .errors import DataFormatError
 
 STALE_AFTER_S = 24 * 3600
 
@@ -44,6 +47,26 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_regular_file(path, allow_directory=False, subject=""):
+    """Refuse, before anything opens it, a path that is missing, a symbolic-link loop, or not
+    a regular file (a FIFO, socket or device would block a reader forever). ``subject``
+    starts the message (e.g. ``"image listed in set.csv "``)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataFormatError(path, f"{subject}file not found", "check the path") from None
+    except OSError as error:
+        raise DataFormatError(path, f"{subject}cannot be opened ({error.strerror})",
+                              "a symbolic-link loop or an unreadable path?") from None
+    if stat.S_ISDIR(mode):
+        if allow_directory:
+            return
+        raise DataFormatError(path, f"{subject}is a directory", "point at a data file")
+    if not stat.S_ISREG(mode):
+        raise DataFormatError(path, f"{subject}is not a regular file (a FIFO, socket or device)",
+                              "point at a data file: reading a pipe or device could block forever")
 
 
 def owner():
@@ -92,9 +115,14 @@ def write_text(path, text):
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(obj):
+    """``obj`` as the project's JSON text: indented, non-finite floats as ``null``."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path, obj):
     """Atomically write ``obj`` as indented JSON; non-finite floats become ``null``."""
-    write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
+    write_text(path, json_text(obj))
 
 
 def json_safe(obj):
