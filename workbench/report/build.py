@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import WorkbenchError
-from ..storage import atomic_path, json_safe
+from ..storage import atomic_path, json_text
 from .html import render_batch_report
 from .runner import CACHE_MARK, benchmark_of, execute, plan
 
@@ -113,15 +113,13 @@ def publish(out, files, json_files):
     import shutil
     import uuid
 
-    import json
-
     staging = out / f".report-{uuid.uuid4().hex}.tmp"
     try:
         for name, data in files.items():
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if name in json_files:
-                data = (json.dumps(json_safe(json_files[name]), indent=2, allow_nan=False) + "\n").encode()
+                data = json_text(json_files[name]).encode()
             target.write_bytes(data)
         for name in sorted(files, key=lambda n: n == "scores.json"):
             (out / name).parent.mkdir(parents=True, exist_ok=True)
