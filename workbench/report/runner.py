@@ -72,9 +72,10 @@ def plan(config):
     tasks = []
     for spec in config.benchmarks:
         benchmark = benchmark_of(spec, config.settings)
+        identity = benchmark.identity()  # hashes its input files: once, not once per model
         for model in [None] if benchmark.model_free else config.models:
             key = content_key({"model": identities[model["name"]] if model else None,
-                               "benchmark": benchmark.identity(), "versions": versions})
+                               "benchmark": identity, "versions": versions})
             tasks.append(Task(key, model, spec, dict(config.settings)))
     return tasks
 
@@ -127,9 +128,7 @@ def read_cached(path):
     entry is recomputed, never trusted)."""
     try:
         result = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError):  # missing, unreadable, or not JSON (UnicodeDecodeError is a ValueError)
         return None
     return result if isinstance(result, dict) and "records" in result else None
 
