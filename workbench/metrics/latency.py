@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import MetricError
 from ..scores import Score, Scores
+from ..stats.bootstrap import pearson_sums, resample_weights, weighted_pearson
 from ..stats.clusters import run_masses
 from ..stats.permutation import flat_cells, heldout_permutation_test, permutation_chunks
 
@@ -45,12 +46,6 @@ def _onset(course, threshold, critical_mass):
     masses = run_masses(course[None], threshold)[0]
     hit = np.flatnonzero(masses >= critical_mass - 1e-12)
     return float(hit[0]) if len(hit) else np.nan
-
-
-def _weighted_r(weights, stacked, n):
-    sx, sy, sxx, syy, sxy = np.split(weights @ stacked, 5, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
 
 
 def response_latencies(result, test=None, n_boot=1000, seed=0, by="region", level=0.95, n_permutations=1000):
@@ -87,7 +82,7 @@ def response_latencies(result, test=None, n_boot=1000, seed=0, by="region", leve
     groups = result.coords[by].values if by in result.coords else np.array(["all"] * n_sites)
     labels = list(dict.fromkeys(str(g) for g in groups))
     masks = {g: groups.astype(str) == g for g in labels}
-    stacked = np.concatenate([P, Y, P * P, Y * Y, P * Y], axis=1)
+    stacked = pearson_sums(P, Y)
 
     def latencies(r):  # r (draws, sites*bins) -> {group: (draws, 3)} in bin indices
         cube = r.reshape(len(r), n_sites, n_bins)
@@ -102,17 +97,15 @@ def response_latencies(result, test=None, n_boot=1000, seed=0, by="region", leve
                                     else np.nan, _rise50(c)] for c in course])
         return out
 
-    observed = latencies(_weighted_r(np.ones((1, n)), stacked, n))
+    observed = latencies(weighted_pearson(np.ones((1, n)), stacked, n))
     significant = [c for c in clusters.significant(level="group") if c.sign > 0]
     for g in labels:  # the onset of the observed course is the test's first significant cluster
         first = [c.first_bin for c in significant if c.unit == g]
         observed[g][0, 0] = float(min(first)) if first else np.nan
     draws = {g: [] for g in labels}
     for _, size, sequence in permutation_chunks(seed, n_boot, 250):
-        picks = np.random.default_rng(sequence).integers(0, n, size=(size, n))
-        weights = np.zeros((size, n))
-        np.add.at(weights, (np.repeat(np.arange(size), n), picks.ravel()), 1.0)
-        for g, values in latencies(_weighted_r(weights, stacked, n)).items():
+        weights = resample_weights(size, n, np.random.default_rng(sequence))
+        for g, values in latencies(weighted_pearson(weights, stacked, n)).items():
             draws[g].append(values)
     draws = {g: np.concatenate(v) for g, v in draws.items()}
     to_ms = lambda index: np.where(np.isfinite(index), starts[np.nan_to_num(index).astype(int)], np.nan)  # noqa: E731

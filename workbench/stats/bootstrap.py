@@ -13,6 +13,27 @@ from .groups import GroupSummary
 from .permutation import flat_cells, fold_standardized, permutation_chunks
 
 
+def pearson_sums(x, y):
+    """``[x, y, x*x, y*y, x*y]`` side by side: the per-row sums a weighted Pearson r needs."""
+    return np.concatenate([x, y, x * x, y * y, x * y], axis=1)
+
+
+def resample_weights(size, n, rng):
+    """``(size, n)`` multiplicities of ``size`` bootstrap resamples of ``n`` rows."""
+    weights = np.zeros((size, n))
+    picks = rng.integers(0, n, size=(size, n))
+    np.add.at(weights, (np.repeat(np.arange(size), n), picks.ravel()), 1.0)
+    return weights
+
+
+def weighted_pearson(weights, stacked, n):
+    """Pearson r of every column pair for every row of multiplicities ``weights``: one GEMM
+    over :func:`pearson_sums` (``n`` rows per resample)."""
+    sx, sy, sxx, syy, sxy = np.split(weights @ stacked, 5, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
+
+
 def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", chunk_size=500):
     """Percentile bootstrap CIs (over stimuli) of each group's encoding summary.
 
@@ -33,7 +54,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
     x = fold_standardized(flat_cells(result, "prediction"), fold)
     y = fold_standardized(flat_cells(result, "target"), fold)
     n_stimuli = x.shape[0]
-    stacked = np.concatenate([x, y, x * x, y * y, x * y], axis=1)
+    stacked = pearson_sums(x, y)
     ceiling = result["ceiling"].values.reshape(-1)
     summary = GroupSummary(result, by)
 
@@ -43,19 +64,11 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
                                   np.sign(r) * r**2 / ceiling, np.nan)
         return {"value": summary(r), "normalized": summary(normalized)}
 
-    def correlations(sums, n):
-        sx, sy, sxx, syy, sxy = np.split(sums, 5, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
-
-    point = summaries(correlations(stacked.sum(0, keepdims=True), n_stimuli))
+    point = summaries(weighted_pearson(np.ones((1, n_stimuli)), stacked, n_stimuli))
     draws = {"value": {g: [] for g in point["value"]}, "normalized": {g: [] for g in point["value"]}}
     for _, size, sequence in permutation_chunks(seed, n_boot, chunk_size):
-        rng = np.random.default_rng(sequence)
-        weights = np.zeros((size, n_stimuli))
-        picks = rng.integers(0, n_stimuli, size=(size, n_stimuli))
-        np.add.at(weights, (np.repeat(np.arange(size), n_stimuli), picks.ravel()), 1.0)
-        boot = summaries(correlations(weights @ stacked, n_stimuli))
+        weights = resample_weights(size, n_stimuli, np.random.default_rng(sequence))
+        boot = summaries(weighted_pearson(weights, stacked, n_stimuli))
         for name in draws:
             for g in draws[name]:
                 draws[name][g].append(boot[name][g])
