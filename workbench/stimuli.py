@@ -1,8 +1,14 @@
 """Stimulus sets: images plus one ``stimulus_id`` each and per-image metadata.
 
-Embedded sets: scikit-learn's digits (:func:`digits`) and natural photographs from
-scikit-learn and scikit-image (:func:`natural_images`). Images are float32 ``(n, channels,
-height, width)``, standardised so that 0 is the mean grey level (a "grey frame" is all zeros).
+Embedded sets: scikit-learn's digits (:func:`digits`), natural photographs from
+scikit-learn and scikit-image (:func:`natural_images`) and rendered HvM-style objects
+(:func:`workbench.object_stimuli.objects`). Images are float32 ``(n, channels, height,
+width)``, normalised so that 0 is the background / mean grey level (a "grey frame" is all
+zeros).
+
+A model declares how it must see images with a :class:`Preprocessing` (size, channels,
+normalisation); a stimulus set stays in its native form (files on disk, 8 px digits) until
+it is rendered to that declaration.
 """
 
 from dataclasses import dataclass, field
@@ -11,6 +17,84 @@ import numpy as np
 import pandas as pd
 
 from .errors import WorkbenchError
+
+
+NORMALIZATIONS = ("set", "imagenet")
+CHANNELS = ("grey", "rgb")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model must be shown images.
+
+    Attributes
+    ----------
+    size : int
+        Height = width in pixels (images are centre-cropped to a square, then resized).
+    channels : {"grey", "rgb"}
+        One luminance channel (ITU-R 601-2), or three RGB channels (grey images repeated).
+    normalization : {"set", "imagenet"}
+        ``"set"``: standardise over the stimulus set (mean 0, sd 1 over all pixels; the zoo's
+        convention). ``"imagenet"``: pixels in [0, 1], minus the ImageNet mean and over its
+        sd per channel (torchvision's and CORnet's convention).
+
+    The default, 32 px greyscale standardised over the set, is the seed zoo's.
+    """
+
+    size: int = 32
+    channels: str = "grey"
+    normalization: str = "set"
+
+    def __post_init__(self):
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 1:
+            raise WorkbenchError(f"preprocessing size must be a positive integer (px), got {self.size!r}")
+        if self.channels not in CHANNELS:
+            raise WorkbenchError(f"preprocessing channels must be one of {CHANNELS}, got {self.channels!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise WorkbenchError(f"preprocessing normalization must be one of {NORMALIZATIONS}, "
+                                 f"got {self.normalization!r}")
+
+    @property
+    def n_channels(self):
+        return 1 if self.channels == "grey" else 3
+
+    @property
+    def greyscale(self):
+        return self.channels == "grey"
+
+    def as_dict(self):
+        return {"size": int(self.size), "channels": self.channels, "normalization": self.normalization}
+
+    def describe(self):
+        norm = "ImageNet mean/sd" if self.normalization == "imagenet" else "standardised over the set"
+        return f"{self.size} px {'greyscale' if self.greyscale else 'RGB'}, {norm}"
+
+    def normalize(self, images, mean=None, sd=None):
+        """``images`` float ``(n, C, size, size)`` in [0, 1] (C as declared) -> model input.
+
+        ``mean``/``sd`` override the set's own statistics for ``"set"`` (so that subsets of
+        one set share a grey level)."""
+        images = np.asarray(images, dtype=np.float64)
+        if self.normalization == "imagenet":
+            mean_c = np.asarray(IMAGENET_MEAN if self.n_channels == 3 else [np.mean(IMAGENET_MEAN)])
+            sd_c = np.asarray(IMAGENET_STD if self.n_channels == 3 else [np.mean(IMAGENET_STD)])
+            out = (images - mean_c[None, :, None, None]) / sd_c[None, :, None, None]
+        else:
+            mean = images.mean() if mean is None else mean
+            sd = images.std() if sd is None else sd
+            out = (images - mean) / (sd if sd > 0 else 1.0)
+        return out.astype(np.float32)
+
+    def channels_of(self, images):
+        """``(n, 1 or 3, H, W)`` -> the declared channels (luminance or repeated grey)."""
+        if images.shape[1] == self.n_channels:
+            return images
+        if self.n_channels == 3:
+            return np.repeat(images, 3, axis=1)
+        weights = np.asarray([0.2125, 0.7154, 0.0721])  # skimage's rgb2gray (ITU-R 709 luma)
+        return np.tensordot(images, weights, axes=([1], [0]))[:, None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +149,18 @@ class StimulusSet:
         )
 
 
-def digits(n_stimuli=None, size=8, seed=0):
+def _nearest(images, size):
+    """Nearest-neighbour resize of ``(..., h, w)`` to ``size`` x ``size`` (an integer
+    factor repeats pixels exactly: no interpolation artefacts)."""
+    h, w = images.shape[-2:]
+    if size % h == 0 and size % w == 0:
+        return images.repeat(size // h, axis=-2).repeat(size // w, axis=-1)
+    rows = np.minimum((np.arange(size) * h) // size, h - 1)
+    cols = np.minimum((np.arange(size) * w) // size, w - 1)
+    return images[..., rows, :][..., cols]
+
+
+def digits(n_stimuli=None, size=8, seed=0, preprocessing=None, ids=None):
     """scikit-learn's 1,797 handwritten digits as a stimulus set.
 
     Parameters
@@ -73,10 +168,15 @@ def digits(n_stimuli=None, size=8, seed=0):
     n_stimuli : int, optional
         Draw this many images (seeded, without replacement); all by default.
     size : int
-        Output height and width in pixels (nearest-neighbour upsampling from 8 px by an
-        integer factor, so no interpolation artefacts).
+        Output height and width in pixels (nearest-neighbour upsampling from 8 px, so no
+        interpolation artefacts). Ignored when ``preprocessing`` is given.
     seed : int
         Seed of the subset draw.
+    preprocessing : Preprocessing, optional
+        Render for a model's declaration (size, channels, normalisation); default:
+        greyscale at ``size``, standardised with the statistics of all 1,797 digits.
+    ids : sequence of str, optional
+        Render exactly these digits (``"digit_0042"``), in this order, instead of a draw.
 
     Returns
     -------
@@ -87,21 +187,39 @@ def digits(n_stimuli=None, size=8, seed=0):
     """
     from sklearn.datasets import load_digits
 
-    if size % 8:
+    if preprocessing is not None and preprocessing.channels == "grey" and preprocessing.normalization == "set":
+        size, preprocessing = preprocessing.size, None  # the default rendering, bit for bit
+    elif preprocessing is None and size % 8:
         raise WorkbenchError(f"digits size must be a multiple of 8 px, got {size}")
     data = load_digits()
     images = data.images.astype(np.float32) / 16.0
     labels = data.target
     index = np.arange(len(images))
-    if n_stimuli is not None:
+    if ids is not None:
+        wanted = [str(i) for i in ids]
+        known = {f"digit_{i:04d}": i for i in index}
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            raise WorkbenchError(f"not scikit-learn digits: {unknown[:3]} (ids look like 'digit_0042')")
+        index = np.asarray([known[i] for i in wanted], dtype=int)
+    elif n_stimuli is not None:
         if not 0 < n_stimuli <= len(images):
             raise WorkbenchError(f"n_stimuli must be in 1..{len(images)}, got {n_stimuli}")
         index = np.sort(np.random.default_rng(seed).choice(len(images), n_stimuli, replace=False))
     images = images[index]
-    factor = size // 8
-    images = images.repeat(factor, axis=1).repeat(factor, axis=2)
-    # Standardise with the statistics of all digits, so subsets share one grey level.
-    images = (images - data.images.mean() / 16.0) / (data.images.std() / 16.0)
+    if preprocessing is not None:
+        size = preprocessing.size
+    images = _nearest(images, size)
+    if preprocessing is None:
+        # Standardise with the statistics of all digits, so subsets share one grey level.
+        images = (images - data.images.mean() / 16.0) / (data.images.std() / 16.0)
+        images = images[:, None]
+        rendered = f"size={size}"
+    else:
+        # ink is white on black: the background (0) is the darkest pixel, as in the 8 px set
+        images = preprocessing.normalize(preprocessing.channels_of(images[:, None]),
+                                         mean=data.images.mean() / 16.0, sd=data.images.std() / 16.0)
+        rendered = ",".join(f"{k}={v}" for k, v in preprocessing.as_dict().items())
     metadata = pd.DataFrame(
         {
             "stimulus_id": [f"digit_{i:04d}" for i in index],
@@ -111,9 +229,9 @@ def digits(n_stimuli=None, size=8, seed=0):
         }
     )
     return StimulusSet(
-        images[:, None].astype(np.float32),
+        images.astype(np.float32),
         metadata,
-        identifier=f"sklearn-digits(n={len(index)},size={size},seed={seed})",
+        identifier=f"sklearn-digits(n={len(index)},{rendered},seed={seed})",
     )
 
 
@@ -198,7 +316,7 @@ def _read_image(path, source):
 
 
 def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
-                     allow_outside=False):
+                     allow_outside=False, preprocessing=None):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
 
     Parameters
@@ -215,11 +333,14 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     allow_outside : bool
         Allow file names that resolve outside ``image_dir`` (absolute paths, ``../``,
         links); refused by default, since a stimulus list may come from anywhere.
+    preprocessing : Preprocessing, optional
+        A model's declaration (size, channels, normalisation); overrides ``size`` and
+        ``greyscale``. Default: standardised over the set.
 
     Returns
     -------
     StimulusSet
-        Standardised over the set; metadata = the stimulus set's columns.
+        Normalised as declared; metadata = the stimulus set's columns.
 
     Raises
     ------
@@ -231,6 +352,8 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
 
     from .errors import DataFormatError
 
+    preprocessing = preprocessing or Preprocessing(size=size, channels="grey" if greyscale else "rgb")
+    size, greyscale = preprocessing.size, preprocessing.greyscale
     if not isinstance(stimulus_set, pd.DataFrame):
         # reading the CSV is a data adapter's job (stimuli sit below the adapters' users)
         raise WorkbenchError(f"from_image_files takes a stimulus-set table, got {type(stimulus_set).__name__} "
@@ -248,11 +371,10 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         images.append(_prepared(_read_image(path, source), size, greyscale))
     if not images:
         raise DataFormatError(source, "lists no images")
-    images = np.stack(images)
-    spread = images.std()
-    images = ((images - images.mean()) / (spread if spread > 0 else 1.0)).astype(np.float32)
+    images = preprocessing.normalize(np.stack(images))
+    rendered = ",".join(f"{k}={v}" for k, v in preprocessing.as_dict().items())
     return StimulusSet(images, stimulus_set.reset_index(drop=True).copy(),
-                       identifier=f"files({source},size={size},greyscale={greyscale})")
+                       identifier=f"files({source},{rendered})")
 
 
 def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):

@@ -1,0 +1,82 @@
+"""Declared preprocessing (size, channels, normalisation) and the HvM-style object set."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from workbench import WorkbenchError
+from workbench.object_stimuli import CATEGORIES, objects
+from workbench.stimuli import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, digits, from_image_files
+
+IMAGENET = Preprocessing(size=48, channels="rgb", normalization="imagenet")
+
+
+@pytest.mark.parametrize("kwargs, match", [({"size": 0}, "size"), ({"channels": "bgr"}, "channels"),
+                                           ({"normalization": "zscore"}, "normalization")])
+def test_preprocessing_is_validated(kwargs, match):
+    with pytest.raises(WorkbenchError, match=match):
+        Preprocessing(**kwargs)
+
+
+def test_digits_rendered_for_an_imagenet_model():
+    shown = digits(5, seed=3, preprocessing=IMAGENET)
+    assert shown.images.shape == (5, 3, 48, 48)
+    # the background (ink 0) is exactly (0 - mean) / sd in each channel; the channels are copies
+    corner = shown.images[:, :, 0, 0]
+    np.testing.assert_allclose(corner, np.tile(-np.asarray(IMAGENET_MEAN) / IMAGENET_STD, (5, 1)), rtol=1e-6)
+    raw = shown.images * np.asarray(IMAGENET_STD)[:, None, None] + np.asarray(IMAGENET_MEAN)[:, None, None]
+    np.testing.assert_allclose(raw[:, 0], raw[:, 2], atol=1e-6)
+    assert raw.min() >= -1e-6 and raw.max() <= 1 + 1e-6
+    assert "size=48" in shown.identifier and "imagenet" in shown.identifier
+
+
+def test_the_zoo_default_is_bit_identical_and_ids_render_a_chosen_subset():
+    np.testing.assert_array_equal(digits(7, size=32, seed=1).images,
+                                  digits(7, seed=1, preprocessing=Preprocessing()).images)
+    full = digits(size=16)
+    chosen = digits(ids=["digit_0005", "digit_0002"], size=16)
+    np.testing.assert_array_equal(chosen.images, full.images[[5, 2]])
+    with pytest.raises(WorkbenchError, match="not scikit-learn digits"):
+        digits(ids=["cat"])
+
+
+def test_image_files_are_rendered_as_declared(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    table = pd.DataFrame({"stimulus_id": ["a", "b"], "filename": ["a.png", "b.png"]})
+    table.attrs["path"] = str(tmp_path / "set.csv")
+    rgb = from_image_files(table, preprocessing=IMAGENET)
+    grey = from_image_files(table, preprocessing=Preprocessing(size=16))
+    assert rgb.images.shape == (2, 3, 48, 48) and grey.images.shape == (2, 1, 16, 16)
+    assert abs(grey.images.mean()) < 1e-5 and abs(grey.images.std() - 1) < 1e-4  # standardised over the set
+    raw = rgb.images * np.asarray(IMAGENET_STD)[:, None, None] + np.asarray(IMAGENET_MEAN)[:, None, None]
+    assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5 and raw[:, 0].std() > 0.1
+
+
+def test_objects_have_hvm_metadata_and_render_alike_at_any_resolution_and_subset():
+    small = objects(n_per_object=1, variations=(0, 6), size=32, seed=0)
+    assert len(small) == 2 * len(CATEGORIES) * 8
+    columns = {"stimulus_id", "category_name", "object_name", "variation", "ty", "tz", "s", "rxy", "rxz", "ryz",
+               "background_id"}
+    assert columns <= set(small.metadata.columns)
+    v0 = small.metadata[small.metadata.variation == 0]
+    assert (v0[["ty", "tz", "rxy", "rxz", "ryz"]] == 0).all().all() and (v0.s == 1).all()
+    v6 = small.metadata[small.metadata.variation == 6]
+    assert v6.rxy.abs().max() > 45 and v6.ty.abs().max() > 0.3
+    large = objects(n_per_object=1, variations=(0, 6), size=64, seed=0)
+    pd.testing.assert_frame_equal(small.metadata, large.metadata)  # same poses and backgrounds
+    chosen = objects(n_per_object=1, variations=(0, 6), size=32, seed=0, ids=list(small.stimulus_ids[[3, 40]]))
+    np.testing.assert_allclose(chosen.images, small.images[[3, 40]], atol=1e-6)
+    again = objects(n_per_object=1, variations=(0, 6), size=32, seed=0)
+    np.testing.assert_array_equal(again.images, small.images)
+    # an object differs from its background: the centre of a V0 image is the object's colour
+    assert small.images.shape[1] == 3 and np.ptp(small.images[0, :, 16, 16]) > 0
+
+
+def test_objects_reject_bad_arguments():
+    with pytest.raises(WorkbenchError, match="variations"):
+        objects(variations=(1,))
+    with pytest.raises(WorkbenchError, match="not in this object set"):
+        objects(size=16, ids=["obj_box_0_v0_0", "obj_box_0_v0_9"])
