@@ -72,7 +72,7 @@ def test_module_called_once_per_forward_is_reported(stimuli):
 
     with pytest.raises(ExtractionError, match="called 1 times for 3 steps"):
         extract(OncePerForward(), stimuli, layers=["head"], protocol=PresentationProtocol(2, 1),
-                progress=False)
+                progress=False, convention="frames")
 
 
 def test_wrong_stimulus_dtype(stimuli):

@@ -9,7 +9,7 @@ activations; changing one weight is a miss.
 from pathlib import Path
 
 from ..keys import ContentKey
-from .extraction import resolve_protocol, extract
+from .extraction import extract, resolve_convention, resolve_protocol
 from .reductions import Reduction
 from .store import is_complete, open_activations
 
@@ -30,24 +30,25 @@ def cache_key(model, stimuli, protocol, layers, **options):
     return key.hexdigest()
 
 
-def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduction=None,
+def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduction=None, convention=None,
                    **options):
     """:func:`workbench.models.extract` into a zarr store ``cache_dir/<content hash>.zarr``.
 
     Returns ``(assembly, hit)``: ``hit`` is True when the activations came from the cache
     (then they are opened lazily from disk). The key covers weights, stimuli, protocol,
-    layers, reduction and autocast; batch size, device and progress bar do not change the
+    layers, reduction, calling convention and autocast; batch size, device and progress bar do not change the
     values and are left out. The store is renamed into place only when complete, so an
     interrupted run is a miss, never a half-read entry.
     """
     protocol = resolve_protocol(model, protocol)
     layers = list(layers or getattr(model, "default_layers", []) or [])
     reduction = reduction or Reduction()
-    key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(),
+    convention = resolve_convention(model, layers, stimuli.images, convention)
+    key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(), convention=convention,
                     **{k: v for k, v in options.items() if k not in ("progress", "device", "batch_size")})
     path = Path(cache_dir) / f"{key}.zarr"
     if is_complete(path):
         return open_activations(path), True
     assembly = extract(model, stimuli, layers=layers or None, protocol=protocol,
-                       reduction=reduction, store=path, **options)
+                       reduction=reduction, store=path, convention=convention, **options)
     return assembly, False

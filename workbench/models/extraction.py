@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError
+from .conventions import check_convention, detect_convention, run_steps, sees_offset
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -63,6 +64,7 @@ class LayerRecorder:
         self._handles = []
         self.shapes = {}
         self.calls = {name: [] for name in self.layers}
+        self.call_order = []  # layer names in the order of their first call since the last pop
 
     def _hook(self, name):
         def record(module, inputs, output):
@@ -73,6 +75,8 @@ class LayerRecorder:
                     f"layer {name!r} returned {type(output).__name__}, not a tensor"
                 )
             shape = tuple(output.shape[1:])
+            if not self.calls[name]:
+                self.call_order.append(name)
             if self.shapes.setdefault(name, shape) != shape:
                 raise ExtractionError(f"layer {name!r} changed shape from {self.shapes[name]} to {shape}")
             self.calls[name].append(self._transform(name, output.detach()))
@@ -94,6 +98,7 @@ class LayerRecorder:
     def pop(self):
         """Return and clear the recorded calls."""
         calls, self.calls = self.calls, {name: [] for name in self.layers}
+        self.call_order = []
         return calls
 
 
@@ -128,13 +133,22 @@ class _BatchBuffers:
         return host.numpy()
 
 
-def _check_steps(calls, n_steps):
-    for name, outputs in calls.items():
-        if len(outputs) != n_steps:
-            raise ExtractionError(
-                f"layer {name!r} was called {len(outputs)} times for {n_steps} steps; "
-                "record modules that run once per step"
-            )
+def resolve_convention(model, layers, images, convention=None, device=None):
+    """The declared convention (argument, else ``model.convention``), else the detected one
+    (two images through the model on ``device``, default where its parameters are)."""
+    convention = convention or getattr(model, "convention", None)
+    if convention is not None:
+        return check_convention(convention)
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32)).to(device)
+            return detect_convention(model, layers, sample, LayerRecorder)
+    finally:
+        model.train(was_training)
 
 
 def resolve_protocol(model, protocol):
@@ -194,7 +208,7 @@ def _template(stimuli, layers, shapes, reduction, protocol, model, options):
     )
 
 
-def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size):
+def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention):
     """Fit a reduction (PCA) on the raw outputs of a seeded subset of stimuli."""
     rng = np.random.default_rng(getattr(reduction, "seed", 0))
     n_fit = min(getattr(reduction, "n_fit", len(images)), len(images))
@@ -204,9 +218,7 @@ def _fit_reduction(model, images, layers, reduction, protocol, device, autocast,
         for start in range(0, len(subset), batch_size):
             batch = torch.from_numpy(images[subset[start:start + batch_size]]).to(device)
             with _autocast(device, autocast):
-                model(protocol.frames(batch))
-            calls = recorder.pop()
-            _check_steps(calls, protocol.n_steps)
+                calls = run_steps(model, batch, protocol, convention, recorder)
             for name, outputs in calls.items():
                 collected[name].extend(outputs)
     for name in layers:
@@ -214,13 +226,14 @@ def _fit_reduction(model, images, layers, reduction, protocol, device, autocast,
 
 
 def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="auto",
-            progress=True, reduction=None, store=None, autocast=None):
+            progress=True, reduction=None, store=None, autocast=None, convention=None):
     """Run ``model`` over a stimulus set and return activations at every step.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Called as ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``.
+        Called by its calling convention (:mod:`.conventions`): ``model(frames)`` with
+        ``frames`` ``(batch, steps, C, H, W)``, or ``model(x)`` with ``(batch, C, H, W)``.
     stimuli : workbench.stimuli.StimulusSet
     layers : list of str, optional
         Module paths to record; default ``model.default_layers``.
@@ -240,6 +253,9 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
         return it opened lazily; default: hold them in memory.
     autocast : {None, "bf16", "fp16"}
         Mixed precision for the forward pass (meant for GPUs); values are stored as float32.
+    convention : {None, "frames", "static_recurrent", "feedforward"}
+        How to call the model; default ``model.convention``, else detected (an error names
+        the conventions when the model fits none).
 
     Returns
     -------
@@ -270,7 +286,9 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     images = images.astype(np.float32, copy=False)
     reduction = reduction or Reduction()
     device = resolve_device(device)
-    options = {"autocast": autocast}
+    model.to(device)
+    convention = resolve_convention(model, layers, images, convention, device)
+    options = {"autocast": autocast, "convention": convention, "sees_offset": sees_offset(convention)}
     sink = ZarrSink(store, batch_size) if store is not None else MemorySink()
     was_training = model.training
     model.eval().to(device)
@@ -278,15 +296,13 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     try:
         with torch.inference_mode():
             if reduction.needs_fit:
-                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size)
+                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention)
             with LayerRecorder(model, layers, transform=reduction) as recorder:
                 starts = range(0, len(images), batch_size)
                 for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
                     batch = torch.from_numpy(images[start:start + batch_size]).to(device)
                     with _autocast(device, autocast):
-                        model(protocol.frames(batch))
-                    calls = recorder.pop()
-                    _check_steps(calls, protocol.n_steps)
+                        calls = run_steps(model, batch, protocol, convention, recorder)
                     if buffers is None:  # the first batch fixes the units: allocate once
                         buffers = _BatchBuffers(calls, layers, protocol.n_steps, batch_size, device)
                         sink.open(_template(stimuli, layers, recorder.shapes, reduction, protocol,

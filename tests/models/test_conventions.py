@@ -1,0 +1,97 @@
+"""Calling conventions: frames, static_recurrent and feedforward models are all extracted,
+their calls mapped to steps as documented; an unknown kind of model is a one-line error."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workbench import ExtractionError
+from workbench.models import BLNet, PresentationProtocol, extract
+from workbench.models.extraction import resolve_convention
+from workbench.stimuli import Preprocessing, digits
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import user_static_rt  # noqa: E402  (a fixture model, as a user writes it)
+
+RGB64 = Preprocessing(size=64, channels="rgb", normalization="imagenet")
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return digits(6, seed=1, preprocessing=RGB64)
+
+
+class _Undeclared(torch.nn.Module):
+    """Wraps a model and hides its declarations (as an arbitrary user model has none)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_conventions_are_detected_where_unambiguous(rgb):
+    static = user_static_rt.build()
+    assert resolve_convention(static, ["V1", "IT"], rgb.images) == "static_recurrent"
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
+    assert resolve_convention(cnn, ["0", "2"], rgb.images) == "feedforward"
+    frames = _Undeclared(BLNet(channels=(4, 8), seed=0))
+    grey = digits(4, size=32)
+    assert resolve_convention(frames, ["inner.layers.0"], grey.images) == "frames"
+    declared = BLNet(channels=(4, 8), seed=0)
+    assert resolve_convention(declared, ["layers.0"], grey.images) == "frames"  # its own declaration
+
+
+def test_a_model_of_no_convention_is_a_one_line_error_naming_them(rgb):
+    vectors = torch.nn.Sequential(torch.nn.Linear(10, 4))  # takes (B, 10): no image convention fits
+    with pytest.raises(ExtractionError) as error:
+        extract(vectors, rgb, layers=["0"], progress=False)
+    message = str(error.value)
+    assert "\n" not in message
+    for name in ("'frames'", "'static_recurrent'", "'feedforward'"):
+        assert name in message
+    with pytest.raises(ExtractionError, match="unknown calling convention 'loop'"):
+        extract(vectors, rgb, layers=["0"], progress=False, convention="loop")
+
+
+def test_static_recurrent_calls_become_steps_and_the_last_state_is_held(rgb):
+    model = user_static_rt.build(times=3).eval()
+    protocol = PresentationProtocol(image_steps=4, blank_steps=2)
+    da = extract(model, rgb, layers=["IT"], protocol=protocol, progress=False)
+    assert da.attrs["extraction"]["convention"] == "static_recurrent"
+    assert da.attrs["extraction"]["sees_offset"] is False
+    states = []
+    hook = model.IT.register_forward_hook(lambda m, i, o: states.append(o.flatten(1)))
+    with torch.no_grad():
+        model(torch.from_numpy(rgb.images))
+    hook.remove()
+    values = da.values  # (S, U, T)
+    for k in range(3):
+        np.testing.assert_allclose(values[:, :, k], states[k].numpy(), atol=1e-5)
+    for k in range(3, 6):  # no offset is seen: the final state is held
+        np.testing.assert_array_equal(values[:, :, k], values[:, :, 2])
+    assert not np.allclose(values[:, :, 0], values[:, :, 2])
+
+
+def test_feedforward_models_answer_the_image_then_the_grey_frame(rgb):
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3)).eval()
+    da = extract(cnn, rgb, layers=["2"], protocol=PresentationProtocol(3, 2), progress=False)
+    assert da.attrs["extraction"] == {"autocast": None, "convention": "feedforward", "sees_offset": True}
+    with torch.no_grad():
+        image = cnn(torch.from_numpy(rgb.images)).flatten(1).numpy()
+        grey = cnn(torch.zeros_like(torch.from_numpy(rgb.images))).flatten(1).numpy()
+    for t in range(3):
+        np.testing.assert_allclose(da.values[:, :, t], image, atol=1e-5)
+    for t in (3, 4):
+        np.testing.assert_allclose(da.values[:, :, t], grey, atol=1e-5)
+
+
+def test_a_feedforward_declaration_on_a_recurrent_model_is_refused(rgb):
+    with pytest.raises(ExtractionError, match="ran 3 times in one call of a feedforward model"):
+        extract(user_static_rt.build(times=3), rgb, layers=["IT"], progress=False, convention="feedforward",
+                protocol=PresentationProtocol(2, 0))

@@ -1,0 +1,125 @@
+"""Calling conventions: how a model is called, and how its calls become time steps.
+
+- ``"frames"``: ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``; every recorded
+  module runs once per step (the seed zoo, CORnet-RT). The protocol's grey frames after the
+  image reach the model, so it sees the stimulus offset.
+- ``"static_recurrent"``: ``model(x)`` with ``x`` ``(batch, C, H, W)`` and the recurrence
+  inside ``forward`` (CORnet-S, BLnet-style ``times`` loops). A reused module's k-th call is
+  step k (``network_per_step``: every call of a module is one pass of the network), or, under
+  ``layer_per_step`` ("one step = one area"), step ``k + a`` where ``a`` is the rank of the
+  module's top-level area in the order the areas first run. Before its first call a module
+  reads 0 (no response yet); after its last it holds its final state: the model was given one
+  static image, so it **cannot see the stimulus offset**, and scores say so.
+- ``"feedforward"``: ``model(x)`` once per distinct input: the response to the image fills the
+  image steps and the response to the grey frame fills the blank steps. With the shared-over-
+  time map this is the field's feedforward baseline: one map, no dynamics beyond onset/offset.
+
+A model declares its convention (``model.convention`` or the spec's ``convention``);
+otherwise :func:`detect_convention` calls it on two images and decides where unambiguous.
+"""
+
+import torch
+
+from ..errors import ExtractionError
+
+CONVENTIONS = ("frames", "static_recurrent", "feedforward")
+
+
+def check_convention(convention):
+    if convention not in CONVENTIONS:
+        raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
+                              "'frames' (model(frames) with (B, T, C, H, W)), 'static_recurrent' "
+                              "(model(x) with (B, C, H, W), recurrence inside) and 'feedforward' (model(x) once)")
+    return convention
+
+
+def sees_offset(convention):
+    """Whether the model is shown the grey frames after the image."""
+    return convention != "static_recurrent"
+
+
+def detect_convention(model, layers, images, recorder_type):
+    """The convention of ``model``, found by calling it on ``images`` (two of them).
+
+    ``frames`` is tried first (a static model rejects a 5-D input loudly), then a 4-D call:
+    every recorded layer once is ``feedforward``, some more than once is
+    ``static_recurrent``. Anything else is an error naming the conventions.
+    """
+    sample = images[:2]
+    problems = []
+    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
+        for convention, inputs, expected in (("frames", torch.stack([sample, sample], 1), 2),
+                                             ("static", sample, None)):
+            try:
+                model(inputs)
+            except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
+                recorder.pop()
+                problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
+                                f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
+                continue
+            counts = {name: len(calls) for name, calls in recorder.pop().items()}
+            if expected is not None:
+                if all(n == expected for n in counts.values()):
+                    return "frames"
+                problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
+                continue
+            silent = [name for name, n in counts.items() if n == 0]
+            if silent:
+                problems.append(f"model(x) never called layer(s) {silent}")
+            elif all(n == 1 for n in counts.values()):
+                return "feedforward"
+            else:
+                return "static_recurrent"
+    raise ExtractionError(
+        f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
+        + ". Declare it: convention = 'frames' | 'static_recurrent' | 'feedforward' in the model's config "
+          "entry (or a `convention` attribute on the model)")
+
+
+def _area(name):
+    return name.split(".")[0]
+
+
+def run_steps(model, batch, protocol, convention, recorder):
+    """Call ``model`` on ``batch`` ``(B, C, H, W)`` by ``convention`` and return the recorded
+    outputs as ``name -> list of protocol.n_steps tensors`` (one per step)."""
+    n_steps = protocol.n_steps
+    if convention == "frames":
+        model(protocol.frames(batch))
+        calls = recorder.pop()
+        for name, outputs in calls.items():
+            if len(outputs) != n_steps:
+                raise ExtractionError(f"layer {name!r} was called {len(outputs)} times for {n_steps} steps; "
+                                      "record modules that run once per step")
+        return calls
+    if convention == "feedforward":
+        model(batch)
+        image = recorder.pop()
+        blank = None
+        if protocol.blank_steps:
+            model(torch.zeros_like(batch))
+            blank = recorder.pop()
+        steps = {}
+        for name, outputs in image.items():
+            if len(outputs) != 1 or (blank is not None and len(blank[name]) != 1):
+                raise ExtractionError(f"layer {name!r} ran {len(outputs)} times in one call of a feedforward model "
+                                      "(fix: convention = 'static_recurrent' for a model with internal recurrence, "
+                                      "or record a module that runs once)")
+            steps[name] = outputs * protocol.image_steps + (blank[name] * protocol.blank_steps if blank else [])
+        return steps
+    check_convention(convention)
+    model(batch)
+    order = list(dict.fromkeys(_area(name) for name in recorder.call_order))
+    calls = recorder.pop()
+    steps = {}
+    for name, outputs in calls.items():
+        if not outputs:
+            raise ExtractionError(f"layer {name!r} was never called by model(x)")
+        offset = order.index(_area(name)) if protocol.unrolling == "layer_per_step" else 0
+        if offset + len(outputs) > n_steps:
+            raise ExtractionError(
+                f"layer {name!r} ran {len(outputs)} times (from step {offset}), more than the protocol's {n_steps} "
+                "steps (fix: a protocol with more image_steps + blank_steps)")
+        before = [torch.zeros_like(outputs[0])] * offset
+        steps[name] = before + outputs + [outputs[-1]] * (n_steps - offset - len(outputs))
+    return steps
