@@ -52,6 +52,8 @@ def load_weights(model, path, device="cpu"):
         raise WeightsFileError(path, f"expected a state dict of tensors, got {type(state).__name__}",
                               "save the model's state_dict() with torch.save")
     expected = model.state_dict()
+    if state and all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in expected):
+        state = {k[len("module."):]: v for k, v in state.items()}  # saved from a DataParallel wrapper
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mis_shaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)

@@ -7,6 +7,7 @@ the call convention of :mod:`.base` and states its equations in its docstring.
 from ...errors import WorkbenchError
 from .base import ZooModel
 from .convrnn import ConvRNN, ReciprocalGatedCell
+from .cornet import CORnetRT, CORnetS, CORnetZ
 from .crcn import CRCN, ContextualModule
 from .hartmann import ConvGRUCell, GruCNN, bayesian_integration
 from .lindsay import LindsayNet, difference_of_gaussians
@@ -27,6 +28,10 @@ ZOO = {
     "lindsay-predictive": (LindsayNet, {"recurrence": "predictive"}),
     "lindsay-surround": (LindsayNet, {"recurrence": "surround"}),
     "convrnn": (ConvRNN, {**_THREE}),
+    # Kubilius et al. 2019, at their own 224 px RGB ImageNet input (random init unless weights)
+    "cornet-z": (CORnetZ, {}),
+    "cornet-rt": (CORnetRT, {"times": 5}),
+    "cornet-s": (CORnetS, {"times": (2, 4, 2)}),
 }
 CLASSES = {cls.name: cls for cls, _ in ZOO.values()}
 
@@ -112,6 +117,6 @@ def from_config(config):
     return model
 
 
-__all__ = ["BLCell", "BLNet", "CRCN", "ConvGRUCell", "ConvRNN", "ContextualModule", "GruCNN",
+__all__ = ["BLCell", "BLNet", "CORnetRT", "CORnetS", "CORnetZ", "CRCN", "ConvGRUCell", "ConvRNN", "ContextualModule", "GruCNN",
            "LindsayNet", "ReciprocalGatedCell", "ZOO", "ZooModel", "available",
            "bayesian_integration", "build", "difference_of_gaussians", "from_config", "register"]

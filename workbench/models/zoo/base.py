@@ -12,6 +12,8 @@ import contextlib
 import torch
 from torch import nn
 
+from ...stimuli import Preprocessing
+
 
 @contextlib.contextmanager
 def seeded(seed):
@@ -27,6 +29,8 @@ class ZooModel(nn.Module):
 
     name = None
     unrolling = "network_per_step"
+    convention = "frames"  # see workbench.models.conventions
+    preprocessing = Preprocessing()  # 32 px greyscale, standardised over the set
 
     def __init__(self, **config):
         super().__init__()
