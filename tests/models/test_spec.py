@@ -72,3 +72,22 @@ def test_layers_and_protocol_come_from_the_spec_or_the_model():
     assert spec.layers_of(model) == list(model.default_layers)
     assert ModelSpec.from_dict({"name": "c", "zoo": "convrnn", "layers": ["x"]}).layers_of(model) == ["x"]
     assert spec.protocol(model, 10, 15).unrolling == "layer_per_step"
+
+
+def test_an_edited_or_shadowed_entry_point_module_is_imported_afresh(tmp_path, monkeypatch):
+    """The code that runs is the code the cache key hashed: an edit in the same process (a
+    notebook) and a same-named module imported earlier from another folder are both seen."""
+    source = "import torch\n\n\ndef build():\n    return torch.nn.Conv2d(1, {}, 3)\n"
+    elsewhere, configs = tmp_path / "elsewhere", tmp_path / "configs"
+    for folder, width in ((elsewhere, 5), (configs, 2)):
+        folder.mkdir()
+        (folder / "shadowed_net_for_spec_test.py").write_text(source.format(width))
+    monkeypatch.syspath_prepend(str(elsewhere))
+    import shadowed_net_for_spec_test  # noqa: F401  (the other folder's module, imported first)
+
+    spec = ModelSpec.from_dict({"name": "m", "entry_point": "shadowed_net_for_spec_test:build"}, base=configs)
+    assert spec.code_files() == [(configs / "shadowed_net_for_spec_test.py").resolve()]
+    assert spec.build().out_channels == 2
+    first = spec.identity()["code"]
+    (configs / "shadowed_net_for_spec_test.py").write_text(source.format(3))
+    assert spec.identity()["code"] != first and spec.build().out_channels == 3

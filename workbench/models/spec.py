@@ -10,9 +10,18 @@ Sources:
 - ``zoo = "bl"``: a zoo family (:func:`workbench.models.zoo.available`, including
   families other packages register through the ``workbench.models`` entry-point group);
   ``train = true`` runs its recipe once (content-keyed cache);
+- ``zoo = "torchvision:resnet18"`` / ``"timm:NAME"``: another library's model (random init
+  or ``weights``; :mod:`.hub`);
 - ``entry_point = "package.module:function"``: a function returning an ``nn.Module``.
   The config's folder and the current folder are importable, as for a script.
   Importing it runs the user's code, like running a Python script.
+
+How the model is called (``convention``: ``frames``, ``static_recurrent`` or ``feedforward``,
+:mod:`.conventions`) and how it must see images (``input_size``, ``channels``,
+``normalization``: :class:`workbench.stimuli.Preprocessing`) are declared by the spec, else by
+the model (``model.convention``, ``model.preprocessing``), else by its source's standard (zoo
+and registered families: 32 px greyscale standardised over the set; CORnet, torchvision, timm
+and entry points: 224 px RGB with the ImageNet mean and sd). An undeclared convention is detected by calling the model.
 """
 
 import contextlib
@@ -23,7 +32,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, WorkbenchError
 
-KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "search_path")
+KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "convention",
+        "input_size", "channels", "normalization", "search_path")
+# An ordinary PyTorch vision model (an entry point that declares nothing) expects ImageNet input.
+STANDARD_INPUT = {"input_size": 224, "channels": "rgb", "normalization": "imagenet"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,10 @@ class ModelSpec:
         A state dict file, loaded with ``weights_only=True``.
     layers : tuple of str, optional
         Module paths to record (default: the model's ``default_layers``).
+    convention : {"frames", "static_recurrent", "feedforward"}, optional
+        How the model is called (default: declared by the model, else detected).
+    input_size, channels, normalization : optional
+        The model's input (default: declared by the model, else its source's standard).
     search_path : str, optional
         A folder put on ``sys.path`` while importing the entry point (the config's folder).
     """
@@ -58,6 +74,10 @@ class ModelSpec:
     config: dict = field(default_factory=dict)
     weights: str = None
     layers: tuple = None
+    convention: str = None
+    input_size: int = None
+    channels: str = None
+    normalization: str = None
     search_path: str = None
 
     # ---------------------------------------------------------------- validation
@@ -82,7 +102,8 @@ class ModelSpec:
             raise ConfigError("", "give exactly one of 'zoo' (a zoo family) or 'entry_point' ('module:function')")
         data = dict(spec)
         for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool),
-                           ("layers", (list, tuple)), ("weights", str)):
+                           ("layers", (list, tuple)), ("weights", str), ("convention", str), ("input_size", int),
+                           ("channels", str), ("normalization", str)):
             value = data.get(name)
             if name in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
                 expected = kind.__name__ if isinstance(kind, type) else "list"
@@ -93,8 +114,25 @@ class ModelSpec:
             raise ConfigError("seed", f"must be >= 0, got {data['seed']!r}")
         if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
             raise ConfigError("layers", "must be a list of module paths (strings)")
+        if "convention" in data:
+            from .conventions import CONVENTIONS
+
+            if data["convention"] not in CONVENTIONS:
+                raise ConfigError("convention", f"unknown calling convention {data['convention']!r}; "
+                                  f"valid: {', '.join(CONVENTIONS)}")
+        from ..stimuli import CHANNELS, NORMALIZATIONS
+
+        if data.get("input_size", 1) < 1:
+            raise ConfigError("input_size", f"must be a positive number of pixels, got {data['input_size']!r}")
+        for name, valid in (("channels", CHANNELS), ("normalization", NORMALIZATIONS)):
+            if name in data and data[name] not in valid:
+                raise ConfigError(name, f"must be one of {', '.join(valid)}, got {data[name]!r}")
         base = Path(base) if base is not None else None
-        if "zoo" in data:
+        if "zoo" in data and _is_hub(data["zoo"]):
+            data.setdefault("train", False)
+            if data["train"]:
+                raise ConfigError("train", f"{data['zoo']!r} has no training recipe here; give weights or train = false")
+        elif "zoo" in data:
             from . import zoo
 
             if data["zoo"] not in zoo.available():
@@ -132,11 +170,25 @@ class ModelSpec:
 
     # ---------------------------------------------------------------- building
     def entry_function(self):
-        """The entry point's function (imported with the search path on ``sys.path``)."""
+        """The entry point's function (imported with the search path on ``sys.path``).
+
+        The module is the one :meth:`code_files` hashes: an already-imported module of the
+        same name from another folder, or one whose files changed since it was imported (a
+        notebook user editing their model), is imported afresh, so the code that runs is the
+        code in the cache key."""
         module_name, function_name = self.entry_point.split(":")
+        files = self.code_files()
+        top = module_name.split(".")[0]
+        loaded = sys.modules.get(module_name)
+        if loaded is not None and _IMPORTED.get(module_name) != _digest(files):
+            origin = getattr(loaded, "__file__", None)
+            if module_name in _IMPORTED or origin is None or Path(origin).resolve() not in files:
+                for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+                    del sys.modules[name]
         try:
             with _importable(self.search_path):
                 function = getattr(importlib.import_module(module_name), function_name)
+            _IMPORTED[module_name] = _digest(files)
         except (ImportError, AttributeError) as error:
             raise WorkbenchError(f"model {self.name!r}: cannot import entry point {self.entry_point!r} "
                                  f"({error})") from error
@@ -150,7 +202,11 @@ class ModelSpec:
         from .training import train_cached
         from .weights import load_weights
 
-        if self.zoo:
+        if self.zoo and _is_hub(self.zoo):
+            from . import hub
+
+            model = hub.build(self.zoo, seed=self.seed, **self.config)
+        elif self.zoo:
             if self.train:
                 if cache_dir is None:
                     raise WorkbenchError(f"model {self.name!r}: training needs a cache folder")
@@ -171,21 +227,28 @@ class ModelSpec:
         """The source files of an entry point's code, found without running it: the module's
         file, or every ``.py`` file of the package it belongs to (its helpers change results
         too)."""
-        import importlib.util
+        from importlib.machinery import PathFinder
 
         module_name = self.entry_point.split(":")[0]
+        parts = module_name.split(".")
+        # PathFinder searches the folders only: a module of the same name imported earlier
+        # from elsewhere (sys.modules) must not stand in for the one this spec names
+        folders = [str(Path(p).resolve()) for p in (self.search_path, ".") if p] + [p for p in sys.path if p]
         try:
-            with _importable(self.search_path):
-                top = importlib.util.find_spec(module_name.split(".")[0])
-                found = importlib.util.find_spec(module_name) if top is not None else None
+            top = found = PathFinder.find_spec(parts[0], folders)
+            for index in range(1, len(parts)):
+                if found is None or not found.submodule_search_locations:
+                    found = None
+                    break
+                found = PathFinder.find_spec(".".join(parts[:index + 1]), list(found.submodule_search_locations))
         except (ImportError, ValueError) as error:
             raise ConfigError("entry_point", f"cannot find module {module_name!r} ({error})") from None
         if found is None or not found.origin or not Path(found.origin).is_file():
             raise ConfigError("entry_point", f"cannot find module {module_name!r} (is the config's folder, "
                               "the current folder or an installed package holding it?)")
         if top.submodule_search_locations:
-            return sorted(p for folder in top.submodule_search_locations for p in Path(folder).rglob("*.py"))
-        return [Path(found.origin)]
+            return sorted(p.resolve() for folder in top.submodule_search_locations for p in Path(folder).rglob("*.py"))
+        return [Path(found.origin).resolve()]
 
     def identity(self):
         """What determines the model's outputs, for cache keys (never the display name):
@@ -201,6 +264,10 @@ class ModelSpec:
             for path in self.code_files():
                 key.file(path.name, path)
             identity["code"] = key.hexdigest()
+        elif self.zoo and _is_hub(self.zoo):
+            from . import hub
+
+            identity["library_version"] = hub.version_of(self.zoo)
         elif self.zoo:
             from . import zoo
 
@@ -213,11 +280,44 @@ class ModelSpec:
 
     # ---------------------------------------------------------------- what the model is shown
     def layers_of(self, model):
-        """The layers to record: the spec's, else the model's ``default_layers``."""
-        layers = list(self.layers or getattr(model, "default_layers", []) or [])
+        """The layers to record: the spec's, else the model's ``default_layers``, else the
+        candidates of :func:`workbench.models.hub.candidate_layers` (every stage and block
+        with parameters, two levels deep); the benchmarks commit to one per region."""
+        from .hub import candidate_layers
+
+        layers = list(self.layers or getattr(model, "default_layers", []) or candidate_layers(model))
         if not layers:
             raise WorkbenchError(f"model {self.name!r} names no layers: add layers = [...] to its config entry")
         return layers
+
+    def preprocessing(self, model):
+        """How ``model`` must see images: the spec's declaration over the model's
+        ``preprocessing`` over its source's standard (:data:`STANDARD_INPUT`)."""
+        from ..stimuli import Preprocessing
+
+        declared = getattr(model, "preprocessing", None)
+        if not isinstance(declared, Preprocessing):
+            if self.zoo and _is_hub(self.zoo):
+                from .hub import preprocessing
+
+                declared = preprocessing(self.zoo, model)
+            elif self.zoo:  # a registered family that declares nothing: the zoo's input
+                declared = Preprocessing()
+            else:
+                declared = Preprocessing(size=STANDARD_INPUT["input_size"], channels=STANDARD_INPUT["channels"],
+                                         normalization=STANDARD_INPUT["normalization"])
+        base = declared.as_dict()
+        chosen = {"size": self.input_size or base["size"], "channels": self.channels or base["channels"],
+                  "normalization": self.normalization or base["normalization"]}
+        return Preprocessing(**chosen)
+
+    def convention_of(self, model):
+        """The declared calling convention (spec, else ``model.convention``); ``None``: detect."""
+        if self.convention:
+            return self.convention
+        if getattr(model, "convention", None):
+            return model.convention
+        return "feedforward" if self.zoo and _is_hub(self.zoo) else None
 
     @staticmethod
     def protocol(model, image_steps, blank_steps, step_ms=10, onset_ms=0.0):
@@ -227,6 +327,24 @@ class ModelSpec:
 
         return PresentationProtocol(image_steps=image_steps, blank_steps=blank_steps, step_ms=step_ms,
                                     onset_ms=onset_ms, unrolling=getattr(model, "unrolling", "network_per_step"))
+
+
+_IMPORTED = {}  # entry-point module -> digest of its files when this process imported it
+
+
+def _digest(files):
+    from ..keys import ContentKey
+
+    key = ContentKey()
+    for path in files:
+        key.file(str(path), path)
+    return key.hexdigest()
+
+
+def _is_hub(name):
+    from .hub import is_hub_name
+
+    return is_hub_name(name)
 
 
 @contextlib.contextmanager

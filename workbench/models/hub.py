@@ -1,0 +1,77 @@
+"""Models of other libraries by name: ``torchvision:resnet18``, ``timm:resnet18``.
+
+Random initialisation (seeded) or a state-dict file; nothing is downloaded. Each is a
+feedforward model shown 224 px RGB images with the ImageNet mean and sd (timm: the
+model's own ``pretrained_cfg`` input size, mean and sd).
+
+torchvision must match the installed torch: ``pip install -e ".[vision]"`` installs a
+matching pair (README, "Models from torchvision and timm").
+"""
+
+from ..errors import ConfigError, WorkbenchError
+from ..stimuli import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+LIBRARIES = ("torchvision", "timm")
+INSTALL = 'pip install -e ".[vision]" (installs a torch/torchvision pair that match; README, "Models from torchvision and timm")'
+
+
+def is_hub_name(name):
+    return isinstance(name, str) and name.split(":", 1)[0] in LIBRARIES and name.count(":") == 1 and bool(name.split(":")[1])
+
+
+def _library(name):
+    import importlib
+
+    library = name.split(":", 1)[0]
+    try:
+        return importlib.import_module(library)
+    except Exception as error:  # noqa: BLE001 - a broken install raises RuntimeError/OSError, not only ImportError
+        raise WorkbenchError(f"model {name!r} needs {library}, which cannot be imported here "
+                             f"({type(error).__name__}: {str(error)[:160]}); fix: {INSTALL}") from None
+
+
+def version_of(name):
+    """The library's version (part of the model's identity)."""
+    return getattr(_library(name), "__version__", "unknown")
+
+
+def build(name, seed=0, **config):
+    """The model ``library:NAME`` with random weights (seeded)."""
+    import torch
+
+    library = _library(name)
+    model_name = name.split(":", 1)[1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if library.__name__ == "torchvision":
+            if model_name not in library.models.list_models():
+                raise ConfigError("zoo", f"torchvision has no model {model_name!r} (see torchvision.models.list_models())")
+            model = library.models.get_model(model_name, weights=None, **config)
+        else:
+            if model_name not in library.list_models():
+                raise ConfigError("zoo", f"timm has no model {model_name!r} (see timm.list_models())")
+            model = library.create_model(model_name, pretrained=False, **config)
+    return model
+
+
+def preprocessing(name, model):
+    """The input a library's model expects: 224 px RGB ImageNet, or timm's own config."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = int(cfg.get("input_size", (3, 224, 224))[-1])
+    if cfg and (tuple(cfg.get("mean", IMAGENET_MEAN)) != IMAGENET_MEAN or tuple(cfg.get("std", IMAGENET_STD)) != IMAGENET_STD):
+        raise WorkbenchError(f"{name}: expects mean {cfg.get('mean')} / sd {cfg.get('std')}, not ImageNet's; "
+                             "only ImageNet normalisation and set standardisation are supported")
+    return Preprocessing(size=size, channels="rgb", normalization="imagenet")
+
+
+def candidate_layers(model, max_depth=2):
+    """The default layers of a model that names none: every module up to ``max_depth``
+    dots deep (stages and their blocks, e.g. ``layer3``, ``layer3.1``) that has parameters
+    or children, in definition order; the classifier is included (it is a layer too)."""
+    names = []
+    for name, module in model.named_modules():
+        if not name or name.count(".") >= max_depth:
+            continue
+        if any(True for _ in module.parameters()) or any(True for _ in module.children()):
+            names.append(name)
+    return names
