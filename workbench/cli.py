@@ -77,9 +77,17 @@ def _progress_option(parser):
 
 
 def _model_arguments(parser):
-    """MODEL and --weights, as extract and score take them."""
-    parser.add_argument("model", metavar="MODEL", help="zoo name (e.g. bl) or package.module:function")
+    """MODEL, --weights and the model's declarations, as extract and score take them."""
+    parser.add_argument("model", metavar="MODEL",
+                        help="zoo name (e.g. bl, cornet-s), torchvision:NAME / timm:NAME, or package.module:function")
     parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
+    parser.add_argument("--convention", default=None, choices=["frames", "static_recurrent", "feedforward"],
+                        help="how the model is called (default: declared by the model, else detected)")
+    parser.add_argument("--input-size", type=int, default=None, metavar="PX",
+                        help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")
+    parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
+    parser.add_argument("--normalization", default=None, choices=["set", "imagenet"],
+                        help="input normalisation (default: the model's)")
 
 
 def _train(args):
@@ -101,11 +109,17 @@ def _train(args):
     print(f"model card: {card_path}")
 
 
-def _model_spec(model, weights=None, train=None, seed=0, epochs=None):
-    """A report model spec for a zoo name or a ``module:function`` entry point; ``train``
-    None keeps the report's default (zoo models without weights train by their recipe)."""
+def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None):
+    """A report model spec for a zoo name, ``torchvision:NAME``/``timm:NAME`` or a
+    ``module:function`` entry point; ``train`` None keeps the report's default (zoo models
+    without weights train by their recipe); ``args`` adds the declared input/convention."""
+    from .models.hub import is_hub_name
+
     spec = {"name": model, "seed": seed}
-    spec["entry_point" if ":" in model else "zoo"] = model
+    spec["entry_point" if ":" in model and not is_hub_name(model) else "zoo"] = model
+    for key in ("convention", "input_size", "channels", "normalization"):
+        if args is not None and getattr(args, key, None) is not None:
+            spec[key] = getattr(args, key)
     if weights:
         spec["weights"] = weights
     if train is not None:
@@ -117,6 +131,8 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None):
 
 # the command-line option behind each configuration key, for error messages
 _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights", "epochs": "--epochs",
+                  "convention": "--convention", "input_size": "--input-size", "channels": "--channels",
+                  "normalization": "--normalization", "stimulus_set": "--stimulus-set",
                   "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
                   "n_permutations": "--permutations", "n_stimuli": "--n-stimuli"}
 
@@ -163,9 +179,11 @@ def _simulate(args):
     if args.kind == "macaque":
         if out.suffix != ".nc":
             raise WorkbenchError(f"--out {out}: a BrainIO recording is a netCDF file, name it *.nc")
-        simulate_macaque(out, n_stimuli=args.n or 200, seed=args.seed, progress=not args.no_progress)
-        print(f"macaque recording (BrainIO netCDF, 10 ms bins, V4 and IT): {out}")
-        print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}")
+        simulate_macaque(out, n_stimuli=args.n or 200, seed=args.seed, progress=not args.no_progress,
+                         stimuli=args.stimulus_set, image_size=args.image_size)
+        print(f"macaque recording (BrainIO netCDF, 10 ms bins, V4 and IT) of {args.stimulus_set}: {out}")
+        print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}"
+              + (f" (RGB PNGs of {args.image_size} px in {out.stem}_images/)" if args.image_size else ""))
     elif args.kind == "blur-fmri":
         simulation = simulate_blur_fmri(out, n_subjects=args.n or 3, seed=args.seed)
         print(f"blur fMRI (BData .h5 and NIfTI per subject): {out}/")
@@ -192,18 +210,20 @@ def _extract(args):
     from .stimuli import digits, from_image_files
 
     # unknown zoo names, bad entry points and missing weights, named by option
-    spec = _checked_model(_model_spec(args.model, args.weights, args.train, args.seed))
+    spec = _checked_model(_model_spec(args.model, args.weights, args.train, args.seed, args=args))
     if not str(args.out).endswith(".zarr"):
         raise WorkbenchError(f"--out {args.out}: activations are written as a zarr store, name it *.zarr")
-    stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), size=args.size) if args.stimuli
-               else digits(args.digits, size=args.size, seed=args.seed))
     model = spec.build(Path(args.cache))
-    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+    preprocessing = spec.preprocessing(model)  # the stimuli are rendered as the model declares
+    stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), preprocessing=preprocessing)
+               if args.stimuli else digits(args.digits, seed=args.seed, preprocessing=preprocessing))
+    layers = [name.strip() for name in args.layers.split(",")] if args.layers else spec.layers_of(model)
     activations = extract(model, stimuli, layers=layers, batch_size=args.batch_size, device=args.device,
                           progress=not args.no_progress, reduction=SpatialPool() if args.pool else None,
-                          store=args.out)
+                          store=args.out, convention=spec.convention_of(model))
     print(f"activations {dict(activations.sizes)} from layers "
-          f"{', '.join(dict.fromkeys(activations.layer.values.tolist()))}: {args.out}")
+          f"{', '.join(dict.fromkeys(activations.layer.values.tolist()))} "
+          f"(input {preprocessing.describe()}; {activations.attrs['extraction']['convention']}): {args.out}")
 
 
 def _score(args):
@@ -221,9 +241,9 @@ def _score(args):
         if getattr(args, key):
             benchmark[key] = getattr(args, key)
     # zoo models train by their recipe unless --no-train or --weights (the report's default)
-    spec = _model_spec(args.model, args.weights, False if args.no_train else None, args.seed, args.epochs)
+    spec = _model_spec(args.model, args.weights, False if args.no_train else None, args.seed, args.epochs, args=args)
     config = _checked_config(spec, benchmark, {"seed": args.seed, "n_permutations": args.permutations,
-                                               "n_stimuli": args.n_stimuli})
+                                               "n_stimuli": args.n_stimuli, "stimulus_set": args.stimulus_set})
     cache = Path(args.cache) if args.cache else out.parent / "workbench-cache"
     check_writable(out.parent)  # before minutes of work, not after
     check_writable(cache)
@@ -299,6 +319,10 @@ def build_parser():
     simulate.add_argument("--n", type=int, default=None, metavar="N",
                           help="stimuli (macaque, default 200), subjects (blur-fmri, 3), images (human, 60)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    simulate.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
+                          help="macaque: digits, or HvM-style RGB objects on natural backgrounds (default digits)")
+    simulate.add_argument("--image-size", type=int, default=None, metavar="PX",
+                          help="macaque: also write the stimuli as RGB PNGs of this size (a stimulus set on disk)")
     _progress_option(simulate)
     simulate.set_defaults(run=_simulate)
 
@@ -315,7 +339,6 @@ def build_parser():
     extract.add_argument("--stimuli", default=None, metavar="CSV",
                          help="stimulus-set CSV with stimulus_id and filename columns (default: digits)")
     extract.add_argument("--digits", type=int, default=200, metavar="N", help="digits to show without --stimuli")
-    extract.add_argument("--size", type=int, default=32, help="image size in pixels (default 32, the zoo's)")
     extract.add_argument("--layers", default=None, help="comma-separated module paths (default: the model's)")
     extract.add_argument("--pool", action="store_true", help="average each channel over space on the device")
     extract.add_argument("--batch-size", type=int, default=64)
@@ -341,7 +364,9 @@ def build_parser():
     score.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     score.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     score.add_argument("--permutations", type=int, default=1000, help="permutation draws (default 1000)")
-    score.add_argument("--n-stimuli", type=int, default=200, help="digits in simulated data (default 200)")
+    score.add_argument("--n-stimuli", type=int, default=200, help="images in simulated data (default 200)")
+    score.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
+                       help="images of simulated macaque data: digits, or HvM-style RGB objects (default digits)")
     score.add_argument("--cache", default=None, metavar="DIR", help="cache (default: workbench-cache beside OUT)")
     _progress_option(score)
     score.set_defaults(run=_score)

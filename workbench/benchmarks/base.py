@@ -67,6 +67,9 @@ class Panel:
         return Section(self.title, self.explanation, self.figures(results), self.tables(results))
 
 
+STIMULUS_SETS = ("digits", "objects")
+
+
 class Benchmark:
     """One scientific benchmark.
 
@@ -107,6 +110,8 @@ class Benchmark:
     seed, n_permutations, n_stimuli : int
         Run settings (the report's ``[settings]``); ``n_permutations`` may be ``"auto"``
         (:meth:`draws`).
+    stimulus_set : {"digits", "objects"}
+        The embedded images a simulated dataset shows (where it can show either).
     cache_dir : path, optional
         Where simulated data, trained models and activations are cached.
     **options
@@ -127,8 +132,11 @@ class Benchmark:
     panel = Panel
 
     def __init__(self, identifier, path=None, stimuli=None, seed=0, n_permutations=1000, n_stimuli=200,
-                 cache_dir=None, **options):
+                 cache_dir=None, stimulus_set="digits", **options):
         self.identifier = identifier
+        if stimulus_set not in STIMULUS_SETS:
+            raise ConfigError("stimulus_set", f"must be one of {', '.join(STIMULUS_SETS)}, got {stimulus_set!r}")
+        self.stimulus_set = stimulus_set
         self.path = None if path is None else str(path)
         self.stimuli_path = None if stimuli is None else str(stimuli)
         self.seed, self.n_permutations, self.n_stimuli = seed, n_permutations, n_stimuli
@@ -163,6 +171,8 @@ class Benchmark:
         identity = {"identifier": self.identifier, "version": self.version, "class": type(self).__qualname__,
                     "options": self.options, "seed": self.seed, "n_permutations": self.n_permutations,
                     "n_stimuli": self.n_stimuli}
+        if self.stimulus_set != "digits":  # (absent for digits: existing cache keys stay valid)
+            identity["stimulus_set"] = self.stimulus_set
         if self.path:
             identity["data"] = file_sha256(self.path) if Path(self.path).is_file() else self.path
         if self.stimuli_path:

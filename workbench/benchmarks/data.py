@@ -9,9 +9,6 @@ import pandas as pd
 
 from ..errors import WorkbenchError
 
-IMAGE_SIZE = 32  # the seed zoo's input size
-
-
 def simulation_key(options, *code):
     """Content key of a simulated dataset: its options, the source files of the code that
     writes it (simulator, hidden network, stimuli) and the package versions, so an edited
@@ -25,31 +22,47 @@ def simulation_key(options, *code):
         "code", *code).hexdigest(16)
 
 
-def image_set(stimuli_csv=None, size=IMAGE_SIZE):
-    """The images a benchmark can show: its stimulus-set CSV's, else scikit-learn's digits;
-    and where they come from (for messages)."""
+def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, embedded=None):
+    """The images of ``stimulus_ids``, in that order, rendered for a model's
+    ``preprocessing`` (default: the zoo's 32 px greyscale): from the stimulus-set CSV when
+    given (only the listed ids are read), else from the embedded set that ``embedded`` names
+    (a simulated recording's ``embedded_stimuli`` attribute; default scikit-learn's digits).
+    An id without an image is an error naming the data source and the image set."""
     import data_adapters
 
-    from ..stimuli import digits, from_image_files
+    from ..simulators.macaque import embedded_stimuli
+    from ..stimuli import Preprocessing, from_image_files
 
+    preprocessing = preprocessing or Preprocessing()
+    ids = [str(i) for i in stimulus_ids]
     if stimuli_csv:
-        return from_image_files(data_adapters.load_stimulus_set(stimuli_csv), size=size), stimuli_csv
-    return digits(size=size), "scikit-learn digits (pass stimuli= a stimulus-set CSV)"
+        table = data_adapters.load_stimulus_set(stimuli_csv)
+        index = pd.Index(table["stimulus_id"].astype(str)).get_indexer(ids)
+        if (index < 0).any():
+            raise WorkbenchError(f"{source}: stimulus {ids[int(np.flatnonzero(index < 0)[0])]!r} has no image "
+                                 f"in {stimuli_csv}")
+        chosen = table.iloc[index].reset_index(drop=True)
+        chosen.attrs = dict(table.attrs)
+        return from_image_files(chosen, preprocessing=preprocessing)
+    embedded = embedded or {"name": "digits", "n_stimuli": None, "seed": 0}
+    try:
+        shown = embedded_stimuli(embedded["name"], embedded.get("n_stimuli"), embedded.get("seed", 0),
+                                 preprocessing=preprocessing, ids=ids)
+    except WorkbenchError as error:
+        raise WorkbenchError(f"{source}: {error} (pass stimuli= the recording's stimulus-set CSV)") from None
+    order = pd.Index(shown.stimulus_ids).get_indexer(ids)
+    return shown.subset(order)
 
 
-def shown_stimuli(stimulus_ids, source, stimuli_csv=None, images=None):
-    """The images of ``stimulus_ids``, in that order; an id without an image is an error
-    naming the data source and the image set."""
-    shown, where = images or image_set(stimuli_csv)
-    index = pd.Index(shown.stimulus_ids).get_indexer(list(stimulus_ids))
-    if (index < 0).any():
-        missing = np.asarray(stimulus_ids)[index < 0][0]
-        raise WorkbenchError(f"{source}: stimulus {missing!r} has no image in {where}")
-    return shown.subset(index)
+def embedded_of(assembly):
+    """The embedded stimulus set a simulated assembly names (``None`` for real data)."""
+    text = assembly.attrs.get("embedded_stimuli")
+    return json.loads(text) if isinstance(text, str) else None
 
 
-def macaque_recording(path, seed, n_stimuli, data_dir):
-    """The recording at ``path``, or the simulated one (written once into ``data_dir``)."""
+def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
+    """The recording at ``path``, or the simulated one of ``stimulus_set`` (written once into
+    ``data_dir``)."""
     import data_adapters
 
     from ..models import BLNet, extract
@@ -58,10 +71,15 @@ def macaque_recording(path, seed, n_stimuli, data_dir):
 
     if path:
         return data_adapters.load(path), path
-    key = simulation_key({"seed": seed, "n_stimuli": n_stimuli}, simulate_macaque, BLNet, extract, digits)
-    path = Path(data_dir) / f"sim_macaque_seed{seed}_n{n_stimuli}_{key}.nc"
+    from .. import object_stimuli
+
+    options = {"seed": seed, "n_stimuli": n_stimuli}
+    if stimulus_set != "digits":
+        options["stimuli"] = stimulus_set
+    key = simulation_key(options, simulate_macaque, BLNet, extract, digits, object_stimuli.objects)
+    path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
     if not path.exists():
-        simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed)
+        simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set)
     return data_adapters.load(path), str(path)
 
 
@@ -98,12 +116,14 @@ def human_ratings(path, stimuli_csv, seed, data_dir):
 
     if path:
         uncertainty = human_uncertainty(data_adapters.load(path))
-        images = image_set(stimuli_csv)
-        known = set(images[0].stimulus_ids)
-        ids = [i for i in uncertainty.index if i in known]
+        if stimuli_csv:
+            known = set(data_adapters.load_stimulus_set(stimuli_csv)["stimulus_id"].astype(str))
+        else:
+            known = {f"digit_{i:04d}" for i in range(1797)}
+        ids = [i for i in uncertainty.index if str(i) in known]
         if not ids:
             raise WorkbenchError(f"{path}: no rated stimulus has an image (e.g. {uncertainty.index[0]!r})")
-        return shown_stimuli(ids, path, images=images), uncertainty, path
+        return render_stimuli(ids, path, stimuli_csv), uncertainty, path
     stimuli, planted = spoerer_stimuli(seed=seed)
     key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)
     path = Path(data_dir) / f"sim_human_seed{seed}_{key}.sqlite"

@@ -13,7 +13,7 @@ import pandas as pd
 from ..errors import WorkbenchError
 from ..scores import Score, Scores
 from .base import Panel, VariantBenchmark
-from .data import blur_fmri, shown_stimuli
+from .data import blur_fmri, render_stimuli
 from .registry import register
 
 ROIS = ("V1", "V2", "V4", "LOC")
@@ -83,12 +83,18 @@ class BlurDenoising(VariantBenchmark):
         """Per-subject assemblies (repetitions averaged) and their files."""
         return blur_fmri(self.path, self.seed, self.cache_dir / "data")
 
-    def stimuli(self, model_spec=None, subjects=None, sources=None):
-        """The clean images (the model also sees them blurred)."""
+    def stimuli(self, model_spec=None, subjects=None, sources=None, model=None):
+        """The clean images, rendered as the model declares (it also sees them blurred)."""
+        from ..models.spec import ModelSpec
+
         if subjects is None:
             subjects, sources = self.load_data()
+        preprocessing = None
+        if model_spec is not None:
+            spec = ModelSpec.from_dict(model_spec)
+            preprocessing = spec.preprocessing(model if model is not None else spec.build(self.cache_dir))
         clean_ids = sorted({str(i) for i in subjects[0].image_code.values})
-        return shown_stimuli(clean_ids, sources[0], self.stimuli_path)
+        return render_stimuli(clean_ids, sources[0], self.stimuli_path, preprocessing=preprocessing)
 
     def _brain(self, subjects, sources):
         import xarray as xr
@@ -120,12 +126,13 @@ class BlurDenoising(VariantBenchmark):
         subjects, sources = self.load_data()
         brain_record, brain_pr = self._brain(subjects, sources)
         model = spec.build(self.cache_dir)
-        clean = self.stimuli(spec, subjects, sources)
+        clean = self.stimuli(spec, subjects, sources, model=model)
         layers = spec.layers_of(model)
         protocol = spec.protocol(model, STEPS, 0)
         parts = []
         for shown, level in ((clean, 0.0), (blur(clean, BLUR_LEVEL), BLUR_LEVEL)):
-            da = extract(model, shown, layers=layers, protocol=protocol, progress=False)
+            da = extract(model, shown, layers=layers, protocol=protocol, progress=False,
+                         convention=spec.convention_of(model))
             source_ids = (shown.metadata["source_id"].to_numpy(str) if "source_id" in shown.metadata
                           else shown.stimulus_ids)
             extra = [name for name, c in da.coords.items() if c.dims == ("presentation",) and name != "stimulus_id"]

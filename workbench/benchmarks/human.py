@@ -59,6 +59,7 @@ class RTUncertainty(VariantBenchmark):
         return human_ratings(self.path, self.stimuli_path, self.seed, self.cache_dir / "data")
 
     def stimuli(self, model_spec=None):
+        """The rated images (the noisy digits are rendered at the zoo's 32 px greyscale)."""
         return self.load_data()[0]
 
     def run(self, model_spec):
@@ -70,7 +71,14 @@ class RTUncertainty(VariantBenchmark):
 
         spec = ModelSpec.from_dict(model_spec)
         model = spec.build(self.cache_dir)
+        convention = spec.convention_of(model)
+        if convention not in (None, "frames"):
+            raise WorkbenchError(f"model {spec.name!r} ({convention}) cannot give reaction times: this benchmark reads "
+                                 "the per-step decision logits of a model called with frames (B, T, C, H, W)")
         stimuli, uncertainty, source = self.load_data()
+        if spec.preprocessing(model).as_dict() != stimuli_default():
+            raise WorkbenchError(f"model {spec.name!r} expects {spec.preprocessing(model).describe()}; this benchmark's "
+                                 "noisy digits exist only at the zoo's 32 px greyscale")
         with torch.no_grad():
             frames = torch.from_numpy(stimuli.images)[:, None].expand(-1, STEPS, -1, -1, -1)
             logits = model.eval()(frames)
@@ -95,3 +103,9 @@ class RTUncertainty(VariantBenchmark):
                  "uncertainty": uncertainty.reindex(held.index).to_numpy().tolist()}
         return Scores([score]), panel
 
+
+
+def stimuli_default():
+    from ..stimuli import Preprocessing
+
+    return Preprocessing().as_dict()

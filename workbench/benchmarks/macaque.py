@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import WorkbenchError
 from ..scores import Score, Scores
 from .base import Panel, VariantBenchmark
-from .data import macaque_recording, shown_stimuli
+from .data import embedded_of, macaque_recording, render_stimuli
 from .registry import register
 
 REGIONS = ("V4", "IT")
@@ -97,15 +97,25 @@ class SharedTimeEncoding(VariantBenchmark):
 
     def load_data(self):
         """The recording's sites in this region (trial level) and the file it came from."""
-        recording, source = macaque_recording(self.path, self.seed, self.n_stimuli, self.cache_dir / "data")
+        recording, source = macaque_recording(self.path, self.seed, self.n_stimuli, self.cache_dir / "data",
+                                              self.stimulus_set)
         if "region" not in recording.coords or self.region not in set(recording.region.values):
             raise WorkbenchError(f"{source}: no sites with region == {self.region!r}")
         return recording.isel(neuroid=np.flatnonzero(recording.region.values == self.region)), source
 
-    def stimuli(self, model_spec=None, recording=None, source=None):
+    def stimuli(self, model_spec=None, recording=None, source=None, model=None):
+        """The recording's images rendered as the model declares (size, channels,
+        normalisation; the zoo's 32 px greyscale without a model)."""
+        from ..models.spec import ModelSpec
+
         if recording is None:
             recording, source = self.load_data()
-        return shown_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path)
+        preprocessing = None
+        if model_spec is not None:
+            spec = ModelSpec.from_dict(model_spec)
+            preprocessing = spec.preprocessing(model if model is not None else spec.build(self.cache_dir))
+        return render_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path,
+                              preprocessing=preprocessing, embedded=embedded_of(recording))
 
     def run(self, model_spec):
         from ..assembly import has_repetitions
@@ -120,13 +130,15 @@ class SharedTimeEncoding(VariantBenchmark):
         spec = ModelSpec.from_dict(model_spec)
         model = spec.build(self.cache_dir)
         recording, source = self.load_data()
-        shown = self.stimuli(spec, recording, source)
+        shown = self.stimuli(spec, recording, source, model=model)
         protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS,
                                  onset_ms=min(latency for _, _, latency in DEFAULT_REGIONS))
         reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
         features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
-                                     protocol=protocol, reduction=reduction, progress=False)
+                                     protocol=protocol, reduction=reduction, progress=False,
+                                     convention=spec.convention_of(model))
         features = features.load()
+        convention = features.attrs["extraction"]["convention"]
         mapping = map_layers_to_regions(features, recording, seed=self.seed)
         result = mapping.evaluation[self.region]
         summary = summarize(result, by="region")[0]
@@ -149,10 +161,15 @@ class SharedTimeEncoding(VariantBenchmark):
                    "ceiling_scale": "r^2 (normalized = sign(r) r^2 / ceiling)",
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
-                   "layer": mapping.layer_for_region[self.region], "data": source})
+                   "layer": mapping.layer_for_region[self.region], "data": source,
+                   "input": spec.preprocessing(model).describe(), "convention": convention})
+        if convention == "static_recurrent":
+            score.extra["note"] = ("the model takes one static image, so it cannot see the stimulus offset: its final "
+                                   "state is held over the later bins")
         if not has_repetitions(recording):
-            score.extra["note"] = ("one repetition per stimulus: no split-half ceiling can be estimated, so "
-                                   "ceiling and normalized are undefined")
+            score.extra["note"] = "; ".join(filter(None, [score.extra.get("note"), (
+                "one repetition per stimulus: no split-half ceiling can be estimated, so ceiling and normalized "
+                "are undefined")]))
         r = result["r"].median("neuroid").values
         ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
         layer_time = mapping.layer_time.sel(region=self.region)

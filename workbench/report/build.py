@@ -81,6 +81,9 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     provenance = {"versions": _versions(), "config": config.as_dict(), "seed": config.settings["seed"],
                   "inputs": _checksums([r.get("data") for r in records if r.get("data")], cache_dir),
                   "tasks": {f"{r['model']} x {r['benchmark']}": r["key"] for r in results if "key" in r},
+                  # what each model was shown and how it was called (its declared input)
+                  "model_inputs": {f"{r['model']} x {r['benchmark']}": {k: r[k] for k in ("input", "convention")}
+                                   for r in records if r.get("input")},
                   "cache": str(cache_dir)}
     page = render_batch_report(scores, config, benchmarks, sections, provenance)
     frame = pd.DataFrame(records)

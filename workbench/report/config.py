@@ -37,8 +37,9 @@ from pathlib import Path
 from ..errors import ConfigError, WorkbenchError
 
 BENCHMARK_KEYS = {"name", "path", "stimuli"}
-SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli"}
-DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200}
+SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set"}
+DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200,
+                    "stimulus_set": "digits"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,10 @@ def parse_config(data, base=Path("."), source="<dict>"):
             raise ConfigError(f"settings.{name}", f"must be a {kind}, got {settings[name]!r}")
     if not isinstance(settings["title"], str):
         raise ConfigError("settings.title", f"must be a string, got {settings['title']!r}")
-    if settings["n_stimuli"] > 1797:
+    if settings["stimulus_set"] not in ("digits", "objects"):
+        raise ConfigError("settings.stimulus_set", f"must be 'digits' or 'objects' (HvM-style rendered objects), "
+                          f"got {settings['stimulus_set']!r}")
+    if settings["n_stimuli"] > 1797 and settings["stimulus_set"] == "digits":
         raise ConfigError("settings.n_stimuli", f"at most 1797 (scikit-learn's digits), got {settings['n_stimuli']}")
     models = tuple(_model(i, spec, base) for i, spec in enumerate(data["models"]))
     names = [m["name"] for m in models]

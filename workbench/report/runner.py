@@ -53,7 +53,8 @@ def benchmark_of(spec, settings, cache_dir=None):
     from ..benchmarks import get
 
     return get(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), seed=settings["seed"],
-               n_permutations=settings["n_permutations"], n_stimuli=settings["n_stimuli"], cache_dir=cache_dir)
+               n_permutations=settings["n_permutations"], n_stimuli=settings["n_stimuli"], cache_dir=cache_dir,
+               stimulus_set=settings.get("stimulus_set", "digits"))
 
 
 def plan(config):

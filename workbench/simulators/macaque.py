@@ -18,10 +18,12 @@ split-half Spearman-Brown ceiling estimates) is
 .. math:: \\rho = \\frac{\\mathrm{Var}_s(\\lambda)}{\\mathrm{Var}_s(\\lambda) + \\mathrm{E}_s(\\lambda) / n}.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from workbench import stimuli as stimulus_sets
@@ -76,8 +78,9 @@ class MacaqueSimulation:
 
 def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
                      brain_seed=0, time_window=(-100, 300), bin_ms=10, regions=DEFAULT_REGIONS,
-                     baseline=0.1, gain_range=(0.2, 2.0), channels=(8, 16), progress=False):
-    """Simulate a trial-level macaque recording of digits and write it as BrainIO netCDF.
+                     baseline=0.1, gain_range=(0.2, 2.0), channels=(8, 16), progress=False, stimuli="digits",
+                     image_size=None):
+    """Simulate a trial-level macaque recording and write it as BrainIO netCDF.
 
     Parameters
     ----------
@@ -106,6 +109,13 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         gives trial-average reliabilities of about 0.4-0.95, like curated array sites.
     channels : tuple of int
         Hidden network width per layer.
+    stimuli : {"digits", "objects"}
+        scikit-learn's digits, or the HvM-style rendered objects
+        (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds); the hidden
+        network sees them at 32 px greyscale, a model at its own declared input.
+    image_size : int, optional
+        Also write every stimulus as an RGB PNG of this size into ``<stem>_images/`` (the
+        stimulus CSV names them), as a real stimulus set on disk.
 
     Returns
     -------
@@ -119,7 +129,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     rng_weights, rng_gains, rng_counts = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
-    stimuli = stimulus_sets.digits(n_stimuli, seed=seed)
+    stimuli = embedded_stimuli(stimuli, n_stimuli, seed)
     brain = BLNet(channels=channels, seed=brain_seed)
     protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=bin_ms)
     layers = [f"layers.{layer}" for layer in sorted({layer for _, layer, _ in regions})]
@@ -172,14 +182,15 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         n_stimuli=n_stimuli, sites_per_region=sites_per_region, n_repetitions=n_repetitions,
         seed=seed, brain_seed=brain_seed, time_window=list(time_window), bin_ms=bin_ms,
         regions=[list(r) for r in regions], baseline=baseline, gain_range=list(gain_range),
-        channels=list(channels),
+        channels=list(channels), stimuli=stimuli.attrs["embedded"]["name"],
     )
     trials = xr.DataArray(
         _poisson_trials(rates, n_repetitions, rng_counts),
         dims=DIMS,
         coords={**trial_coords, **neuroid_coords, **time_coords},
         attrs={
-            "identifier": "sim.macaque-digits",
+            "identifier": f"sim.macaque-{stimuli.attrs['embedded']['name']}",
+            "embedded_stimuli": json.dumps(stimuli.attrs["embedded"]),
             "source": "data_adapters.simulate_macaque",
             "simulator_parameters": parameters,
             "simulated": True,
@@ -187,7 +198,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         },
     )
     to_netcdf(trials, path)  # streams the dask blocks: memory stays at one repetition
-    _write_stimulus_set(Path(path), metadata)
+    _write_stimulus_set(Path(path), metadata, stimuli.attrs["embedded"], image_size)
 
     stimulus_coords = {c: ("presentation", v) for c, v in metadata.items()}
     rates_da = xr.DataArray(
@@ -223,6 +234,37 @@ HVM_VARIATIONS = ("V0", "V3", "V6")
 HVM_VARIATION_SHARES = (640 / 5760, 2560 / 5760, 2560 / 5760)
 
 
+def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
+    """The embedded stimuli of a simulated recording, rendered at ``preprocessing``
+    (default: what the hidden network reads: 8 px digits, 32 px greyscale objects):
+    ``"digits"`` (a seeded subset of scikit-learn's) or ``"objects"`` (HvM-style, enough per
+    object for ``n_stimuli``, then a seeded subset); ``ids`` renders only those (the set's
+    order). ``attrs["embedded"]`` records how to render them again."""
+    from workbench.object_stimuli import N_OBJECTS, CATEGORIES, objects
+
+    if name == "digits":
+        # the hidden network reads 8 px digits (their native size)
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=8)
+        shown = stimulus_sets.digits(n_stimuli, seed=seed, preprocessing=preprocessing, ids=ids)
+        embedded = {"name": "digits", "n_stimuli": n_stimuli, "seed": seed}
+    elif name == "objects":
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
+        if not n_stimuli:
+            raise WorkbenchError("the object stimuli need n_stimuli (how many the recording showed)")
+        n_per_object = -(-n_stimuli // (len(CATEGORIES) * N_OBJECTS * 3))
+        shown = objects(n_per_object=n_per_object, seed=seed, preprocessing=preprocessing, ids=ids)
+        if ids is None:
+            keep = np.sort(np.random.default_rng(seed).choice(len(shown), n_stimuli, replace=False))
+            shown = shown.subset(keep)
+        shown.metadata["label"] = pd.Categorical(shown.metadata["category_name"], categories=CATEGORIES).codes
+        shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
+        embedded = {"name": "objects", "n_stimuli": n_stimuli, "seed": seed}
+    else:
+        raise WorkbenchError(f"stimuli must be 'digits' or 'objects', got {name!r}")
+    shown.attrs["embedded"] = embedded
+    return shown
+
+
 def _hvm_metadata(stimuli, rng):
     """Presentation coords with MajajHong2015's names where they apply to digits.
 
@@ -234,6 +276,11 @@ def _hvm_metadata(stimuli, rng):
     frame = stimuli.metadata
     ids = stimuli.stimulus_ids.astype(object)
     labels = frame["label"].to_numpy()
+    if "variation" in frame:  # the rendered objects have their own levels
+        return {"stimulus_id": ids, "image_id": ids.copy(),
+                "object_name": frame["object_name"].to_numpy(dtype=object),
+                "category_name": frame["category_name"].to_numpy(dtype=object), "label": labels,
+                "variation": frame["variation"].to_numpy(dtype=object)}
     return {
         "stimulus_id": ids,
         "image_id": ids.copy(),
@@ -245,16 +292,19 @@ def _hvm_metadata(stimuli, rng):
     }
 
 
-def _write_stimulus_set(path, metadata):
-    """``<stem>_stimuli.csv`` beside the assembly, with HvM's column names."""
-    import pandas as pd
-
+def _write_stimulus_set(path, metadata, embedded, image_size=None):
+    """``<stem>_stimuli.csv`` beside the assembly, with HvM's column names (and the images
+    as RGB PNGs in ``<stem>_images/`` when ``image_size`` is given)."""
     from workbench.storage import atomic_path
 
+    folder = f"{path.stem}_images"
     frame = pd.DataFrame({"id": metadata["stimulus_id"], "obj": metadata["object_name"],
                           "category": metadata["category_name"], "var": metadata["variation"],
                           "label": metadata["label"],
-                          "filename": [f"{i}.png" for i in metadata["stimulus_id"]]})
+                          "filename": [f"{folder}/{i}.png" if image_size else f"{i}.png"
+                                       for i in metadata["stimulus_id"]]})
+    if image_size:
+        _write_images(path.with_name(folder), embedded, image_size, metadata["stimulus_id"])
     with atomic_path(path.with_name(f"{path.stem}_stimuli.csv")) as tmp:
         frame.to_csv(tmp, index=False)
 
@@ -277,3 +327,22 @@ def _poisson_trials(rates, n_repetitions, rng):
     blocks = [dask.array.from_delayed(dask.delayed(draw)(seed), shape=rates.shape, dtype=np.float32)
               for seed in seeds]
     return dask.array.concatenate(blocks, axis=0)
+
+
+def _write_images(folder, embedded, size, ids):
+    """Each stimulus as an 8-bit RGB PNG (the embedded set rendered in [0, 1] at ``size``)."""
+    from PIL import Image
+
+    from workbench.storage import atomic_path
+
+    raw = embedded_stimuli(embedded["name"], embedded["n_stimuli"], embedded["seed"],
+                           preprocessing=stimulus_sets.Preprocessing(size=size, channels="rgb",
+                                                                     normalization="imagenet"))
+    mean = np.asarray(stimulus_sets.IMAGENET_MEAN)[:, None, None]
+    sd = np.asarray(stimulus_sets.IMAGENET_STD)[:, None, None]
+    folder.mkdir(parents=True, exist_ok=True)
+    position = {sid: i for i, sid in enumerate(raw.stimulus_ids)}
+    for sid in ids:
+        image = np.clip(raw.images[position[sid]] * sd + mean, 0, 1)  # undo the normalisation
+        with atomic_path(folder / f"{sid}.png") as tmp:
+            Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
