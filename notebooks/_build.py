@@ -167,31 +167,108 @@ NOTEBOOKS = {
         "plt.xlabel('human uncertainty D'); plt.ylabel('model RT (step)');",
     ],
     "06_compare_your_model.ipynb": [
-        "# 06 Compare your own model\n\nAny `torch.nn.Module` called as `model(frames)` with frames "
-        "`(batch, steps, channels, H, W)`: name the modules to record, extract, and score it next to a zoo "
-        "model on the same recording with a paired test.",
-        "import tempfile\nfrom pathlib import Path\n\nimport torch\nfrom torch import nn\n\nimport "
-        "data_adapters\nfrom workbench import simulators\nfrom workbench.metrics import encoding_score, summarize\nfrom workbench.models import "
-        "BLNet, PresentationProtocol, extract\nfrom workbench.stats import compare_encodings\n\n\nclass "
-        "MyNet(nn.Module):\n    \"\"\"A leaky recurrent conv layer, then a linear readout per step.\"\"\"\n\n"
-        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(1, 8, 3, "
-        "padding=1)\n        self.lateral = nn.Conv2d(8, 8, 3, padding=1)\n        self.readout = "
-        "nn.Linear(8, 10)\n\n    def forward(self, frames):\n        h, logits = 0, []\n        for t in "
-        "range(frames.shape[1]):\n            h = torch.relu(self.conv(frames[:, t]) + (self.lateral(h) if "
-        "t else 0))\n            logits.append(self.readout(h.mean((2, 3))))\n        return "
-        "torch.stack(logits, 1)\n\n\ntorch.manual_seed(0)\nmine = MyNet().eval()",
-        "simulation = simulators.simulate_macaque(Path(tempfile.mkdtemp()) / 'm.nc', n_stimuli=100, "
-        "n_repetitions=8)\ntrials = data_adapters.load(simulation.path)\nprotocol = "
-        "PresentationProtocol(onset_ms=50)\nmy_features = extract(mine, simulation.stimuli, layers=['conv'], "
-        "protocol=protocol, progress=False)\nzoo_features = extract(BLNet.from_config(simulation.brain), "
-        "simulation.stimuli, protocol=protocol, progress=False)\nmy_result = encoding_score(my_features, "
-        "trials, n_splits=5, seed=0)\nzoo_result = encoding_score(zoo_features, trials, n_splits=5, seed=0)\n"
-        "summarize(my_result).to_frame(), summarize(zoo_result).to_frame()",
-        "comparison = compare_encodings(zoo_result, my_result, n_permutations=1000, alternative='greater')\n"
-        "comparison.scores().to_frame()  # is the generating network better than mine, per region?",
-        "## In a batch report\nSave `mine.state_dict()`, expose a function returning `MyNet()` and list it in "
-        "a report config: `entry_point = \"mypackage.nets:build\"`, `weights = \"my_net.pt\"`, "
-        "`layers = [\"conv\"]` (see the README, 'Batch report').",
+        "# 06 Compare your own model\n\nThe workbench takes a model as people write it: an ordinary "
+        "`torch.nn.Module` with its own input size and its own time loop. This notebook scores two such "
+        "models on a recording, each at its own resolution:\n\n- **mine**, a CORnet-RT-style network written "
+        "here: `forward(x)` takes a static RGB batch `(B, 3, H, W)` and loops over time inside;\n- **CORnet-S** "
+        "(Kubilius et al. 2019) from the zoo, 224 px RGB, random initialisation (a user with the public weights "
+        "passes `weights=`).\n\nThe recording is the embedded simulator's, shown HvM-style objects (8 "
+        "categories x 8 objects at three variation levels on natural backgrounds), written as a real "
+        "stimulus set: a BrainIO netCDF file, a stimulus CSV and one RGB PNG per image.",
+        "import tempfile\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+        "import torch\nfrom torch import nn\n\nimport data_adapters\nfrom workbench import simulators\n"
+        "from workbench.metrics import map_layers_to_regions, summarize\nfrom workbench.models import "
+        "PresentationProtocol, extract, zoo\nfrom workbench.models.hub import candidate_layers\n"
+        "from workbench.models.reductions import SparseRandomProjection\nfrom workbench.stimuli import "
+        "IMAGENET_MEAN, IMAGENET_STD, Preprocessing, from_image_files\n\nWORK = Path(tempfile.mkdtemp())\n"
+        "simulation = simulators.simulate_macaque(WORK / 'rec.nc', n_stimuli=96, n_repetitions=10, seed=0,\n"
+        "                                         stimuli='objects', image_size=224)\n"
+        "trials = data_adapters.load(simulation.path)\nstimulus_set = data_adapters.load_stimulus_set("
+        "WORK / 'rec_stimuli.csv')\nprint(dict(trials.sizes))\nstimulus_set.head(3)",
+        "## 1. The images, as a 224 px RGB model sees them\nA stimulus set stays in its native form (PNG files) "
+        "until it is rendered for a model's declared input: size, channels and normalisation. Both models "
+        "here expect what torchvision models expect: 224 px RGB, minus the ImageNet mean, over its sd. Below, "
+        "one image per variation level, un-normalised for display.",
+        "imagenet = Preprocessing(size=224, channels='rgb', normalization='imagenet')\n"
+        "shown = from_image_files(stimulus_set, preprocessing=imagenet)\nprint(shown.images.shape, "
+        "shown.identifier)\nfig, axes = plt.subplots(1, 3, figsize=(9, 3))\nfor ax, level in zip(axes, "
+        "['V0', 'V3', 'V6']):\n    i = int(np.flatnonzero(shown.metadata['variation'] == level)[0])\n    image = "
+        "shown.images[i] * np.array(IMAGENET_STD)[:, None, None] + np.array(IMAGENET_MEAN)[:, None, None]\n"
+        "    ax.imshow(image.transpose(1, 2, 0).clip(0, 1)); ax.set_title(f\"{level}: \"\n"
+        "                                                   f\"{shown.metadata['object_name'][i]}\"); ax.axis('off')",
+        "## 2. My model, unchanged\nNothing here knows about the workbench: no frames argument, no layer list, "
+        "no declared input.",
+        "class Area(nn.Module):\n    def __init__(self, cin, cout, stride):\n        super().__init__()\n"
+        "        self.conv_input = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)\n        self.conv1 = "
+        "nn.Conv2d(cout, cout, 3, padding=1, bias=False)\n        self.norm = nn.GroupNorm(4, cout)\n\n"
+        "    def forward(self, inp, state):\n        x = torch.relu(self.conv_input(inp))\n        x = x + state "
+        "if state is not None else x\n        return torch.relu(self.norm(self.conv1(x)))\n\n\nclass "
+        "MyNet(nn.Module):\n    def __init__(self, times=4, width=16):\n        super().__init__()\n"
+        "        self.times = times\n        self.V1, self.V2 = Area(3, width, 4), Area(width, 2 * width, 2)\n"
+        "        self.IT = Area(2 * width, 4 * width, 2)\n        self.fc = nn.Linear(4 * width, 10)\n\n"
+        "    def forward(self, x):\n        v1 = v2 = it = None\n        for _ in range(self.times):\n"
+        "            v1 = self.V1(x, v1)\n            v2 = self.V2(v1, v2)\n            it = self.IT(v2, it)\n"
+        "        return self.fc(it.mean((2, 3)))\n\n\ntorch.manual_seed(0)\nmine = MyNet().eval()\n"
+        "print('candidate layers (stages and blocks with parameters):', candidate_layers(mine))",
+        "## 3. Extract over time\n`extract` finds out how to call the model: a 5-D frame sequence fails, a "
+        "static image runs and the areas are called 4 times each, so the calling convention is "
+        "`static_recurrent` (declare it with `convention=` to skip the probe). The k-th call of an area is "
+        "time step k (10 ms each from the protocol's onset); after its last call the area **holds its final "
+        "state**: it was given one static image, so it cannot see the stimulus go off. The extraction records "
+        "that in its attributes, and a report says it beside the score.",
+        "protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=10, onset_ms=50)\n"
+        "projection = SparseRandomProjection(256, seed=0, keep_small=True)\nmy_features = extract(mine, shown, "
+        "layers=['V1', 'V2', 'IT'], protocol=protocol,\n                      reduction=projection, "
+        "progress=False)\nprint(my_features.attrs['extraction'])\nactivity = abs(my_features).groupby('layer')"
+        ".mean().mean('presentation')\nactivity.plot.line(x='time_bin_start', hue='layer')\nplt.title('mine: "
+        "mean |activation| per area (flat after the 4th step)');",
+        "**CORnet-S** comes from the zoo, which declares its convention (`static_recurrent`), its input (224 px RGB "
+        "ImageNet) and CORnet's \"one step = one area\" unrolling: V1 answers at step 0, V2's two repetitions "
+        "at steps 1-2, V4's four at 2-5, IT's two at 3-4. (CORnet-RT, also in the zoo, takes frames and so "
+        "does see an offset.)",
+        "cornet = zoo.build('cornet-s', seed=0)\ncornet_protocol = PresentationProtocol(image_steps=10, "
+        "blank_steps=15, onset_ms=50, unrolling=cornet.unrolling)\ncornet_features = extract(cornet, shown, "
+        "protocol=cornet_protocol, reduction=projection, batch_size=16,\n                          "
+        "progress=False)\nprint(cornet_features.attrs['extraction'], dict(cornet_features.sizes))\n"
+        "activity = abs(cornet_features).groupby('layer').mean().mean('presentation')\n"
+        "activity.plot.line(x='time_bin_start', hue='layer'); plt.title('CORnet-S: each area starts one step "
+        "after the one below');",
+        "## 4. Commit layers to regions, then score on held-out images\nEvery candidate layer is fitted to each "
+        "region on half of the images (one ridge map shared by all 10 ms bins); the best layer per region is "
+        "then scored on the other half. `r` is the median over sites of the Pearson correlation across "
+        "held-out images; the ceiling is the data's split-half reliability (on the r^2 scale) and "
+        "`normalized` = r^2 / ceiling.",
+        "results = {}\nfor name, features in (('mine', my_features), ('CORnet-S', cornet_features)):\n"
+        "    mapping = map_layers_to_regions(features, trials, seed=0)\n    results[name] = mapping\n"
+        "    print(name, 'chooses', mapping.layer_for_region)\n    display(summarize(mapping.evaluation['V4'], "
+        "by='region').to_frame()[['region', 'value', 'ceiling', 'normalized']])\n"
+        "    display(summarize(mapping.evaluation['IT'], by='region').to_frame()[['region', 'value', 'ceiling', "
+        "'normalized']])",
+        "fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)\nfor ax, region in zip(axes, "
+        "['V4', 'IT']):\n    for name, mapping in results.items():\n        result = "
+        "mapping.evaluation[region]\n        ax.plot(result.time_bin_start, result['r'].median('neuroid'), "
+        "label=name)\n    ceiling = np.sqrt(result['ceiling'].clip(0).median('neuroid'))\n"
+        "    ax.plot(result.time_bin_start, ceiling, color='grey', ls='--', label='sqrt(ceiling)')\n"
+        "    ax.axvspan(0, 100, color='k', alpha=0.05); ax.set_title(region); ax.set_xlabel('ms from image "
+        "onset')\naxes[0].set_ylabel('median r over sites'); axes[0].legend();",
+        "**What to conclude.** Both networks are untrained, so their scores measure what random features of "
+        "these images can explain, a baseline any trained model must beat; that is why a zoo model trained on "
+        "the task, or the simulator's generating network, belongs in the same comparison. The curves start "
+        "when the simulated regions start answering (V4 at 50 ms, IT at 70 ms; the shaded span is the image "
+        "on screen) and the ceiling bounds them from above. After the image goes off (100 ms) the data decay, "
+        "but neither model can show that: both hold their last state, which is exactly the limitation the "
+        "`static_recurrent` note warns about. A model that takes frames (`model(frames)`, like the zoo's "
+        "CORnet-RT) is shown the grey frames and can follow the offset.",
+        "## 5. In a batch report\nPut `MyNet` in a file beside the config (`my_nets.py` with a `build()` "
+        "function); no `PYTHONPATH` is needed:\n\n```toml\n[settings]\nstimulus_set = \"objects\"   # the "
+        "simulated recording shows the RGB objects\n\n[[models]]\nname = \"mine\"\nentry_point = "
+        "\"my_nets:build\"          # declared input defaults to 224 px RGB ImageNet\n\n[[models]]\nname = "
+        "\"CORnet-S\"\nzoo = \"cornet-s\"\n\n[[models]]\nname = \"ResNet-18\"\nzoo = \"torchvision:resnet18\"   "
+        "# with pip install -e \".[vision]\"\n\n[[benchmarks]]\nname = \"sim-macaque.IT.shared-time-ridge\"\n\n"
+        "[[benchmarks]]\nname = \"macaque.IT.shared-time-ridge\"\npath = \"rec.nc\"\nstimuli = "
+        "\"rec_stimuli.csv\"\n```\n\n`provenance.json` then lists, per model and benchmark, the input it was "
+        "shown and its calling convention; editing `my_nets.py` or replacing an image file gives new task "
+        "keys, so no stale score is reused.",
     ],
 }
 
