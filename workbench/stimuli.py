@@ -12,6 +12,7 @@ it is rendered to that declaration.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,12 @@ import pandas as pd
 from .errors import WorkbenchError
 
 
-NORMALIZATIONS = ("set", "imagenet")
+NORMALIZATIONS = ("set", "imagenet", "inception")
 CHANNELS = ("grey", "rgb")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # Inception, ViT and many timm models: [-1, 1]
+CHANNEL_STATS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "inception": (INCEPTION_MEAN, INCEPTION_STD)}
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,11 @@ class Preprocessing:
         Height = width in pixels (images are centre-cropped to a square, then resized).
     channels : {"grey", "rgb"}
         One luminance channel (ITU-R 601-2), or three RGB channels (grey images repeated).
-    normalization : {"set", "imagenet"}
+    normalization : {"set", "imagenet", "inception"}
         ``"set"``: standardise over the stimulus set (mean 0, sd 1 over all pixels; the zoo's
         convention). ``"imagenet"``: pixels in [0, 1], minus the ImageNet mean and over its
-        sd per channel (torchvision's and CORnet's convention).
+        sd per channel (torchvision's and CORnet's convention). ``"inception"``: (x - 0.5) /
+        0.5, i.e. [-1, 1] (Inception, ViT and many timm models).
 
     The default, 32 px greyscale standardised over the set, is the seed zoo's.
     """
@@ -68,7 +72,8 @@ class Preprocessing:
         return {"size": int(self.size), "channels": self.channels, "normalization": self.normalization}
 
     def describe(self):
-        norm = "ImageNet mean/sd" if self.normalization == "imagenet" else "standardised over the set"
+        norm = {"imagenet": "ImageNet mean/sd", "inception": "scaled to [-1, 1]",
+                "set": "standardised over the set"}[self.normalization]
         return f"{self.size} px {'greyscale' if self.greyscale else 'RGB'}, {norm}"
 
     def normalize(self, images, mean=None, sd=None):
@@ -77,9 +82,10 @@ class Preprocessing:
         ``mean``/``sd`` override the set's own statistics for ``"set"`` (so that subsets of
         one set share a grey level)."""
         images = np.asarray(images, dtype=np.float64)
-        if self.normalization == "imagenet":
-            mean_c = np.asarray(IMAGENET_MEAN if self.n_channels == 3 else [np.mean(IMAGENET_MEAN)])
-            sd_c = np.asarray(IMAGENET_STD if self.n_channels == 3 else [np.mean(IMAGENET_STD)])
+        if self.normalization in CHANNEL_STATS:
+            means, sds = CHANNEL_STATS[self.normalization]
+            mean_c = np.asarray(means if self.n_channels == 3 else [np.mean(means)])
+            sd_c = np.asarray(sds if self.n_channels == 3 else [np.mean(sds)])
             out = (images - mean_c[None, :, None, None]) / sd_c[None, :, None, None]
         else:
             mean = images.mean() if mean is None else mean
@@ -142,7 +148,7 @@ class StimulusSet:
         """Stimuli at integer positions ``index`` (kept in that order)."""
         index = np.asarray(index)
         return StimulusSet(
-            self.images[index],
+            self.images.take(index) if isinstance(self.images, LazyImages) else self.images[index],
             self.metadata.iloc[index].reset_index(drop=True),
             self.identifier,
             dict(self.attrs),
@@ -316,7 +322,7 @@ def _read_image(path, source):
 
 
 def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
-                     allow_outside=False, preprocessing=None):
+                     allow_outside=False, preprocessing=None, lazy=False):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
 
     Parameters
@@ -336,6 +342,10 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     preprocessing : Preprocessing, optional
         A model's declaration (size, channels, normalisation); overrides ``size`` and
         ``greyscale``. Default: standardised over the set.
+    lazy : bool
+        Render the images batch by batch when they are used (:class:`LazyImages`), so memory
+        does not grow with the set: every file is checked now, and read again per batch
+        (for ``"set"`` normalisation, once more now for the set's mean and sd).
 
     Returns
     -------
@@ -365,16 +375,76 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         raise DataFormatError(source, f"no {filename_column!r} column naming each image file",
                               f"columns are {list(stimulus_set.columns)[:12]}")
     base = Path(image_dir or ".")
-    images = []
-    for name in stimulus_set[filename_column].astype(str):
-        path = _image_file(name, base, source, allow_outside)
-        images.append(_prepared(_read_image(path, source), size, greyscale))
-    if not images:
+    paths = [_image_file(name, base, source, allow_outside) for name in stimulus_set[filename_column].astype(str)]
+    if not paths:
         raise DataFormatError(source, "lists no images")
-    images = preprocessing.normalize(np.stack(images))
     rendered = ",".join(f"{k}={v}" for k, v in preprocessing.as_dict().items())
-    return StimulusSet(images, stimulus_set.reset_index(drop=True).copy(),
-                       identifier=f"files({source},{rendered})")
+    metadata = stimulus_set.reset_index(drop=True).copy()
+    if lazy:
+        images = LazyImages(paths, preprocessing, source)
+        return StimulusSet(images, metadata, identifier=f"files({source},{rendered},lazy)")
+    images = preprocessing.normalize(np.stack([_prepared(_read_image(path, source), size, greyscale)
+                                               for path in paths]))
+    return StimulusSet(images, metadata, identifier=f"files({source},{rendered})")
+
+
+class LazyImages:
+    """Image files rendered for a :class:`Preprocessing` when indexed, batch by batch.
+
+    Looks like the ``(n, C, size, size)`` float32 array it stands for (``shape``, ``ndim``,
+    ``dtype``, ``len``, indexing by int, slice or integer array, ``np.asarray``), so
+    extraction streams a large stimulus set in bounded memory. ``"set"`` normalisation uses
+    the whole set's mean and sd, measured in one streaming pass when it is made.
+    """
+
+    def __init__(self, paths, preprocessing, source, stats=None):
+        self.paths = [Path(p) for p in paths]
+        self.preprocessing = preprocessing
+        self.source = source
+        size = preprocessing.size
+        self.shape = (len(self.paths), preprocessing.n_channels, size, size)
+        self.ndim, self.dtype = 4, np.dtype(np.float32)
+        if stats is None and preprocessing.normalization == "set":
+            total = total_sq = count = 0.0
+            for path in self.paths:
+                raw = self._raw(path)
+                total, total_sq, count = total + raw.sum(), total_sq + (raw ** 2).sum(), count + raw.size
+            mean = total / count
+            stats = (mean, float(np.sqrt(max(total_sq / count - mean ** 2, 0.0))))
+        self.stats = stats or (None, None)
+
+    def _raw(self, path):
+        return _prepared(_read_image(path, self.source), self.preprocessing.size, self.preprocessing.greyscale)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        chosen = np.arange(len(self))[index]
+        if np.ndim(chosen) == 0:
+            return self[[int(chosen)]][0]
+        raw = np.stack([self._raw(self.paths[i]) for i in chosen]) if len(chosen) else np.empty((0,) + self.shape[1:])
+        mean, sd = self.stats
+        return self.preprocessing.normalize(raw, mean=mean, sd=sd)
+
+    def __array__(self, dtype=None, copy=None):
+        images = self[:]
+        return images if dtype is None else images.astype(dtype)
+
+    def take(self, index):
+        """A lazy subset (the same normalisation statistics)."""
+        return LazyImages([self.paths[i] for i in np.asarray(index).reshape(-1)], self.preprocessing, self.source,
+                          stats=self.stats)
+
+    def content_digest(self):
+        """Hash of what the rendered images depend on: every file's bytes, the preprocessing
+        and the normalisation statistics (for cache keys, without rendering)."""
+        from .keys import ContentKey
+
+        key = ContentKey({"preprocessing": self.preprocessing.as_dict(), "stats": list(map(str, self.stats))})
+        for path in self.paths:
+            key.file(path.name, path)
+        return key.hexdigest()
 
 
 def natural_images(size=64, greyscale=True, sources=("sklearn", "skimage")):

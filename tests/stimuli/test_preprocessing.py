@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from workbench import WorkbenchError
@@ -29,6 +30,8 @@ def test_digits_rendered_for_an_imagenet_model():
     np.testing.assert_allclose(raw[:, 0], raw[:, 2], atol=1e-6)
     assert raw.min() >= -1e-6 and raw.max() <= 1 + 1e-6
     assert "size=48" in shown.identifier and "imagenet" in shown.identifier
+    inception = digits(5, seed=3, preprocessing=Preprocessing(48, "rgb", "inception"))
+    assert inception.images.min() == -1.0 and inception.images.max() <= 1.0  # [-1, 1]: ink 0 -> -1
 
 
 def test_the_zoo_default_is_bit_identical_and_ids_render_a_chosen_subset():
@@ -80,3 +83,31 @@ def test_objects_reject_bad_arguments():
         objects(variations=(1,))
     with pytest.raises(WorkbenchError, match="not in this object set"):
         objects(size=16, ids=["obj_box_0_v0_0", "obj_box_0_v0_9"])
+
+
+def test_lazy_image_files_render_batch_by_batch_like_the_eager_set(tmp_path):
+    from workbench.models import PresentationProtocol, extract
+    from workbench.models.cache import cache_key
+
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    table = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(5)], "filename": [f"{i}.png" for i in range(5)]})
+    table.attrs["path"] = str(tmp_path / "set.csv")
+    for declared in (Preprocessing(size=16), IMAGENET):
+        eager = from_image_files(table, preprocessing=declared)
+        lazy = from_image_files(table, preprocessing=declared, lazy=True)
+        assert lazy.images.shape == eager.images.shape and len(lazy) == 5
+        np.testing.assert_allclose(lazy.images[1:4], eager.images[1:4], atol=1e-5)
+        np.testing.assert_allclose(lazy.subset([4, 0]).images[[0, 1]], eager.images[[4, 0]], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(lazy.images), eager.images, atol=1e-5)
+    protocol = PresentationProtocol(2, 1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3))
+    eager_acts = extract(model, eager, layers=["0"], protocol=protocol, progress=False, batch_size=2)
+    lazy_acts = extract(model, lazy, layers=["0"], protocol=protocol, progress=False, batch_size=2)
+    np.testing.assert_allclose(lazy_acts.values, eager_acts.values, atol=1e-4)
+    # the cache key hashes the files: replacing one is a new key, re-rendering the same is not
+    before = cache_key(model, lazy, protocol, ["0"])
+    assert cache_key(model, from_image_files(table, preprocessing=IMAGENET, lazy=True), protocol, ["0"]) == before
+    (tmp_path / "2.png").write_bytes((tmp_path / "3.png").read_bytes())
+    assert cache_key(model, from_image_files(table, preprocessing=IMAGENET, lazy=True), protocol, ["0"]) != before

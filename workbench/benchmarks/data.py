@@ -43,7 +43,7 @@ def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, e
                                  f"in {stimuli_csv}")
         chosen = table.iloc[index].reset_index(drop=True)
         chosen.attrs = dict(table.attrs)
-        return from_image_files(chosen, preprocessing=preprocessing)
+        return from_image_files(chosen, preprocessing=preprocessing, lazy=True)  # bounded memory at scale
     embedded = embedded or {"name": "digits", "n_stimuli": None, "seed": 0}
     try:
         shown = embedded_stimuli(embedded["name"], embedded.get("n_stimuli"), embedded.get("seed", 0),

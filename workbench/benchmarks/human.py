@@ -7,6 +7,8 @@ entropy falls below a threshold fitted on training images; ``value`` is the held
 Spearman rho between those RTs and human uncertainty D = 0.5 - |0.5 - PC|.
 """
 
+import numpy as np
+
 from ..errors import WorkbenchError
 from ..scores import Score, Scores
 from .base import Panel, VariantBenchmark
@@ -80,7 +82,7 @@ class RTUncertainty(VariantBenchmark):
             raise WorkbenchError(f"model {spec.name!r} expects {spec.preprocessing(model).describe()}; this benchmark's "
                                  "noisy digits exist only at the zoo's 32 px greyscale")
         with torch.no_grad():
-            frames = torch.from_numpy(stimuli.images)[:, None].expand(-1, STEPS, -1, -1, -1)
+            frames = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))[:, None].expand(-1, STEPS, -1, -1, -1)
             logits = model.eval()(frames)
         logits = logits[0] if isinstance(logits, tuple) else logits
         if logits.ndim != 3:

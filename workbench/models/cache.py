@@ -25,7 +25,10 @@ def cache_key(model, stimuli, protocol, layers, **options):
                       "protocol": protocol.as_dict(), "layers": list(layers), "options": options,
                       "versions": {"workbench": __version__, "torch": torch.__version__}})
     key.source("code", model).module_state("weights", model)
-    key.array("images", stimuli.images)
+    if hasattr(stimuli.images, "content_digest"):  # lazily rendered files: hash the files, not a rendering
+        key.bytes("images", stimuli.images.content_digest().encode())
+    else:
+        key.array("images", stimuli.images)
     key.bytes("stimulus_ids", "\x00".join(stimuli.stimulus_ids).encode())
     return key.hexdigest()
 

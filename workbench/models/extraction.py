@@ -216,7 +216,8 @@ def _fit_reduction(model, images, layers, reduction, protocol, device, autocast,
     collected = {name: [] for name in layers}
     with LayerRecorder(model, layers, transform=lambda name, out: out.float()) as recorder:
         for start in range(0, len(subset), batch_size):
-            batch = torch.from_numpy(images[subset[start:start + batch_size]]).to(device)
+            batch = torch.from_numpy(np.ascontiguousarray(images[subset[start:start + batch_size]],
+                                                          dtype=np.float32)).to(device)
             with _autocast(device, autocast):
                 calls = run_steps(model, batch, protocol, convention, recorder)
             for name, outputs in calls.items():
@@ -278,12 +279,13 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     layers = list(layers)
     if batch_size < 1:
         raise ExtractionError(f"batch_size must be >= 1, got {batch_size}")
-    images = np.asarray(stimuli.images)
+    images = stimuli.images if hasattr(stimuli.images, "content_digest") else np.asarray(stimuli.images)
     if images.ndim != 4 or not np.issubdtype(images.dtype, np.floating):
         raise ExtractionError(
             f"stimulus images must be float (n, C, H, W), got {images.dtype} {images.shape}"
         )
-    images = images.astype(np.float32, copy=False)
+    if isinstance(images, np.ndarray):
+        images = images.astype(np.float32, copy=False)
     reduction = reduction or Reduction()
     device = resolve_device(device)
     model.to(device)
@@ -300,7 +302,8 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
             with LayerRecorder(model, layers, transform=reduction) as recorder:
                 starts = range(0, len(images), batch_size)
                 for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
-                    batch = torch.from_numpy(images[start:start + batch_size]).to(device)
+                    batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size],
+                                                                  dtype=np.float32)).to(device)
                     with _autocast(device, autocast):
                         calls = run_steps(model, batch, protocol, convention, recorder)
                     if buffers is None:  # the first batch fixes the units: allocate once
