@@ -2,14 +2,14 @@
 
 Random initialisation (seeded) or a state-dict file; nothing is downloaded. Each is a
 feedforward model shown 224 px RGB images with the ImageNet mean and sd (timm: the
-model's own ``pretrained_cfg`` input size, mean and sd).
+model's own ``pretrained_cfg`` input size and its ImageNet or Inception mean and sd).
 
 torchvision must match the installed torch: ``pip install -e ".[vision]"`` installs a
 matching pair (README, "Models from torchvision and timm").
 """
 
 from ..errors import ConfigError, WorkbenchError
-from ..stimuli import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from ..stimuli import CHANNEL_STATS, Preprocessing
 
 LIBRARIES = ("torchvision", "timm")
 INSTALL = 'pip install -e ".[vision]" (installs a torch/torchvision pair that match; README, "Models from torchvision and timm")'
@@ -54,14 +54,20 @@ def build(name, seed=0, **config):
     return model
 
 
-def preprocessing(name, model):
-    """The input a library's model expects: 224 px RGB ImageNet, or timm's own config."""
+def preprocessing(name, model, normalization=None):
+    """The input a library's model expects: 224 px RGB ImageNet (torchvision), or timm's own
+    config (its input size, and ImageNet or Inception mean and sd)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    if cfg and (tuple(cfg.get("mean", IMAGENET_MEAN)) != IMAGENET_MEAN or tuple(cfg.get("std", IMAGENET_STD)) != IMAGENET_STD):
-        raise WorkbenchError(f"{name}: expects mean {cfg.get('mean')} / sd {cfg.get('std')}, not ImageNet's; "
-                             "only ImageNet normalisation and set standardisation are supported")
-    return Preprocessing(size=size, channels="rgb", normalization="imagenet")
+    stats = (tuple(cfg.get("mean", CHANNEL_STATS["imagenet"][0])), tuple(cfg.get("std", CHANNEL_STATS["imagenet"][1])))
+    named = [key for key, value in CHANNEL_STATS.items()
+             if all(abs(a - b) < 1e-3 for a, b in zip(value[0] + value[1], stats[0] + stats[1]))]
+    if normalization:  # declared by the spec: it wins
+        named = [normalization]
+    if not named:
+        raise WorkbenchError(f"{name}: expects mean {stats[0]} / sd {stats[1]}, which the workbench does not "
+                             f"render; declare normalization = one of {', '.join(CHANNEL_STATS)} in its entry")
+    return Preprocessing(size=size, channels="rgb", normalization=named[0])
 
 
 def candidate_layers(model, max_depth=2):

@@ -300,7 +300,7 @@ class ModelSpec:
             if self.zoo and _is_hub(self.zoo):
                 from .hub import preprocessing
 
-                declared = preprocessing(self.zoo, model)
+                declared = preprocessing(self.zoo, model, self.normalization)
             elif self.zoo:  # a registered family that declares nothing: the zoo's input
                 declared = Preprocessing()
             else:
