@@ -2,18 +2,23 @@
 
     python perf/bench_extract.py [--json OUT] [--model bl] [--n 1000] [--n-large 10000]
                                        [--device auto] [--batch-size 100] [--pool 4]
+    python perf/bench_extract.py --model cornet-s --n 640 --n-large 3200 --n-raw 8 --batch-size 32
 
-Measured in the same run, on the same model, stimuli (digits at 32 px, shifted copies beyond
-the 1,797 originals so every id is unique), batches and device, with the default protocol
-(10 image steps + 15 grey = 25 steps):
+Measured in the same run, on the same model, stimuli, batches and device, with the default
+protocol (10 image steps + 15 grey = 25 steps). Stimuli: digits rendered at the model's
+declared input (32 px greyscale for the seed zoo, 224 px RGB ImageNet for CORnet), shifted
+copies beyond the 1,797 originals so every id is unique; the RSS children of a 224 px model
+read them as PNG files rendered batch by batch (``from_image_files(..., lazy=True)``), the
+way a large stimulus set on disk is scored.
 
-- ``forward_s``: ``model(frames)`` over all batches under ``inference_mode`` (the baseline);
+- ``forward_s``: the model called by its convention over all batches under ``inference_mode``
+  (``model(frames)``; a static-recurrent model ``model(x)`` once) (the baseline);
 - ``extract_s``: ``workbench.models.extract`` of all ``default_layers`` at all steps,
   pooled on the device to ``--pool`` x ``--pool`` per channel and streamed into a zarr
   store; ``overhead_vs_forward = extract_s / forward_s`` (best of ``--repeats``);
 - ``overhead_raw_in_memory``: the same without reduction, held in memory, on ``--n-raw``
   stimuli (every unit: large, so fewer stimuli);
-- ``rss_growth_1k_to_10k``: peak RSS of a fresh process extracting ``--n-large`` stimuli
+- ``rss_growth_small_to_large`` (also under its old name ``rss_growth_1k_to_10k``): peak RSS of a fresh process extracting ``--n-large`` stimuli
   into a store, relative to one extracting ``--n`` (the same code), minus 1 (medians over
   ``--rss-repeats`` processes; peak = VmHWM).
 """
@@ -33,11 +38,12 @@ import pandas as pd
 import torch
 
 
-def bench_stimuli(n, size=32):
+def bench_stimuli(n, preprocessing=None):
     """``n`` digit images; beyond 1,797 the originals are shifted by 1, 2, ... pixels."""
-    from workbench.stimuli import StimulusSet, digits
+    from workbench.stimuli import Preprocessing, StimulusSet, digits
 
-    base = digits(size=size)
+    preprocessing = preprocessing or Preprocessing()
+    base = digits(preprocessing=preprocessing, ids=[f"digit_{i:04d}" for i in range(min(n, 1797))])
     index = np.arange(n) % len(base)
     shift = np.arange(n) // len(base)
     images = base.images[index]
@@ -47,6 +53,35 @@ def bench_stimuli(n, size=32):
     ids = [f"{base.stimulus_ids[i]}_shift{s}" for i, s in zip(index, shift)]
     return StimulusSet(np.ascontiguousarray(images), pd.DataFrame({"stimulus_id": ids}),
                        identifier=f"bench-digits(n={n})")
+
+
+def file_stimuli(n, preprocessing, folder):
+    """``bench_stimuli`` written as 8-bit RGB PNGs and read back lazily (bounded memory)."""
+    from PIL import Image
+
+    from workbench.stimuli import IMAGENET_MEAN, IMAGENET_STD, from_image_files
+
+    folder = Path(folder)
+    ids, names = [], []
+    for start in range(0, n, 256):  # render in chunks: never the whole set in memory
+        chunk = bench_stimuli(min(start + 256, n), preprocessing).subset(np.arange(start, min(start + 256, n)))
+        for sid, image in zip(chunk.stimulus_ids, chunk.images):
+            raw = image * np.asarray(IMAGENET_STD)[:, None, None] + np.asarray(IMAGENET_MEAN)[:, None, None]
+            Image.fromarray((raw.clip(0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{sid}.png")
+            ids.append(sid)
+            names.append(f"{sid}.png")
+    table = pd.DataFrame({"stimulus_id": ids, "filename": names})
+    table.attrs["path"] = str(folder / "set.csv")
+    return from_image_files(table, preprocessing=preprocessing, lazy=True)
+
+
+def call(model, batch, protocol, convention):
+    """The bare forward pass(es) extraction makes for one batch."""
+    if convention == "frames":
+        return model(protocol.frames(batch))
+    model(batch)
+    if convention == "feedforward" and protocol.blank_steps:
+        model(torch.zeros_like(batch))
 
 
 def _sync(device):
@@ -60,7 +95,7 @@ def time_forward(model, stimuli, protocol, batch_size, device):
     with torch.inference_mode():
         for i in range(0, len(stimuli), batch_size):
             batch = torch.from_numpy(stimuli.images[i:i + batch_size]).to(device)
-            model(protocol.frames(batch))
+            call(model, batch, protocol, model.convention)
     _sync(device)
     return time.perf_counter() - start
 
@@ -80,7 +115,7 @@ def build(name, device):
     from workbench.models import PresentationProtocol, zoo
 
     model = zoo.build(name, seed=0).eval().to(device)
-    protocol = getattr(model, "default_protocol", None) or PresentationProtocol()
+    protocol = getattr(model, "default_protocol", None) or PresentationProtocol(unrolling=model.unrolling)
     return model, protocol
 
 
@@ -91,8 +126,11 @@ def child(args):
 
     device = resolve_device(args.device)
     model, protocol = build(args.model, device)
-    stimuli = bench_stimuli(args.child_n)
     with tempfile.TemporaryDirectory() as tmp:
+        if model.preprocessing.size > 64:  # a large stimulus set lives on disk: stream it
+            stimuli = file_stimuli(args.child_n, model.preprocessing, tmp)
+        else:
+            stimuli = bench_stimuli(args.child_n, model.preprocessing)
         seconds = time_extract(model, stimuli, protocol, args.batch_size, device,
                                SpatialPool(args.pool), Path(tmp) / "acts.zarr")
     print(json.dumps({"peak_rss_gb": peak_rss_gb(), "seconds": seconds}))
@@ -128,7 +166,7 @@ def main():
 
     device = resolve_device(args.device)
     model, protocol = build(args.model, device)
-    stimuli = bench_stimuli(args.n)
+    stimuli = bench_stimuli(args.n, model.preprocessing)
     raw_stimuli = stimuli.subset(np.arange(min(args.n_raw, args.n)))
     time_forward(model, stimuli.subset(np.arange(args.batch_size)), protocol, args.batch_size, device)  # warm-up
     forward, extracted, forward_raw, extracted_raw = [], [], [], []
@@ -145,6 +183,8 @@ def main():
                                  f" ({torch.get_num_threads()} threads)"),
         "model": args.model,
         "n_stimuli": args.n,
+        "input": model.preprocessing.describe(),
+        "convention": model.convention,
         "n_steps": protocol.n_steps,
         "layers": list(model.default_layers),
         "reduction": f"SpatialPool({args.pool}) into a zarr store",
@@ -165,7 +205,8 @@ def main():
         result.update({"peak_rss_gb_small": float(np.median(small)), "peak_rss_gb_large": float(np.median(large)),
                        "peak_rss_gb_small_runs": small, "peak_rss_gb_large_runs": large,
                        "n_large": args.n_large,
-                       "rss_growth_1k_to_10k": float(np.median(large) / np.median(small) - 1)})
+                       "rss_growth_1k_to_10k": float(np.median(large) / np.median(small) - 1),
+                       "rss_growth_small_to_large": float(np.median(large) / np.median(small) - 1)})
         print(f"peak RSS (median of {args.rss_repeats} processes) {np.median(small):.3f} GB ({args.n}) -> "
               f"{np.median(large):.3f} GB ({args.n_large}): growth {100 * result['rss_growth_1k_to_10k']:.1f} %")
     if args.json:
