@@ -38,14 +38,17 @@ import pandas as pd
 import torch
 
 
-def bench_stimuli(n, preprocessing=None):
-    """``n`` digit images; beyond 1,797 the originals are shifted by 1, 2, ... pixels."""
+def bench_stimuli(n, preprocessing=None, start=0):
+    """Digit images ``start`` to ``n - 1``; beyond 1,797 the originals are shifted by 1, 2,
+    ... pixels (only the digits of this range are rendered)."""
     from workbench.stimuli import Preprocessing, StimulusSet, digits
 
     preprocessing = preprocessing or Preprocessing()
-    base = digits(preprocessing=preprocessing, ids=[f"digit_{i:04d}" for i in range(min(n, 1797))])
-    index = np.arange(n) % len(base)
-    shift = np.arange(n) // len(base)
+    position = np.arange(start, n)
+    needed = np.unique(position % 1797)
+    base = digits(preprocessing=preprocessing, ids=[f"digit_{i:04d}" for i in needed])
+    index = np.searchsorted(needed, position % 1797)
+    shift = position // 1797
     images = base.images[index]
     for s in np.unique(shift[shift > 0]):
         chosen = shift == s
@@ -64,7 +67,7 @@ def file_stimuli(n, preprocessing, folder):
     folder = Path(folder)
     ids, names = [], []
     for start in range(0, n, 256):  # render in chunks: never the whole set in memory
-        chunk = bench_stimuli(min(start + 256, n), preprocessing).subset(np.arange(start, min(start + 256, n)))
+        chunk = bench_stimuli(min(start + 256, n), preprocessing, start=start)
         for sid, image in zip(chunk.stimulus_ids, chunk.images):
             raw = image * np.asarray(IMAGENET_STD)[:, None, None] + np.asarray(IMAGENET_MEAN)[:, None, None]
             Image.fromarray((raw.clip(0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{sid}.png")
@@ -156,16 +159,34 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rss-repeats", type=int, default=3)
     parser.add_argument("--skip-rss", action="store_true", help="only the overhead figures")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak-RSS figures")
     parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_n:
         return child(args)
 
     from workbench.backend import resolve_device
-    from workbench.models import SpatialPool
 
     device = resolve_device(args.device)
     model, protocol = build(args.model, device)
+    result = {"device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else
+                                       f" ({torch.get_num_threads()} threads)"),
+              "model": args.model, "n_stimuli": args.n, "input": model.preprocessing.describe(),
+              "convention": model.convention, "n_steps": protocol.n_steps}
+    if not args.rss_only:
+        result.update(timings(args, model, protocol, device))
+    if not args.skip_rss:
+        result.update(rss(args))
+    if args.json:
+        from workbench.storage import write_json
+
+        write_json(args.json, result)
+
+
+def timings(args, model, protocol, device):
+    """Bare forward vs extraction, side by side (best of ``--repeats``)."""
+    from workbench.models import SpatialPool
+
     stimuli = bench_stimuli(args.n, model.preprocessing)
     raw_stimuli = stimuli.subset(np.arange(min(args.n_raw, args.n)))
     time_forward(model, stimuli.subset(np.arange(args.batch_size)), protocol, args.batch_size, device)  # warm-up
@@ -179,13 +200,6 @@ def main():
             extracted_raw.append(time_extract(model, raw_stimuli, protocol, args.batch_size, device,
                                               None, None))
     result = {
-        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else
-                                 f" ({torch.get_num_threads()} threads)"),
-        "model": args.model,
-        "n_stimuli": args.n,
-        "input": model.preprocessing.describe(),
-        "convention": model.convention,
-        "n_steps": protocol.n_steps,
         "layers": list(model.default_layers),
         "reduction": f"SpatialPool({args.pool}) into a zarr store",
         "forward_s": min(forward),
@@ -194,25 +208,26 @@ def main():
         "overhead_raw_in_memory": min(extracted_raw) / min(forward_raw),
         "n_raw": len(raw_stimuli),
     }
-    print(f"device {result['device']}, model {args.model}, {args.n} stimuli x {protocol.n_steps} steps")
+    print(f"device {device}, model {args.model}, {args.n} stimuli x {protocol.n_steps} steps")
     print(f"bare forward {result['forward_s']:.2f} s, extraction {result['extract_s']:.2f} s: "
           f"overhead {result['overhead_vs_forward']:.3f}x (pooled, zarr store)")
     print(f"every unit, in memory ({len(raw_stimuli)} stimuli): overhead {result['overhead_raw_in_memory']:.3f}x")
-    if not args.skip_rss:
-        # The allocator's peak varies by ~0.1 GB from run to run: median of fresh processes.
-        small = [run_child(args, args.n)["peak_rss_gb"] for _ in range(args.rss_repeats)]
-        large = [run_child(args, args.n_large)["peak_rss_gb"] for _ in range(args.rss_repeats)]
-        result.update({"peak_rss_gb_small": float(np.median(small)), "peak_rss_gb_large": float(np.median(large)),
-                       "peak_rss_gb_small_runs": small, "peak_rss_gb_large_runs": large,
-                       "n_large": args.n_large,
-                       "rss_growth_1k_to_10k": float(np.median(large) / np.median(small) - 1),
-                       "rss_growth_small_to_large": float(np.median(large) / np.median(small) - 1)})
-        print(f"peak RSS (median of {args.rss_repeats} processes) {np.median(small):.3f} GB ({args.n}) -> "
-              f"{np.median(large):.3f} GB ({args.n_large}): growth {100 * result['rss_growth_1k_to_10k']:.1f} %")
-    if args.json:
-        from workbench.storage import write_json
+    return result
 
-        write_json(args.json, result)
+
+def rss(args):
+    """Peak RSS of fresh processes extracting ``--n`` and ``--n-large`` stimuli into a store."""
+    result = {}
+    # The allocator's peak varies by ~0.1 GB from run to run: median of fresh processes.
+    small = [run_child(args, args.n)["peak_rss_gb"] for _ in range(args.rss_repeats)]
+    large = [run_child(args, args.n_large)["peak_rss_gb"] for _ in range(args.rss_repeats)]
+    growth = float(np.median(large) / np.median(small) - 1)
+    result.update({"peak_rss_gb_small": float(np.median(small)), "peak_rss_gb_large": float(np.median(large)),
+                   "peak_rss_gb_small_runs": small, "peak_rss_gb_large_runs": large, "n_large": args.n_large,
+                   "rss_growth_1k_to_10k": growth, "rss_growth_small_to_large": growth})
+    print(f"peak RSS (median of {args.rss_repeats} processes) {np.median(small):.3f} GB ({args.n}) -> "
+          f"{np.median(large):.3f} GB ({args.n_large}): growth {100 * growth:.1f} %")
+    return result
 
 
 if __name__ == "__main__":

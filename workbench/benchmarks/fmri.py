@@ -73,7 +73,7 @@ class BlurDenoising(VariantBenchmark):
 
     dataset, metric = "blur-fmri", "denoising"
     simulated_regions, region_kind = ROIS, "ROI"
-    version = "1"
+    version = "2"  # 2: stimuli rendered at the model's declared input, called by its convention
     citation = CITATION
     in_demo = True
     units = "denoising_index"

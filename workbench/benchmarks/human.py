@@ -50,7 +50,7 @@ class RTUncertainty(VariantBenchmark):
     """Entropy reaction times vs human uncertainty on held-out images."""
 
     dataset, metric, regional = "human", "rt-uncertainty", False
-    version = "1"
+    version = "2"  # 2: refuses models that are not called with frames or expect another input
     citation = CITATION
     in_demo = True
     units = "spearman_rho"

@@ -48,9 +48,12 @@ class EncodingPanel(Panel):
                    "against uniform permutations of the pairing; bars mark time clusters where the region's median r "
                    "is significant (cluster-mass test, FWE over bins); onset is the first such bin, with a bootstrap "
                    "CI over images. Each dataset has its own panel. The layer x time map shows every candidate "
-                   "layer's median r per bin on the mapping images (which layer explains which moment).")
-    columns = ("model", "benchmark", "region", "layer", "value", "ceiling", "normalized", "p_value", "onset_ms",
-               "onset_ms_ci", "peak_ms", "rise50_ms", "note")
+                   "layer's median r per bin on the mapping images (which layer explains which moment). Each model "
+                   "sees the images at its own declared input (size, channels, normalisation) and is called by its "
+                   "convention; a static-recurrent model is given one static image, so it cannot see the offset and "
+                   "holds its final state.")
+    columns = ("model", "benchmark", "region", "layer", "input", "convention", "value", "ceiling", "normalized",
+               "p_value", "onset_ms", "onset_ms_ci", "peak_ms", "rise50_ms", "note")
 
     def figures(self, results):
         from ..plots import figure_png, layer_time_figure, time_course_figure
@@ -88,7 +91,7 @@ class SharedTimeEncoding(VariantBenchmark):
 
     dataset, metric = "macaque", "shared-time-ridge"
     simulated_regions = REGIONS
-    version = "2"  # 2: uniform-permutation held-out test, clusters over time, latencies
+    version = "3"  # 2: uniform-permutation test, clusters, latencies; 3: declared model input and convention
     citation = CITATION
     in_demo = True
     primary = "normalized"
