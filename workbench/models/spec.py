@@ -287,7 +287,8 @@ class ModelSpec:
 
         layers = list(self.layers or getattr(model, "default_layers", []) or candidate_layers(model))
         if not layers:
-            raise WorkbenchError(f"model {self.name!r} names no layers: add layers = [...] to its config entry")
+            raise WorkbenchError(f"model {self.name!r} names no layers: add layers = [...] to its config entry "
+                                 "(command line: --layers)")
         return layers
 
     def preprocessing(self, model):
