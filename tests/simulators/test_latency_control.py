@@ -37,3 +37,21 @@ def test_planted_latencies_are_recovered_within_one_bin(simulated_result):
     assert rise["V4"] < rise["IT"]
     comparison = model_vs_brain(result, n_boot=100, seed=0)
     assert {s.region for s in comparison} == {"V4", "IT"} and all(s.units == "ms" for s in comparison)
+
+
+def test_the_region_onset_read_off_the_data_is_the_planted_latency(simulated_result):
+    """The macaque benchmark puts a model's first step at this onset (same for every model)."""
+    from workbench.assembly import average_repetitions, select_neuroids
+    from workbench.errors import MetricError
+    from workbench.metrics.latency import data_onset_ms
+
+    sim, _ = simulated_result
+    trials = data_adapters.load(sim.path)
+    for region, _, latency in sim.regions:
+        sites = select_neuroids(trials, region=region)
+        assert data_onset_ms(sites) == (latency, "split_half_ceiling")
+        assert data_onset_ms(average_repetitions(sites)) == (latency, "stimulus_sd")  # no repetitions
+    with pytest.raises(MetricError, match="onset is undefined"):
+        data_onset_ms(trials.isel(time_bin=slice(0, 10)) * 0)
+    with pytest.raises(MetricError, match="fraction"):
+        data_onset_ms(trials, fraction=0)

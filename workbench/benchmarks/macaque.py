@@ -51,7 +51,8 @@ class EncodingPanel(Panel):
                    "layer's median r per bin on the mapping images (which layer explains which moment). Each model "
                    "sees the images at its own declared input (size, channels, normalisation) and is called by its "
                    "convention; a static-recurrent model is given one static image, so it cannot see the offset and "
-                   "holds its final state.")
+                   "holds its final state. A model's first step is placed at the region's response onset in the data "
+                   "(the half-rise of the median split-half ceiling), the same for every model.")
     columns = ("model", "benchmark", "region", "layer", "input", "convention", "value", "ceiling", "normalized",
                "p_value", "onset_ms", "onset_ms_ci", "peak_ms", "rise50_ms", "note")
 
@@ -91,7 +92,7 @@ class SharedTimeEncoding(VariantBenchmark):
 
     dataset, metric = "macaque", "shared-time-ridge"
     simulated_regions = REGIONS
-    version = "3"  # 2: uniform-permutation test, clusters, latencies; 3: declared model input and convention
+    version = "4"  # 2: permutation test, clusters, latencies; 3: declared model input; 4: onset from the data
     citation = CITATION
     in_demo = True
     primary = "normalized"
@@ -123,19 +124,19 @@ class SharedTimeEncoding(VariantBenchmark):
     def run(self, model_spec):
         from ..assembly import has_repetitions
         from ..metrics import map_layers_to_regions, summarize
-        from ..metrics.latency import response_latencies
+        from ..metrics.latency import data_onset_ms, response_latencies
         from ..models.cache import cached_extract
         from ..models.reductions import SparseRandomProjection
         from ..models.spec import ModelSpec
-        from ..simulators.macaque import DEFAULT_REGIONS
         from ..stats import bootstrap_encoding_ci, heldout_permutation_test
 
         spec = ModelSpec.from_dict(model_spec)
         model = spec.build(self.cache_dir)
         recording, source = self.load_data()
         shown = self.stimuli(spec, recording, source, model=model)
-        protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS,
-                                 onset_ms=min(latency for _, _, latency in DEFAULT_REGIONS))
+        # the model's first step sits where this region's responses start in the data
+        onset_ms, onset_measure = data_onset_ms(recording, seed=self.seed)
+        protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS, onset_ms=onset_ms)
         reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
         features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
                                      protocol=protocol, reduction=reduction, progress=False,
@@ -165,7 +166,8 @@ class SharedTimeEncoding(VariantBenchmark):
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
                    "layer": mapping.layer_for_region[self.region], "data": source,
-                   "input": spec.preprocessing(model).describe(), "convention": convention})
+                   "input": spec.preprocessing(model).describe(), "convention": convention,
+                   "model_onset_ms": onset_ms, "model_onset_from": f"half-rise of the data's {onset_measure}"})
         if convention == "static_recurrent":
             score.extra["note"] = ("the model takes one static image, so it cannot see the stimulus offset: its final "
                                    "state is held over the later bins")

@@ -183,3 +183,48 @@ def model_vs_brain(result, n_boot=1000, seed=0, by="region", level=0.95):
                                    "model_ms": float(starts[int(model_index)]) if np.isfinite(model_index) else None,
                                    "brain_ms": float(starts[int(brain_index)]) if np.isfinite(brain_index) else None}))
     return scores
+
+
+def data_onset_ms(trials, fraction=0.5, seed=0):
+    """When a region's responses start in the data: the start (ms) of the first time bin at
+    or after 0 ms where the sites' median stimulus information reaches ``fraction`` of its
+    peak above the pre-peak minimum.
+
+    Stimulus information is the split-half ceiling per site and bin when the assembly has
+    repetitions, else the across-stimulus SD. A benchmark places a model's first step here,
+    the same for every model: a latency commitment read off the data, as the layer commitment
+    is read off the mapping half, instead of a constant that suits one dataset.
+
+    Parameters
+    ----------
+    trials : xarray.DataArray
+        ``(presentation, neuroid, time_bin)`` assembly of one region.
+    fraction : float
+        In (0, 1]; 0.5 is the half-rise.
+
+    Returns
+    -------
+    (float, str)
+        The onset in ms and the measure used (``"split_half_ceiling"`` or ``"stimulus_sd"``).
+    """
+    from ..assembly import average_repetitions, has_repetitions
+    from .ceiling import split_half_ceiling
+
+    if not 0 < fraction <= 1:
+        raise MetricError(f"fraction must be in (0, 1], got {fraction}")
+    if has_repetitions(trials):
+        course = split_half_ceiling(trials, seed=seed).clip(min=0).median("neuroid").values
+        measure = "split_half_ceiling"
+    else:
+        course = average_repetitions(trials).std("presentation").median("neuroid").values
+        measure = "stimulus_sd"
+    starts = trials.coords["time_bin_start"].values
+    course = np.where(np.isfinite(course), course, 0.0)
+    after = starts >= 0
+    if not after.any() or not np.ptp(course[after]) > 0:
+        raise MetricError("no time bin after 0 ms carries stimulus information: the region's onset is undefined")
+    peak = int(np.flatnonzero(after)[np.argmax(course[after])])
+    floor = course[after & (np.arange(len(course)) <= peak)].min()
+    threshold = floor + fraction * (course[peak] - floor)
+    first = next(i for i in np.flatnonzero(after) if course[i] >= threshold)
+    return float(starts[first]), measure
