@@ -193,6 +193,16 @@ class Benchmark:
 
         return ModelSpec.from_dict(model_spec).build(self.cache_dir)
 
+    def model_input(self, model_spec, model=None):
+        """The :class:`~workbench.stimuli.Preprocessing` a model declares (``None`` without a
+        model spec: the stimulus set's default rendering); ``model`` saves building it again."""
+        from ..models.spec import ModelSpec
+
+        if model_spec is None:
+            return None
+        spec = ModelSpec.from_dict(model_spec)
+        return spec.preprocessing(model if model is not None else spec.build(self.cache_dir))
+
     def required_models(self):
         """Model specs (dicts) this benchmark trains itself; a report prepares them first."""
         return []

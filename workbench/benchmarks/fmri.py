@@ -85,16 +85,11 @@ class BlurDenoising(VariantBenchmark):
 
     def stimuli(self, model_spec=None, subjects=None, sources=None, model=None):
         """The clean images, rendered as the model declares (it also sees them blurred)."""
-        from ..models.spec import ModelSpec
-
         if subjects is None:
             subjects, sources = self.load_data()
-        preprocessing = None
-        if model_spec is not None:
-            spec = ModelSpec.from_dict(model_spec)
-            preprocessing = spec.preprocessing(model if model is not None else spec.build(self.cache_dir))
         clean_ids = sorted({str(i) for i in subjects[0].image_code.values})
-        return render_stimuli(clean_ids, sources[0], self.stimuli_path, preprocessing=preprocessing)
+        return render_stimuli(clean_ids, sources[0], self.stimuli_path,
+                              preprocessing=self.model_input(model_spec, model))
 
     def _brain(self, subjects, sources):
         import xarray as xr
@@ -129,10 +124,10 @@ class BlurDenoising(VariantBenchmark):
         clean = self.stimuli(spec, subjects, sources, model=model)
         layers = spec.layers_of(model)
         protocol = spec.protocol(model, STEPS, 0)
+        convention = spec.convention_of(model)
         parts = []
         for shown, level in ((clean, 0.0), (blur(clean, BLUR_LEVEL), BLUR_LEVEL)):
-            da = extract(model, shown, layers=layers, protocol=protocol, progress=False,
-                         convention=spec.convention_of(model))
+            da = extract(model, shown, layers=layers, protocol=protocol, progress=False, convention=convention)
             source_ids = (shown.metadata["source_id"].to_numpy(str) if "source_id" in shown.metadata
                           else shown.stimulus_ids)
             extra = [name for name, c in da.coords.items() if c.dims == ("presentation",) and name != "stimulus_id"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import WorkbenchError
 from ..scores import Score, Scores
+from ..stimuli import Preprocessing
 from .base import Panel, VariantBenchmark
 from .data import human_ratings
 from .registry import register
@@ -78,11 +79,13 @@ class RTUncertainty(VariantBenchmark):
             raise WorkbenchError(f"model {spec.name!r} ({convention}) cannot give reaction times: this benchmark reads "
                                  "the per-step decision logits of a model called with frames (B, T, C, H, W)")
         stimuli, uncertainty, source = self.load_data()
-        if spec.preprocessing(model).as_dict() != stimuli_default():
-            raise WorkbenchError(f"model {spec.name!r} expects {spec.preprocessing(model).describe()}; this benchmark's "
+        declared = self.model_input(spec, model)
+        if declared != Preprocessing():
+            raise WorkbenchError(f"model {spec.name!r} expects {declared.describe()}; this benchmark's "
                                  "noisy digits exist only at the zoo's 32 px greyscale")
         with torch.no_grad():
-            frames = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))[:, None].expand(-1, STEPS, -1, -1, -1)
+            images = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))
+            frames = images[:, None].expand(-1, STEPS, -1, -1, -1)
             logits = model.eval()(frames)
         logits = logits[0] if isinstance(logits, tuple) else logits
         if logits.ndim != 3:
@@ -104,10 +107,3 @@ class RTUncertainty(VariantBenchmark):
         panel = {"rt": held.to_numpy().tolist(),
                  "uncertainty": uncertainty.reindex(held.index).to_numpy().tolist()}
         return Scores([score]), panel
-
-
-
-def stimuli_default():
-    from ..stimuli import Preprocessing
-
-    return Preprocessing().as_dict()

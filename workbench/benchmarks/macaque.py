@@ -110,16 +110,10 @@ class SharedTimeEncoding(VariantBenchmark):
     def stimuli(self, model_spec=None, recording=None, source=None, model=None):
         """The recording's images rendered as the model declares (size, channels,
         normalisation; the zoo's 32 px greyscale without a model)."""
-        from ..models.spec import ModelSpec
-
         if recording is None:
             recording, source = self.load_data()
-        preprocessing = None
-        if model_spec is not None:
-            spec = ModelSpec.from_dict(model_spec)
-            preprocessing = spec.preprocessing(model if model is not None else spec.build(self.cache_dir))
         return render_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path,
-                              preprocessing=preprocessing, embedded=embedded_of(recording))
+                              preprocessing=self.model_input(model_spec, model), embedded=embedded_of(recording))
 
     def run(self, model_spec):
         from ..assembly import has_repetitions
@@ -166,7 +160,7 @@ class SharedTimeEncoding(VariantBenchmark):
                    "normalized_ci_low": ci.get("normalized_ci_low", nan),
                    "normalized_ci_high": ci.get("normalized_ci_high", nan),
                    "layer": mapping.layer_for_region[self.region], "data": source,
-                   "input": spec.preprocessing(model).describe(), "convention": convention,
+                   "input": self.model_input(spec, model).describe(), "convention": convention,
                    "model_onset_ms": onset_ms, "model_onset_from": f"half-rise of the data's {onset_measure}"})
         if convention == "static_recurrent":
             score.extra["note"] = ("the model takes one static image, so it cannot see the stimulus offset: its final "
