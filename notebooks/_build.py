@@ -180,7 +180,7 @@ NOTEBOOKS = {
         "from workbench.metrics import map_layers_to_regions, summarize\nfrom workbench.models import "
         "PresentationProtocol, extract, zoo\nfrom workbench.models.hub import candidate_layers\n"
         "from workbench.models.reductions import SparseRandomProjection\nfrom workbench.stimuli import "
-        "IMAGENET_MEAN, IMAGENET_STD, Preprocessing, from_image_files\n\nWORK = Path(tempfile.mkdtemp())\n"
+        "Preprocessing, from_image_files\n\nWORK = Path(tempfile.mkdtemp())\n"
         "simulation = simulators.simulate_macaque(WORK / 'rec.nc', n_stimuli=96, n_repetitions=10, seed=0,\n"
         "                                         stimuli='objects', image_size=224)\n"
         "trials = data_adapters.load(simulation.path)\nstimulus_set = data_adapters.load_stimulus_set("
@@ -193,8 +193,8 @@ NOTEBOOKS = {
         "shown = from_image_files(stimulus_set, preprocessing=imagenet)\nprint(shown.images.shape, "
         "shown.identifier)\nfig, axes = plt.subplots(1, 3, figsize=(9, 3))\nfor ax, level in zip(axes, "
         "['V0', 'V3', 'V6']):\n    i = int(np.flatnonzero(shown.metadata['variation'] == level)[0])\n    image = "
-        "shown.images[i] * np.array(IMAGENET_STD)[:, None, None] + np.array(IMAGENET_MEAN)[:, None, None]\n"
-        "    ax.imshow(image.transpose(1, 2, 0).clip(0, 1)); ax.set_title(f\"{level}: \"\n"
+        "imagenet.unit_range(shown.images[i][None])[0]  # undo the normalisation\n"
+        "    ax.imshow(image.transpose(1, 2, 0)); ax.set_title(f\"{level}: \"\n"
         "                                                   f\"{shown.metadata['object_name'][i]}\"); ax.axis('off')",
         "## 2. My model, unchanged\nNothing here knows about the workbench: no frames argument, no layer list, "
         "no declared input.",

@@ -62,15 +62,15 @@ def file_stimuli(n, preprocessing, folder):
     """``bench_stimuli`` written as 8-bit RGB PNGs and read back lazily (bounded memory)."""
     from PIL import Image
 
-    from workbench.stimuli import IMAGENET_MEAN, IMAGENET_STD, from_image_files
+    from workbench.stimuli import from_image_files
 
     folder = Path(folder)
     ids, names = [], []
     for start in range(0, n, 256):  # render in chunks: never the whole set in memory
         chunk = bench_stimuli(min(start + 256, n), preprocessing, start=start)
         for sid, image in zip(chunk.stimulus_ids, chunk.images):
-            raw = image * np.asarray(IMAGENET_STD)[:, None, None] + np.asarray(IMAGENET_MEAN)[:, None, None]
-            Image.fromarray((raw.clip(0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{sid}.png")
+            raw = preprocessing.unit_range(image[None])[0]
+            Image.fromarray((raw.transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{sid}.png")
             ids.append(sid)
             names.append(f"{sid}.png")
     table = pd.DataFrame({"stimulus_id": ids, "filename": names})

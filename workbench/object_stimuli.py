@@ -205,7 +205,6 @@ def objects(n_per_object=1, variations=(0, 3, 6), size=64, seed=0, preprocessing
         raise WorkbenchError(f"not in this object set: {missing[:3]} (n_per_object={n_per_object}, seed={seed})")
     images = np.stack(images)
     rendered = preprocessing.normalize(preprocessing.channels_of(images), mean=SET_MEAN, sd=SET_SD)
-    described = ",".join(f"{key}={value}" for key, value in preprocessing.as_dict().items())
     return StimulusSet(rendered, pd.DataFrame(rows),
                        identifier=f"hvm-style-objects(n_per_object={n_per_object},variations={list(variations)},"
-                                  f"{described},seed={seed})")
+                                  f"{preprocessing.token()},seed={seed})")

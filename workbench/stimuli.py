@@ -76,6 +76,17 @@ class Preprocessing:
                 "set": "standardised over the set"}[self.normalization]
         return f"{self.size} px {'greyscale' if self.greyscale else 'RGB'}, {norm}"
 
+    def token(self):
+        """``size=…,channels=…,normalization=…``: the declaration in a stimulus set's identifier."""
+        return ",".join(f"{key}={value}" for key, value in self.as_dict().items())
+
+    def _channel_stats(self):
+        """Per-channel mean and sd ``(C, 1, 1)`` of a fixed normalisation (grey: their means)."""
+        means, sds = CHANNEL_STATS[self.normalization]
+        if self.n_channels == 1:
+            means, sds = [np.mean(means)], [np.mean(sds)]
+        return np.asarray(means)[:, None, None], np.asarray(sds)[:, None, None]
+
     def normalize(self, images, mean=None, sd=None):
         """``images`` float ``(n, C, size, size)`` in [0, 1] (C as declared) -> model input.
 
@@ -83,15 +94,22 @@ class Preprocessing:
         one set share a grey level)."""
         images = np.asarray(images, dtype=np.float64)
         if self.normalization in CHANNEL_STATS:
-            means, sds = CHANNEL_STATS[self.normalization]
-            mean_c = np.asarray(means if self.n_channels == 3 else [np.mean(means)])
-            sd_c = np.asarray(sds if self.n_channels == 3 else [np.mean(sds)])
-            out = (images - mean_c[None, :, None, None]) / sd_c[None, :, None, None]
+            mean_c, sd_c = self._channel_stats()
+            out = (images - mean_c) / sd_c
         else:
             mean = images.mean() if mean is None else mean
             sd = images.std() if sd is None else sd
             out = (images - mean) / (sd if sd > 0 else 1.0)
         return out.astype(np.float32)
+
+    def unit_range(self, images):
+        """The inverse of :meth:`normalize` for a fixed normalisation: model input ``(n, C, H,
+        W)`` -> pixels in [0, 1] (clipped), e.g. to display or save rendered images."""
+        if self.normalization not in CHANNEL_STATS:
+            raise WorkbenchError("images standardised over a set cannot be mapped back to [0, 1] "
+                                 "without its statistics")
+        mean_c, sd_c = self._channel_stats()
+        return np.clip(np.asarray(images, dtype=np.float64) * sd_c + mean_c, 0.0, 1.0)
 
     def channels_of(self, images):
         """``(n, 1 or 3, H, W)`` -> the declared channels (luminance or repeated grey)."""
@@ -225,7 +243,7 @@ def digits(n_stimuli=None, size=8, seed=0, preprocessing=None, ids=None):
         # ink is white on black: the background (0) is the darkest pixel, as in the 8 px set
         images = preprocessing.normalize(preprocessing.channels_of(images[:, None]),
                                          mean=data.images.mean() / 16.0, sd=data.images.std() / 16.0)
-        rendered = ",".join(f"{k}={v}" for k, v in preprocessing.as_dict().items())
+        rendered = preprocessing.token()
     metadata = pd.DataFrame(
         {
             "stimulus_id": [f"digit_{i:04d}" for i in index],
@@ -321,6 +339,11 @@ def _read_image(path, source):
                               "check the file is a complete image (PNG, JPEG, TIFF, ...)") from None
 
 
+def _rendered_file(path, source, preprocessing):
+    """One image file at the declared size and channels, in [0, 1] (not yet normalised)."""
+    return _prepared(_read_image(path, source), preprocessing.size, preprocessing.greyscale)
+
+
 def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
                      allow_outside=False, preprocessing=None, lazy=False):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
@@ -363,7 +386,6 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     from .errors import DataFormatError
 
     preprocessing = preprocessing or Preprocessing(size=size, channels="grey" if greyscale else "rgb")
-    size, greyscale = preprocessing.size, preprocessing.greyscale
     if not isinstance(stimulus_set, pd.DataFrame):
         # reading the CSV is a data adapter's job (stimuli sit below the adapters' users)
         raise WorkbenchError(f"from_image_files takes a stimulus-set table, got {type(stimulus_set).__name__} "
@@ -378,13 +400,12 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     paths = [_image_file(name, base, source, allow_outside) for name in stimulus_set[filename_column].astype(str)]
     if not paths:
         raise DataFormatError(source, "lists no images")
-    rendered = ",".join(f"{k}={v}" for k, v in preprocessing.as_dict().items())
+    rendered = preprocessing.token()
     metadata = stimulus_set.reset_index(drop=True).copy()
     if lazy:
         images = LazyImages(paths, preprocessing, source)
         return StimulusSet(images, metadata, identifier=f"files({source},{rendered},lazy)")
-    images = preprocessing.normalize(np.stack([_prepared(_read_image(path, source), size, greyscale)
-                                               for path in paths]))
+    images = preprocessing.normalize(np.stack([_rendered_file(path, source, preprocessing) for path in paths]))
     return StimulusSet(images, metadata, identifier=f"files({source},{rendered})")
 
 
@@ -414,7 +435,7 @@ class LazyImages:
         self.stats = stats or (None, None)
 
     def _raw(self, path):
-        return _prepared(_read_image(path, self.source), self.preprocessing.size, self.preprocessing.greyscale)
+        return _rendered_file(path, self.source, self.preprocessing)
 
     def __len__(self):
         return len(self.paths)

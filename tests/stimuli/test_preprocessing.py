@@ -111,3 +111,12 @@ def test_lazy_image_files_render_batch_by_batch_like_the_eager_set(tmp_path):
     assert cache_key(model, from_image_files(table, preprocessing=IMAGENET, lazy=True), protocol, ["0"]) == before
     (tmp_path / "2.png").write_bytes((tmp_path / "3.png").read_bytes())
     assert cache_key(model, from_image_files(table, preprocessing=IMAGENET, lazy=True), protocol, ["0"]) != before
+
+
+def test_unit_range_inverts_a_fixed_normalisation_only():
+    shown = digits(3, seed=0, preprocessing=IMAGENET)
+    raw = IMAGENET.unit_range(shown.images)
+    np.testing.assert_allclose(IMAGENET.normalize(raw), shown.images, atol=1e-5)
+    assert raw.min() >= 0 and raw.max() <= 1
+    with pytest.raises(WorkbenchError, match="cannot be mapped back"):
+        Preprocessing().unit_range(shown.images[:, :1])

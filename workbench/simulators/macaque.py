@@ -335,14 +335,11 @@ def _write_images(folder, embedded, size, ids):
 
     from workbench.storage import atomic_path
 
-    raw = embedded_stimuli(embedded["name"], embedded["n_stimuli"], embedded["seed"],
-                           preprocessing=stimulus_sets.Preprocessing(size=size, channels="rgb",
-                                                                     normalization="imagenet"))
-    mean = np.asarray(stimulus_sets.IMAGENET_MEAN)[:, None, None]
-    sd = np.asarray(stimulus_sets.IMAGENET_STD)[:, None, None]
+    rgb = stimulus_sets.Preprocessing(size=size, channels="rgb", normalization="imagenet")
+    raw = embedded_stimuli(embedded["name"], embedded["n_stimuli"], embedded["seed"], preprocessing=rgb)
     folder.mkdir(parents=True, exist_ok=True)
     position = {sid: i for i, sid in enumerate(raw.stimulus_ids)}
     for sid in ids:
-        image = np.clip(raw.images[position[sid]] * sd + mean, 0, 1)  # undo the normalisation
+        image = rgb.unit_range(raw.images[position[sid]][None])[0]
         with atomic_path(folder / f"{sid}.png") as tmp:
             Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
