@@ -52,13 +52,21 @@ class Preprocessing:
     normalization: str = "set"
 
     def __post_init__(self):
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 1:
-            raise WorkbenchError(f"preprocessing size must be a positive integer (px), got {self.size!r}")
-        if self.channels not in CHANNELS:
-            raise WorkbenchError(f"preprocessing channels must be one of {CHANNELS}, got {self.channels!r}")
-        if self.normalization not in NORMALIZATIONS:
-            raise WorkbenchError(f"preprocessing normalization must be one of {NORMALIZATIONS}, "
-                                 f"got {self.normalization!r}")
+        for name in ("size", "channels", "normalization"):
+            problem = self.problem(name, getattr(self, name))
+            if problem:
+                raise WorkbenchError(f"preprocessing {name} {problem}")
+
+    @staticmethod
+    def problem(name, value):
+        """What is wrong with ``value`` for the attribute ``name`` (``None`` if nothing): the
+        one check that model specs and this class share."""
+        if name == "size":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                return f"must be a positive integer (pixels), got {value!r}"
+            return None
+        valid = CHANNELS if name == "channels" else NORMALIZATIONS
+        return None if value in valid else f"must be one of {', '.join(valid)}, got {value!r}"
 
     @property
     def n_channels(self):

@@ -31,11 +31,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, WorkbenchError
+from ..stimuli import Preprocessing
+from .hub import is_hub_name
 
 KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "convention",
         "input_size", "channels", "normalization", "search_path")
 # An ordinary PyTorch vision model (an entry point that declares nothing) expects ImageNet input.
-STANDARD_INPUT = {"input_size": 224, "channels": "rgb", "normalization": "imagenet"}
+STANDARD_INPUT = Preprocessing(size=224, channels="rgb", normalization="imagenet")
+# spec key -> Preprocessing field
+INPUT_KEYS = {"input_size": "size", "channels": "channels", "normalization": "normalization"}
 
 
 @dataclass(frozen=True)
@@ -120,15 +124,12 @@ class ModelSpec:
             if data["convention"] not in CONVENTIONS:
                 raise ConfigError("convention", f"unknown calling convention {data['convention']!r}; "
                                   f"valid: {', '.join(CONVENTIONS)}")
-        from ..stimuli import CHANNELS, NORMALIZATIONS
-
-        if data.get("input_size", 1) < 1:
-            raise ConfigError("input_size", f"must be a positive number of pixels, got {data['input_size']!r}")
-        for name, valid in (("channels", CHANNELS), ("normalization", NORMALIZATIONS)):
-            if name in data and data[name] not in valid:
-                raise ConfigError(name, f"must be one of {', '.join(valid)}, got {data[name]!r}")
+        for key, attribute in INPUT_KEYS.items():
+            problem = Preprocessing.problem(attribute, data[key]) if key in data else None
+            if problem:
+                raise ConfigError(key, problem)
         base = Path(base) if base is not None else None
-        if "zoo" in data and _is_hub(data["zoo"]):
+        if "zoo" in data and is_hub_name(data["zoo"]):
             data.setdefault("train", False)
             if data["train"]:
                 raise ConfigError("train", f"{data['zoo']!r} has no training recipe here; give weights or train = false")
@@ -178,9 +179,10 @@ class ModelSpec:
         code in the cache key."""
         module_name, function_name = self.entry_point.split(":")
         files = self.code_files()
+        digest = _code_digest(files)
         top = module_name.split(".")[0]
         loaded = sys.modules.get(module_name)
-        if loaded is not None and _IMPORTED.get(module_name) != _digest(files):
+        if loaded is not None and _IMPORTED.get(module_name) != digest:
             origin = getattr(loaded, "__file__", None)
             if module_name in _IMPORTED or origin is None or Path(origin).resolve() not in files:
                 for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
@@ -188,7 +190,7 @@ class ModelSpec:
         try:
             with _importable(self.search_path):
                 function = getattr(importlib.import_module(module_name), function_name)
-            _IMPORTED[module_name] = _digest(files)
+            _IMPORTED[module_name] = digest
         except (ImportError, AttributeError) as error:
             raise WorkbenchError(f"model {self.name!r}: cannot import entry point {self.entry_point!r} "
                                  f"({error})") from error
@@ -202,7 +204,7 @@ class ModelSpec:
         from .training import train_cached
         from .weights import load_weights
 
-        if self.zoo and _is_hub(self.zoo):
+        if self.zoo and is_hub_name(self.zoo):
             from . import hub
 
             model = hub.build(self.zoo, seed=self.seed, **self.config)
@@ -254,17 +256,14 @@ class ModelSpec:
         """What determines the model's outputs, for cache keys (never the display name):
         the spec, the weights file's hash and, for an entry point, the hash of its source
         files. Nothing is built or imported here: planning a report runs no user code."""
-        from ..keys import ContentKey, file_sha256
+        from ..keys import file_sha256
 
         identity = {k: v for k, v in self.as_dict().items() if k not in ("name", "search_path")}
         if self.weights:
             identity["weights"] = file_sha256(self.weights)
         if self.entry_point:
-            key = ContentKey()
-            for path in self.code_files():
-                key.file(path.name, path)
-            identity["code"] = key.hexdigest()
-        elif self.zoo and _is_hub(self.zoo):
+            identity["code"] = _code_digest(self.code_files())
+        elif self.zoo and is_hub_name(self.zoo):
             from . import hub
 
             identity["library_version"] = hub.version_of(self.zoo)
@@ -272,10 +271,7 @@ class ModelSpec:
             from . import zoo
 
             if self.zoo not in zoo.ZOO:  # a plugin family: its code is part of the identity
-                key = ContentKey()
-                for path in zoo.family_code_files(self.zoo):
-                    key.file(path.name, path)
-                identity["code"] = key.hexdigest()
+                identity["code"] = _code_digest(zoo.family_code_files(self.zoo))
         return identity
 
     # ---------------------------------------------------------------- what the model is shown
@@ -294,23 +290,18 @@ class ModelSpec:
     def preprocessing(self, model):
         """How ``model`` must see images: the spec's declaration over the model's
         ``preprocessing`` over its source's standard (:data:`STANDARD_INPUT`)."""
-        from ..stimuli import Preprocessing
-
         declared = getattr(model, "preprocessing", None)
         if not isinstance(declared, Preprocessing):
-            if self.zoo and _is_hub(self.zoo):
+            if self.zoo and is_hub_name(self.zoo):
                 from .hub import preprocessing
 
                 declared = preprocessing(self.zoo, model, self.normalization)
             elif self.zoo:  # a registered family that declares nothing: the zoo's input
                 declared = Preprocessing()
             else:
-                declared = Preprocessing(size=STANDARD_INPUT["input_size"], channels=STANDARD_INPUT["channels"],
-                                         normalization=STANDARD_INPUT["normalization"])
-        base = declared.as_dict()
-        chosen = {"size": self.input_size or base["size"], "channels": self.channels or base["channels"],
-                  "normalization": self.normalization or base["normalization"]}
-        return Preprocessing(**chosen)
+                declared = STANDARD_INPUT
+        return Preprocessing(**{attribute: getattr(self, key) or getattr(declared, attribute)
+                                for key, attribute in INPUT_KEYS.items()})
 
     def convention_of(self, model):
         """The declared calling convention (spec, else ``model.convention``); ``None``: detect."""
@@ -318,7 +309,7 @@ class ModelSpec:
             return self.convention
         if getattr(model, "convention", None):
             return model.convention
-        return "feedforward" if self.zoo and _is_hub(self.zoo) else None
+        return "feedforward" if self.zoo and is_hub_name(self.zoo) else None
 
     @staticmethod
     def protocol(model, image_steps, blank_steps, step_ms=10, onset_ms=0.0):
@@ -333,19 +324,14 @@ class ModelSpec:
 _IMPORTED = {}  # entry-point module -> digest of its files when this process imported it
 
 
-def _digest(files):
+def _code_digest(files):
+    """Hash of source files by name and content (a moved folder keeps its key)."""
     from ..keys import ContentKey
 
     key = ContentKey()
     for path in files:
-        key.file(str(path), path)
+        key.file(path.name, path)
     return key.hexdigest()
-
-
-def _is_hub(name):
-    from .hub import is_hub_name
-
-    return is_hub_name(name)
 
 
 @contextlib.contextmanager
