@@ -134,9 +134,11 @@ def parse_config(data, base=Path("."), source="<dict>"):
             raise ConfigError(f"settings.{name}", f"must be a {kind}, got {settings[name]!r}")
     if not isinstance(settings["title"], str):
         raise ConfigError("settings.title", f"must be a string, got {settings['title']!r}")
-    if settings["stimulus_set"] not in ("digits", "objects"):
-        raise ConfigError("settings.stimulus_set", f"must be 'digits' or 'objects' (HvM-style rendered objects), "
-                          f"got {settings['stimulus_set']!r}")
+    from ..benchmarks.base import STIMULUS_SETS
+
+    if settings["stimulus_set"] not in STIMULUS_SETS:
+        raise ConfigError("settings.stimulus_set", f"must be one of {', '.join(STIMULUS_SETS)} (objects: HvM-style "
+                          f"rendered objects), got {settings['stimulus_set']!r}")
     if settings["n_stimuli"] > 1797 and settings["stimulus_set"] == "digits":
         raise ConfigError("settings.n_stimuli", f"at most 1797 (scikit-learn's digits), got {settings['n_stimuli']}")
     models = tuple(_model(i, spec, base) for i, spec in enumerate(data["models"]))

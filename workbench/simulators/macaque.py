@@ -266,29 +266,26 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
 
 
 def _hvm_metadata(stimuli, rng):
-    """Presentation coords with MajajHong2015's names where they apply to digits.
+    """Presentation coords with MajajHong2015's names.
 
     ``image_id`` = ``stimulus_id``; ``category_name`` the digit (``"3"``) and
     ``object_name`` its name (``digit_3``), as :func:`workbench.stimuli.digits` gives them;
-    ``variation`` a seeded HvM level
-    (``V0``, ``V3``, ``V6``) in HvM's proportions, so the public (V0+V3) / private (V6) split applies.
+    ``variation`` a seeded HvM level (``V0``, ``V3``, ``V6``) in HvM's proportions, so the
+    public (V0+V3) / private (V6) split applies; rendered objects keep their own level.
     """
     frame = stimuli.metadata
     ids = stimuli.stimulus_ids.astype(object)
-    labels = frame["label"].to_numpy()
     if "variation" in frame:  # the rendered objects have their own levels
-        return {"stimulus_id": ids, "image_id": ids.copy(),
-                "object_name": frame["object_name"].to_numpy(dtype=object),
-                "category_name": frame["category_name"].to_numpy(dtype=object), "label": labels,
-                "variation": frame["variation"].to_numpy(dtype=object)}
+        variation = frame["variation"].to_numpy(dtype=object)
+    else:
+        variation = rng.choice(np.array(HVM_VARIATIONS, dtype=object), size=len(ids), p=HVM_VARIATION_SHARES)
     return {
         "stimulus_id": ids,
         "image_id": ids.copy(),
         "object_name": frame["object_name"].to_numpy(dtype=object),
         "category_name": frame["category_name"].to_numpy(dtype=object),
-        "label": labels,
-        "variation": rng.choice(np.array(HVM_VARIATIONS, dtype=object), size=len(ids),
-                                p=HVM_VARIATION_SHARES),
+        "label": frame["label"].to_numpy(),
+        "variation": variation,
     }
 
 
