@@ -90,3 +90,27 @@ def test_cluster_family_wise_error_under_the_null():
         any_site.append(any(c.p_fwe <= 0.05 for c in test.clusters.clusters if c.level == "site"))
     bound = 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
     assert np.mean(any_group) <= bound and np.mean(any_site) <= bound, (np.mean(any_group), np.mean(any_site))
+
+
+@pytest.mark.parametrize("alternative", ["greater", "two-sided"])
+def test_compiled_cluster_pass_equals_the_numpy_pass(alternative):
+    """The same null chunk through both passes: each site's largest cluster mass (t of r,
+    runs past the threshold) and each group's median time course per draw."""
+    from workbench.stats.clusters import ClusterNull
+
+    rng = np.random.default_rng(5)
+    n_sites, n_bins, n_stimuli = 23, 17, 40
+    null = (rng.standard_normal((61, n_sites * n_bins)) * 0.3).astype(np.float32)
+    null[:, 40:50] += 0.5  # long runs in some sites
+    groups = {"V4": np.arange(n_sites) < 8, "IT": np.arange(n_sites) >= 8}  # even and odd sizes
+    observed = np.zeros(n_sites * n_bins)
+    passes = {engine: ClusterNull(observed, (n_sites, n_bins), n_stimuli, groups, alternative, engine=engine)
+              for engine in ("numba", "numpy")}
+    for chunk in (null[:30], null[30:]):
+        for cluster_null in passes.values():
+            cluster_null.update(chunk)
+    compiled, plain = passes["numba"], passes["numpy"]
+    assert np.concatenate(plain.site_max).max() > 0
+    np.testing.assert_allclose(np.concatenate(compiled.site_max), np.concatenate(plain.site_max), rtol=1e-5, atol=1e-5)
+    for group in groups:
+        np.testing.assert_array_equal(np.concatenate(compiled.group_null[group]), np.concatenate(plain.group_null[group]))

@@ -176,3 +176,52 @@ def test_permutations_within_categories_never_mix_levels():
     draws = uniform_permutations(codes, 500, np.random.default_rng(0))
     assert (codes[draws] == codes[None, :]).all()
     assert len({tuple(d) for d in draws}) == 2 * 6  # every within-level permutation appears
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, cells, draws", [(3, 1, 1), (30, 129, 7), (57, 300, 4), (320, 260, 13)])
+def test_compiled_null_kernel_equals_the_numpy_one_and_a_plain_loop(dtype, n, cells, draws):
+    """The compiled kernel (slabs of 128 cells, four draws a pass) against numpy and a
+    float64 loop, for shapes that leave partial slabs and partial groups of draws."""
+    from workbench.stats.kernels import compiled, gathered_dot
+
+    assert compiled(), "numba is a dependency: the compiled kernel must load"
+    rng = np.random.default_rng(n + cells)
+    Pz, Yz = (rng.standard_normal((n, cells)).astype(dtype) for _ in range(2))
+    permutations = np.argsort(rng.random((draws, n)), axis=1)
+    loop = np.stack([(Pz.astype(float) * Yz.astype(float)[order]).sum(0) / n for order in permutations])
+    tolerance = 1e-6 if dtype == np.float32 else 1e-13
+    for engine in ("numba", "numpy"):
+        null = gathered_dot(Pz, Yz, permutations, engine)
+        assert null.dtype == dtype and null.shape == (draws, cells)
+        assert np.abs(null - loop).max() < tolerance, engine
+
+
+def test_heldout_test_gives_the_same_p_values_with_either_kernel():
+    from workbench.stats.kernels import gathered_dot
+
+    features, trials = _signal_encoding(n_stimuli=60)
+    result = encoding_score(features, trials, n_splits=3)
+    fast = heldout_permutation_test(result, n_permutations=400, seed=3, engine="numba")
+    plain = heldout_permutation_test(result, n_permutations=400, seed=3, engine="numpy")
+    np.testing.assert_array_equal(fast.cells.p_value.values, plain.cells.p_value.values)
+    np.testing.assert_allclose(fast.cells.p_fwe.values, plain.cells.p_fwe.values, atol=2 / 401)
+    with pytest.raises(MetricError, match="engine must be"):
+        gathered_dot(np.ones((3, 1)), np.ones((3, 1)), np.zeros((1, 3), int), "fortran")
+
+
+def test_compiled_null_does_not_depend_on_the_thread_count():
+    import numba
+
+    from workbench.stats.kernels import gathered_dot
+
+    rng = np.random.default_rng(2)
+    Pz, Yz = (rng.standard_normal((50, 700)).astype(np.float32) for _ in range(2))
+    permutations = np.argsort(rng.random((9, 50)), axis=1)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = gathered_dot(Pz, Yz, permutations, "numba")
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(one, gathered_dot(Pz, Yz, permutations, "numba"))

@@ -171,7 +171,11 @@ class ClusterNull:
     """Accumulates, chunk by chunk of null draws, the largest cluster mass per site, over
     sites, and the null of each group's time course (for its per-bin threshold)."""
 
-    def __init__(self, observed, shape, n_stimuli, groups, alternative="greater", cluster_alpha=0.05):
+    def __init__(self, observed, shape, n_stimuli, groups, alternative="greater", cluster_alpha=0.05,
+                 engine="auto"):
+        from .kernels import use_compiled
+
+        self.kernels = use_compiled(engine)
         self.shape = shape  # (n_sites, n_bins)
         self.n = n_stimuli
         self.alternative = alternative
@@ -187,6 +191,8 @@ class ClusterNull:
                 for g, mask in self.groups.items()}
 
     def update(self, null):
+        if self.kernels is not None:
+            return self._update_compiled(null)
         # float32 is ample for thresholding and summing a few t values, and halves the traffic
         r = null.reshape((len(null),) + self.shape).astype(np.float32, copy=False)
         # t is monotone in r: only cells past the threshold's r need their t (about 5 % under the null)
@@ -197,6 +203,25 @@ class ClusterNull:
         self.site_max.append(max_cluster_mass(t, self.threshold, self.alternative))
         for g, course in self._group_course(r).items():
             self.group_null[g].append(course)
+
+    def _update_compiled(self, null):
+        """The numpy pass's results from one compiled pass over the chunk (t and run masses
+        in float64), the medians by numpy's partition of the values it lays out."""
+        masks = list(self.groups.values())
+        members = np.concatenate([np.flatnonzero(mask) for mask in masks] or [np.zeros(0, np.int64)])
+        offsets = np.concatenate([[0], np.cumsum([int(mask.sum()) for mask in masks])]).astype(np.int64)
+        n_sites, n_bins = self.shape
+        n_draws = len(null)
+        site_max = np.empty((n_draws, n_sites), np.float64)
+        gathered = np.empty(n_draws * n_bins * len(members), np.float32)
+        r_threshold = self.threshold / np.sqrt(self.n - 2 + self.threshold ** 2)
+        self.kernels.cluster_pass(np.ascontiguousarray(null, dtype=np.float32), n_sites, n_bins, float(self.n),
+                                  float(self.threshold), float(r_threshold), self.alternative == "two-sided",
+                                  members.astype(np.int64), offsets, site_max, gathered)
+        self.site_max.append(site_max)
+        for g, first, last in zip(self.groups, offsets[:-1], offsets[1:]):
+            block = gathered[n_draws * n_bins * first:n_draws * n_bins * last]
+            self.group_null[g].append(median_last(block.reshape(n_draws, n_bins, last - first)))
 
     def result(self, neuroid_ids, starts, ends, method=""):
         site_max = np.concatenate(self.site_max)  # (draws, sites)

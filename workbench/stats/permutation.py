@@ -16,7 +16,8 @@ stimulus, so the null does not lean towards the observed pairing and small held-
 keep their power (an earlier version used cyclic shifts within small blocks, which keep the
 true pairing of a block with probability 1/m and lost half the detections at 30 stimuli).
 With predictions and targets standardised once, a draw's statistic for every cell is one
-pass of products, ``sum_i Pz[i] Yz[perm(i)] / n``.
+pass of products, ``sum_i Pz[i] Yz[perm(i)] / n`` (a compiled kernel:
+:mod:`workbench.stats.kernels`).
 
 **Is model A better than model B?** Sign-flip (paired) permutation over stimuli: stimulus
 i contributes ``d_i = (PzA_i - PzB_i) Yz_i / S`` to the difference of fold-pooled r
@@ -32,6 +33,7 @@ import xarray as xr
 
 from ..errors import MetricError
 from .groups import GroupSummary
+from .kernels import gathered_dot
 from .multiple import NullCounter
 
 
@@ -158,7 +160,7 @@ def p_floor_text(p_value, n_permutations):
 
 
 def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, by="region",
-                             chunk_size=1000, chunks=None, block_size=None, clusters=False,
+                             chunk_size=1000, chunks=None, engine="auto", clusters=False,
                              cluster_alternative="greater", cluster_alpha=0.05):
     """Is each site's held-out prediction better than chance? (exact permutation test)
 
@@ -179,8 +181,9 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
     chunks : list of int, optional
         Only compute these chunk indices (see :func:`permutation_chunks`); for splitting
         the null over workers. Default: all.
-    block_size : int, optional
-        Draws computed together within a cache-sized slab of cells (default 8).
+    engine : {"auto", "numba", "numpy"}
+        The null's kernel (:func:`workbench.stats.kernels.gathered_dot`): the compiled one
+        when numba loads, else numpy. Both give the same draws and statistics.
     clusters : bool
         Also run cluster-based inference over time bins on the same draws
         (:mod:`workbench.stats.clusters`): per site (cluster-forming threshold: the t of r at
@@ -229,13 +232,13 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
 
         cluster_null = ClusterNull(observed, summary.shape, n_stimuli,
                                    {str(g): summary.groups == g for g in pd.unique(summary.groups)},
-                                   cluster_alternative, cluster_alpha)
+                                   cluster_alternative, cluster_alpha, engine)
     all_chunks = permutation_chunks(seed, n_permutations, chunk_size)
     selected = range(len(all_chunks)) if chunks is None else chunks
     for index in selected:
         _, size, sequence = all_chunks[index]
         permutations = uniform_permutations(codes, size, np.random.default_rng(sequence))
-        null = heldout_null(Pz, Yz, permutations, block_size)
+        null = gathered_dot(Pz, Yz, permutations, engine)
         counter.update(null)
         group_null.update(null)
         if cluster_null is not None:
@@ -252,29 +255,6 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
                                     result.coords["time_bin_end"].values,
                                     f"cluster mass over time bins ({cluster_alternative}), " + method)
     return PermutationResult(cells, group_null.results(counter.n), counter.n, method, found)
-
-
-def heldout_null(Pz, Yz, permutations, block_size=None):
-    """Null statistics ``(draws, cells)``: ``sum_i Pz[i] Yz[perm(i)] / n`` for each row of
-    ``permutations``.
-
-    Cache-blocked: cells in slabs whose ``stimuli x cells`` fit in the L2 cache (~640 kB),
-    and within a slab ``block_size`` draws at a time (default 8), so the gathered rows are
-    read from cache rather than memory (1.3 vs 2.3 ms a draw at 320 stimuli x 7,680 cells).
-    """
-    n, n_cells = Pz.shape
-    block_size = block_size or 8
-    width = max(64, int(160_000 // max(n, 1)))
-    null = np.empty((len(permutations), n_cells), dtype=Pz.dtype)  # float32 in the test: half the traffic
-    scale = Pz.dtype.type(n)
-    for c0 in range(0, n_cells, width):
-        P_slab = np.ascontiguousarray(Pz[:, c0:c0 + width])
-        Y_slab = np.ascontiguousarray(Yz[:, c0:c0 + width])
-        for start in range(0, len(permutations), block_size):
-            block = permutations[start:start + block_size]
-            null[start:start + len(block), c0:c0 + width] = (
-                np.einsum("bic,ic->bc", Y_slab[block], P_slab, optimize=False) / scale)
-    return null
 
 
 def _paired_contributions(result_a, result_b):
