@@ -40,19 +40,19 @@ _KERNEL = {}
 
 
 def compiled_kernels():
-    """The compiled kernels' module (:mod:`workbench.stats._numba_kernel`), imported on first
+    """The compiled kernels' module (:mod:`workbench.stats.numba_kernels`), imported on first
     use (importing numba costs ~1 s, so ``import workbench`` does not pay it); ``None``
     where numba cannot load."""
     if "kernel" not in _KERNEL:
         try:
-            from . import _numba_kernel
+            from . import numba_kernels
         except Exception as error:  # numba is a dependency; this keeps the test usable if it breaks
             warnings.warn(f"numba does not load ({error}); the permutation nulls use the slower "
                           "numpy kernel (fix: pip install numba)", RuntimeWarning, stacklevel=3)
             _KERNEL["kernel"] = None
             return None
 
-        _KERNEL["kernel"] = _numba_kernel
+        _KERNEL["kernel"] = numba_kernels
     return _KERNEL["kernel"]
 
 
