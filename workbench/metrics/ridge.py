@@ -38,6 +38,7 @@ class Moments:
 
     def __init__(self, n, sx, sy, G, C, yy):
         self.n, self.sx, self.sy, self.G, self.C, self.yy = n, sx, sy, G, C, yy
+        self.n_targets = C.shape[-1]
         self._grand = [getattr(self, name).sum(0) for name in self.fields]
 
     @classmethod
@@ -59,7 +60,13 @@ class Moments:
             stats["C"].append(Xa.T @ Ya)
             stats["yy"].append((Ya * Ya).sum(0))
         n = backend.asarray(np.asarray(stats.pop("n")))
-        return cls(n, **{name: backend.stack(values) for name, values in stats.items()})
+        moments = cls(n, **{name: backend.stack(values) for name, values in stats.items()})
+        moments.backend = backend
+        return moments
+
+    def system(self, mask, standardize):
+        """The training system (Gram eigendecomposition) of the atoms where ``mask``."""
+        return _TrainingSystem(self.backend, self.total(mask), standardize)
 
     def total(self, mask):
         """Moments summed over the atoms where ``mask`` (bool, (A,)) is True.
@@ -131,6 +138,89 @@ class _TrainingSystem:
         Q2 = Q * Q
         sse = self.train.yyc[None] - 2 * (d @ Q2) + (d * d * e[None, :]) @ Q2
         dof = (e[None, :] * d).sum(1) + 1.0  # + intercept
+        return (sse / n) / ((1.0 - dof / n) ** 2)[:, None]
+
+
+class Rows:
+    """The prepared samples themselves, for the kernel (dual) form: ``X`` ``(S, T, p)`` and
+    ``Y`` ``(S, T, t)`` backend arrays and each stimulus's atom. Only per-atom feature sums
+    are precomputed (``p`` numbers per atom, never a ``p x p`` Gram)."""
+
+    def __init__(self, backend, X, Y, atoms):
+        self.backend, self.X, self.Y = backend, X, Y
+        self.atoms = np.asarray(atoms)
+        self.n_targets = Y.shape[-1]
+
+    def total(self, mask):
+        """The samples of the atoms where ``mask`` is True (stimulus order kept)."""
+        stimuli = np.flatnonzero(np.asarray(mask, dtype=bool)[self.atoms])
+        index = self.backend.index(stimuli)
+        return _RowSet(self.X[index].reshape(-1, self.X.shape[-1]), self.Y[index].reshape(-1, self.Y.shape[-1]))
+
+    def system(self, mask, standardize):
+        """The training system (kernel eigendecomposition) of the atoms where ``mask``."""
+        return _KernelSystem(self.backend, self.total(mask), standardize)
+
+
+class _RowSet:
+    """One set of samples (rows), with the moments the selection needs."""
+
+    def __init__(self, X, Y):
+        self.X, self.Y = X, Y
+        self.n = float(X.shape[0])
+        self.mean_x, self.mean_y = X.mean(0), Y.mean(0)
+        centred = Y - self.mean_y
+        self.yyc = (centred * centred).sum(0)
+
+
+class _KernelSystem:
+    """The training set's standardised kernel ``Z Z'`` (n x n) and its eigendecomposition,
+    shared by all alphas: ridge in dual form, for more features than samples.
+
+    With ``Z Z' = U diag(s) U'`` and ``Qd = U' Yc``, the coefficients are
+    ``Z' U diag(1 / (s + alpha)) Qd``: the primal ``(Z'Z + alpha I)^-1 Z' Yc`` exactly
+    (push-through identity), so both forms choose the same alphas and give the same fits.
+    """
+
+    def __init__(self, backend, train, standardize):
+        self.backend, self.train = backend, train
+        centred = train.X - train.mean_x
+        train.X = None  # the centred copy replaces the rows: one n x p copy at a time
+        if standardize:
+            scale = backend.sqrt(backend.clip_min((centred * centred).sum(0) / train.n, 0.0))
+            self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
+            centred /= self.scale
+        else:
+            self.scale = train.mean_x * 0 + 1
+        self.Z = centred
+        eigenvalues, self.U = backend.eigh(centred @ centred.T)
+        self.eigenvalues = backend.clip_min(eigenvalues, 0.0)
+        self.Qd = self.U.T @ (train.Y - train.mean_y)  # (n, t)
+
+    def coefficients(self, alpha_per_target):
+        """Standardised-space coefficients (p, t) with one alpha per target."""
+        return self.Z.T @ (self.U @ (self.Qd / (self.eigenvalues[:, None] + alpha_per_target[None, :])))
+
+    def validation_errors(self, val, alphas):
+        """Sum of squared held-out errors, (n_alphas, t)."""
+        bk = self.backend
+        Zv = (val.X - self.train.mean_x) / self.scale
+        A = (Zv @ self.Z.T) @ self.U  # (n_val, n): validation rows in the kernel's eigenbasis
+        residual = val.Y - self.train.mean_y
+        errors = []
+        for alpha in bk.to_numpy(alphas):
+            difference = residual - A @ (self.Qd / (self.eigenvalues[:, None] + float(alpha)))
+            errors.append((difference * difference).sum(0))
+        return bk.stack(errors)
+
+    def gcv_errors(self, alphas):
+        """Generalised cross-validation criterion, (n_alphas, t) (the primal's, in the kernel's
+        eigenbasis: the residual outside the kernel's span is not shrunk)."""
+        s, Q2, n = self.eigenvalues, self.Qd * self.Qd, self.train.n
+        shrink = alphas[:, None] / (s[None, :] + alphas[:, None])  # (a, n)
+        outside = self.train.yyc - Q2.sum(0)
+        sse = outside[None] + (shrink * shrink) @ Q2
+        dof = (s[None, :] / (s[None, :] + alphas[:, None])).sum(1) + 1.0  # + intercept
         return (sse / n) / ((1.0 - dof / n) ** 2)[:, None]
 
 
@@ -209,16 +299,24 @@ class RidgeCV:
         the reference. float32 by default, ``"float64"`` on request.
     seed : int
         Seeds the inner folds.
+    solver : {"auto", "primal", "dual"}
+        ``"primal"`` works from the ``p x p`` Gram of the features (memory and time grow with
+        ``p^2`` and ``p^3``, not with the samples); ``"dual"`` from the ``n x n`` kernel of the
+        samples (for more features than samples: per-bin fits, unreduced layers of 50k+
+        units). Both give the same alphas and coefficients. ``"auto"``: dual when the
+        features outnumber the samples.
 
     Attributes (after ``fit``)
     ----------
     alpha_ : numpy.ndarray, shape (n_targets,)
+    solver_ : str
+        ``"primal"`` or ``"dual"``, the form used.
     coef_ : numpy.ndarray, shape (n_features, n_targets)
     intercept_ : numpy.ndarray, shape (n_targets,)
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, cv=3, scoring="mse", standardize=True,
-                 backend="torch", device="auto", dtype="float32", seed=0):
+                 backend="torch", device="auto", dtype="float32", seed=0, solver="auto"):
         self.alphas = alphas
         self.cv = cv
         self.scoring = scoring
@@ -227,6 +325,7 @@ class RidgeCV:
         self.device = device
         self.dtype = dtype
         self.seed = seed
+        self.solver = solver
 
     # -- validation -------------------------------------------------------------------
     def _check_params(self):
@@ -235,6 +334,8 @@ class RidgeCV:
             raise MetricError(f"alphas must be positive and finite, got {self.alphas!r}")
         if self.scoring not in ("mse", "r2"):
             raise MetricError(f"scoring must be 'mse' or 'r2', got {self.scoring!r}")
+        if self.solver not in ("auto", "primal", "dual"):
+            raise MetricError(f"solver must be 'auto', 'primal' or 'dual', got {self.solver!r}")
         if not (self.cv == "gcv" or (isinstance(self.cv, (int, np.integer)) and self.cv >= 2)):
             raise MetricError(f"cv must be an int >= 2 or 'gcv', got {self.cv!r}")
         return alphas
@@ -251,6 +352,17 @@ class RidgeCV:
         return alphas, n_inner
 
     # -- the engine ---------------------------------------------------------------------
+    def uses_dual(self, n_samples, n_features):
+        """Whether a problem of this size is solved in kernel (dual) form."""
+        return self.solver == "dual" or (self.solver == "auto" and n_features > n_samples)
+
+    def _data(self, Xb, Yb, atoms, n_atoms):
+        """What the solver reads: per-atom moments (primal) or the rows (dual)."""
+        self.solver_ = "dual" if self.uses_dual(Xb.shape[0] * Xb.shape[1], Xb.shape[-1]) else "primal"
+        if self.solver_ == "dual":
+            return Rows(self._bk, Xb, Yb, atoms)
+        return Moments.from_data(self._bk, Xb, Yb, atoms, n_atoms)
+
     def _prepare(self, X, Y):
         """Centre (and scale) globally before the float32 moments: the fits are invariant to
         it, and it keeps the moment subtractions well conditioned. Statistics and the
@@ -277,16 +389,16 @@ class RidgeCV:
         """
         bk = self._bk
         alphas_b = bk.asarray(alphas)
-        system = _TrainingSystem(bk, moments.total(train_mask), self.standardize)
+        system = moments.system(train_mask, self.standardize)
         if len(alphas) == 1:
-            best = np.zeros(moments.C.shape[-1], dtype=np.int64)
+            best = np.zeros(moments.n_targets, dtype=np.int64)
         else:
             if self.cv == "gcv":
                 criterion = bk.to_numpy(system.gcv_errors(alphas_b)).astype(np.float64)
             else:
                 criterion = 0.0
                 for val_mask in validation_masks:
-                    inner = _TrainingSystem(bk, moments.total(train_mask & ~val_mask), self.standardize)
+                    inner = moments.system(train_mask & ~val_mask, self.standardize)
                     val = moments.total(val_mask)
                     sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
@@ -332,7 +444,7 @@ class RidgeCV:
         else:
             atoms = np.zeros(len(X), dtype=np.int64)
         Xb, Yb = self._prepare(X[:, None, :], Y[:, None, :])
-        moments = Moments.from_data(self._bk, Xb, Yb, atoms, n_inner)
+        moments = self._data(Xb, Yb, atoms, n_inner)
         every = np.ones(n_inner, bool)
         return self._solve(moments, every, [np.arange(n_inner) == k for k in range(n_inner)], alphas)
 
@@ -382,7 +494,7 @@ class RidgeCV:
         atom_outer = np.repeat(np.arange(len(folds)), n_inner)
         atom_inner = np.tile(np.arange(n_inner), len(folds))
         Xb, Yb = self._prepare(X, Y)
-        moments = Moments.from_data(self._bk, Xb, Yb, atoms, len(folds) * n_inner)
+        moments = self._data(Xb, Yb, atoms, len(folds) * n_inner)
         predictions = np.empty(Y.shape, dtype=np.float64)
         chosen = np.empty((len(folds), Y.shape[-1]))
 
