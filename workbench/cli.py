@@ -170,6 +170,14 @@ def _checked_config(model_spec, benchmark, settings=None):
         raise _option_error(error) from None
 
 
+def _site_list(text):
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated counts (88,168), got {text!r}")
+    return counts[0] if len(counts) == 1 else counts
+
+
 def _simulate(args):
     from pathlib import Path
 
@@ -179,9 +187,19 @@ def _simulate(args):
     if args.kind == "macaque":
         if out.suffix != ".nc":
             raise WorkbenchError(f"--out {out}: a BrainIO recording is a netCDF file, name it *.nc")
-        simulate_macaque(out, n_stimuli=args.n or 200, seed=args.seed, progress=not args.no_progress,
-                         stimuli=args.stimulus_set, image_size=args.image_size)
-        print(f"macaque recording (BrainIO netCDF, 10 ms bins, V4 and IT) of {args.stimulus_set}: {out}")
+        options = {"n_stimuli": 200, "stimuli": args.stimulus_set}
+        if args.scale == "majajhong2015":
+            from .simulators.macaque import MAJAJHONG2015
+
+            options.update(MAJAJHONG2015)
+        for key, value in (("n_stimuli", args.n), ("n_repetitions", args.repetitions), ("sites_per_region", args.sites)):
+            if value is not None:
+                options[key] = value
+        simulation = simulate_macaque(out, seed=args.seed, progress=not args.no_progress, image_size=args.image_size,
+                                      **options)
+        sites = ", ".join(f"{int((simulation.rates.region == r).sum())} {r}" for r, _, _ in simulation.regions)
+        print(f"macaque recording (BrainIO netCDF, 10 ms bins; {options['n_stimuli']} {options['stimuli']} x "
+              f"{simulation.n_repetitions} repetitions; {sites} sites): {out}")
         print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}"
               + (f" (RGB PNGs of {args.image_size} px in {out.stem}_images/)" if args.image_size else ""))
     elif args.kind == "blur-fmri":
@@ -321,6 +339,13 @@ def build_parser():
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     simulate.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
                           help="macaque: digits, or HvM-style RGB objects on natural backgrounds (default digits)")
+    simulate.add_argument("--scale", default=None, choices=["majajhong2015"],
+                          help="macaque: the size of a real release: majajhong2015 = 3,200 objects, 88 V4 + "
+                               "168 IT sites, 50 repetitions (6.5 GB, streamed to disk one repetition at a time)")
+    simulate.add_argument("--sites", type=_site_list, default=None, metavar="N[,N]",
+                          help="macaque: sites per region, one count or V4,IT (default 16)")
+    simulate.add_argument("--repetitions", type=int, default=None, metavar="N",
+                          help="macaque: trials per stimulus (default 20)")
     simulate.add_argument("--image-size", type=int, default=None, metavar="PX",
                           help="macaque: also write the stimuli as RGB PNGs of this size (a stimulus set on disk)")
     _progress_option(simulate)

@@ -88,7 +88,9 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         Output ``.nc`` file (written atomically).
     n_stimuli : int
         Number of digits shown (a seeded subset of scikit-learn's 1,797).
-    sites_per_region : int
+    sites_per_region : int or sequence of int
+        Sites of each region, or one count per region in ``regions``' order (MajajHong2015:
+        88 V4 and 168 IT sites, :data:`MAJAJHONG2015`).
     n_repetitions : int
         Trials per stimulus (>= 2; even numbers make split halves equal).
     seed : int
@@ -126,6 +128,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     start_ms, end_ms = time_window
     if not end_ms - start_ms >= bin_ms > 0:
         raise WorkbenchError(f"time_window {time_window} must span at least one {bin_ms} ms bin")
+    counts = _site_counts(sites_per_region, regions)
     rng_weights, rng_gains, rng_counts = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
@@ -137,7 +140,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
 
     bin_start = np.arange(start_ms, end_ms - bin_ms + 1e-9, bin_ms, dtype=np.float64)
     rates, window, region_of_site, site_ids = [], [], [], []
-    for region, layer, latency in regions:
+    for (region, layer, latency), sites_per_region in zip(regions, counts):
         units = states.sel(neuroid=states.layer == f"layers.{layer}").values  # (S, U, steps)
         weights = rng_weights.standard_normal((units.shape[1], sites_per_region))
         drive = np.einsum("sut,un->snt", units, weights / np.sqrt(units.shape[1]))
@@ -179,7 +182,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     }
     trial_coords["repetition"] = ("presentation", np.repeat(np.arange(n_repetitions), n_stim))
     parameters = dict(
-        n_stimuli=n_stimuli, sites_per_region=sites_per_region, n_repetitions=n_repetitions,
+        n_stimuli=n_stimuli, sites_per_region=list(counts), n_repetitions=n_repetitions,
         seed=seed, brain_seed=brain_seed, time_window=list(time_window), bin_ms=bin_ms,
         regions=[list(r) for r in regions], baseline=baseline, gain_range=list(gain_range),
         channels=list(channels), stimuli=stimuli.attrs["embedded"]["name"],
@@ -232,6 +235,23 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
 # HvM's variation levels and their shares of the 5,760 images (V0: 640, V3 and V6: 2,560 each).
 HVM_VARIATIONS = ("V0", "V3", "V6")
 HVM_VARIATION_SHARES = (640 / 5760, 2560 / 5760, 2560 / 5760)
+
+
+# The size of MajajHong2015's temporal release (Majaj et al. 2015, J Neurosci): 3,200 HvM
+# images (V3 and V6 variations), 88 V4 and 168 IT sites, ~50 repetitions, 10 ms bins.
+MAJAJHONG2015 = dict(n_stimuli=3200, sites_per_region=(88, 168), n_repetitions=50, stimuli="objects",
+                     time_window=(-100, 300), bin_ms=10)
+
+
+def _site_counts(sites_per_region, regions):
+    """One site count per region, from an int (every region) or a sequence (in order)."""
+    counts = ([sites_per_region] * len(regions) if np.ndim(sites_per_region) == 0
+              else list(sites_per_region))
+    if len(counts) != len(regions) or not all(isinstance(c, (int, np.integer)) and c >= 1 for c in counts):
+        names = ", ".join(str(r[0]) for r in regions)
+        raise WorkbenchError(f"sites_per_region must be an int >= 1 or one such count per region ({names}), "
+                             f"got {sites_per_region!r}")
+    return tuple(int(c) for c in counts)
 
 
 def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
