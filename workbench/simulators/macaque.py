@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 import pandas as pd
 import xarray as xr
 
@@ -135,15 +136,11 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     stimuli = embedded_stimuli(stimuli, n_stimuli, seed)
     brain = BLNet(channels=channels, seed=brain_seed)
     protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=bin_ms)
-    layers = [f"layers.{layer}" for layer in sorted({layer for _, layer, _ in regions})]
-    states = extract(brain, stimuli, layers=layers, protocol=protocol, progress=progress)
+    drives = _region_drives(brain, stimuli, protocol, regions, counts, rng_weights, progress)
 
     bin_start = np.arange(start_ms, end_ms - bin_ms + 1e-9, bin_ms, dtype=np.float64)
     rates, window, region_of_site, site_ids = [], [], [], []
-    for (region, layer, latency), sites_per_region in zip(regions, counts):
-        units = states.sel(neuroid=states.layer == f"layers.{layer}").values  # (S, U, steps)
-        weights = rng_weights.standard_normal((units.shape[1], sites_per_region))
-        drive = np.einsum("sut,un->snt", units, weights / np.sqrt(units.shape[1]))
+    for (region, layer, latency), sites_per_region, drive in zip(regions, counts, drives):
         rest = np.zeros(sites_per_region)  # drive of the network at rest (state 0)
         mean = drive.mean(axis=(0, 2))
         std = drive.std(axis=(0, 2))
@@ -241,6 +238,25 @@ HVM_VARIATION_SHARES = (640 / 5760, 2560 / 5760, 2560 / 5760)
 # images (V3 and V6 variations), 88 V4 and 168 IT sites, ~50 repetitions, 10 ms bins.
 MAJAJHONG2015 = dict(n_stimuli=3200, sites_per_region=(88, 168), n_repetitions=50, stimuli="objects",
                      time_window=(-100, 300), bin_ms=10)
+
+
+def _region_drives(brain, stimuli, protocol, regions, counts, rng, progress, batch=256):
+    """Each region's linear drive ``(S, sites, steps)``: its layer's states through dense
+    random weights (``rng``, drawn in region order). The states are read ``batch`` stimuli at
+    a time, so the hidden network's activations (3.9 GB for 3,200 objects at 32 px) are never
+    held at once."""
+    layers = {layer: f"layers.{layer}" for layer in sorted({layer for _, layer, _ in regions})}
+    weights, parts = None, [[] for _ in regions]
+    starts = range(0, len(stimuli), batch)
+    for start in (tqdm(starts, desc="hidden network", unit="batch") if progress else starts):
+        states = extract(brain, stimuli.subset(np.arange(start, min(start + batch, len(stimuli)))),
+                         layers=list(layers.values()), protocol=protocol, progress=False)
+        units = [states.sel(neuroid=states.layer == layers[layer]).values for _, layer, _ in regions]  # (s, U, steps)
+        if weights is None:
+            weights = [rng.standard_normal((u.shape[1], n)) / np.sqrt(u.shape[1]) for u, n in zip(units, counts)]
+        for part, u, w in zip(parts, units, weights):
+            part.append(np.einsum("sut,un->snt", u, w))
+    return [np.concatenate(part) for part in parts]
 
 
 def _site_counts(sites_per_region, regions):
