@@ -188,6 +188,61 @@ def has_repetitions(da):
     return pd.Index(da.coords["stimulus_id"].values).has_duplicates
 
 
+def stimulus_moments(da, block_mb=64, squares=False, shift=None):
+    """Per-stimulus sums (and sums of squares) of the finite trials, read in blocks.
+
+    ``shift`` ``(n_neuroids * n_time_bins,)``, optional, is subtracted from every trial
+    first (sums of squares about a typical value do not cancel catastrophically).
+
+    Whole storage chunks of a lazily opened file are read once each and summed in float64
+    sub-blocks of about ``block_mb`` MB, so memory stays at the results plus one block.
+
+    Returns
+    -------
+    codes : ndarray ``(n_trials,)``
+        Each trial's stimulus, in order of first appearance.
+    sums : ndarray ``(n_stimuli, n_neuroids * n_time_bins)`` float64
+    counts : ndarray, ``(n_stimuli, 1)``, or ``(n_stimuli, cells)`` when some values are not finite
+        Finite trials per stimulus (and cell).
+    squares : ndarray like ``sums``, or None
+        Sums of squares, when ``squares``.
+    """
+    codes, uniques = pd.factorize(da.coords["stimulus_id"].values)
+    n_stimuli, n_trials = len(uniques), len(codes)
+    row_size = int(np.prod(da.shape[1:]))
+    rows_per_block = max(1, int(block_mb * 2**20 // max(1, row_size * 8)))
+    sums = np.zeros((n_stimuli, row_size))
+    sum_squares = np.zeros((n_stimuli, row_size)) if squares else None
+    trial_counts = np.zeros(n_stimuli)
+    nonfinite = None  # per-value counts of skipped NaN/inf, allocated only if there are any
+    # Read whole storage chunks (one disk read each) and sum them in float64 sub-blocks.
+    chunks = da.chunks[0] if da.chunks is not None else (n_trials,)
+    edges = np.concatenate([[0], np.cumsum(chunks)])
+    for chunk_start, chunk_stop in zip(edges[:-1], edges[1:]):
+        chunk = np.asarray(da.variable[chunk_start:chunk_stop].values).reshape(chunk_stop - chunk_start, -1)
+        for start in range(0, len(chunk), rows_per_block):
+            block = chunk[start:start + rows_per_block].astype(np.float64)
+            if shift is not None:
+                block -= shift
+            block_codes = codes[chunk_start + start:chunk_start + start + len(block)]
+            # Only the stimuli of this block: the product stays block-sized.
+            groups, local = np.unique(block_codes, return_inverse=True)
+            indicator = scipy.sparse.csr_matrix(
+                (np.ones(len(block)), (local, np.arange(len(block)))), shape=(len(groups), len(block)))
+            finite = np.isfinite(block)
+            if not finite.all():
+                block = np.where(finite, block, 0.0)
+                if nonfinite is None:
+                    nonfinite = np.zeros((n_stimuli, row_size))
+                nonfinite[groups] += indicator @ (~finite).astype(np.float64)
+            sums[groups] += indicator @ block
+            if squares:
+                sum_squares[groups] += indicator @ (block * block)
+            trial_counts += np.bincount(block_codes, minlength=n_stimuli)
+    counts = trial_counts[:, None] - (nonfinite if nonfinite is not None else 0.0)
+    return codes, sums, counts, sum_squares
+
+
 def average_repetitions(da, block_mb=64):
     """Average trial-level presentations into one presentation per ``stimulus_id``.
 
@@ -213,35 +268,8 @@ def average_repetitions(da, block_mb=64):
         Assembly, shape ``(n_stimuli, n_neuroids, n_time_bins)``, same dtype, in memory.
     """
     validate(da)
-    codes, uniques = pd.factorize(da.coords["stimulus_id"].values)
-    n_stimuli, n_trials = len(uniques), len(codes)
-    row_size = int(np.prod(da.shape[1:]))
-    rows_per_block = max(1, int(block_mb * 2**20 // max(1, row_size * 8)))
-    sums = np.zeros((n_stimuli, row_size))
-    trial_counts = np.zeros(n_stimuli)
-    nonfinite = None  # per-value counts of skipped NaN/inf, allocated only if there are any
-    # Read whole storage chunks (one disk read each) and sum them in float64 sub-blocks.
-    chunks = da.chunks[0] if da.chunks is not None else (n_trials,)
-    edges = np.concatenate([[0], np.cumsum(chunks)])
-    for chunk_start, chunk_stop in zip(edges[:-1], edges[1:]):
-        chunk = np.asarray(da.variable[chunk_start:chunk_stop].values).reshape(chunk_stop - chunk_start, -1)
-        for start in range(0, len(chunk), rows_per_block):
-            block = chunk[start:start + rows_per_block].astype(np.float64)
-            block_codes = codes[chunk_start + start:chunk_start + start + len(block)]
-            # Only the stimuli of this block: the product stays block-sized.
-            groups, local = np.unique(block_codes, return_inverse=True)
-            indicator = scipy.sparse.csr_matrix(
-                (np.ones(len(block)), (local, np.arange(len(block)))), shape=(len(groups), len(block)))
-            finite = np.isfinite(block)
-            if finite.all():
-                sums[groups] += indicator @ block
-            else:
-                sums[groups] += indicator @ np.where(finite, block, 0.0)
-                if nonfinite is None:
-                    nonfinite = np.zeros((n_stimuli, row_size))
-                nonfinite[groups] += indicator @ (~finite).astype(np.float64)
-            trial_counts += np.bincount(block_codes, minlength=n_stimuli)
-    counts = trial_counts[:, None] - (nonfinite if nonfinite is not None else 0.0)
+    codes, sums, counts, _ = stimulus_moments(da, block_mb)
+    n_stimuli = sums.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         sums /= counts  # in place: the result is the only stimulus-sized array kept
     sums[np.broadcast_to(counts == 0, sums.shape)] = np.nan

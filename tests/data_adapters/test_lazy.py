@@ -72,3 +72,16 @@ def test_lazy_selection_stays_lazy(small_simulation):
     da = data_adapters.load(small_simulation.path, lazy=True, region="IT", time_window=(50, 150))
     assert isinstance(da.data, dask.array.Array)
     assert set(da.region.values) == {"IT"} and da.time_bin_start.values.min() >= 50
+
+
+def test_variance_components_ceiling_streams_a_lazy_file(small_simulation):
+    from workbench.metrics.ceiling import variance_components_ceiling
+
+    lazy = data_adapters.load(small_simulation.path, lazy=True, chunk_mb=0.05)
+    eager = data_adapters.load(small_simulation.path)
+    streamed = variance_components_ceiling(lazy, block_mb=0.01)
+    assert isinstance(lazy.data, dask.array.Array)
+    np.testing.assert_allclose(streamed.values, variance_components_ceiling(eager).values, atol=1e-12)
+    # and it tracks the planted reliability of the trial average
+    keep = small_simulation.reliability.values > 0.3
+    assert np.corrcoef(streamed.values[keep], small_simulation.reliability.values[keep])[0, 1] > 0.8

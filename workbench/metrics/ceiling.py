@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..assembly import grouped_nanmean, validate
+from ..assembly import grouped_nanmean, stimulus_moments, validate
 from ..errors import MetricError
 from .correlation import nan_pearson_columns, pearson_columns, spearman_brown
 
@@ -101,7 +101,7 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
     )
 
 
-def variance_components_ceiling(trials):
+def variance_components_ceiling(trials, block_mb=64):
     """Reliability of the trial average from variance components (unbiased at low reliability).
 
     Per neuroid and time bin, with ``k_s`` finite trials of stimulus ``s`` (stimuli with
@@ -123,7 +123,9 @@ def variance_components_ceiling(trials):
     Parameters
     ----------
     trials : xarray.DataArray
-        Trial-level assembly ``(presentation, neuroid, time_bin)``.
+        Trial-level assembly ``(presentation, neuroid, time_bin)``, in memory or lazily
+        opened: the trials are read once, in blocks of about ``block_mb`` MB, into
+        per-stimulus sums and sums of squares, so a recording larger than memory works.
 
     Returns
     -------
@@ -131,20 +133,17 @@ def variance_components_ceiling(trials):
         ``(neuroid, time_bin)``, on the scale of ``r**2`` (explained variance of the mean).
     """
     validate(trials)
-    codes, uniques = pd.factorize(trials.coords["stimulus_id"].values)
-    values = np.asarray(trials.values, dtype=np.float64).reshape(len(codes), -1)
-    finite = np.isfinite(values)
-    counts = np.zeros((len(uniques), values.shape[1]))
-    np.add.at(counts, codes, finite.astype(np.float64))
+    first = np.asarray(trials.variable[0].values, dtype=np.float64).reshape(-1)
+    shift = np.where(np.isfinite(first), first, 0.0)  # sums of squares about a typical value
+    _, sums, counts, squares = stimulus_moments(trials, block_mb, squares=True, shift=shift)
+    counts = np.broadcast_to(counts, sums.shape)
     if ((counts >= 2).sum(axis=0) < 3).all():
         raise MetricError("a variance-components ceiling needs >= 3 stimuli with >= 2 trials each "
                           "(is this assembly already averaged over repetitions?)")
-    means = grouped_nanmean(values, codes, len(uniques))
     usable = counts >= 2  # (stimuli, cells)
-    deviations = np.where(finite, values - means[codes], 0.0)
-    within = np.zeros_like(counts)
-    np.add.at(within, codes, deviations ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts  # about the shift: the variances do not depend on it
+        within = np.maximum(squares - counts * means * means, 0.0)  # sum of squared deviations per stimulus
         var_n = np.where(usable, within, 0.0).sum(0) / np.where(usable, counts - 1, 0.0).sum(0)
         n_usable = usable.sum(0)
         mean_of_means = np.where(usable, means, 0.0).sum(0) / n_usable
