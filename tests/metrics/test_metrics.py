@@ -241,3 +241,19 @@ def test_step_bin_correspondence_finds_the_planted_lag_and_the_data_generalises_
     data_features, halves = split_half_features(trials, seed=0)
     tg = temporal_generalization(data_features, halves, alphas=[1.0], n_splits=3)
     assert isinstance(tg, xr.Dataset) and np.nanmean(np.diagonal(tg.summary.values, axis1=1, axis2=2)[:, 2:]) > 0.5
+
+
+def test_a_precomputed_ceiling_is_used_and_aligned_by_id():
+    from workbench.assembly import average_repetitions
+    from workbench.metrics import encoding_score
+    from workbench.metrics.ceiling import variance_components_ceiling
+
+    features, trials = _planted(noise_sd=2.0)
+    ceiling = variance_components_ceiling(trials)
+    reference = encoding_score(features, trials, n_splits=3, ceiling="variance_components")
+    given = encoding_score(features, average_repetitions(trials), n_splits=3, ceiling=ceiling.isel(neuroid=slice(None, None, -1)))
+    np.testing.assert_array_equal(given["ceiling"].values, reference["ceiling"].values)
+    np.testing.assert_array_equal(given["normalized"].values, reference["normalized"].values)
+    assert given.attrs["ceiling_method"].startswith("1 - var_noise")
+    with pytest.raises(MetricError, match="does not cover"):
+        encoding_score(features, average_repetitions(trials), n_splits=3, ceiling=ceiling.isel(neuroid=[0]))

@@ -150,9 +150,11 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     min_ceiling : float
         Cells with a lower ceiling get ``normalized = NaN`` (too unreliable to normalise).
     progress : bool
-    ceiling : {"split_half", "variance_components"}
+    ceiling : {"split_half", "variance_components"} or xarray.DataArray
         The noise-ceiling estimator (:mod:`workbench.metrics.ceiling`); both are on the
-        scale of ``r**2``, and the result's attrs name the one used.
+        scale of ``r**2``, and the result's attrs name the one used. Or a precomputed
+        ``(neuroid, time_bin)`` ceiling on that scale (e.g. streamed from a recording too
+        large to load: the recording passed may then be the repetition average).
 
     Returns
     -------
@@ -174,8 +176,10 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     """
     if mode not in MODES:
         raise MetricError(f"unknown encoding mode {mode!r}; choose one of {', '.join(MODES)}")
-    if ceiling not in CEILINGS:
-        raise MetricError(f"unknown ceiling {ceiling!r}; choose one of {', '.join(CEILINGS)}")
+    given_ceiling = ceiling if isinstance(ceiling, xr.DataArray) else None
+    if given_ceiling is None and ceiling not in CEILINGS:
+        raise MetricError(f"unknown ceiling {ceiling!r}; choose one of {', '.join(CEILINGS)} or pass a "
+                          "(neuroid, time_bin) DataArray")
     validate(features)
     validate(recording)
     _check_finite("features", features)
@@ -222,7 +226,9 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     temporal_r = (pearson_columns(prediction.transpose(1, 0, 2), Y.transpose(1, 0, 2))
                   if n_bins >= 3 else np.full((n_stimuli, n_targets), np.nan))
     ceiling_method = ceiling
-    if trials is None:
+    if given_ceiling is not None:
+        ceiling, ceiling_method = _given_ceiling(given_ceiling, neural), given_ceiling.attrs.get("definition", "given")
+    elif trials is None:
         ceiling = np.full_like(r, np.nan)
     elif ceiling_method == "split_half":
         ceiling = split_half_ceiling(trials, n_splits=ceiling_splits, seed=seed).values
@@ -262,7 +268,8 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
             "mode": mode,
             "estimator": _describe(estimator),
             "normalization": NORMALIZATION,
-            "ceiling_method": ceiling_method if trials is not None else "none (no repetitions)",
+            "ceiling_method": (ceiling_method if trials is not None or given_ceiling is not None
+                               else "none (no repetitions)"),
             "ceiling_scale": "r^2: a perfect model's r**2 equals the ceiling; value is r",
             "r": "Pearson r across held-out stimuli per neuroid and time bin, mean over folds",
             "n_splits": n_splits,
@@ -275,6 +282,21 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
             "simulated": int(bool(recording.attrs.get("simulated", False))),
         },
     )
+
+
+def _given_ceiling(ceiling, neural):
+    """A precomputed ``(neuroid, time_bin)`` ceiling (e.g. streamed from a lazily opened
+    recording), aligned to ``neural`` by ``neuroid_id`` and ``time_bin_start``."""
+    try:
+        ceiling = ceiling.transpose("neuroid", "time_bin")
+        rows = pd.Index(ceiling.coords["neuroid_id"].values).get_indexer(neural.coords["neuroid_id"].values)
+        columns = pd.Index(ceiling.coords["time_bin_start"].values).get_indexer(neural.coords["time_bin_start"].values)
+    except (KeyError, ValueError) as error:
+        raise MetricError(f"the given ceiling must be a (neuroid, time_bin) DataArray with neuroid_id and "
+                          f"time_bin_start coords ({error})") from error
+    if (rows < 0).any() or (columns < 0).any():
+        raise MetricError("the given ceiling does not cover every neuroid and time bin of the recording")
+    return np.asarray(ceiling.values, dtype=np.float64)[np.ix_(rows, columns)]
 
 
 def _describe(estimator):
