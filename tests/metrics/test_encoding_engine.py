@@ -163,6 +163,14 @@ def test_layer_to_region_map_on_held_out_stimuli():
     assert mapping.selection.sel(layer="conv2", region="V4") < 0.2
     with pytest.raises(MetricError, match="unknown layer"):
         map_layers_to_regions(features, trials, layers=["fc9"])
+    # an averaged recording with a streamed ceiling: the same choice, on the normalised score
+    from workbench.assembly import average_repetitions
+    from workbench.metrics.ceiling import variance_components_ceiling
+
+    averaged = map_layers_to_regions(features, average_repetitions(trials), n_splits=3, seed=1,
+                                     ceiling=variance_components_ceiling(trials))
+    assert averaged.layer_for_region == mapping.layer_for_region and averaged.selection.attrs["score"] == "normalized"
+    assert np.isfinite(averaged.evaluation["IT"]["normalized"].values).any()
 
 
 def test_named_errors_for_bad_inputs():

@@ -74,7 +74,7 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
 
 
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
-                          estimator=None, mode="shared", n_splits=5, seed=0, progress=False):
+                          estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half"):
     """Choose a layer per region on mapping stimuli; score it on held-out stimuli.
 
     Parameters
@@ -87,8 +87,10 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         Candidate layers (default: all, in order of appearance).
     mapping_fraction : float
         Share of stimuli used to choose layers; the rest evaluate the choice.
-    estimator, mode, n_splits, seed, progress :
-        As in :func:`encoding_score` (``n_splits`` applies inside each set).
+    estimator, mode, n_splits, seed, progress, ceiling :
+        As in :func:`encoding_score` (``n_splits`` applies inside each set). A precomputed
+        ceiling lets an already averaged recording be normalised (and the layers chosen on
+        the normalised score).
 
     Returns
     -------
@@ -116,12 +118,12 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     by_layer = {layer: features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
                 for layer in layers}
     scores = np.full((len(layers), len(regions)), np.nan)
-    score = "normalized" if has_repetitions(recording) else "value"
+    score = "normalized" if has_repetitions(recording) or isinstance(ceiling, xr.DataArray) else "value"
     mapping_recording = select_stimuli(recording, mapping_ids)
     over_time = None
     for i, layer in enumerate(layers):
         result = encoding_score(select_stimuli(by_layer[layer], mapping_ids), mapping_recording, estimator,
-                                mode=mode, n_splits=n_splits, seed=seed, progress=progress)
+                                mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
         site_regions = result.coords[region_coord].values.astype(str)
@@ -144,7 +146,7 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
         evaluation[region] = encoding_score(
             select_stimuli(by_layer[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
-            estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress)
+            estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
                               coords={"layer": layers, "region": [str(r) for r in regions],
                                       "time_bin_start": ("time_bin", bin_starts)},
