@@ -456,14 +456,23 @@ def to_netcdf(da, path):
     """Write an assembly to a BrainIO-compatible netCDF-4 file, atomically.
 
     Plain coords and one data variable named ``data``; attributes that netCDF cannot
-    hold travel as JSON (:func:`encode_attrs`) and are restored by :func:`from_netcdf`.
+    hold travel as JSON (:func:`encode_attrs`) and are restored by :func:`from_netcdf`. A
+    dask-backed assembly is computed and written one block at a time.
     """
     validate(da)
     out = da.copy(deep=False)
     out.attrs = encode_attrs(da.attrs)
     out.name = "data"
     with atomic_path(path) as tmp:
-        out.to_netcdf(tmp, engine="netcdf4")
+        if isinstance(out.data, np.ndarray):
+            out.to_netcdf(tmp, engine="netcdf4")
+        else:
+            import dask
+
+            # one block at a time, in order: the threaded scheduler computes blocks ahead of
+            # the writer and held the whole array (12.9 GB peak for a 6.5 GB recording)
+            with dask.config.set(scheduler="synchronous"):
+                out.to_netcdf(tmp, engine="netcdf4")
 
 
 def _json_default(value):

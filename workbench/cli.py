@@ -261,7 +261,8 @@ def _score(args):
     # zoo models train by their recipe unless --no-train or --weights (the report's default)
     spec = _model_spec(args.model, args.weights, False if args.no_train else None, args.seed, args.epochs, args=args)
     config = _checked_config(spec, benchmark, {"seed": args.seed, "n_permutations": args.permutations,
-                                               "n_stimuli": args.n_stimuli, "stimulus_set": args.stimulus_set})
+                                               "n_stimuli": args.n_stimuli, "stimulus_set": args.stimulus_set,
+                                               "batch_size": args.batch_size})
     cache = Path(args.cache) if args.cache else out.parent / "workbench-cache"
     check_writable(out.parent)  # before minutes of work, not after
     check_writable(cache)
@@ -392,6 +393,8 @@ def build_parser():
     score.add_argument("--n-stimuli", type=int, default=200, help="images in simulated data (default 200)")
     score.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
                        help="images of simulated macaque data: digits, or HvM-style RGB objects (default digits)")
+    score.add_argument("--batch-size", type=int, default=64, metavar="N",
+                       help="images per forward pass (memory only; default 64)")
     score.add_argument("--cache", default=None, metavar="DIR", help="cache (default: workbench-cache beside OUT)")
     _progress_option(score)
     score.set_defaults(run=_score)

@@ -114,6 +114,8 @@ class Benchmark:
         The embedded images a simulated dataset shows (where it can show either).
     cache_dir : path, optional
         Where simulated data, trained models and activations are cached.
+    batch_size : int
+        Images per forward pass when extracting (memory, not results: not in the identity).
     **options
         The named groups of ``pattern``.
     """
@@ -132,7 +134,7 @@ class Benchmark:
     panel = Panel
 
     def __init__(self, identifier, path=None, stimuli=None, seed=0, n_permutations=1000, n_stimuli=200,
-                 cache_dir=None, stimulus_set="digits", **options):
+                 cache_dir=None, stimulus_set="digits", batch_size=64, **options):
         self.identifier = identifier
         if stimulus_set not in STIMULUS_SETS:
             raise ConfigError("stimulus_set", f"must be one of {', '.join(STIMULUS_SETS)}, got {stimulus_set!r}")
@@ -142,6 +144,9 @@ class Benchmark:
         self.seed, self.n_permutations, self.n_stimuli = seed, n_permutations, n_stimuli
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path("workbench-cache")
         self.options = options
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size  # how the work is done, not what it computes: not in identity()
         if self.needs_path and self.path is None:
             raise ConfigError("path", f"{identifier!r} reads a real file: give its path")
         if not self.needs_path:

@@ -115,6 +115,33 @@ class SharedTimeEncoding(VariantBenchmark):
         return render_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path,
                               preprocessing=self.model_input(model_spec, model), embedded=embedded_of(recording))
 
+    def preflight(self, model, spec, shown, recording, protocol, reduction):
+        """Estimate the task's peak memory (extraction measured on a few images, the fits by
+        formula), print it, and refuse before the work when it cannot fit
+        (:class:`~workbench.benchmarks.preflight.PreflightError`)."""
+        import sys
+
+        from ..models.memory import available_bytes, probe_extraction, rss_bytes
+        from .preflight import MemoryEstimate, encoding_bytes, heldout_test_bytes
+
+        layers = spec.layers_of(model)
+        probe = probe_extraction(model, shown, layers, protocol, reduction, spec.convention_of(model))
+        fixed, per_image = probe or (0.0, 0.0)
+        n_stimuli, n_sites = len(shown), recording.sizes["neuroid"]
+        n_bins, n_features = recording.sizes["time_bin"], PROJECTION * len(layers)
+        features = n_stimuli * n_features * protocol.n_steps * 4  # the extracted assembly, held by the fits
+        estimate = MemoryEstimate(rss_bytes() or 0.0, measured=probe is not None)
+        estimate.stages["extraction"] = fixed + per_image * min(self.batch_size, n_stimuli) + features
+        estimate.stages["encoding"] = features + encoding_bytes(n_stimuli // 2, n_bins, PROJECTION, n_sites, 5)
+        estimate.stages["permutation test"] = features + heldout_test_bytes(
+            n_stimuli // 4, n_sites * n_bins, n_sites, self.draws(n_sites * n_bins))
+        print(f"{self.identifier} x {spec.name}: {estimate.describe()}", file=sys.stderr, flush=True)
+        return estimate.check(available_bytes(), {
+            "extraction": f"a smaller batch size (settings.batch_size / --batch-size, now {self.batch_size}) or "
+                          f"fewer layers (the model's layers = [...], now {len(layers)})",
+            "encoding": f"fewer layers (the model's layers = [...], now {len(layers)}) or fewer stimuli",
+            "permutation test": "fewer permutation draws (settings.n_permutations / --permutations)"})
+
     def run(self, model_spec):
         from ..assembly import has_repetitions
         from ..metrics import map_layers_to_regions, summarize
@@ -132,9 +159,10 @@ class SharedTimeEncoding(VariantBenchmark):
         onset_ms, onset_measure = data_onset_ms(recording, seed=self.seed)
         protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS, onset_ms=onset_ms)
         reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
+        self.preflight(model, spec, shown, recording, protocol, reduction)
         features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
                                      protocol=protocol, reduction=reduction, progress=False,
-                                     convention=spec.convention_of(model))
+                                     convention=spec.convention_of(model), batch_size=self.batch_size)
         features = features.load()
         convention = features.attrs["extraction"]["convention"]
         mapping = map_layers_to_regions(features, recording, seed=self.seed)

@@ -37,9 +37,9 @@ from pathlib import Path
 from ..errors import ConfigError, WorkbenchError
 
 BENCHMARK_KEYS = {"name", "path", "stimuli"}
-SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set"}
+SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set", "batch_size"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200,
-                    "stimulus_set": "digits"}
+                    "stimulus_set": "digits", "batch_size": 64}
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def parse_config(data, base=Path("."), source="<dict>"):
     if bad:
         raise ConfigError(f"settings.{bad[0]}", f"unknown setting; valid: {', '.join(sorted(SETTING_KEYS))}")
     settings = {**DEFAULT_SETTINGS, **settings}
-    for name in ("seed", "n_permutations", "n_stimuli"):
+    for name in ("seed", "n_permutations", "n_stimuli", "batch_size"):
         if name == "n_permutations" and settings[name] == "auto":
             continue  # sized from each test's family (workbench.stats.permutation.draws_for_family)
         if not isinstance(settings[name], int) or isinstance(settings[name], bool) or settings[name] < (

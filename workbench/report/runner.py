@@ -54,7 +54,7 @@ def benchmark_of(spec, settings, cache_dir=None):
 
     return get(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), seed=settings["seed"],
                n_permutations=settings["n_permutations"], n_stimuli=settings["n_stimuli"], cache_dir=cache_dir,
-               stimulus_set=settings.get("stimulus_set", "digits"))
+               stimulus_set=settings.get("stimulus_set", "digits"), batch_size=settings.get("batch_size", 64))
 
 
 def plan(config):
