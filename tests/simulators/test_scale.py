@@ -37,7 +37,7 @@ def test_cli_writes_the_counts_it_is_given(tmp_path, capsys):
 
 def test_the_trial_array_is_written_one_repetition_at_a_time(tmp_path):
     """A 370 MB recording (600 digits x 96 sites x 40 bins x 40 repetitions) may add at most
-    150 MB to the writer's peak memory: blocks are drawn and written in order, never all
+    130 MB to the writer's peak memory: blocks are drawn and written in order, never all
     held (the threaded scheduler once held the whole array and more)."""
     import subprocess
     import sys
@@ -60,4 +60,4 @@ print((status("VmHWM:") - before) / 1e6)
     added_mb = float(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
                                     text=True).stdout.split()[-1])
     assert (tmp_path / "big.nc").stat().st_size > 300e6
-    assert added_mb < 150, f"writing added {added_mb:.0f} MB"
+    assert added_mb < 130, f"writing added {added_mb:.0f} MB"  # 97 MB measured; 171 MB with the threaded scheduler

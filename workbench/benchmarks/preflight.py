@@ -26,6 +26,12 @@ class PreflightError(WorkbenchError):
     """A task would need more memory than the machine has; the message names what lowers it."""
 
 
+def recording_bytes(n_stimuli, n_cells, block_mb=64):
+    """Peak bytes of averaging a lazily opened recording and its variance-components ceiling:
+    per-stimulus float64 sums and sums of squares, their quotients and one block."""
+    return n_stimuli * n_cells * 8 * 4 + n_stimuli * n_cells * 4 + 3 * block_mb * 2**20
+
+
 def encoding_bytes(n_stimuli, n_bins, n_features, n_targets, n_folds=10, n_inner=3, split_half=True):
     """Peak bytes of one :func:`~workbench.metrics.encoding_score` (shared over time)."""
     samples = n_stimuli * n_bins
