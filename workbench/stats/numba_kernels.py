@@ -58,6 +58,18 @@ def gathered_dot_numba(P, Y, permutations, out, width):  # pragma: no cover - co
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _run_mass(r, run, r_threshold, threshold, factor):  # pragma: no cover - compiled
+    """The mass of the current run after a bin with correlation ``r``: extended by the bin's
+    t when t passes ``threshold``, else ended (0). t is monotone in r, so only an r past
+    ``r_threshold`` needs its t."""
+    if r <= r_threshold:
+        return 0.0
+    q = min(r, 1.0 - 1e-12)
+    t = q * np.sqrt(factor / (1.0 - q * q))
+    return run + t if t > threshold else 0.0
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def cluster_pass(null, n_sites, n_bins, n, threshold, r_threshold, two_sided, members, offsets,
                  site_max, gathered):  # pragma: no cover - compiled
@@ -70,29 +82,16 @@ def cluster_pass(null, n_sites, n_bins, n, threshold, r_threshold, two_sided, me
     n_draws = null.shape[0]
     n_groups = offsets.shape[0] - 1
     factor = n - 2.0
-    upper = 1.0 - 1e-12
     for d in numba.prange(n_draws):
         for s in range(n_sites):
             best, positive, negative = 0.0, 0.0, 0.0
             for b in range(n_bins):
                 r = numba.float64(null[d, s * n_bins + b])
-                if r > r_threshold:  # t is monotone in r: only these can pass the t threshold
-                    q = min(r, upper)
-                    t = q * np.sqrt(factor / (1.0 - q * q))
-                    positive = positive + t if t > threshold else 0.0
-                else:
-                    positive = 0.0
-                if positive > best:
-                    best = positive
+                positive = _run_mass(r, positive, r_threshold, threshold, factor)
+                best = max(best, positive)
                 if two_sided:
-                    if r < -r_threshold:
-                        q = min(-r, upper)
-                        t = q * np.sqrt(factor / (1.0 - q * q))
-                        negative = negative + t if t > threshold else 0.0
-                    else:
-                        negative = 0.0
-                    if negative > best:
-                        best = negative
+                    negative = _run_mass(-r, negative, r_threshold, threshold, factor)
+                    best = max(best, negative)
             site_max[d, s] = best
         for g in range(n_groups):
             first = offsets[g]
