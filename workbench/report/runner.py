@@ -202,11 +202,15 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
     for spec in specs:
         identity = json.dumps({k: v for k, v in spec.items() if k != "name"}, sort_keys=True, default=list)
         models.setdefault(identity, spec)
-    bar = tqdm(total=len(pending) + len(models), desc="report tasks", disable=not progress, unit="task")
+    bar = tqdm(total=len(pending) + len(models), desc=f"training {len(models)} models" if models else "scoring",
+               disable=not progress, unit="task")
     if scheduler is None and jobs <= 1:
         for spec in models.values():
+            bar.set_postfix_str(f"training {spec.get('name', '')}")
             prepare_model(spec, cache_dir, threads)
             bar.update()
+        bar.set_description("scoring")
+        bar.set_postfix_str("")
         for task in pending:
             results[task.key] = run_task(task, cache_dir, threads)
             bar.update()
@@ -217,9 +221,13 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
         try:
             futures = [client.submit(prepare_model, spec, str(cache_dir), threads, pure=False)
                        for spec in models.values()]
+            names = {future: spec.get("name", "") for future, spec in zip(futures, models.values())}
             for future in as_completed(futures):
                 future.result()
                 bar.update()
+                bar.set_postfix_str(f"trained {names[future]}")
+            bar.set_description("scoring")
+            bar.set_postfix_str("")
             futures = {client.submit(run_task, task, str(cache_dir), threads, pure=False): task for task in pending}
             for future in as_completed(futures):
                 results[futures[future].key] = future.result()

@@ -138,15 +138,26 @@ class ClusterResult:
                       for c in self.clusters if c.level == "group")
 
 
-def median_last(values):
+def median_last(values, threads=1):
     """Median along the last axis by partial sorting (the values must be finite): about 4x
-    faster than ``np.median`` on the per-draw group courses, with the same result."""
+    faster than ``np.median`` on the per-draw group courses, with the same result.
+
+    One selection at the middle; for an even count the lower middle value is the largest of
+    the part before it (a second selection costs 4x more). With ``threads`` > 1 the leading
+    axis is split over that many threads (numpy's partition releases the GIL).
+    """
+    if threads > 1 and values.ndim > 1 and len(values) >= 2 * threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = np.array_split(values, threads)
+        with ThreadPoolExecutor(threads) as pool:
+            return np.concatenate(list(pool.map(median_last, parts)))
     n = values.shape[-1]
     k = n // 2
+    middle = np.partition(values, k, axis=-1)
     if n % 2:
-        return np.partition(values, k, axis=-1)[..., k]
-    middle = np.partition(values, (k - 1, k), axis=-1)
-    return 0.5 * (middle[..., k - 1] + middle[..., k])
+        return middle[..., k]
+    return 0.5 * (middle[..., :k].max(axis=-1) + middle[..., k])
 
 
 def r_to_t(r, n):
@@ -173,9 +184,9 @@ class ClusterNull:
 
     def __init__(self, observed, shape, n_stimuli, groups, alternative="greater", cluster_alpha=0.05,
                  engine="auto"):
-        from .kernels import use_compiled
+        from .kernels import thread_count, use_compiled
 
-        self.kernels = use_compiled(engine)
+        self.kernels, self.threads = use_compiled(engine), thread_count()
         self.shape = shape  # (n_sites, n_bins)
         self.n = n_stimuli
         self.alternative = alternative
@@ -221,7 +232,8 @@ class ClusterNull:
         self.site_max.append(site_max)
         for g, first, last in zip(self.groups, offsets[:-1], offsets[1:]):
             block = gathered[n_draws * n_bins * first:n_draws * n_bins * last]
-            self.group_null[g].append(median_last(block.reshape(n_draws, n_bins, last - first)))
+            self.group_null[g].append(median_last(block.reshape(n_draws, n_bins, last - first),
+                                                  self.threads))
 
     def result(self, neuroid_ids, starts, ends, method=""):
         site_max = np.concatenate(self.site_max)  # (draws, sites)

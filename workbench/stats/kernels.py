@@ -56,6 +56,21 @@ def compiled_kernels():
     return _KERNEL["kernel"]
 
 
+def thread_count():
+    """Threads the compiled kernels may use: torch's setting, which a report task limits (so
+    that parallel tasks do not oversubscribe the cores) and which is the core count otherwise."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def _limit_threads(kernels):
+    import numba
+
+    numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, thread_count()))
+    return kernels
+
+
 def compiled():
     """Whether the compiled kernel is available (numba loads)."""
     return compiled_kernels() is not None
@@ -69,7 +84,7 @@ def use_compiled(engine="auto"):
     kernels = None if engine == "numpy" else compiled_kernels()
     if kernels is None and engine == "numba":
         raise MetricError("engine='numba' but numba is not importable (fix: pip install numba, or engine='auto')")
-    return kernels
+    return kernels if kernels is None else _limit_threads(kernels)
 
 
 def gathered_dot(Pz, Yz, permutations, engine="auto"):

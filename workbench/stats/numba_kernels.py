@@ -5,7 +5,8 @@ import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+# reassociation (for SIMD sums) only: no assumption about NaN or infinity
+@numba.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True, nogil=True)
 def gathered_dot_numba(P, Y, permutations, out, width):  # pragma: no cover - compiled
     n, n_cells = P.shape
     n_draws = permutations.shape[0]
