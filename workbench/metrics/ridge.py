@@ -64,61 +64,34 @@ class Moments:
         moments.backend = backend
         return moments
 
-    def system(self, mask, standardize, within=None):
+    def system(self, mask, standardize):
         """The training system (Gram eigendecomposition) of the atoms where ``mask``."""
-        return _TrainingSystem(self.backend, self.total(mask, within), standardize)
+        return _TrainingSystem(self.backend, self.total(mask), standardize)
 
-    def total(self, mask, within=None):
+    def total(self, mask):
         """Moments summed over the atoms where ``mask`` (bool, (A,)) is True.
 
         A training set holds most atoms: it is the grand total minus the few excluded
-        atoms (fewer p x p additions than summing the included ones), or, given ``within``
-        (the total of a superset, e.g. the outer training set of an inner fold), that total
-        minus the atoms it has and ``mask`` lacks (one p x p subtraction).
+        atoms (fewer p x p additions than summing the included ones).
         """
         mask = np.asarray(mask, dtype=bool)
-        if within is not None and within.mask is not None and not (mask & ~within.mask).any():
-            dropped = np.flatnonzero(within.mask & ~mask)
-            if len(dropped) * 2 < mask.sum():
-                return _Total(*(part - getattr(self, name)[dropped].sum(0)
-                                for part, name in zip(within.raw, self.fields)), mask=mask)
         if mask.sum() * 2 <= mask.size:
             index = np.flatnonzero(mask)
-            return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields), mask=mask)
+            return _Total(*(getattr(self, name)[index].sum(0) for name in self.fields))
         excluded = np.flatnonzero(~mask)
         return _Total(*(grand - getattr(self, name)[excluded].sum(0)
-                        for grand, name in zip(self._grand, self.fields)), mask=mask)
+                        for grand, name in zip(self._grand, self.fields)))
 
 
 class _Total:
-    """Moments of one set of samples (``raw``: the sums), with the centred versions derived
-    from them when first used (a validation set only needs the raw sums)."""
+    """Moments of one set of samples, with the centred versions derived from them."""
 
-    def __init__(self, n, sx, sy, G, C, yy, mask=None):
-        self.raw, self.mask = (n, sx, sy, G, C, yy), mask
+    def __init__(self, n, sx, sy, G, C, yy):
         self.n = float(n)
         self.mean_x, self.mean_y = sx / self.n, sy / self.n
+        self.Gc = G - self.n * self.mean_x[:, None] * self.mean_x[None, :]
+        self.Cc = C - self.n * self.mean_x[:, None] * self.mean_y[None, :]
         self.yyc = yy - self.n * self.mean_y * self.mean_y
-        self._Gc = self._Cc = None
-
-    @property
-    def Gc(self):
-        if self._Gc is None:
-            self._Gc = _minus_outer(self.raw[3], self.n, self.mean_x, self.mean_x)
-        return self._Gc
-
-    @property
-    def Cc(self):
-        if self._Cc is None:
-            self._Cc = _minus_outer(self.raw[4], self.n, self.mean_x, self.mean_y)
-        return self._Cc
-
-
-def _minus_outer(matrix, n, u, v):
-    """``matrix - n u v'`` in one new array (torch: one fused pass)."""
-    if isinstance(matrix, torch.Tensor):
-        return torch.addr(matrix, u, v, alpha=-n)
-    return matrix - n * np.outer(u, v)
 
 
 class _TrainingSystem:
@@ -148,15 +121,14 @@ class _TrainingSystem:
     def validation_errors(self, val, alphas):
         """Sum of squared held-out errors, (n_alphas, t), from the validation moments."""
         train = self.train
-        # Validation moments about the TRAINING means (the fitted model's intercept), rotated:
-        # sum (x - m)(x - m)' = G - n (v m' + m v' - m m') for the validation mean v, so the
-        # rotated moments are the rotated raw sums plus rank-one terms (no p x p temporaries)
-        _, _, _, G, C, yy = val.raw
-        a, b = self.Vs.T @ val.mean_x, self.Vs.T @ train.mean_x
-        M = _minus_outer(_minus_outer(self.Vs.T @ G @ self.Vs, val.n, a, b), val.n, b, a - b)
-        P = _minus_outer(_minus_outer(self.Vs.T @ C, val.n, a, train.mean_y), val.n, b, val.mean_y - train.mean_y)
+        shift_x = val.mean_x - train.mean_x
         shift_y = val.mean_y - train.mean_y
+        # Validation moments about the TRAINING means (the fitted model's intercept).
+        G_val = val.Gc + val.n * shift_x[:, None] * shift_x[None, :]
+        C_val = val.Cc + val.n * shift_x[:, None] * shift_y[None, :]
         yy_val = val.yyc + val.n * shift_y * shift_y
+        M = self.Vs.T @ G_val @ self.Vs
+        P = self.Vs.T @ C_val
         return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas)
 
     def gcv_errors(self, alphas):
@@ -185,9 +157,8 @@ class Rows:
         index = self.backend.index(stimuli)
         return _RowSet(self.X[index].reshape(-1, self.X.shape[-1]), self.Y[index].reshape(-1, self.Y.shape[-1]))
 
-    def system(self, mask, standardize, within=None):
-        """The training system (kernel eigendecomposition) of the atoms where ``mask``
-        (``within`` is the primal form's shortcut; rows are gathered afresh)."""
+    def system(self, mask, standardize):
+        """The training system (kernel eigendecomposition) of the atoms where ``mask``."""
         return _KernelSystem(self.backend, self.total(mask), standardize)
 
 
@@ -427,7 +398,7 @@ class RidgeCV:
             else:
                 criterion = 0.0
                 for val_mask in validation_masks:
-                    inner = moments.system(train_mask & ~val_mask, self.standardize, within=system.train)
+                    inner = moments.system(train_mask & ~val_mask, self.standardize)
                     val = moments.total(val_mask)
                     sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
