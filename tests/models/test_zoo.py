@@ -108,3 +108,21 @@ def test_model_card_round_trip_and_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "model card" in out and (tmp_path / "cli" / "lindsay-surround.json").exists()
     assert main(["train", "resnet", "--out", str(tmp_path)]) == 2
+
+
+def test_the_simulators_generating_network_is_expressible_as_a_zoo_spec(tmp_path):
+    """zoo "bl" with norm "none" (TOML has no null) and the brain's channels and seed builds
+    the very network the macaque simulator hides; a misspelt norm is an error."""
+    import torch
+
+    from workbench.models import BLNet
+    from workbench.models.spec import ModelSpec
+
+    spec = ModelSpec.from_dict({"name": "generating network", "zoo": "bl", "train": False, "seed": 0,
+                                "config": {"channels": [8, 16], "norm": "none", "readout": "per_step"}})
+    built, brain = spec.build(tmp_path), BLNet(channels=(8, 16), seed=0)
+    assert built.config["norm"] is None
+    for (name, a), (_, b) in zip(built.state_dict().items(), brain.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="norm must be"):
+        BLNet(norm="bacth")

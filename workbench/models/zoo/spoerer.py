@@ -47,8 +47,9 @@ class BLNet(ZooModel):
     in_channels, n_classes : int
     lateral : bool
         ``True`` for BL, ``False`` for the feedforward B twin.
-    norm : {None, "batch"}
-        Per-step batch normalisation (Spoerer et al. 2020).
+    norm : {None, "none", "batch"}
+        Per-step batch normalisation (Spoerer et al. 2020); ``"none"`` (what a TOML config
+        can write) is ``None``.
     readout : {"per_step", "cumulative"}
         Return each step's logits, or their running sum (whose softmax is the cumulative
         readout whose entropy gives Spoerer's reaction times).
@@ -62,6 +63,9 @@ class BLNet(ZooModel):
 
     def __init__(self, channels=(8, 16), in_channels=1, n_classes=10, lateral=True, seed=None,
                  norm=None, readout="per_step", max_steps=8):
+        if norm not in (None, "none", "batch"):
+            raise ValueError(f"norm must be None (or 'none', as a TOML config writes it) or 'batch', got {norm!r}")
+        norm = None if norm == "none" else norm
         super().__init__(channels=list(channels), in_channels=in_channels, n_classes=n_classes,
                          lateral=lateral, seed=seed, norm=norm, readout=readout, max_steps=max_steps)
         if readout not in ("per_step", "cumulative"):
