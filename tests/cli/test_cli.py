@@ -97,5 +97,6 @@ def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
     reported = build_report(config, tmp_path / "report", progress=False)  # its own cache: recomputed
     for key in ("value", "normalized", "p_value", "ci_low", "ci_high"):
         assert scored["scores"][0][key] == reported["scores"][0][key]
+    capsys.readouterr()  # the tasks' memory estimates (stderr) so far
     assert main(["score", "b", "--benchmark", "macaque.IT.shared-time-ridge", "--out", str(tmp_path / "s.json")]) == 2
     assert "--path: 'macaque.IT.shared-time-ridge' reads a real file" in _one_line_error(capsys, "score")
