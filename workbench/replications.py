@@ -81,7 +81,7 @@ def use_model_cache(directory):
 
 
 @functools.lru_cache(maxsize=None)
-def _trained(name, seed, epochs, directory, threads):  # threads: a model trained at another count differs
+def _trained(name, seed, epochs, directory):
     from .models.training import train, train_cached
 
     config = {} if name.startswith("lindsay") else dict(SMALL)
@@ -93,9 +93,7 @@ def _trained(name, seed, epochs, directory, threads):  # threads: a model traine
 def trained(name, seed=SEED, epochs=EPOCHS):
     """A zoo model trained with its recipe at the replication sizes (cached per process, and
     on disk under :func:`use_model_cache`'s directory when one is set)."""
-    import torch
-
-    return _trained(name, seed, epochs, _MODEL_CACHE["directory"], torch.get_num_threads())
+    return _trained(name, seed, epochs, _MODEL_CACHE["directory"])
 
 
 @functools.lru_cache(maxsize=2)

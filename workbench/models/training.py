@@ -239,7 +239,7 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
         if recipe.core:
             core_state, core_card = _trained_core(recipe.core, seed, epochs, n_train, batch_size,
                                                   json.dumps(config | {"recurrence": None}, sort_keys=True),
-                                                  progress, torch.get_num_threads())
+                                                  progress)
             model.load_state_dict(core_state, strict=False)
             stages.append({"stage": "core", "recipe": recipe.core, "accuracy": core_card["accuracy"]})
             for parameter in model.core_parameters():
@@ -275,11 +275,8 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
 
 
 @functools.lru_cache(maxsize=4)
-def _trained_core(name, seed, epochs, n_train, batch_size, config_json, progress, threads):
-    """The frozen core of a recipe, trained once per process for identical arguments.
-
-    ``threads`` (torch's thread count) is part of the key: a core trained at another thread
-    count rounds differently, and a replication pinned to one thread must not reuse it."""
+def _trained_core(name, seed, epochs, n_train, batch_size, config_json, progress):
+    """The frozen core of a recipe, trained once per process for identical arguments."""
     core, card = train(name, seed=seed, epochs=epochs, n_train=n_train, batch_size=batch_size,
                        config=json.loads(config_json), progress=progress)
     return {k: v.clone() for k, v in core.state_dict().items()}, card
@@ -315,7 +312,7 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
 
     The entry ``cache_dir/<name>-<key>/`` is keyed by a hash of everything that determines
     the weights (name, seed, epochs, config, recipe, the model's and the recipe's source files,
-    package versions, torch's thread count), never by the name
+    package versions), never by the name
     alone. The card is written after the weights, so a card on disk means a complete entry;
     concurrent workers training the same model both write the same files atomically.
     """
@@ -325,10 +322,8 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     recipe = RECIPES.get(name)
     if recipe is None:
         raise WorkbenchError(f"no training recipe for {name!r}; available: {', '.join(sorted(RECIPES))}")
-    # the thread count too: training at another count rounds differently, and the weights differ
     key = ContentKey({"name": name, "seed": seed, "epochs": epochs, "config": config or {},
-                      "recipe": asdict(recipe), "version": __version__, "torch": torch.__version__,
-                      "threads": torch.get_num_threads()})
+                      "recipe": asdict(recipe), "version": __version__, "torch": torch.__version__})
     # the model's and the recipe's code: an edited forward or training loop is a new entry
     key.source("code", zoo.build(name, seed=seed, **(config or {})), train)
     directory = Path(cache_dir) / f"{name}-{key.hexdigest(16)}"
