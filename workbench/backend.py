@@ -1,8 +1,6 @@
 """The one place that decides where arrays live (CUDA, then MPS, then CPU) and which
 array library (numpy or torch) the linear-algebra engines run on."""
 
-import contextlib
-
 import numpy
 import torch
 
@@ -137,22 +135,3 @@ def get_backend(backend="numpy", device="auto", dtype="float32"):
     if isinstance(backend, ArrayBackend):
         return backend
     return ArrayBackend(backend, device=device, dtype=dtype)
-
-
-@contextlib.contextmanager
-def fixed_threads(threads=1):
-    """BLAS and torch threads fixed to ``threads`` inside the block, restored afterwards.
-
-    Floating-point sums split over a different number of threads round differently, and a
-    trained network amplifies those differences: a result (a report task, a replication)
-    must not depend on the machine's core count or on how tasks were scheduled.
-    """
-    import threadpoolctl
-
-    previous = torch.get_num_threads()
-    with threadpoolctl.threadpool_limits(threads):
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)

@@ -394,19 +394,10 @@ REPLICATIONS = {"lindsay": lindsay, "spoerer": spoerer, "hartmann": hartmann, "c
 
 
 def run_replication(name, **options):
-    """Run one replication by name; returns its list of :class:`Finding`.
-
-    It runs on one thread (BLAS and torch) whatever the machine: with two threads the
-    Spoerer effect was 0.079 and with one 0.101, because training amplifies the different
-    rounding of split sums. One thread gives the same numbers everywhere, and the same as a
-    report task, which also runs on one thread.
-    """
-    from .backend import fixed_threads
-
+    """Run one replication by name; returns its list of :class:`Finding`."""
     if name not in REPLICATIONS:
         raise WorkbenchError(f"unknown replication {name!r}; available: {', '.join(REPLICATIONS)}")
-    with fixed_threads(1):
-        return REPLICATIONS[name](**options)
+    return REPLICATIONS[name](**options)
 
 
 def findings_table(findings):

