@@ -41,20 +41,7 @@ from _cli import speed_parser
 import numpy as np
 import pandas as pd
 
-
-def reset_peak_rss():
-    """Reset this process's high-water mark (Linux: ``5`` into ``/proc/self/clear_refs``), so
-    the next reading is the next stage's own peak."""
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-
-
-def current_peak_gb():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+from workbench.models.memory import high_water_bytes, reset_high_water
 
 
 class Stages:
@@ -64,12 +51,12 @@ class Stages:
         self.figures, self.peaks = {}, []
 
     def run(self, name, function, *args, **kwargs):
-        reset_peak_rss()
+        reset_high_water()  # the next reading is this stage's own peak
         print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
         start = time.perf_counter()
         value = function(*args, **kwargs)
         self.figures[f"{name}_s"] = time.perf_counter() - start
-        self.figures[f"{name}_rss_gb"] = current_peak_gb()
+        self.figures[f"{name}_rss_gb"] = high_water_bytes() / 1e9
         self.peaks.append(self.figures[f"{name}_rss_gb"])
         print(f"    {self.figures[f'{name}_s']:.1f} s, peak {self.figures[f'{name}_rss_gb']:.2f} GB", flush=True)
         return value
