@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,12 @@ import data_adapters
 from workbench import DataFormatError, WorkbenchError
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Zoo models trained by one of this session's processes (the tests, notebook kernels, dask
+# workers) are kept here for the others: content-keyed, so a hit is the same model.
+if "WORKBENCH_MODEL_CACHE" not in os.environ:
+    os.environ["WORKBENCH_MODEL_CACHE"] = tempfile.mkdtemp(prefix="workbench-models-")
+    atexit.register(shutil.rmtree, os.environ["WORKBENCH_MODEL_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,31 @@ def test_findings_are_records_for_reports():
     assert record["simulated"] is True and record["detail_n"] == 3
     with pytest.raises(replications.WorkbenchError, match="available: lindsay"):
         replications.run_replication("nope")
+
+
+def test_training_and_a_replication_give_the_same_numbers_with_one_and_two_threads():
+    """The caller's thread count (a 1-core machine, a one-thread report task, this 2-core
+    machine) changes neither a trained network (trained afresh at both, bit for bit) nor a
+    replication's effects and p-values (CRCN's claim run at both)."""
+    import threadpoolctl
+    import torch
+
+    from workbench.models.training import train
+
+    previous = torch.get_num_threads()
+    states, runs = [], []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with threadpoolctl.threadpool_limits(threads):
+                model, card = train("b", seed=3, epochs=1, n_train=256, config={"channels": (4, 8, 8)},
+                                    progress=False, memo=False)
+                states.append(model.state_dict())
+                runs.append([(f.effect, f.p_value, f.details) for f in replications.run_replication("crcn")])
+            assert torch.get_num_threads() == threads  # restored after each
+    finally:
+        torch.set_num_threads(previous)
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    assert card["threads"] == 2
+    assert runs[0] == runs[1]

@@ -18,8 +18,10 @@ step and condition on held-out digits); :func:`save_trained` / :func:`load_train
 and read ``NAME.pt`` (state dict) + ``NAME.json`` (card), atomically.
 """
 
+import copy
 import functools
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import LEVELS, degrade, jittered_noisy_sequences
+from ..backend import fixed_threads
 from ..errors import WorkbenchError
 from ..stimuli import digits
 from ..storage import write_json
@@ -39,6 +42,16 @@ from .zoo.lindsay import decoder_loss
 IMAGE_SIZE = 32
 N_TEST = 500
 EVAL_SEED = 12345
+# Training runs on this many CPU threads whatever the machine or the caller: split sums round
+# differently per thread count and training amplifies it (a replication's effect moved from
+# 0.079 to 0.101 between two threads and one), so a model trained on a laptop, a 16-core
+# server or inside a one-thread report task is the same model.
+TRAINING_THREADS = 2
+# a folder where train() keeps trained models across processes (see train's ``memo``)
+MODEL_CACHE_VARIABLE = "WORKBENCH_MODEL_CACHE"
+# trained models kept per process (state dicts of digit-scale nets: a few MB in all)
+_MEMO_SIZE = 32
+_MEMO = {}
 
 
 @dataclass(frozen=True)
@@ -199,7 +212,7 @@ def evaluate(model, recipe, test, batch_size=250):
     return result
 
 
-def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, batch_size=None):
+def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, batch_size=None, memo=True):
     """Train zoo model ``name`` with its recipe.
 
     Parameters
@@ -213,12 +226,28 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
         its batch size (small configurations for tests).
     config : dict, optional
         Model config overrides (e.g. smaller ``channels``).
+    memo : bool
+        Reuse a model this process already trained with identical arguments (a fresh copy),
+        or one kept in the folder named by the environment variable ``WORKBENCH_MODEL_CACHE``
+        (shared by processes: notebook kernels, dask workers; content-keyed as
+        :func:`train_cached`); ``False`` trains afresh.
+
+    Training runs on :data:`TRAINING_THREADS` CPU threads whatever the caller's setting, so
+    the weights do not depend on the machine's core count.
 
     Returns
     -------
     (torch.nn.Module, dict)
         The trained model (eval mode) and its model card.
     """
+    shared = os.environ.get(MODEL_CACHE_VARIABLE)
+    if memo and shared and n_train is None and batch_size is None:
+        return train_cached(name, shared, seed=seed, epochs=epochs, config=config, progress=progress)
+    return _train_once(name, seed, epochs, n_train, config, progress, batch_size, memo)
+
+
+def _train_once(name, seed=0, epochs=None, n_train=None, config=None, progress=True, batch_size=None, memo=True):
+    """:func:`train` in this process: the per-process memo, then training on fixed threads."""
     if name not in RECIPES:
         raise WorkbenchError(f"no training recipe for {name!r}; available: {', '.join(sorted(RECIPES))}")
     recipe = RECIPES[name]
@@ -226,21 +255,40 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
         recipe = replace(recipe, epochs=int(epochs))
     if batch_size is not None:
         recipe = replace(recipe, batch_size=int(batch_size))
-    train_set, test_set = heldout_split(seed)
-    if n_train is not None:
-        train_set = train_set.subset(np.arange(min(int(n_train), len(train_set))))
     config = {**recipe.config, **(config or {})}
     if name.startswith("lindsay"):
         config.setdefault("image_size", IMAGE_SIZE)
+    # everything that determines the weights within this process (the code cannot change)
+    memo_key = json.dumps({"name": name, "seed": seed, "recipe": asdict(recipe), "n_train": n_train,
+                           "config": config, "threads": TRAINING_THREADS}, sort_keys=True, default=str)
+    if memo and memo_key in _MEMO:
+        state, card = _MEMO[memo_key]
+        model = zoo.from_config(card["config"])
+        model.load_state_dict(state)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        return model.eval(), copy.deepcopy(card)
+    with fixed_threads(TRAINING_THREADS):
+        model, card = _train(name, recipe, seed, epochs, n_train, batch_size, config, progress)
+    if memo:
+        while len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[memo_key] = ({k: v.detach().clone() for k, v in model.state_dict().items()}, copy.deepcopy(card))
+    return model, card
+
+
+def _train(name, recipe, seed, epochs, n_train, batch_size, config, progress):
+    train_set, test_set = heldout_split(seed)
+    if n_train is not None:
+        train_set = train_set.subset(np.arange(min(int(n_train), len(train_set))))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = zoo.build(name, seed=seed, **config)
         stages = []
         if recipe.core:
-            core_state, core_card = _trained_core(recipe.core, seed, epochs, n_train, batch_size,
-                                                  json.dumps(config | {"recurrence": None}, sort_keys=True),
-                                                  progress)
-            model.load_state_dict(core_state, strict=False)
+            core, core_card = train(recipe.core, seed=seed, epochs=epochs, n_train=n_train, batch_size=batch_size,
+                                    config=config | {"recurrence": None}, progress=progress)
+            model.load_state_dict(core.state_dict(), strict=False)
             stages.append({"stage": "core", "recipe": recipe.core, "accuracy": core_card["accuracy"]})
             for parameter in model.core_parameters():
                 parameter.requires_grad_(False)
@@ -268,18 +316,11 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
                  "evaluation_seed": EVAL_SEED},
         "accuracy": accuracy,
         "chance": 0.1,
+        "threads": TRAINING_THREADS,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
     }
     return model, card
-
-
-@functools.lru_cache(maxsize=4)
-def _trained_core(name, seed, epochs, n_train, batch_size, config_json, progress):
-    """The frozen core of a recipe, trained once per process for identical arguments."""
-    core, card = train(name, seed=seed, epochs=epochs, n_train=n_train, batch_size=batch_size,
-                       config=json.loads(config_json), progress=progress)
-    return {k: v.clone() for k, v in core.state_dict().items()}, card
 
 
 def save_trained(model, card, out_dir):
@@ -323,13 +364,14 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     if recipe is None:
         raise WorkbenchError(f"no training recipe for {name!r}; available: {', '.join(sorted(RECIPES))}")
     key = ContentKey({"name": name, "seed": seed, "epochs": epochs, "config": config or {},
-                      "recipe": asdict(recipe), "version": __version__, "torch": torch.__version__})
+                      "recipe": asdict(recipe), "version": __version__, "torch": torch.__version__,
+                      "threads": TRAINING_THREADS})
     # the model's and the recipe's code: an edited forward or training loop is a new entry
     key.source("code", zoo.build(name, seed=seed, **(config or {})), train)
     directory = Path(cache_dir) / f"{name}-{key.hexdigest(16)}"
     card_path = directory / f"{name}.json"
     if card_path.exists():
         return load_trained(card_path)
-    model, card = train(name, seed=seed, epochs=epochs, config=config, progress=progress)
+    model, card = _train_once(name, seed=seed, epochs=epochs, config=config, progress=progress)
     save_trained(model, card, directory)
     return model, card

@@ -16,7 +16,6 @@ threads (``threads``, default 1), so the numbers do not depend on the scheduling
 are prepared first (one task per model), so workers never train the same model twice.
 """
 
-import contextlib
 import json
 import time
 import traceback
@@ -26,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..backend import fixed_threads
 from ..errors import ConfigError
 from ..keys import content_key
 from ..storage import remove_stale_temporaries, write_json
@@ -81,31 +81,11 @@ def plan(config):
     return tasks
 
 
-@contextlib.contextmanager
-def _limited_threads(threads):
-    """BLAS and torch threads for one task, restored afterwards.
-
-    Tasks run with a fixed thread count (1 by default) wherever they run: floating-point
-    sums split over a different number of threads round differently, and a report must not
-    depend on how its tasks were scheduled.
-    """
-    import threadpoolctl
-    import torch
-
-    previous = torch.get_num_threads()
-    with threadpoolctl.threadpool_limits(threads):
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-
-
 def prepare_model(spec, cache_dir, threads=1):
     """Train (or find in the cache) a zoo model; returns its name."""
     from ..models.spec import ModelSpec
 
-    with _limited_threads(threads):
+    with fixed_threads(threads):
         ModelSpec.from_dict(spec).build(cache_dir)
     return spec["name"]
 
@@ -120,7 +100,7 @@ def run_task(task, cache_dir, threads=1):
     cached = read_cached(path)
     if cached is not None:
         return {**cached, "status": "cached"}
-    with _limited_threads(threads):
+    with fixed_threads(threads):
         return _compute(task, cache_dir, path)
 
 
