@@ -9,8 +9,11 @@ workspaces included), and extrapolates linearly in the batch size. Elsewhere it 
 ``None`` and the preflight says it could not measure.
 """
 
+import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 GB = 1e9
 
@@ -79,11 +82,24 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
     Runs :func:`~workbench.models.extract` on the first image (lazy initialisation), then on
     the first two and the first six: the slope between those two is the cost of an image
     (far enough apart that the allocator's reuse of freed memory does not dominate it).
+    Memory depends on the architecture and the shapes, not on weight values or image content,
+    so a probe is measured once per process for each architecture, image shape, layers,
+    protocol, reduction, convention and device (a report's regions and datasets share it).
     """
     from .extraction import extract
 
     if rss_bytes() is None or not reset_high_water():
         return None
+    first = np.asarray(stimuli.subset([0]).images)
+    key = (type(model).__module__, type(model).__qualname__, repr(model),
+           tuple((name, tuple(p.shape), str(p.dtype)) for name, p in model.named_parameters()),
+           tuple(layers or ()),
+           # where the steps sit on the time axis does not change what is allocated
+           None if protocol is None else (protocol.image_steps, protocol.blank_steps, protocol.unrolling),
+           json.dumps(reduction.spec() if reduction is not None else None, sort_keys=True, default=str), str(convention), first.shape, str(first.dtype),
+           str(device))
+    if key in _PROBES:
+        return _PROBES[key]
     peaks = {}
     for size in (1, 2, 6):
         subset = stimuli.subset(list(range(min(size, len(stimuli)))))
@@ -93,4 +109,8 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
                 reduction=reduction, convention=convention)
         peaks[size] = max(high_water_bytes() - before, 0)
     per_image = max((peaks[6] - peaks[2]) / 4.0, 0.0)
-    return max(peaks[2] - 2 * per_image, 0.0), per_image
+    _PROBES[key] = (max(peaks[2] - 2 * per_image, 0.0), per_image)
+    return _PROBES[key]
+
+
+_PROBES = {}
