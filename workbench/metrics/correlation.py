@@ -26,6 +26,22 @@ def pearson_columns(a, b):
     return np.where(denominator > 1e-12 * max(scale, 1e-300), r, np.nan)
 
 
+def prediction_r(prediction, target):
+    """Pearson r of predictions with their targets, column-wise along axis 0, with 0 (not NaN)
+    where the prediction is constant but the target varies.
+
+    A model whose prediction does not vary with the stimulus explains none of the target's
+    variance: its score is 0. Reporting NaN instead would drop those cells from the summary,
+    so a model that goes silent after image offset (a feedforward network shown a grey frame)
+    would be scored only on the bins it can predict and could outrank the network that
+    predicts every bin. Where the target itself is constant, r stays NaN (nothing to explain).
+    """
+    r = pearson_columns(prediction, target)
+    spread = target.max(axis=0) - target.min(axis=0)
+    scale = np.abs(target).max(initial=0)
+    return np.where(np.isnan(r) & (spread > 1e-12 * max(scale, 1e-300)), 0.0, r)
+
+
 def nan_pearson_columns(a, b, min_pairs=3):
     """:func:`pearson_columns` over the rows where both columns are finite, per column.
 

@@ -36,7 +36,7 @@ from ..assembly import align, align_time_bins, average_repetitions, has_repetiti
 from ..errors import AssemblyError, MetricError
 from ..scores import Score, Scores
 from .ceiling import CEILINGS, split_half_ceiling, variance_components_ceiling
-from .correlation import pearson_columns
+from .correlation import pearson_columns, prediction_r
 from .folds import fold_labels, stimulus_folds
 from ..stats.groups import GroupSummary
 from .ridge import DEFAULT_ALPHAS, RidgeCV
@@ -218,7 +218,8 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         prediction, chosen, split_prediction = _cross_val_predict(estimator, X, Y, folds, strata, progress)
         if chosen is not None:
             alpha = np.repeat(chosen[:, :, None], n_bins, axis=2)
-    fold_r = np.stack([pearson_columns(prediction[test], Y[test]).T for _, test in folds])  # (K, N, T)
+    # a prediction constant over a fold's images scores 0 where the data vary (prediction_r)
+    fold_r = np.stack([prediction_r(prediction[test], Y[test]).T for _, test in folds])  # (K, N, T)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
         r = np.nanmean(fold_r, axis=0)
