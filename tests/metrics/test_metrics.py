@@ -257,3 +257,17 @@ def test_a_precomputed_ceiling_is_used_and_aligned_by_id():
     assert given.attrs["ceiling_method"].startswith("1 - var_noise")
     with pytest.raises(MetricError, match="does not cover"):
         encoding_score(features, average_repetitions(trials), n_splits=3, ceiling=ceiling.isel(neuroid=[0]))
+
+
+def test_a_constant_prediction_scores_zero_where_the_data_vary():
+    from workbench.metrics.correlation import pearson_columns, prediction_r
+
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((20, 3))
+    target[:, 2] = 1.5  # nothing to explain
+    prediction = rng.standard_normal((20, 3))
+    prediction[:, 1] = 0.25  # a silent model
+    r = prediction_r(prediction, target)
+    assert r[0] == pytest.approx(np.corrcoef(prediction[:, 0], target[:, 0])[0, 1], abs=1e-12)
+    assert r[1] == 0.0 and np.isnan(r[2])
+    assert np.isnan(pearson_columns(prediction, target)[1])  # the plain correlation stays undefined
