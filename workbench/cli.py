@@ -293,7 +293,8 @@ def build_parser():
     demo.add_argument("--n-stimuli", type=int, default=200, help="digits in the simulated recording (default 200)")
     demo.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     demo.add_argument("--permutations", type=int, default=1000, help="permutation draws (default 1000)")
-    demo.add_argument("--models", default=None, help="comma-separated zoo names (default: one of every family)")
+    demo.add_argument("--models", default=None, help="comma-separated zoo names (default: one of every family); the simulator's "
+                      "generating network is always added as the positive control")
     demo.add_argument("--no-replications", action="store_true", help="skip the replications")
     _execution_options(demo)
     demo.set_defaults(run=_demo)

@@ -21,12 +21,12 @@ def test_import_both_packages():
 
 def test_demo_writes_scores_and_report(tmp_path, capsys):
     out = tmp_path / "demo <report>"
-    argv = ["demo", "--out", str(out), "--n-stimuli", "60", "--permutations", "100", "--models", "b,bl",
+    argv = ["demo", "--out", str(out), "--n-stimuli", "60", "--permutations", "100", "--models", "b",
             "--no-replications", "--jobs", "1", "--no-progress"]
     assert main(argv) == 0
     scores = json.loads((out / "scores.json").read_text())
     assert scores["simulated"] is True and not scores["failures"]
-    assert {record["model"] for record in scores["scores"]} == {"b", "bl"}
+    assert {record["model"] for record in scores["scores"]} == {"b", "generating network (gruCNN)"}
     assert {r["region"] for r in scores["scores"] if "macaque" in r["benchmark"]} == {"V4", "IT"}
     page = (out / "index.html").read_text()
     assert 'id="simulated-banner"' in page and "data:image/png;base64," in page

@@ -21,9 +21,6 @@ NOT_REPRODUCED = {
     ("spoerer", 1): "trained minus random-init rho = 0.154, paired p = 0.083 (needs p < 0.01)",
     ("crcn", 0): "the recurrent-minus-feedforward gap is negative and does not grow: -0.243 clean, -0.287 at "
                  "noise 2.0 (Spearman vs level -0.7); the small CRCN is worse than its feedforward twin",
-    ("nayebi", 0): "after image offset the ConvRNN beats its feedforward twin for IT (r diff +0.020, p = 0.002) "
-                   "but not for V4 (r diff -0.011, p = 0.69)",
-    ("nayebi", 1): "both V4-like and IT-like sites map to out.layer0 (not strictly monotone)",
 }
 CLAIMS = {"lindsay": 4, "spoerer": 2, "hartmann": 2, "crcn": 1, "nayebi": 2}
 

@@ -6,7 +6,7 @@ import pytest
 import data_adapters
 from workbench import simulators
 from workbench.metrics import shared_time_encoding, split_half_ceiling, summarize
-from workbench.models import BLNet, PresentationProtocol, extract
+from workbench.models import PresentationProtocol, SparseRandomProjection, extract
 
 # Sizes fixed before looking at results: at 300 stimuli and 20 repetitions the sampling SD
 # of a site's window-averaged ceiling is about 0.01-0.02 for reliabilities of 0.4-0.95.
@@ -40,12 +40,16 @@ def test_ceiling_matches_planted_reliability(simulation):
 
 
 def test_generating_network_beats_random_init(simulation):
+    from workbench.simulators.macaque import build_brain
+
     trials = data_adapters.load(simulation.path)
     protocol = PresentationProtocol(onset_ms=50)
     scores = {}
-    for name, seed in (("A", simulation.brain["seed"]), ("random", 1)):
-        model = BLNet.from_config(simulation.brain, seed=seed)
-        features = extract(model, simulation.stimuli, protocol=protocol, progress=False)
+    twin = {**simulation.brain, "train": False, "seed": 1}
+    for name, model in (("A", simulation.generating_network()), ("random", build_brain(twin))):
+        features = extract(model, simulation.stimuli, protocol=protocol, progress=False,
+                           layers=["layers.1", "layers.2"],
+                           reduction=SparseRandomProjection(256, seed=SEED, keep_small=True))
         result = shared_time_encoding(features, trials, seed=SEED)
         scores[name] = {r["group"]: r["normalized"] for r in summarize(result)}
     for region in ("V4", "IT"):

@@ -66,6 +66,7 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     import data_adapters
 
     from ..models import BLNet, extract
+    from ..models.training import train
     from ..simulators import simulate_macaque
     from ..stimuli import digits
 
@@ -76,7 +77,7 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     options = {"seed": seed, "n_stimuli": n_stimuli}
     if stimulus_set != "digits":
         options["stimuli"] = stimulus_set
-    key = simulation_key(options, simulate_macaque, BLNet, extract, digits, object_stimuli.objects)
+    key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects)
     path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
     if not path.exists():
         simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set)

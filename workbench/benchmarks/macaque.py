@@ -52,7 +52,11 @@ class EncodingPanel(Panel):
                    "sees the images at its own declared input (size, channels, normalisation) and is called by its "
                    "convention; a static-recurrent model is given one static image, so it cannot see the offset and "
                    "holds its final state. A model's first step is placed at the region's response onset in the data "
-                   "(the half-rise of the median split-half ceiling), the same for every model.")
+                   "(the half-rise of the median split-half ceiling), the same for every model. Positive control: on a "
+                   "simulated recording, the model named \"generating network\" is the simulator's hidden network "
+                   "itself (a trained gruCNN whose middle layer drives V4 and last layer IT); it must rank first on each "
+                   "region and be mapped to its true layers (layers.1 for V4, layers.2 for IT). If it does not, the "
+                   "benchmark cannot recover a planted truth and its ranking of other models means little.")
     columns = ("model", "benchmark", "region", "layer", "input", "convention", "value", "ceiling", "normalized",
                "p_value", "onset_ms", "onset_ms_ci", "peak_ms", "rise50_ms", "note")
 

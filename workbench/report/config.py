@@ -162,16 +162,29 @@ def load_config(path):
     return parse_config(data, base=path.parent, source=str(path))
 
 
-DEMO_MODELS = ("b", "bl", "grucnn", "ccnn", "crcn", "crcn-ff", "lindsay-ff", "lindsay-predictive", "convrnn")
+# The simulator's generating network (the zoo's trained gruCNN) is added to every demo as
+# GENERATING_NETWORK, so gruCNN is not listed twice.
+DEMO_MODELS = ("b", "bl", "ccnn", "crcn", "crcn-ff", "lindsay-ff", "lindsay-predictive", "convrnn")
+GENERATING_NETWORK = "generating network (gruCNN)"
+
+
+def generating_network_spec(seed=0):
+    """The simulated macaque recording's hidden network as a report model: the positive
+    control, which must rank first on each simulated region."""
+    from ..simulators.macaque import DEFAULT_BRAIN
+
+    return {**DEFAULT_BRAIN, "name": GENERATING_NETWORK, "seed": int(seed)}
 
 
 def demo_config(n_stimuli=200, seed=0, n_permutations=1000, models=DEMO_MODELS, replications=True):
     """The embedded default: every seed zoo family (trained) x every simulated benchmark,
-    plus the five replications."""
+    plus the five replications. The simulator's generating network is always one of the
+    models (:data:`GENERATING_NETWORK`), as the benchmark's positive control."""
     from ..benchmarks import classes
 
     models = [{"name": name, "zoo": name, "train": True,
                "config": {} if name.startswith("lindsay") else {"channels": [8, 16, 32]}} for name in models]
+    models.insert(0, generating_network_spec(seed))
     benchmarks = [{"name": name} for cls in classes() if cls.in_demo and (replications or not cls.model_free)
                   for name in cls.names]
     return parse_config({"models": models, "benchmarks": benchmarks,

@@ -1,8 +1,19 @@
 """Simulated macaque array recordings written in BrainIO format, with known ground truth.
 
-The hidden "brain" is a small recurrent network (:class:`workbench.models.BLNet`) shown
-each digit for 100 ms then a grey screen. Each site of a region reads a random linear
-combination of one layer's units; its firing rate per 10 ms bin is
+The hidden "brain" is a trained recurrent network: by default the zoo's gruCNN (Hartmann et
+al.; three ConvGRU layers of 8, 16 and 32 channels, trained 4 epochs on noisy digit
+sequences with its recipe, seed ``brain_seed``) shown each image for 100 ms then a grey
+screen at its 32 px input. Regions form a hierarchy: V4 sites read the middle layer, IT
+sites the last, with V4 answering 20 ms earlier; after the image goes off the sites follow
+the network's own gated states, so responses persist and decay as the network's do. (The
+zoo's BL was tried first: trained for 4 steps, its last layer's activity grows without
+bound over 25, which no recording does; gruCNN's gates keep its states bounded.) This network is
+the positive control of every macaque benchmark: scored as a model
+(:attr:`MacaqueSimulation.brain` is its model spec, ``"generating network"``) it must rank
+first and map V4 and IT to its true layers.
+
+Each site of a region reads a random linear combination of one layer's units; its firing
+rate per 10 ms bin is
 
 .. math:: \\lambda = b + g\\,\\mathrm{softplus}(z_{t - \\ell}),
 
@@ -30,10 +41,17 @@ import xarray as xr
 from workbench import stimuli as stimulus_sets
 from workbench.assembly import DIMS, to_netcdf
 from workbench.errors import WorkbenchError
-from workbench.models import BLNet, PresentationProtocol, extract
+from workbench.models import PresentationProtocol, extract
 
-# (region, layer index of the hidden network, latency in ms): V4 responds before IT.
-DEFAULT_REGIONS = (("V4", 0, 50.0), ("IT", 1, 70.0))
+# (region, layer of the hidden network, latency in ms): V4 reads the middle layer and answers
+# before IT, which reads the last.
+DEFAULT_REGIONS = (("V4", "layers.1", 50.0), ("IT", "layers.2", 70.0))
+# The generating network as a model spec (workbench.models.ModelSpec): the zoo's BL trained with
+# its recipe. ``seed`` is set from ``brain_seed``.
+# Sites read mixtures of this many leading principal components of their layer (_region_drives).
+POPULATION_RANK = 16
+DEFAULT_BRAIN = {"name": "generating network", "zoo": "grucnn", "train": True, "epochs": 4,
+                 "config": {"channels": [8, 16, 32]}, "input_size": 32}
 
 
 @dataclass
@@ -56,7 +74,9 @@ class MacaqueSimulation:
         response window (bins starting from its region's latency for as long as the image
         is shown), given by ``response_window`` ``(neuroid, time_bin)`` (bool).
     brain : dict
-        Configuration of the hidden network (``BLNet.from_config(brain)`` rebuilds it).
+        The hidden network as a model spec (``ModelSpec.from_dict(brain)`` builds it, and a
+        report config can score it: the positive control); :meth:`generating_network`
+        returns it built.
     protocol : workbench.models.PresentationProtocol
         How the hidden network was shown the stimuli (onset at 0 ms).
     regions : tuple
@@ -76,10 +96,28 @@ class MacaqueSimulation:
     n_repetitions: int
     seed: int
 
+    def generating_network(self):
+        """The hidden network itself (``torch.nn.Module``, eval mode)."""
+        return build_brain(self.brain)
+
+
+def build_brain(brain):
+    """The network a brain spec names: trained with its zoo recipe (once per process,
+    :func:`workbench.models.training.train`) or at random init (``train: false``)."""
+    from workbench.models import zoo
+    from workbench.models.training import train
+
+    config = dict(brain.get("config", {}))
+    if brain.get("train", False):
+        model, _ = train(brain["zoo"], seed=brain.get("seed", 0), epochs=brain.get("epochs"), config=config,
+                         progress=False)
+        return model.eval()
+    return zoo.build(brain["zoo"], seed=brain.get("seed", 0), **config).eval()
+
 
 def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
                      brain_seed=0, time_window=(-100, 300), bin_ms=10, regions=DEFAULT_REGIONS,
-                     baseline=0.1, gain_range=(0.2, 2.0), channels=(8, 16), progress=False, stimuli="digits",
+                     baseline=0.1, gain_range=(0.2, 2.0), brain=None, progress=False, stimuli="digits",
                      image_size=None):
     """Simulate a trial-level macaque recording and write it as BrainIO netCDF.
 
@@ -97,25 +135,28 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     seed : int
         Seeds stimulus choice, readout weights, gains and spike counts.
     brain_seed : int
-        Seeds the hidden network's weights (the "network A" whose features should
-        explain the data best).
+        Seeds the hidden network's weights and training (the generating network, whose
+        features should explain the data best).
     time_window : (float, float)
         First bin start and last bin end, ms from stimulus onset.
     bin_ms : float
         Bin width (10 ms, as the MajajHong2015 temporal release).
-    regions : sequence of (str, int, float)
-        Region name, hidden-network layer it reads, latency in ms.
+    regions : sequence of (str, str, float)
+        Region name, hidden-network layer it reads (a layer name, or an int ``k`` for
+        ``layers.k``), latency in ms.
     baseline : float
         Baseline expected count per bin (0.1 per 10 ms = 10 spikes/s).
     gain_range : (float, float)
         Range of the log-uniform per-site gain (expected counts per bin); the default
         gives trial-average reliabilities of about 0.4-0.95, like curated array sites.
-    channels : tuple of int
-        Hidden network width per layer.
+    brain : dict, optional
+        The hidden network as a model spec (:data:`DEFAULT_BRAIN`, the zoo's trained BL, by
+        default; e.g. ``{"zoo": "bl", "train": False, "config": {"channels": [8, 16]}}`` for
+        an untrained one). It sees the stimuli at ``input_size`` px greyscale.
     stimuli : {"digits", "objects"}
         scikit-learn's digits, or the HvM-style rendered objects
         (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds); the hidden
-        network sees them at 32 px greyscale, a model at its own declared input.
+        network sees them at its input size, greyscale, a model at its own declared input.
     image_size : int, optional
         Also write every stimulus as an RGB PNG of this size into ``<stem>_images/`` (the
         stimulus CSV names them), as a real stimulus set on disk.
@@ -130,13 +171,18 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     if not end_ms - start_ms >= bin_ms > 0:
         raise WorkbenchError(f"time_window {time_window} must span at least one {bin_ms} ms bin")
     counts = _site_counts(sites_per_region, regions)
+    regions = tuple((str(region), f"layers.{layer}" if isinstance(layer, (int, np.integer)) else str(layer),
+                     float(latency)) for region, layer, latency in regions)
     rng_weights, rng_gains, rng_counts = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
-    stimuli = embedded_stimuli(stimuli, n_stimuli, seed)
-    brain = BLNet(channels=channels, seed=brain_seed)
+    brain = {**DEFAULT_BRAIN, **(brain or {}), "seed": int(brain_seed)}
+    brain.setdefault("name", "generating network")
+    network = build_brain(brain)
+    stimuli = embedded_stimuli(stimuli, n_stimuli, seed,
+                               preprocessing=stimulus_sets.Preprocessing(size=int(brain.get("input_size", 32))))
     protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=bin_ms)
-    drives = _region_drives(brain, stimuli, protocol, regions, counts, rng_weights, progress)
+    drives = _region_drives(network, stimuli, protocol, regions, counts, rng_weights, progress)
 
     bin_start = np.arange(start_ms, end_ms - bin_ms + 1e-9, bin_ms, dtype=np.float64)
     rates, window, region_of_site, site_ids = [], [], [], []
@@ -182,7 +228,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         n_stimuli=n_stimuli, sites_per_region=list(counts), n_repetitions=n_repetitions,
         seed=seed, brain_seed=brain_seed, time_window=list(time_window), bin_ms=bin_ms,
         regions=[list(r) for r in regions], baseline=baseline, gain_range=list(gain_range),
-        channels=list(channels), stimuli=stimuli.attrs["embedded"]["name"],
+        brain=json.dumps(brain, sort_keys=True), stimuli=stimuli.attrs["embedded"]["name"],
     )
     trials = xr.DataArray(
         _poisson_trials(rates, n_repetitions, rng_counts),
@@ -224,7 +270,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     return MacaqueSimulation(
         path=Path(path), stimuli=stimuli, rates=rates_da, reliability=reliability_da,
         site_reliability=site_reliability, response_window=window,
-        brain=brain.config, protocol=protocol, regions=tuple(tuple(r) for r in regions),
+        brain=brain, protocol=protocol, regions=tuple(tuple(r) for r in regions),
         n_repetitions=n_repetitions, seed=seed,
     )
 
@@ -240,12 +286,20 @@ MAJAJHONG2015 = dict(n_stimuli=3200, sites_per_region=(88, 168), n_repetitions=5
                      time_window=(-100, 300), bin_ms=10)
 
 
-def _region_drives(brain, stimuli, protocol, regions, counts, rng, progress, batch=256):
-    """Each region's linear drive ``(S, sites, steps)``: its layer's states through dense
-    random weights (``rng``, drawn in region order). The states are read ``batch`` stimuli at
-    a time, so the hidden network's activations (3.9 GB for 3,200 objects at 32 px) are never
-    held at once."""
-    layers = {layer: f"layers.{layer}" for layer in sorted({layer for _, layer, _ in regions})}
+def _region_drives(brain, stimuli, protocol, regions, counts, rng, progress, batch=256,
+                   population_rank=POPULATION_RANK):
+    """Each region's linear drive ``(S, sites, steps)``: its layer's states through random
+    weights (``rng``, drawn in region order). The states are read ``batch`` stimuli at a
+    time, so the hidden network's activations (3.9 GB for 3,200 objects at 32 px) are never
+    held at once.
+
+    With ``population_rank`` = K, a site reads a random mixture of the layer's K leading
+    principal components (each scaled to unit variance, estimated on the first batch, over
+    stimuli and steps): recorded populations are low-dimensional, and a site then depends on
+    what the layer mostly encodes rather than on a dense mixture of thousands of units that
+    no finite set of images could pin down. ``None`` reads a dense mixture of all units.
+    """
+    layers = {layer: layer for layer in sorted({layer for _, layer, _ in regions})}
     weights, parts = None, [[] for _ in regions]
     starts = range(0, len(stimuli), batch)
     for start in (tqdm(starts, desc="hidden network", unit="batch") if progress else starts):
@@ -253,10 +307,31 @@ def _region_drives(brain, stimuli, protocol, regions, counts, rng, progress, bat
                          layers=list(layers.values()), protocol=protocol, progress=False)
         units = [states.sel(neuroid=states.layer == layers[layer]).values for _, layer, _ in regions]  # (s, U, steps)
         if weights is None:
-            weights = [rng.standard_normal((u.shape[1], n)) / np.sqrt(u.shape[1]) for u, n in zip(units, counts)]
+            weights = [_site_weights(u, n, rng, population_rank) for u, n in zip(units, counts)]
         for part, u, w in zip(parts, units, weights):
             part.append(np.matmul(u.transpose(0, 2, 1), w).transpose(0, 2, 1))  # BLAS, not einsum's loop
     return [np.concatenate(part) for part in parts]
+
+
+def _site_weights(units, n_sites, rng, population_rank):
+    """``(U, n_sites)`` readout weights of one region's sites from a batch of its layer's
+    states ``units`` ``(s, U, steps)``: dense Gaussian, or a mixture of the leading
+    ``population_rank`` principal components (randomised range finder with ``rng``, so the
+    weights are seeded)."""
+    n_units = units.shape[1]
+    if population_rank is None:
+        return rng.standard_normal((n_units, n_sites)) / np.sqrt(n_units)
+    rows = units.transpose(0, 2, 1).reshape(-1, n_units).astype(np.float64)
+    rows -= rows.mean(axis=0)
+    rank = min(int(population_rank), *rows.shape)
+    sketch = rows @ rng.standard_normal((n_units, rank + 10))
+    for _ in range(2):  # power iterations sharpen the leading subspace
+        sketch, _ = np.linalg.qr(sketch)
+        sketch = rows @ (rows.T @ sketch)
+    basis, _ = np.linalg.qr(sketch)
+    _, singular, vt = np.linalg.svd(basis.T @ rows, full_matrices=False)
+    components = vt[:rank].T * (np.sqrt(len(rows)) / np.maximum(singular[:rank], 1e-12))  # unit variance each
+    return components @ (rng.standard_normal((rank, n_sites)) / np.sqrt(rank))
 
 
 def _site_counts(sites_per_region, regions):
@@ -272,7 +347,7 @@ def _site_counts(sites_per_region, regions):
 
 def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     """The embedded stimuli of a simulated recording, rendered at ``preprocessing``
-    (default: what the hidden network reads: 8 px digits, 32 px greyscale objects):
+    (default: 8 px digits, their native size; 32 px greyscale objects):
     ``"digits"`` (a seeded subset of scikit-learn's) or ``"objects"`` (HvM-style, enough per
     object for ``n_stimuli``, then a seeded subset); ``ids`` renders only those (the set's
     order). ``attrs["embedded"]`` records how to render them again."""
