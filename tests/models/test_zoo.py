@@ -46,8 +46,15 @@ def test_every_zoo_model_trains_clearly_above_chance(name):
     assert card["accuracy"][clean][-1] >= 0.35, card["accuracy"][clean]  # chance is 0.10
 
 
+# measured when recurrence did not add accuracy over steps
+NO_GAIN = {"crcn": "with per-step norms CRCN's step 0 is as good as its twin (.898 vs .914 clean); on noise_4 it "
+                   "gains .04 at step 1 and keeps .016 by step 3 (.738 -> .754). The earlier gain came from a step 0 "
+                   "broken by a norm shared across steps"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(HARD))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.xfail(reason=NO_GAIN[name], strict=False)]
+                                               if name in NO_GAIN else []) for name in sorted(HARD)])
 def test_recurrent_models_gain_accuracy_over_steps_on_degraded_inputs(name):
     _, card = trained(name)
     accuracy = _accuracy(card, HARD[name])
@@ -128,15 +135,30 @@ def test_the_simulators_generating_network_is_expressible_as_a_zoo_spec(tmp_path
         BLNet(norm="bacth")
 
 
+def test_crcn_norms_are_per_step_and_trained_and_its_feedforward_pass_matches_its_twin():
+    """CRCN's feedback changes each stage's input from step 1 on, so each step has its own
+    batch norm (a norm shared by all steps left its step-0 pass, the feedforward one, at .36
+    accuracy against .94 for its twin). Every norm it uses in evaluation has seen training
+    data, and step 0 is within 0.1 of the twin's accuracy on clean digits."""
+    crcn, card = trained("crcn")
+    _, twin_card = trained("crcn-ff")
+    norms = [norm for stage in crcn.eval().stages for norm in (stage.norm1, stage.norm2)]
+    assert all(int(norm[norm.index(step)].num_batches_tracked) > 0 for norm in norms for step in range(12))
+    assert [norms[0].index(step) for step in range(6)] == [0, 1, 2, 3, 3, 3]  # trained for 4 steps
+    assert crcn.config["loops"] == [[1, 0], [2, 1]]  # adjacent stages only
+    step0, twin = card["accuracy"]["noise_0"][0], twin_card["accuracy"]["noise_0"][-1]
+    assert step0 >= twin - 0.1, (step0, twin)
+
+
 def test_bl_steps_beyond_its_training_use_trained_norms():
     """BL trained for 4 steps and run for 8: every per-step norm it uses has seen training
     data (steps 4-7 fall back to step 3's), so late steps keep their accuracy instead of
     running on a fresh norm's statistics (clean accuracy fell from .92 to .54 by step 7)."""
     import dataclasses
 
-    from workbench.models.training import RECIPES, evaluate, heldout_split, train
+    from workbench.models.training import RECIPES, evaluate, heldout_split
 
-    model, _ = train("bl", seed=0, epochs=2, progress=False)
+    model, _ = trained("bl")
     cells = list(model.eval().layers)
     assert all([cell.norm_index(step) for step in range(8)] == [0, 1, 2, 3, 3, 3, 3, 3] for cell in cells)
     assert all(int(cell.norms[cell.norm_index(step)].num_batches_tracked) > 0 for cell in cells for step in range(8))

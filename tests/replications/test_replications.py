@@ -19,8 +19,9 @@ NOT_REPRODUCED = {
     ("spoerer", 0): "trained BL's held-out entropy-RT vs human-uncertainty rho = 0.079, p = 0.16 (needs p < 0.01): "
                     "at 4 epochs the readout entropy tracks image noise only weakly (rho ~ 0.15)",
     ("spoerer", 1): "trained minus random-init rho = 0.154, paired p = 0.083 (needs p < 0.01)",
-    ("crcn", 0): "the recurrent-minus-feedforward gap is negative and does not grow: -0.243 clean, -0.287 at "
-                 "noise 2.0 (Spearman vs level -0.7); the small CRCN is worse than its feedforward twin",
+    ("crcn", 0): "with per-step norms and adjacent loops CRCN matches its feedforward twin (gap -0.010 clean, "
+                 "0.000 at noise 0.5) but recurrence does not help more as noise grows: -0.030 at noise 2.0, "
+                 "Spearman vs level -0.6, sign-flip p = 0.79",
 }
 CLAIMS = {"lindsay": 4, "spoerer": 2, "hartmann": 2, "crcn": 1, "nayebi": 2}
 

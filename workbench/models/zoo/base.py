@@ -97,3 +97,30 @@ def kaiming_init(module):
 
 def global_pool(x):
     return x.mean(dim=(2, 3))
+
+
+class StepNorms(nn.ModuleList):
+    """One ``BatchNorm2d`` per time step (``max_steps`` of them), for a layer whose input
+    statistics change over steps (recurrent or feedback input is added from step 1 on).
+
+    ``norm(x, step)`` normalises with step ``step``'s norm while training (so every trained
+    step's norm sees data). In evaluation it uses that norm once it has been trained (it has
+    seen a training batch), else the latest trained one before it: a network trained for 4
+    steps and run for 25 would otherwise normalise steps 4-24 with a fresh norm's mean 0 and
+    variance 1, statistics that never saw data.
+    """
+
+    def __init__(self, channels, max_steps):
+        super().__init__(nn.BatchNorm2d(channels) for _ in range(max_steps))
+
+    def index(self, step):
+        """The index of the norm that normalises ``step``."""
+        index = min(step, len(self) - 1)
+        if self.training:
+            return index
+        while index > 0 and int(self[index].num_batches_tracked) == 0:
+            index -= 1
+        return index
+
+    def forward(self, x, step=0):
+        return self[self.index(step)](x)

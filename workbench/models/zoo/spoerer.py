@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from .base import ZooModel, global_pool, seeded
+from .base import StepNorms, ZooModel, global_pool, seeded
 
 
 class BLCell(nn.Module):
@@ -21,29 +21,21 @@ class BLCell(nn.Module):
         super().__init__()
         self.bottom_up = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.lateral = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False) if lateral else None
-        self.norms = (nn.ModuleList(nn.BatchNorm2d(out_channels) for _ in range(max_steps))
-                      if norm == "batch" else None)
+        self.norms = StepNorms(out_channels, max_steps) if norm == "batch" else None
 
     def forward(self, bottom_up, previous, step=0):
         drive = self.bottom_up(bottom_up)
         if self.lateral is not None and previous is not None:
             drive = drive + self.lateral(previous)
         if self.norms is not None:
-            drive = self.norms[self.norm_index(step)](drive)
+            drive = self.norms(drive, step)
         return torch.relu(drive)
 
     def norm_index(self, step):
-        """The per-step norm of ``step``: its own once it has been trained (it has seen a
-        training batch), else the latest trained one before it. A network trained for 4
-        steps and run for 8 would otherwise normalise steps 4-7 with statistics that never
-        saw data (the mean 0, variance 1 of a fresh norm), and its accuracy fell from .74 to
-        .50. While training, every step uses (and so trains) its own norm."""
-        index = min(step, len(self.norms) - 1)
-        if self.training:
-            return index
-        while index > 0 and int(self.norms[index].num_batches_tracked) == 0:
-            index -= 1
-        return index
+        """The per-step norm of ``step`` (:meth:`StepNorms.index`: its own once trained, else
+        the latest trained one before it; a BL trained for 4 steps and run for 8 fell from .74
+        to .50 accuracy on fresh norms)."""
+        return self.norms.index(step)
 
 
 class BLNet(ZooModel):
