@@ -396,17 +396,17 @@ REPLICATIONS = {"lindsay": lindsay, "spoerer": spoerer, "hartmann": hartmann, "c
 def run_replication(name, **options):
     """Run one replication by name; returns its list of :class:`Finding`.
 
-    It runs on the training's fixed thread count
-    (:data:`workbench.models.training.TRAINING_THREADS`, BLAS and torch) whatever the machine
-    or the calling report task, so its numbers do not depend on the core count: the Spoerer
-    effect was 0.079 at two threads and 0.101 at one before threads were fixed.
+    Its models are trained on the training's fixed threads
+    (:data:`workbench.models.training.TRAINING_THREADS`) and the rest runs on one thread (BLAS
+    and torch), whatever the machine or the calling report task, so its numbers do not depend
+    on the core count (the Spoerer effect was 0.079 at two threads and 0.101 at one before
+    threads were fixed), and report workers running side by side do not oversubscribe cores.
     """
     from .backend import fixed_threads
-    from .models.training import TRAINING_THREADS
 
     if name not in REPLICATIONS:
         raise WorkbenchError(f"unknown replication {name!r}; available: {', '.join(REPLICATIONS)}")
-    with fixed_threads(TRAINING_THREADS):
+    with fixed_threads(1):
         return REPLICATIONS[name](**options)
 
 

@@ -80,7 +80,8 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects)
     path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
     if not path.exists():
-        simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set)
+        simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set,
+                         model_cache=Path(data_dir).parent / "models")
     return data_adapters.load(path), str(path)
 
 

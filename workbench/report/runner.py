@@ -197,10 +197,18 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
     else:
         from dask.distributed import as_completed
 
+        if scheduler is None:
+            # Local workers share this machine's cores, and training runs on its own fixed threads
+            # (models.training.TRAINING_THREADS): trained here one after the other, it uses the
+            # cores without oversubscribing them, and the workers find the models in the cache.
+            for spec in models.values():
+                bar.set_postfix_str(f"training {spec.get('name', '')}")
+                prepare_model(spec, cache_dir, threads)
+                bar.update()
         client, cluster = _client(jobs, scheduler)
         try:
             futures = [client.submit(prepare_model, spec, str(cache_dir), threads, pure=False)
-                       for spec in models.values()]
+                       for spec in (models.values() if scheduler is not None else [])]
             names = {future: spec.get("name", "") for future, spec in zip(futures, models.values())}
             for future in as_completed(futures):
                 future.result()

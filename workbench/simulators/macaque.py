@@ -101,16 +101,21 @@ class MacaqueSimulation:
         return build_brain(self.brain)
 
 
-def build_brain(brain):
+def build_brain(brain, cache_dir=None):
     """The network a brain spec names: trained with its zoo recipe (once per process,
-    :func:`workbench.models.training.train`) or at random init (``train: false``)."""
+    :func:`workbench.models.training.train`, or kept in ``cache_dir`` as a report keeps its
+    models) or at random init (``train: false``)."""
     from workbench.models import zoo
-    from workbench.models.training import train
+    from workbench.models.training import train, train_cached
 
     config = dict(brain.get("config", {}))
     if brain.get("train", False):
-        model, _ = train(brain["zoo"], seed=brain.get("seed", 0), epochs=brain.get("epochs"), config=config,
-                         progress=False)
+        if cache_dir is not None:
+            model, _ = train_cached(brain["zoo"], cache_dir, seed=brain.get("seed", 0), epochs=brain.get("epochs"),
+                                    config=config)
+        else:
+            model, _ = train(brain["zoo"], seed=brain.get("seed", 0), epochs=brain.get("epochs"), config=config,
+                             progress=False)
         return model.eval()
     return zoo.build(brain["zoo"], seed=brain.get("seed", 0), **config).eval()
 
@@ -118,7 +123,7 @@ def build_brain(brain):
 def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
                      brain_seed=0, time_window=(-100, 300), bin_ms=10, regions=DEFAULT_REGIONS,
                      baseline=0.1, gain_range=(0.2, 2.0), brain=None, progress=False, stimuli="digits",
-                     image_size=None):
+                     image_size=None, model_cache=None):
     """Simulate a trial-level macaque recording and write it as BrainIO netCDF.
 
     Parameters
@@ -157,6 +162,9 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         scikit-learn's digits, or the HvM-style rendered objects
         (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds); the hidden
         network sees them at its input size, greyscale, a model at its own declared input.
+    model_cache : path, optional
+        Where the trained brain is kept (a report's ``cache/models``: the same entry as the
+        generating network scored as a model); default: trained once per process.
     image_size : int, optional
         Also write every stimulus as an RGB PNG of this size into ``<stem>_images/`` (the
         stimulus CSV names them), as a real stimulus set on disk.
@@ -178,7 +186,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     )
     brain = {**DEFAULT_BRAIN, **(brain or {}), "seed": int(brain_seed)}
     brain.setdefault("name", "generating network")
-    network = build_brain(brain)
+    network = build_brain(brain, model_cache)
     stimuli = embedded_stimuli(stimuli, n_stimuli, seed,
                                preprocessing=stimulus_sets.Preprocessing(size=int(brain.get("input_size", 32))))
     protocol = PresentationProtocol(image_steps=10, blank_steps=15, step_ms=bin_ms)
