@@ -103,6 +103,15 @@ class SharedTimeEncoding(VariantBenchmark):
     units = "pearson_r"
     panel = EncodingPanel
 
+    def required_models(self):
+        """The simulated recording's hidden network (trained once, before the tasks, so report
+        workers read it from the model cache instead of each training it)."""
+        if self.path:
+            return []
+        from ..simulators.macaque import DEFAULT_BRAIN
+
+        return [{**DEFAULT_BRAIN, "name": "simulated brain", "seed": int(self.seed)}]
+
     def load_data(self):
         """The recording's sites in this region (trial level) and the file it came from."""
         recording, source = macaque_recording(self.path, self.seed, self.n_stimuli, self.cache_dir / "data",

@@ -376,6 +376,10 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     card_path = directory / f"{name}.json"
     if card_path.exists():
         return load_trained(card_path)
-    model, card = _train_once(name, seed=seed, epochs=epochs, config=config, progress=progress)
+    shared = os.environ.get(MODEL_CACHE_VARIABLE)
+    if shared and Path(shared).resolve() != Path(cache_dir).resolve():
+        model, card = train_cached(name, shared, seed=seed, epochs=epochs, config=config, progress=progress)
+    else:
+        model, card = _train_once(name, seed=seed, epochs=epochs, config=config, progress=progress)
     save_trained(model, card, directory)
     return model, card
