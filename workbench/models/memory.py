@@ -96,8 +96,8 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
            tuple(layers or ()),
            # where the steps sit on the time axis does not change what is allocated
            None if protocol is None else (protocol.image_steps, protocol.blank_steps, protocol.unrolling),
-           json.dumps(reduction.spec() if reduction is not None else None, sort_keys=True, default=str), str(convention), first.shape, str(first.dtype),
-           str(device))
+           json.dumps(reduction.spec() if reduction is not None else None, sort_keys=True, default=str),
+           str(convention), first.shape, str(first.dtype), str(device))
     if key in _PROBES:
         return _PROBES[key]
     peaks = {}

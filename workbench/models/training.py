@@ -20,7 +20,6 @@ and read ``NAME.pt`` (state dict) + ``NAME.json`` (card), atomically.
 """
 
 import copy
-import functools
 import json
 import os
 import platform

@@ -46,10 +46,10 @@ from workbench.models import PresentationProtocol, extract
 # (region, layer of the hidden network, latency in ms): V4 reads the middle layer and answers
 # before IT, which reads the last.
 DEFAULT_REGIONS = (("V4", "layers.1", 50.0), ("IT", "layers.2", 70.0))
-# The generating network as a model spec (workbench.models.ModelSpec): the zoo's BL trained with
-# its recipe. ``seed`` is set from ``brain_seed``.
 # Sites read mixtures of this many leading principal components of their layer (_region_drives).
 POPULATION_RANK = 16
+# The generating network as a model spec (workbench.models.ModelSpec): the zoo's gruCNN trained
+# with its recipe. ``seed`` is set from ``brain_seed``.
 DEFAULT_BRAIN = {"name": "generating network", "zoo": "grucnn", "train": True, "epochs": 4,
                  "config": {"channels": [8, 16, 32]}, "input_size": 32}
 
