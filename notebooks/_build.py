@@ -126,7 +126,9 @@ NOTEBOOKS = {
     "04_denoising_dimensionality.ipynb": [
         "# 04 De-noising and dimensionality on models and fMRI\n\nLindsay et al.'s de-noising index "
         "d = r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff) and the participation ratio, on the blur fMRI "
-        "simulation (planted de-noising in V4 and LOC) and on a model.",
+        "simulation (planted de-noising in V4 and LOC) and on a model. On fMRI the first time bin stands for "
+        "the feedforward response and the last for the recurrent one, with the clean image's first bin as "
+        "the reference: d = r(clean first, blurred last) - r(clean first, blurred first).",
         "import tempfile\n\nimport data_adapters\nfrom workbench import simulators\nfrom workbench.assembly import average_repetitions\nfrom "
         "workbench.metrics import denoising, dimensionality\n\nsim = simulators.simulate_blur_fmri("
         "tempfile.mkdtemp(), n_subjects=1, write_nifti=False, seed=0)\nbold = average_repetitions("

@@ -2,8 +2,11 @@
 
 ``sim-blur-fmri.{V1,V2,V4,LOC}.denoising`` (simulated BData files) and
 ``blur-fmri.ROI.denoising`` (``path=`` a BData .h5 / BrainDecoderToolbox2 .mat). The
-model's de-noising index at 25 % blur (late vs early step) at the layer of matching
-relative depth is reported next to the brain's (late vs early bin) in that ROI, with the
+model's de-noising index at 25 % blur at the layer of matching relative depth is reported
+next to the brain's in that ROI, both as Lindsay et al. define it: ``d = r(clean first,
+blurred last) - r(clean first, blurred first)`` with the first step (bin) as the feedforward
+response and the last as the recurrent one
+(:func:`workbench.metrics.denoising.fmri_denoising_index`), with the
 participation ratio of the blurred-image responses early and late.
 """
 
@@ -45,8 +48,8 @@ class DenoisingPanel(Panel):
             return []
         table = pd.DataFrame(rows)
         return [("denoising.png", figure_png(model_vs_brain_figure(
-                    table, "model_d", "brain_d", "de-noising index d (late vs early)")),
-                 "De-noising index: model (bars) vs brain (marks), 25 % blur, late vs early"),
+                    table, "model_d", "brain_d", "de-noising index d (clean first bin as reference)")),
+                 "De-noising index: model (bars) vs brain (marks), 25 % blur; d = r(clean first, blurred last) - r(clean first, blurred first)"),
                 ("dimensionality.png", figure_png(model_vs_brain_figure(
                     table, "model_pr_change", "brain_pr_change", "participation ratio change (late - early)")),
                  "Participation ratio, late minus early step (model) / bin (brain)")]

@@ -6,13 +6,25 @@ For an image pair (clean image, its degraded copy) and a group of units (a layer
 
 with ``r`` the Pearson correlation across the group's units. ``d > 0``: the recurrent
 response to the degraded image is closer to the feedforward response to the clean one,
-i.e. recurrence de-noises. On fMRI there is no feedforward network: the early time bin
-plays the feedforward response and the late bin the recurrent one (patterns centred per
-voxel and bin over presentations, which removes the voxel baselines), so
-``d = r(clean_late, degraded_late) - r(clean_early, degraded_early)``. Note that the BOLD
-amplitude differs between bins; a lower-amplitude early bin has a lower signal-to-noise
-ratio, which biases ``d`` slightly upwards. Choose bins of similar amplitude when that
-matters.
+i.e. recurrence de-noises.
+
+On fMRI there is no feedforward network. Following Lindsay et al.'s reading of the blur
+fMRI data, the first time bin after onset stands for the feedforward response and the
+last for the recurrent one, and the clean image's *first* bin is the reference for both:
+
+.. math:: d = r(C_{first}, B_{last}) - r(C_{first}, B_{first})
+
+(C clean, B blurred; patterns centred per voxel and bin over presentations, which removes
+the voxel baselines). This is :func:`fmri_denoising_index`'s default
+(``definition="paper"``), the same equation as the model's with ``A^{ff} = `` first bin.
+An earlier variant kept under ``definition="matched_bins"`` compares each bin with the
+clean image's *same* bin, ``r(C_{last}, B_{last}) - r(C_{first}, B_{first})``; it asks
+whether the blurred pattern converges on the clean pattern *of its own time*, which a
+late change of the clean response itself would also move. The BOLD amplitude differs
+between bins: a noisy (low-amplitude) clean first bin attenuates both correlations of the
+paper's index alike, shrinking d toward 0, while a blurred last bin with a higher
+signal-to-noise ratio than the blurred first bin biases d upwards in either definition;
+choose bins of similar amplitude when that matters.
 
 Significance: sign-flip permutation over image pairs (the pair is the unit of
 exchangeability), Benjamini-Hochberg FDR across groups.
@@ -149,9 +161,20 @@ def denoising_index(clean_ff, noisy_rec, noisy_ff, by="layer", step=-1, pair_by=
                         "r(clean_ff, noisy_rec) - r(clean_ff, noisy_ff), Pearson across units")
 
 
+FMRI_DEFINITIONS = ("paper", "matched_bins")
+
+
 def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemisphere", "region"),
-                         level_coord="blur_level", pair_by=None):
+                         level_coord="blur_level", pair_by=None, definition="paper"):
     """De-noising of one subject's (or several subjects') fMRI patterns: late vs early bin.
+
+    ``definition="paper"`` (default): ``d = r(clean_early, degraded_late) -
+    r(clean_early, degraded_early)``; the clean image's early (feedforward) pattern is the
+    reference, as in the model index ``r(A_ff clean, A_rec noisy) - r(A_ff clean, A_ff
+    noisy)`` of Lindsay et al. (eq. 1) with the first bin as the feedforward response and the
+    last as the recurrent one. ``definition="matched_bins"``: ``r(clean_late,
+    degraded_late) - r(clean_early, degraded_early)`` (each bin against the clean image's
+    same bin; the workbench's earlier default).
 
     Parameters
     ----------
@@ -162,6 +185,7 @@ def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemi
     early, late : int
         Time bins standing for the feedforward and the recurrent response.
     by : neuroid coord(s), default subject x hemisphere x region (those present).
+    definition : {"paper", "matched_bins"}
 
     Returns
     -------
@@ -173,6 +197,8 @@ def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemi
                           f"{assembly.sizes.get('time_bin', 0)} (need at least 2)")
     if level_coord not in assembly.coords:
         raise MetricError(f"assembly has no {level_coord!r} coord marking clean (0) and degraded images")
+    if definition not in FMRI_DEFINITIONS:
+        raise MetricError(f"definition must be one of {FMRI_DEFINITIONS}, got {definition!r}")
     if isinstance(by, (list, tuple)):
         by = [name for name in by if name in assembly.coords] or None
     centred = assembly - assembly.mean("presentation")
@@ -183,13 +209,18 @@ def fmri_denoising_index(assembly, level, early=0, late=-1, by=("subject", "hemi
         raise MetricError(f"no presentations at {level_coord} = {level}; levels present: {sorted(set(levels))}")
     rows = _pairs(clean, degraded, pair_by)
     codes, groups = group_codes(degraded, by)
-    r_late = pattern_correlations(clean.isel(time_bin=late).values[rows], degraded.isel(time_bin=late).values,
-                                  codes, len(groups))
-    r_early = pattern_correlations(clean.isel(time_bin=early).values[rows], degraded.isel(time_bin=early).values,
-                                   codes, len(groups))
-    return _index_array(r_late - r_early, degraded, clean, rows, groups,
-                        f"r(clean, degraded) in time bin {late} minus in time bin {early}, Pearson "
-                        "across voxels of patterns centred per voxel and bin")
+    clean_early = clean.isel(time_bin=early).values[rows]
+    r_early = pattern_correlations(clean_early, degraded.isel(time_bin=early).values, codes, len(groups))
+    if definition == "paper":
+        r_late = pattern_correlations(clean_early, degraded.isel(time_bin=late).values, codes, len(groups))
+        text = (f"r(clean bin {early}, degraded bin {late}) - r(clean bin {early}, degraded bin {early}), "
+                "Pearson across voxels of patterns centred per voxel and bin (Lindsay et al.)")
+    else:
+        r_late = pattern_correlations(clean.isel(time_bin=late).values[rows], degraded.isel(time_bin=late).values,
+                                      codes, len(groups))
+        text = (f"r(clean, degraded) in time bin {late} minus in time bin {early} (matched bins), Pearson "
+                "across voxels of patterns centred per voxel and bin")
+    return _index_array(r_late - r_early, degraded, clean, rows, groups, text)
 
 
 def denoising_test(index, n_permutations=10000, seed=0, alpha=0.05, alternative="two-sided"):
