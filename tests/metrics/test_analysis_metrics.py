@@ -282,6 +282,29 @@ def test_paired_swap_test_prefers_the_informative_readout():
     good, bad = d + 0.1 * rng.standard_normal(200), rng.standard_normal(200)
     assert resampling.paired_swap_test(good, bad, d, n_permutations=1000)["p_value"] < 0.01
     assert resampling.paired_swap_test(bad, good, d, n_permutations=1000)["p_value"] > 0.5
+    # two-tailed (Spoerer et al.'s test): the worse readout first is as significant
+    assert resampling.paired_swap_test(bad, good, d, n_permutations=1000, alternative="two-sided")["p_value"] < 0.01
+    with pytest.raises(MetricError, match="alternative"):
+        resampling.paired_swap_test(good, bad, d, alternative="one-sided")
+
+
+def test_paired_swap_test_p_values_match_exact_enumeration():
+    # 9 items: all 2^9 swap patterns enumerated with scipy's Spearman, against the sampled null
+    rng = np.random.default_rng(12)
+    d = rng.standard_normal(9)
+    a, b = d + 0.8 * rng.standard_normal(9), rng.standard_normal(9)
+    observed = scipy.stats.spearmanr(a, d)[0] - scipy.stats.spearmanr(b, d)[0]
+    null = []
+    for pattern in range(2 ** 9):
+        swap = np.array([(pattern >> i) & 1 for i in range(9)], bool)
+        null.append(scipy.stats.spearmanr(np.where(swap, b, a), d)[0] - scipy.stats.spearmanr(np.where(swap, a, b), d)[0])
+    null = np.array(null)
+    exact = {"greater": np.mean(null >= observed - 1e-12), "less": np.mean(null <= observed + 1e-12),
+             "two-sided": np.mean(np.abs(null) >= abs(observed) - 1e-12)}
+    for alternative, p_exact in exact.items():
+        got = resampling.paired_swap_test(a, b, d, n_permutations=20000, seed=1, alternative=alternative)
+        assert got["difference"] == pytest.approx(observed, abs=1e-12)
+        assert abs(got["p_value"] - p_exact) < 0.015, (alternative, got["p_value"], p_exact)
 
 
 def test_reaction_time_errors():
@@ -320,6 +343,41 @@ def test_integration_fit_recovers_planted_parameters():
     assert fit["tau"] == pytest.approx(2.5, rel=1e-4) and fit["c"] == pytest.approx(0.8, rel=1e-4)
 
 
+def test_hartmann_false_rejection_and_calibration_by_hand():
+    # 5 images x 4 classes: the pooled 20 % quantile lies between the 4th and 5th smallest
+    # of the 20 probabilities, so exactly the 4 smallest are rejected; two images have
+    # their correct class among them
+    p = np.array([[0.70, 0.20, 0.06, 0.04],
+                  [0.05, 0.55, 0.25, 0.15],
+                  [0.30, 0.30, 0.30, 0.10],
+                  [0.01, 0.02, 0.27, 0.70],
+                  [0.25, 0.25, 0.25, 0.25]])
+    labels = np.array([0, 0, 2, 1, 3])  # image 1's 0.05 and image 3's 0.02 are rejected
+    assert behaviour.false_rejection_rate(p, labels) == pytest.approx(2 / 5)
+    with pytest.raises(MetricError, match="quantile"):
+        behaviour.false_rejection_rate(p, labels, quantile=1.0)
+    table = behaviour.calibration_curve([[0.9, 0.1], [0.9, 0.1]], [0, 1], n_bins=10)
+    assert table["n"].tolist() == [2, 2] and table["accuracy"].tolist() == [0.5, 0.5]
+    assert table["confidence"].tolist() == pytest.approx([0.1, 0.9])
+    assert (table["bin_low"] <= table["confidence"]).all() and (table["confidence"] < table["bin_high"]).all()
+    # a calibrated network (the label drawn from its own probabilities) lies on the
+    # diagonal in every well-filled log bin, small probabilities included
+    rng = np.random.default_rng(4)
+    q = rng.dirichlet(np.full(10, 0.3), 20000)
+    drawn = (q.cumsum(1) < rng.random((20000, 1))).sum(1).clip(0, 9)
+    table = behaviour.calibration_curve(q, drawn)
+    full = table[table["n"] > 2000]
+    assert len(full) >= 8 and full["confidence"].min() < 0.01
+    assert np.abs(full["accuracy"] - full["confidence"]).max() < 0.03
+    # flattened probabilities: the small ones are too large (accuracy << confidence below
+    # 0.05), the large ones too small; a top-class diagram would not see the first
+    flat = behaviour.calibration_curve(q ** 0.5 / (q ** 0.5).sum(1, keepdims=True), drawn)
+    flat = flat[flat["n"] > 2000]
+    low, high = flat[flat["bin_high"] <= 0.05], flat[flat["bin_low"] >= 0.25]
+    assert len(low) >= 5 and (low["accuracy"] < 0.5 * low["confidence"]).all()
+    assert len(high) >= 1 and (high["accuracy"] > high["confidence"] + 0.1).all()
+
+
 def test_calibration_rejection_mcnemar_and_agreement():
     rng = np.random.default_rng(10)
     n = 2000
@@ -334,7 +392,7 @@ def test_calibration_rejection_mcnemar_and_agreement():
     grid = np.linspace(0.3, 0.95, 8)
     fit = behaviour.fit_log_calibration(grid, np.exp(-2.0 * (1 - grid ** 0.7)))
     assert fit["a"] == pytest.approx(-2.0, rel=1e-4) and fit["c"] == pytest.approx(0.7, rel=1e-4)
-    assert 0 <= behaviour.false_rejection_rate(p, labels) <= 1
+    assert 0 <= behaviour.top_confidence_rejection_rate(p, labels) <= 1
     a = rng.random(300) < 0.9
     b = rng.random(300) < 0.6
     assert behaviour.mcnemar_test(a, b)["p_value"] < 1e-6

@@ -8,9 +8,13 @@ logits; for a feedforward frame model, the Bayesian integration of its frames, s
 - :func:`fit_integration_curve`: Hartmann's fit ``f(x) = (c - a) exp(-x / tau) + c`` of
   accuracy over frames ``x`` (``c``: the asymptote; ``tau``: how many frames the
   integration takes);
-- :func:`false_rejection_rate`: reject the bottom quintile of confidence; the share of
-  rejected images that were classified correctly;
-- :func:`reliability_diagram` and :func:`fit_log_calibration` (``log y = a (1 - exp(c log p))``);
+- :func:`false_rejection_rate` (Hartmann et al.): pool every predicted probability of every
+  category, reject the categories in the lowest quintile of that pool; the share of images
+  whose *correct* category is rejected. :func:`top_confidence_rejection_rate` keeps the
+  workbench's earlier variant (reject the images with the least top-class confidence);
+- :func:`calibration_curve` (Hartmann et al.): every class probability is a prediction that
+  the class is correct, binned in 50 log-spaced bins; :func:`reliability_diagram` is the
+  top-class variant; :func:`fit_log_calibration` (``log y = a (1 - exp(c log p))``);
 - :func:`mcnemar_test`: exact McNemar test of paired correctness (statsmodels);
 - :func:`incorrect_label_agreement` and :func:`logit_difference_correlation`: do two
   networks fail the same way?
@@ -95,11 +99,41 @@ def fit_integration_curve(frames, accuracy):
 
 
 def false_rejection_rate(probabilities, labels, quantile=0.2):
+    """Hartmann et al.'s false rejection rate: how often the correct category is rejected.
+
+    Every image's predicted probability for every category is pooled (``n_images x
+    n_classes`` values); a category is rejected for an image when its probability lies in
+    the lowest ``quantile`` of that pool (a quintile by default). The rate is the share of
+    images whose correct category is rejected: a network whose low probabilities are
+    trustworthy rarely rejects the truth (rate near 0). (Definition as the paper describes
+    it, paraphrased; the paper's text is not reproduced here.)
+
+    Parameters
+    ----------
+    probabilities : array ``(n_images, n_classes)`` or ``(n_images, n_steps, n_classes)``
+        Class probabilities; with steps, the last step is used.
+    labels : array ``(n_images,)`` of int
+    quantile : float in (0, 1)
+
+    Returns
+    -------
+    float
+    """
+    if not 0 < quantile < 1:
+        raise MetricError(f"quantile must be in (0, 1), got {quantile}")
+    p = _probabilities(probabilities)[:, -1]
+    labels = _labels(labels, len(p))
+    threshold = np.quantile(p, quantile)
+    return float((p[np.arange(len(p)), labels] <= threshold).mean())
+
+
+def top_confidence_rejection_rate(probabilities, labels, quantile=0.2):
     """Share of correctly classified images among those rejected for low confidence.
 
-    Images whose top-class probability lies in the bottom ``quantile`` (a quintile by
-    default) are rejected; a good confidence signal rejects mostly errors (rate near 0).
-    ``probabilities`` ``(n_images, n_classes)`` (one step).
+    The workbench's earlier reading of false rejection, kept under its own name: images
+    whose top-class probability lies in the bottom ``quantile`` are rejected; a good
+    confidence signal rejects mostly errors (rate near 0). ``probabilities`` as in
+    :func:`false_rejection_rate`.
     """
     p = _probabilities(probabilities)[:, -1]
     labels = _labels(labels, len(p))
@@ -109,8 +143,42 @@ def false_rejection_rate(probabilities, labels, quantile=0.2):
     return float(correct[rejected].mean())
 
 
+def calibration_curve(probabilities, labels, n_bins=50, floor=1e-6):
+    """Hartmann et al.'s calibration: all class probabilities in log-spaced bins.
+
+    Each of the ``n_images x n_classes`` probabilities is a prediction that its class is
+    the image's category. They are binned in ``n_bins`` bins evenly spaced in log
+    probability from ``floor`` to 1 (probabilities below ``floor`` go to the first bin);
+    per non-empty bin, ``confidence`` is the mean predicted probability and ``accuracy``
+    the share of its (image, class) pairs whose class is the correct one. A calibrated
+    network lies on the diagonal at every scale, including the small probabilities a
+    top-class diagram never shows. (Definition as the paper describes it, paraphrased.)
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``bin_low``, ``bin_high`` (edges), ``confidence``, ``accuracy``, ``n`` (pairs).
+    """
+    if n_bins < 2 or not 0 < floor < 1:
+        raise MetricError(f"need n_bins >= 2 and 0 < floor < 1, got {n_bins}, {floor}")
+    p = _probabilities(probabilities)[:, -1]
+    labels = _labels(labels, len(p))
+    truth = np.zeros(p.shape, dtype=np.float64)
+    truth[np.arange(len(p)), labels] = 1.0
+    edges = np.logspace(np.log10(floor), 0.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, p.ravel(), side="right") - 1, 0, n_bins - 1)
+    n = np.bincount(bins, minlength=n_bins)
+    confidence = np.bincount(bins, weights=p.ravel(), minlength=n_bins)
+    hits = np.bincount(bins, weights=truth.ravel(), minlength=n_bins)
+    keep = n > 0
+    return pd.DataFrame({"bin_low": edges[:-1][keep], "bin_high": edges[1:][keep],
+                         "confidence": confidence[keep] / n[keep], "accuracy": hits[keep] / n[keep],
+                         "n": n[keep]})
+
+
 def reliability_diagram(probabilities, labels, n_bins=10):
-    """Accuracy per bin of confidence (top-class probability).
+    """Accuracy per bin of confidence (top-class probability): the top-class variant of
+    :func:`calibration_curve`.
 
     Returns
     -------

@@ -189,14 +189,18 @@ def rt_uncertainty_score(entropy, uncertainty, thresholds=None, n_thresholds=40,
     return Score(**fields, seed=seed, units="spearman_rho", extra=record)
 
 
-def compare_rt_scores(record_a, record_b, uncertainty, n_permutations=10000, seed=0):
-    """Paired per-image swap test: do model A's held-out RTs track D better than B's?"""
+def compare_rt_scores(record_a, record_b, uncertainty, n_permutations=10000, seed=0, alternative="two-sided"):
+    """Paired per-image swap test: do model A's and B's held-out RTs track D differently?
+
+    Two-tailed by default, as Spoerer et al. test the difference between networks' RT-human
+    correlations (``alternative="greater"``: A tracks D better, one-sided).
+    """
     common = record_a["rt"].index.intersection(record_b["rt"].index)
     if len(common) < 10:
         raise MetricError(f"models share only {len(common)} scored stimuli")
     d = uncertainty.reindex(common).to_numpy(dtype=np.float64)
     return paired_swap_test(record_a["rt"].reindex(common).to_numpy(), record_b["rt"].reindex(common).to_numpy(),
-                            d, n_permutations=n_permutations, seed=seed)
+                            d, n_permutations=n_permutations, seed=seed, alternative=alternative)
 
 
 def flops_per_step(model, frame_shape, n_steps):

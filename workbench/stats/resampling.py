@@ -141,17 +141,23 @@ def spearman_permutation_test(readouts, target, n_permutations=10000, seed=0, wi
     return {"rho": observed, "p_value": p, "p_fwe": p_fwe, "n_permutations": counter.n}
 
 
-def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0, chunk_size=1000):
-    """Is Spearman rho(A, target) larger than rho(B, target)? (one-sided)
+def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0, chunk_size=1000,
+                     alternative="greater"):
+    """Does Spearman rho(A, target) differ from rho(B, target)? Paired swap permutation.
 
     Under the null that A and B are exchangeable per item, swapping A_i and B_i leaves the
     distribution unchanged; each draw swaps a random subset of items and re-ranks.
+    ``alternative``: ``"greater"`` (rho_A > rho_B, one-sided), ``"less"`` or
+    ``"two-sided"`` (|null| >= |observed|; the swap null is symmetric about 0).
 
     Returns
     -------
     dict
-        ``difference`` (rho_A - rho_B), ``rho_a``, ``rho_b``, ``p_value``, ``n_permutations``.
+        ``difference`` (rho_A - rho_B), ``rho_a``, ``rho_b``, ``p_value``, ``n_permutations``,
+        ``alternative``.
     """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise MetricError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     a = np.asarray(readout_a, dtype=np.float64)
     b = np.asarray(readout_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.shape[0] != np.shape(target)[0]:
@@ -160,11 +166,14 @@ def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0,
     y = standardized_ranks(target, "target")[:, 0]
     rho_a, rho_b = (standardized_ranks(v, name)[:, 0] @ y for v, name in ((a, "readout A"), (b, "readout B")))
     observed = float(rho_a - rho_b)
+    sign = -1.0 if alternative == "less" else 1.0
+    threshold = abs(observed) if alternative == "two-sided" else sign * observed
     count, n = 0, 0
     for _, size, sequence in permutation_chunks(seed, n_permutations, chunk_size):
         swap = np.random.default_rng(sequence).random((size, len(a))) < 0.5
         null = unit_ranks(np.where(swap, b, a), axis=1) @ y - unit_ranks(np.where(swap, a, b), axis=1) @ y
-        count += int((null >= observed - 1e-12).sum())
+        statistic = np.abs(null) if alternative == "two-sided" else sign * null
+        count += int((statistic >= threshold - 1e-12).sum())
         n += size
-    return {"difference": observed, "rho_a": float(rho_a), "rho_b": float(rho_b),
+    return {"difference": observed, "rho_a": float(rho_a), "rho_b": float(rho_b), "alternative": alternative,
             "p_value": (1 + count) / (1 + n), "n_permutations": n}
