@@ -10,6 +10,7 @@ from workbench import MetricError
 from workbench.metrics.ceiling import random_half_masks
 from workbench.metrics import (PLSRegression, RidgeCV, encoding_score, map_layers_to_regions,
                                split_half_ceiling, stimulus_folds, summarize)
+from workbench.metrics.encoding import select_stimuli
 
 
 def _planted(n_stimuli=1000, n_features=10, n_bins=2, n_sites=8, n_reps=4, share=0.6, noise_sd=1.0, seed=0):
@@ -163,6 +164,25 @@ def test_layer_to_region_map_on_held_out_stimuli():
     assert mapping.selection.sel(layer="conv2", region="V4") < 0.2
     with pytest.raises(MetricError, match="unknown layer"):
         map_layers_to_regions(features, trials, layers=["fc9"])
+    # Nayebi's unit-wise majority: every site votes for its best layer on the mapping set;
+    # the tally against a direct per-layer computation of each site's mean normalized score
+    majority = map_layers_to_regions(features, trials, n_splits=3, seed=1, rule="unit_majority")
+    assert majority.layer_for_region == {"V4": "conv1", "IT": "conv2"} and majority.rule == "unit_majority"
+    per_layer = []
+    for layer in ("conv1", "conv2"):
+        result = encoding_score(select_stimuli(features.isel(neuroid=features.layer.values == layer),
+                                               majority.mapping_stimuli),
+                                select_stimuli(trials, majority.mapping_stimuli), n_splits=3, seed=1)
+        usable = result["ceiling"].values >= result.attrs["min_ceiling"]
+        per_layer.append(np.nanmean(np.where(usable, result["normalized"].values, np.nan), axis=1))
+    best = np.argmax(per_layer, axis=0)
+    regions = trials.region.values
+    for j, region in enumerate(["V4", "IT"]):
+        expected = np.bincount(best[regions == region], minlength=2)
+        assert majority.votes.sel(region=region).values.tolist() == expected.tolist()
+    assert majority.votes.sel(region="V4", layer="conv1") == 2
+    with pytest.raises(MetricError, match="rule"):
+        map_layers_to_regions(features, trials, rule="best")
     # an averaged recording with a streamed ceiling: the same choice, on the normalised score
     from workbench.assembly import average_repetitions
     from workbench.metrics.ceiling import variance_components_ceiling

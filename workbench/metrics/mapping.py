@@ -2,10 +2,17 @@
 
 The stimuli are split once (seeded, stratified by object/category) into a *mapping* set
 and an *evaluation* set. Every candidate layer is scored on the mapping set only (with its
-own cross-validation inside it); each region takes the layer with the best median score;
-the chosen layer is then scored on the evaluation set, whose images played no part in the
-choice. Reporting the best layer's score on the images that chose it would be biased
-upwards by the maximum over layers.
+own cross-validation inside it); each region takes a layer by one of two rules; the chosen
+layer is then scored on the evaluation set, whose images played no part in the choice.
+Reporting the best layer's score on the images that chose it would be biased upwards by
+the maximum over layers.
+
+Rules (``rule=``):
+
+- ``"median"`` (default): the layer with the best median score over the region's sites;
+- ``"unit_majority"``: Nayebi et al.'s procedure as the paper describes it (paraphrased):
+  each site is assigned the layer that predicts it best, and the region takes the layer
+  most of its sites were assigned (ties: the earlier layer).
 """
 
 import warnings
@@ -17,6 +24,7 @@ import xarray as xr
 
 from ..assembly import average_repetitions, has_repetitions, validate
 from ..errors import MetricError
+from ..stats.groups import GroupSummary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
 
 
@@ -38,6 +46,10 @@ class LayerMapping:
     layer_time : xarray.DataArray
         ``(layer, region, time_bin)``: every candidate's median r over the region's sites
         per time bin on the mapping stimuli (the layer x time map).
+    votes : xarray.DataArray
+        ``(layer, region)``: how many of the region's sites each layer predicts best on the
+        mapping stimuli (the ``unit_majority`` rule's tally).
+    rule : str
     """
 
     selection: xr.DataArray
@@ -47,6 +59,8 @@ class LayerMapping:
     mapping_stimuli: np.ndarray = field(repr=False, default=None)
     evaluation_stimuli: np.ndarray = field(repr=False, default=None)
     layer_time: xr.DataArray = field(repr=False, default=None)
+    votes: xr.DataArray = field(repr=False, default=None)
+    rule: str = "median"
 
     def records(self):
         """One tidy record per region: chosen layer, held-out score and its spread."""
@@ -73,8 +87,12 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
     return ids[first], ids[~first]
 
 
+RULES = ("median", "unit_majority")
+
+
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
-                          estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half"):
+                          estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half",
+                          rule="median"):
     """Choose a layer per region on mapping stimuli; score it on held-out stimuli.
 
     Parameters
@@ -91,6 +109,8 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         As in :func:`encoding_score` (``n_splits`` applies inside each set). A precomputed
         ceiling lets an already averaged recording be normalised (and the layers chosen on
         the normalised score).
+    rule : {"median", "unit_majority"}
+        How a region's layer is chosen (module docstring).
 
     Returns
     -------
@@ -98,6 +118,8 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     """
     validate(features)
     validate(recording)
+    if rule not in RULES:
+        raise MetricError(f"rule must be one of {RULES}, got {rule!r}")
     if "layer" not in features.coords:
         raise MetricError("the model assembly has no 'layer' neuroid coord to map from")
     if region_coord not in recording.coords:
@@ -130,6 +152,10 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         if over_time is None:
             over_time = np.full((len(layers), len(regions), result.sizes["time_bin"]), np.nan)
             bin_starts = result.coords["time_bin_start"].values
+            site_scores = np.full((len(layers), result.sizes["neuroid"]), np.nan)
+        site_scores[i] = GroupSummary(result, region_coord).per_site(
+            result["normalized" if score == "normalized" else "r"].transpose("neuroid", "time_bin").values
+            .reshape(1, -1))[0]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for j, region in enumerate(regions):
@@ -140,7 +166,16 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     selection = xr.DataArray(scores, dims=("layer", "region"),
                              coords={"layer": layers, "region": [str(r) for r in regions]},
                              attrs={"score": score, "stimuli": "mapping set"})
-    chosen = {str(region): layers[int(np.nanargmax(scores[:, j]))] for j, region in enumerate(regions)}
+    votes = np.zeros((len(layers), len(regions)), np.int64)
+    scored = np.isfinite(site_scores).any(axis=0)
+    best = np.where(scored, np.argmax(np.where(np.isfinite(site_scores), site_scores, -np.inf), axis=0), -1)
+    for j, region in enumerate(regions):
+        members = (site_regions == str(region)) & scored
+        votes[:, j] = np.bincount(best[members], minlength=len(layers))
+    if rule == "median":
+        chosen = {str(region): layers[int(np.nanargmax(scores[:, j]))] for j, region in enumerate(regions)}
+    else:  # np.argmax takes the first (earlier) layer on a tie
+        chosen = {str(region): layers[int(np.argmax(votes[:, j]))] for j, region in enumerate(regions)}
     evaluation = {}
     for region, layer in chosen.items():
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
@@ -151,5 +186,10 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
                               coords={"layer": layers, "region": [str(r) for r in regions],
                                       "time_bin_start": ("time_bin", bin_starts)},
                               attrs={"score": "median r over the region's sites", "stimuli": "mapping set"})
+    tally = xr.DataArray(votes, dims=("layer", "region"),
+                         coords={"layer": layers, "region": [str(r) for r in regions]},
+                         attrs={"score": f"sites whose best layer (mean {score} over usable bins) it is",
+                                "stimuli": "mapping set"})
     return LayerMapping(selection, chosen, evaluation, score="normalized" if score == "normalized" else "r",
-                        mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids, layer_time=layer_time)
+                        mapping_stimuli=mapping_ids, evaluation_stimuli=evaluation_ids, layer_time=layer_time,
+                        votes=tally, rule=rule)

@@ -26,6 +26,14 @@ class GroupSummary:
         self.usable = (ceiling >= result.attrs.get("min_ceiling", -np.inf) if np.isfinite(ceiling).any()
                        else np.ones(ceiling.shape, bool))
 
+    def per_site(self, values):
+        """``(D, N*T)`` values -> ``(D, N)``: each site's mean over its usable bins (NaN
+        where a site has none)."""
+        cube = values.reshape((values.shape[0],) + self.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.where(self.usable[None], cube, np.nan), axis=2)
+
     def __call__(self, values):
         cube = values.reshape((values.shape[0],) + self.shape)
         labels = pd.unique(self.groups)
