@@ -52,6 +52,45 @@ def _demo(args):
     return _summarise(scores, args.out)
 
 
+def _replicate(args):
+    import time
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from . import replications
+    from .storage import write_json
+
+    names = args.names or list(replications.REPLICATIONS)
+    unknown = [name for name in names if name not in replications.REPLICATIONS]
+    if unknown:
+        raise WorkbenchError(f"unknown replication {unknown[0]!r}; available: {', '.join(replications.REPLICATIONS)}")
+    settings = replications.FULL if args.full else replications.REDUCED
+    cache = Path(args.cache)
+    replications.use_model_cache(cache / "models", progress=not args.no_progress)
+    size = "full" if args.full else "reduced"
+    print(f"replicate: {', '.join(names)} at {size} size ({settings.n_images} images, {settings.epochs} epochs, "
+          f"{settings.n_permutations} permutations, {settings.n_instances} network(s) per Lindsay claim, "
+          f"{settings.n_stimuli}-image recording); models cached in {cache / 'models'}", flush=True)
+    results = {"size": size, "settings": asdict(settings), "replications": {}}
+    for name in names:
+        print(f"[{name}] running ({replications.SOURCES[name]})", flush=True)
+        start = time.perf_counter()
+        findings = replications.run_replication(name, full=args.full)
+        elapsed = time.perf_counter() - start
+        for finding in findings:
+            print(f"  {finding}  CI/details: "
+                  + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in finding.details.items() if not isinstance(v, dict)), flush=True)
+        print(f"[{name}] {elapsed:.0f} s", flush=True)
+        results["replications"][name] = {"seconds": round(elapsed, 1), "source": replications.SOURCES[name],
+                                         "findings": [f.record().to_dict() for f in findings]}
+        if args.out:  # after each replication: an interrupted run keeps what finished
+            write_json(args.out, results)
+    if args.out:
+        print(f"findings: {args.out}")
+    return 0
+
+
 def _report(args):
     from .report.build import build_report
     from .report.config import load_config
@@ -298,6 +337,22 @@ def build_parser():
     demo.add_argument("--no-replications", action="store_true", help="skip the replications")
     _execution_options(demo)
     demo.set_defaults(run=_demo)
+    replicate = commands.add_parser(
+        "replicate", help="re-run the five seed papers' claims (reduced size, or --full)",
+        description="Run the seed papers' replications (workbench.replications: lindsay, spoerer, hartmann, "
+                    "crcn, nayebi) and print each claim with its effect, p-value, details and verdict. "
+                    "--full runs the sizes of replications.FULL (500 images, 8 epochs, 10,000 permutations, "
+                    "4 networks per Lindsay claim; each replication under 10 min on 2 cores once trained). "
+                    "Trained models are kept content-keyed in CACHE/models. Exit code 0 whether or not a "
+                    "claim holds: a claim that fails is a result, not an error.",
+    )
+    replicate.add_argument("names", nargs="*", metavar="NAME", help="replications to run (default: all five)")
+    replicate.add_argument("--full", action="store_true", help="the full sizes (default: the reduced test sizes)")
+    replicate.add_argument("--out", default=None, metavar="FILE.json", help="also write the findings here")
+    replicate.add_argument("--cache", default="workbench-cache", metavar="DIR",
+                           help="trained-model cache (default ./workbench-cache)")
+    _progress_option(replicate)
+    replicate.set_defaults(run=_replicate)
     report = commands.add_parser(
         "report", help="batch report: models x benchmarks from a TOML config",
         description="Run every (model, benchmark) task of FILE.toml (see README, 'Batch report'), "

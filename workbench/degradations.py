@@ -41,6 +41,35 @@ def pixel_noise(stimulus_set, std, seed=0):
     return renamed(stimulus_set, images, f"noise_{std:g}", {"degradation": "noise", "level_value": std})
 
 
+def calibrated_noise_std(accuracy_at, target, high=8.0, iterations=14):
+    """The pixel-noise std at which a classifier's accuracy falls to ``target``.
+
+    Replications set degradation levels by the feedforward accuracy a paper targets (e.g.
+    Lindsay et al. calibrate their level 3 to about 60 % accuracy of the feedforward
+    network) instead of by a fixed std that a small network on small images may barely
+    notice. ``accuracy_at(std)`` must be non-increasing in ``std`` (a fixed noise seed
+    makes it so in practice); bisection over ``[0, high]``, deterministic.
+
+    Returns
+    -------
+    float
+        The std (rounded to 4 decimals) whose accuracy is closest to ``target`` from above.
+    """
+    if not 0 < target < 1:
+        raise WorkbenchError(f"target accuracy must be in (0, 1), got {target}")
+    if accuracy_at(high) > target:
+        raise WorkbenchError(f"accuracy is still {accuracy_at(high):.3f} at noise std {high}; the target "
+                             f"{target} needs a higher upper bound (high=)")
+    low = 0.0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        if accuracy_at(middle) >= target:
+            low = middle
+        else:
+            high = middle
+    return round(low, 4)
+
+
 def low_contrast(stimulus_set, factor):
     """Scale contrast around the mean grey (0) by ``factor`` in (0, 1]."""
     if not 0 < factor <= 1:

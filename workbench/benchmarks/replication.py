@@ -10,8 +10,9 @@ class ReplicationPanel(Panel):
     title = "Replications of the seed papers"
     explanation = ("Each claim of a seed paper re-run on the embedded default at fixed sizes and seeds: the "
                    "measured effect, its p-value and whether the claim held at this scale. Claims that do not "
-                   "hold are reported as such, never tuned.")
-    columns = ("benchmark", "claim", "value", "p_value", "verdict")
+                   "hold are reported as such, never tuned. The source column names the paper each "
+                   "claim comes from.")
+    columns = ("benchmark", "claim", "source", "value", "p_value", "verdict")
 
 
 def _names():
@@ -25,7 +26,7 @@ class Replication(Benchmark):
     """One seed paper's claims, each a score with its effect, p-value and verdict."""
 
     names = _names()
-    version = "1"
+    version = "2"  # 2: the papers' metric definitions, calibrated noise, trained feedforward control
     in_demo = True
     model_free = True
     panel = ReplicationPanel
@@ -36,7 +37,7 @@ class Replication(Benchmark):
         from ..replications import EPOCHS, SEED, SMALL
 
         names = ("lindsay-ff", "lindsay-predictive", "lindsay-feedback", "lindsay-lateral", "bl", "grucnn", "ccnn",
-                 "crcn", "crcn-ff", "convrnn")
+                 "crcn", "crcn-ff", "convrnn", "b")
         return [{"name": f"replication model {name}", "zoo": name, "train": True, "seed": SEED, "epochs": EPOCHS,
                  "config": {} if name.startswith("lindsay") else {"channels": list(SMALL["channels"])}}
                 for name in names]

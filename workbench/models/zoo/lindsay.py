@@ -49,7 +49,8 @@ class LindsayNet(ZooModel):
     Parameters
     ----------
     channels : (int, int)
-        Channels of conv layers 1 and 2 (5x5, 'same'), each followed by 2x2 max-pooling.
+        Channels of conv layers 1 and 2 (5x5, 'same'), each followed by 2x2 max-pooling. The
+        lateral recurrence is a 7x7 convolution, the feedback a 5x5 one (the paper's sizes).
     hidden : int
         Units of the fc layer.
     image_size : int
@@ -78,11 +79,12 @@ class LindsayNet(ZooModel):
             self.conv2 = nn.Conv2d(c1, c2, 5, padding=2)
             self.fc = nn.Linear(c2 * (image_size // 4) ** 2, hidden)
             self.output = nn.Linear(hidden, n_classes)
+            # the paper's kernel sizes: 7x7 lateral, 5x5 feedback
             if recurrence == "lateral":
-                self.lateral = nn.Conv2d(c1, c1, 3, padding=1, bias=False)
+                self.lateral = nn.Conv2d(c1, c1, 7, padding=3, bias=False)
                 nn.init.zeros_(self.lateral.weight)  # added to a trained core: start as the core
             elif recurrence == "feedback":
-                self.feedback = nn.Conv2d(c2, c1, 3, padding=1, bias=False)
+                self.feedback = nn.Conv2d(c2, c1, 5, padding=2, bias=False)
                 nn.init.zeros_(self.feedback.weight)
             elif recurrence == "predictive":
                 self.decode_input = nn.Conv2d(c1, in_channels, 5, padding=2)  # D_0: l1 -> x
