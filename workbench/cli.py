@@ -53,12 +53,9 @@ def _demo(args):
 
 
 def _replicate(args):
-    import time
-    from dataclasses import asdict
     from pathlib import Path
 
     from . import replications
-    from .storage import write_json
 
     names = args.names or list(replications.REPLICATIONS)
     unknown = [name for name in names if name not in replications.REPLICATIONS]
@@ -66,7 +63,20 @@ def _replicate(args):
         raise WorkbenchError(f"unknown replication {unknown[0]!r}; available: {', '.join(replications.REPLICATIONS)}")
     settings = replications.FULL if args.full else replications.REDUCED
     cache = Path(args.cache)
-    replications.use_model_cache(cache / "models", progress=not args.no_progress)
+    previous = replications.use_model_cache(cache / "models", progress=not args.no_progress)
+    try:
+        return _run_replications(args, names, settings, cache)
+    finally:
+        replications.use_model_cache(**previous)
+
+
+def _run_replications(args, names, settings, cache):
+    import time
+    from dataclasses import asdict
+
+    from . import replications
+    from .storage import write_json
+
     size = "full" if args.full else "reduced"
     print(f"replicate: {', '.join(names)} at {size} size ({settings.n_images} images, {settings.epochs} epochs, "
           f"{settings.n_permutations} permutations, {settings.n_instances} network(s) per Lindsay claim, "
@@ -78,7 +88,7 @@ def _replicate(args):
         findings = replications.run_replication(name, full=args.full)
         elapsed = time.perf_counter() - start
         for finding in findings:
-            print(f"  {finding}  CI/details: "
+            print(f"  {finding}  details: "
                   + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in finding.details.items() if not isinstance(v, dict)), flush=True)
         print(f"[{name}] {elapsed:.0f} s", flush=True)

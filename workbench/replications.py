@@ -126,9 +126,12 @@ _MODEL_CACHE = {"directory": None, "progress": False}
 
 def use_model_cache(directory, progress=False):
     """Keep trained models in ``directory`` (content-keyed), shared by processes and runs;
-    ``progress``: show each model's training progress (``workbench replicate``)."""
+    ``progress``: show each model's training progress (``workbench replicate``). Returns the
+    previous setting, which ``use_model_cache(**previous)`` restores."""
+    previous = dict(_MODEL_CACHE)
     _MODEL_CACHE["directory"] = None if directory is None else str(directory)
     _MODEL_CACHE["progress"] = bool(progress)
+    return previous
 
 
 @functools.lru_cache(maxsize=None)

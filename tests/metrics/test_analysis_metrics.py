@@ -185,6 +185,27 @@ def test_gram_based_draws_equal_recomputing_each_draw():
     np.testing.assert_allclose(_weighted_pr(w, a @ a.T), [direct(a, row) for row in w], rtol=1e-10)
 
 
+def test_participation_ratio_across_networks_against_scipy():
+    # 4 "networks": recurrent activity of rank ~3, feedforward isotropic in 12 dimensions;
+    # per-network PRs, their mean difference, s.e.m. and t-test recomputed here
+    rng = np.random.default_rng(11)
+    rec = [rng.standard_normal((60, 3)) @ rng.standard_normal((3, 12)) + 0.1 * rng.standard_normal((60, 12))
+           for _ in range(4)]
+    ff = [rng.standard_normal((60, 12)) for _ in range(4)]
+    got = dimensionality.participation_ratio_across_networks(rec, ff)
+    differences = np.array([dimensionality.participation_ratio(a) - dimensionality.participation_ratio(b)
+                            for a, b in zip(rec, ff)])
+    np.testing.assert_allclose(got["differences"], differences, rtol=1e-12)
+    assert got["value"] == pytest.approx(differences.mean()) and got["value"] < -5
+    assert got["sem"] == pytest.approx(scipy.stats.sem(differences))
+    assert got["p_value"] == pytest.approx(scipy.stats.ttest_1samp(differences, 0).pvalue)
+    assert got["p_exact"] == pytest.approx(2 / 16)  # all 4 negative: 2 of the 16 sign patterns as extreme
+    single = dimensionality.participation_ratio_across_networks(rec[:1], ff[:1])
+    assert single["n_networks"] == 1 and np.isnan(single["sem"]) and np.isnan(single["p_value"])
+    with pytest.raises(MetricError, match="one recurrent and one feedforward"):
+        dimensionality.participation_ratio_across_networks(rec, ff[:2])
+
+
 def test_participation_ratio_ci_and_difference_test():
     rng = np.random.default_rng(6)
     low = rng.standard_normal((120, 2)) @ rng.standard_normal((2, 20)) + 0.2 * rng.standard_normal((120, 20))

@@ -92,3 +92,26 @@ def test_training_and_a_replication_give_the_same_numbers_with_one_and_two_threa
         assert torch.equal(states[0][key], states[1][key]), key
     assert card["threads"] == 2
     assert runs[0] == runs[1]
+
+
+@pytest.mark.slow
+def test_replicate_command_prints_each_claim_and_writes_its_records(tmp_path, capsys):
+    import json
+
+    from workbench.cli import main
+
+    status = main(["replicate", "hartmann", "--out", str(tmp_path / "findings.json"), "--cache", str(tmp_path),
+                   "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.splitlines()[0].startswith("replicate: hartmann at reduced size (300 images, 4 epochs")
+    assert "[hartmann] gruCNN beats cCNN + Bayesian integration" in out
+    saved = json.loads((tmp_path / "findings.json").read_text())
+    assert saved["size"] == "reduced" and saved["settings"]["n_images"] == 300
+    records = saved["replications"]["hartmann"]["findings"]
+    assert [r["claim"] for r in records] == [str(f.claim) for f in findings("hartmann")]
+    assert [r["value"] for r in records] == pytest.approx([f.effect for f in findings("hartmann")])
+    assert all(r["source"].startswith("Hartmann") for r in records)
+    assert 0 <= records[0]["detail_false_rejection_gruCNN"] <= 1
+    assert main(["replicate", "nope"]) == 2
+    assert "unknown replication 'nope'" in capsys.readouterr().err

@@ -60,3 +60,13 @@ def test_bad_arguments(clean):
     with pytest.raises(WorkbenchError, match="contrast factor"):
         deg.low_contrast(clean, 0)
     assert deg.grey_frames(3, (1, 8, 8)).sum() == 0
+
+
+def test_calibrated_noise_std_finds_the_target_accuracy():
+    # a known accuracy curve: accuracy(std) = exp(-std / 2), so 60 % lies at 2 ln(1 / 0.6)
+    std = deg.calibrated_noise_std(lambda value: float(np.exp(-value / 2)), 0.6)
+    assert std == pytest.approx(2 * np.log(1 / 0.6), abs=1e-3)
+    with pytest.raises(WorkbenchError, match="higher upper bound"):
+        deg.calibrated_noise_std(lambda value: 0.9, 0.6)
+    with pytest.raises(WorkbenchError, match="target accuracy"):
+        deg.calibrated_noise_std(lambda value: 0.5, 1.5)
