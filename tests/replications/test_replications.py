@@ -100,18 +100,18 @@ def test_replicate_command_prints_each_claim_and_writes_its_records(tmp_path, ca
 
     from workbench.cli import main
 
-    status = main(["replicate", "hartmann", "--out", str(tmp_path / "findings.json"), "--cache", str(tmp_path),
+    status = main(["replicate", "lindsay", "--out", str(tmp_path / "findings.json"), "--cache", str(tmp_path),
                    "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0
-    assert out.splitlines()[0].startswith("replicate: hartmann at reduced size (300 images, 4 epochs")
-    assert "[hartmann] gruCNN beats cCNN + Bayesian integration" in out
+    assert out.splitlines()[0].startswith("replicate: lindsay at reduced size (300 images, 4 epochs")
+    assert "[lindsay] predictive feedback de-noises out.layer1" in out
     saved = json.loads((tmp_path / "findings.json").read_text())
     assert saved["size"] == "reduced" and saved["settings"]["n_images"] == 300
-    records = saved["replications"]["hartmann"]["findings"]
-    assert [r["claim"] for r in records] == [str(f.claim) for f in findings("hartmann")]
-    assert [r["value"] for r in records] == pytest.approx([f.effect for f in findings("hartmann")])
-    assert all(r["source"].startswith("Hartmann") for r in records)
-    assert 0 <= records[0]["detail_false_rejection_gruCNN"] <= 1
+    records = saved["replications"]["lindsay"]["findings"]
+    assert [r["claim"] for r in records] == [str(f.claim) for f in findings("lindsay")]
+    assert [r["value"] for r in records] == pytest.approx([f.effect for f in findings("lindsay")])
+    assert all(r["source"].startswith("Lindsay") for r in records)
+    assert records[0]["detail_ff_accuracy"] == pytest.approx(0.6, abs=0.01)  # the calibrated noise
     assert main(["replicate", "nope"]) == 2
     assert "unknown replication 'nope'" in capsys.readouterr().err
