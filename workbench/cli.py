@@ -81,11 +81,18 @@ def _run_replications(args, names, settings, cache):
     print(f"replicate: {', '.join(names)} at {size} size ({settings.n_images} images, {settings.epochs} epochs, "
           f"{settings.n_permutations} permutations, {settings.n_instances} network(s) per Lindsay claim, "
           f"{settings.n_stimuli}-image recording); models cached in {cache / 'models'}", flush=True)
-    results = {"size": size, "settings": asdict(settings), "replications": {}}
+    results = {"size": size, "settings": asdict(settings), "replications": {}, "failures": {}}
     for name in names:
         print(f"[{name}] running ({replications.SOURCES[name]})", flush=True)
         start = time.perf_counter()
-        findings = replications.run_replication(name, full=args.full)
+        try:
+            findings = replications.run_replication(name, full=args.full)
+        except WorkbenchError as error:  # one replication's failure does not lose the others
+            print(f"[{name}] FAILED: {error}", file=sys.stderr, flush=True)
+            results["failures"][name] = str(error)
+            if args.out:
+                write_json(args.out, results)
+            continue
         elapsed = time.perf_counter() - start
         for finding in findings:
             print(f"  {finding}  details: "
@@ -98,7 +105,7 @@ def _run_replications(args, names, settings, cache):
             write_json(args.out, results)
     if args.out:
         print(f"findings: {args.out}")
-    return 0
+    return 1 if results["failures"] else 0
 
 
 def _report(args):
@@ -354,7 +361,8 @@ def build_parser():
                     "--full runs the sizes of replications.FULL (500 images, 8 epochs, 10,000 permutations, "
                     "4 networks per Lindsay claim; each replication under 10 min on 2 cores once trained). "
                     "Trained models are kept content-keyed in CACHE/models. Exit code 0 whether or not a "
-                    "claim holds: a claim that fails is a result, not an error.",
+                    "claim holds (a claim that fails is a result, not an error), 1 if a replication could "
+                    "not run (the others still run), 2 for bad arguments.",
     )
     replicate.add_argument("names", nargs="*", metavar="NAME", help="replications to run (default: all five)")
     replicate.add_argument("--full", action="store_true", help="the full sizes (default: the reduced test sizes)")

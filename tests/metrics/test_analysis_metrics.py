@@ -307,6 +307,13 @@ def test_paired_swap_test_prefers_the_informative_readout():
     assert resampling.paired_swap_test(bad, good, d, n_permutations=1000, alternative="two-sided")["p_value"] < 0.01
     with pytest.raises(MetricError, match="alternative"):
         resampling.paired_swap_test(good, bad, d, alternative="one-sided")
+    # a constant readout (every RT censored) has rho 0, and the test still runs
+    censored = np.full(200, 7.0)
+    against = resampling.paired_swap_test(good, censored, d, n_permutations=1000, alternative="two-sided")
+    assert against["rho_b"] == 0.0 and against["difference"] == pytest.approx(against["rho_a"])
+    assert against["p_value"] < 0.01
+    with pytest.raises(MetricError, match="both readouts are constant"):
+        resampling.paired_swap_test(censored, censored, d)
 
 
 def test_paired_swap_test_p_values_match_exact_enumeration():

@@ -148,7 +148,8 @@ def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0,
     Under the null that A and B are exchangeable per item, swapping A_i and B_i leaves the
     distribution unchanged; each draw swaps a random subset of items and re-ranks.
     ``alternative``: ``"greater"`` (rho_A > rho_B, one-sided), ``"less"`` or
-    ``"two-sided"`` (|null| >= |observed|; the swap null is symmetric about 0).
+    ``"two-sided"`` (|null| >= |observed|; the swap null is symmetric about 0). A constant
+    readout has rho 0 (it carries no information about the target).
 
     Returns
     -------
@@ -164,7 +165,16 @@ def paired_swap_test(readout_a, readout_b, target, n_permutations=10000, seed=0,
         raise MetricError(f"readouts must be 1-D with one value per target item, got {a.shape}, {b.shape} "
                           f"and target {np.shape(target)}")
     y = standardized_ranks(target, "target")[:, 0]
-    rho_a, rho_b = (standardized_ranks(v, name)[:, 0] @ y for v, name in ((a, "readout A"), (b, "readout B")))
+    for values, name in ((a, "readout A"), (b, "readout B")):
+        if not np.isfinite(values).all():
+            raise MetricError(f"{name} contain NaN or infinite values; drop or impute them first")
+    # A constant readout (e.g. a network whose entropy never crosses the threshold: every RT
+    # censored) carries no information about the target: its rho is 0, as a constant
+    # prediction scores r = 0 elsewhere; swapped draws mix both readouts and stay defined.
+    ranks_a, ranks_b = unit_ranks(a[:, None], axis=0)[:, 0], unit_ranks(b[:, None], axis=0)[:, 0]
+    if not ranks_a.any() and not ranks_b.any():
+        raise MetricError("both readouts are constant; there is nothing to compare")
+    rho_a, rho_b = ranks_a @ y, ranks_b @ y
     observed = float(rho_a - rho_b)
     sign = -1.0 if alternative == "less" else 1.0
     threshold = abs(observed) if alternative == "two-sided" else sign * observed
