@@ -37,6 +37,7 @@ stimulus_set = "objects"
 [[models]]
 name = "CORnet-S (random init)"
 zoo = "cornet-s"
+config = {{ times = [1, 2, 1] }}  # each area's block repeated as in the release, fewer times: test size
 
 {resnet}
 [[models]]
