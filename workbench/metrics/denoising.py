@@ -73,7 +73,10 @@ def group_codes(da, by):
     missing = [n for n in names if n not in da.coords]
     if missing:
         raise MetricError(f"assembly has no neuroid coord {missing[0]!r} to group by")
-    labels = pd.Series(["|".join(str(da[n].values[i]) for n in names) for i in range(da.sizes["neuroid"])])
+    # one array per coord, then one label per unit (an xarray lookup per unit and coord cost
+    # seconds on a few thousand voxels)
+    columns = [np.asarray(da[n].values).astype(str) for n in names]
+    labels = pd.Series(columns[0] if len(columns) == 1 else ["|".join(parts) for parts in zip(*columns)])
     codes, uniques = pd.factorize(labels)
     return codes, np.asarray(uniques)
 
