@@ -63,14 +63,17 @@ class Settings:
     n_permutations: int = N_PERMUTATIONS
     n_instances: int = 1
     n_stimuli: int = 200  # Nayebi's simulated recording
+    #: Lindsay's lateral and feedback kernel sizes (the paper's 7 and 5 by default)
+    lindsay_kernels: tuple = (7, 5)
 
     @property
     def seeds(self):
         return tuple(range(SEED, SEED + self.n_instances))
 
 
-#: inside ``make test`` (all five in about 2 minutes once the zoo models are trained)
-REDUCED = Settings()
+#: inside ``make test`` (all five in about 2 minutes once the zoo models are trained); 3x3
+#: lateral and feedback kernels there: the paper's sizes double those two models' training
+REDUCED = Settings(lindsay_kernels=(3, 3))
 #: ``workbench replicate --full``: the 500 held-out digits, twice the training, 10,000
 #: permutations, 4 networks per Lindsay claim, a 400-image recording for Nayebi
 FULL = Settings(n_images=500, epochs=8, n_permutations=10000, n_instances=4, n_stimuli=400)
@@ -134,20 +137,32 @@ def use_model_cache(directory, progress=False):
     return previous
 
 
+def model_config(name, settings=None):
+    """The config a replication trains zoo model ``name`` with: channels (8, 16, 32), or for
+    Lindsay's models their defaults with ``settings``' kernel sizes (one config for all of
+    them, so they share one trained core)."""
+    settings = REDUCED if settings is None else settings
+    if name.startswith("lindsay"):
+        lateral, feedback = settings.lindsay_kernels
+        return {"lateral_kernel": lateral, "feedback_kernel": feedback}
+    return dict(SMALL)
+
+
 @functools.lru_cache(maxsize=None)
-def _trained(name, seed, epochs, directory, progress):
+def _trained(name, seed, epochs, directory, progress, kernels):
     from .models.training import train, train_cached
 
-    config = {} if name.startswith("lindsay") else dict(SMALL)
+    config = model_config(name, Settings(lindsay_kernels=kernels))
     if directory is not None:
         return train_cached(name, directory, seed=seed, epochs=epochs, config=config, progress=progress)
     return train(name, seed=seed, epochs=epochs, config=config, progress=progress)
 
 
-def trained(name, seed=SEED, epochs=EPOCHS):
+def trained(name, seed=SEED, epochs=EPOCHS, settings=None):
     """A zoo model trained with its recipe at the replication sizes (cached per process, and
     on disk under :func:`use_model_cache`'s directory when one is set)."""
-    return _trained(name, seed, epochs, _MODEL_CACHE["directory"], _MODEL_CACHE["progress"])
+    kernels = (REDUCED if settings is None else settings).lindsay_kernels
+    return _trained(name, seed, epochs, _MODEL_CACHE["directory"], _MODEL_CACHE["progress"], kernels)
 
 
 @functools.lru_cache(maxsize=2)
@@ -206,7 +221,7 @@ def _lindsay_instance(seed, settings, clean, labels, steps=4):
     the de-noising index on all and on flipped images and the clean + noisy activity."""
     from .degradations import calibrated_noise_std
 
-    core, _ = trained("lindsay-ff", seed, settings.epochs)
+    core, _ = trained("lindsay-ff", seed, settings.epochs, settings)
     std = calibrated_noise_std(
         lambda value: float(_correct(_run(core, pixel_noise(clean, value, seed=SEED).images, 1)[0], labels).mean()),
         NOISE_TARGET_ACCURACY)
@@ -224,7 +239,7 @@ def _lindsay_instance(seed, settings, clean, labels, steps=4):
     clean_ff, noisy_ff = _assembly(clean_states, -1, clean, layers), _assembly(ff_states, -1, noisy, layers)
     out = {"std": std, "ff_accuracy": float(ff_correct.mean()), "layers": layers, "models": {}}
     for name in LINDSAY_RECURRENT:
-        model, _ = trained(name, seed, settings.epochs)
+        model, _ = trained(name, seed, settings.epochs, settings)
         rec_logits, rec_states = run(model, noisy.images)
         _, rec_clean_states = run(model, clean.images)
         flipped = ~ff_correct & _correct(rec_logits, labels)  # recurrence turned an error into a hit

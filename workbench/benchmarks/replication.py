@@ -34,12 +34,13 @@ class Replication(Benchmark):
 
     def required_models(self):
         """Every zoo model the replications train (prepared once, before the tasks)."""
-        from ..replications import EPOCHS, SEED, SMALL
+        from ..replications import EPOCHS, SEED, model_config
 
         names = ("lindsay-ff", "lindsay-predictive", "lindsay-feedback", "lindsay-lateral", "bl", "grucnn", "ccnn",
                  "crcn", "crcn-ff", "convrnn", "b")
         return [{"name": f"replication model {name}", "zoo": name, "train": True, "seed": SEED, "epochs": EPOCHS,
-                 "config": {} if name.startswith("lindsay") else {"channels": list(SMALL["channels"])}}
+                 "config": {key: list(value) if isinstance(value, tuple) else value
+                            for key, value in model_config(name).items()}}
                 for name in names]
 
     def run(self, model_spec=None):

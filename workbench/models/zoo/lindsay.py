@@ -49,8 +49,9 @@ class LindsayNet(ZooModel):
     Parameters
     ----------
     channels : (int, int)
-        Channels of conv layers 1 and 2 (5x5, 'same'), each followed by 2x2 max-pooling. The
-        lateral recurrence is a 7x7 convolution, the feedback a 5x5 one (the paper's sizes).
+        Channels of conv layers 1 and 2 (5x5, 'same'), each followed by 2x2 max-pooling.
+    lateral_kernel, feedback_kernel : int
+        Sizes of the lateral and feedback convolutions (odd; default the paper's 7 and 5).
     hidden : int
         Units of the fc layer.
     image_size : int
@@ -64,27 +65,30 @@ class LindsayNet(ZooModel):
     name = "LindsayNet"
 
     def __init__(self, channels=(8, 16), hidden=64, image_size=32, in_channels=1, n_classes=10,
-                 recurrence=None, beta=0.6, lam=0.3, alpha=0.01, surround_strength=1.0, seed=None):
+                 recurrence=None, beta=0.6, lam=0.3, alpha=0.01, surround_strength=1.0, lateral_kernel=7,
+                 feedback_kernel=5, seed=None):
         if recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
         if image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        if lateral_kernel % 2 == 0 or feedback_kernel % 2 == 0:
+            raise ValueError(f"kernel sizes must be odd ('same' padding), got {lateral_kernel}, {feedback_kernel}")
         super().__init__(channels=list(channels), hidden=hidden, image_size=image_size,
                          in_channels=in_channels, n_classes=n_classes, recurrence=recurrence,
                          beta=beta, lam=lam, alpha=alpha, surround_strength=surround_strength,
-                         seed=seed)
+                         lateral_kernel=lateral_kernel, feedback_kernel=feedback_kernel, seed=seed)
         c1, c2 = channels
         with seeded(seed):
             self.conv1 = nn.Conv2d(in_channels, c1, 5, padding=2)
             self.conv2 = nn.Conv2d(c1, c2, 5, padding=2)
             self.fc = nn.Linear(c2 * (image_size // 4) ** 2, hidden)
             self.output = nn.Linear(hidden, n_classes)
-            # the paper's kernel sizes: 7x7 lateral, 5x5 feedback
+            # the paper's kernel sizes by default: 7x7 lateral, 5x5 feedback
             if recurrence == "lateral":
-                self.lateral = nn.Conv2d(c1, c1, 7, padding=3, bias=False)
+                self.lateral = nn.Conv2d(c1, c1, lateral_kernel, padding=lateral_kernel // 2, bias=False)
                 nn.init.zeros_(self.lateral.weight)  # added to a trained core: start as the core
             elif recurrence == "feedback":
-                self.feedback = nn.Conv2d(c2, c1, 5, padding=2, bias=False)
+                self.feedback = nn.Conv2d(c2, c1, feedback_kernel, padding=feedback_kernel // 2, bias=False)
                 nn.init.zeros_(self.feedback.weight)
             elif recurrence == "predictive":
                 self.decode_input = nn.Conv2d(c1, in_channels, 5, padding=2)  # D_0: l1 -> x
