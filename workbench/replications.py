@@ -137,11 +137,10 @@ def use_model_cache(directory, progress=False):
     return previous
 
 
-def model_config(name, settings=None):
+def model_config(name, settings=REDUCED):
     """The config a replication trains zoo model ``name`` with: channels (8, 16, 32), or for
     Lindsay's models their defaults with ``settings``' kernel sizes (one config for all of
     them, so they share one trained core)."""
-    settings = REDUCED if settings is None else settings
     if name.startswith("lindsay"):
         lateral, feedback = settings.lindsay_kernels
         return {"lateral_kernel": lateral, "feedback_kernel": feedback}
@@ -149,20 +148,19 @@ def model_config(name, settings=None):
 
 
 @functools.lru_cache(maxsize=None)
-def _trained(name, seed, epochs, directory, progress, kernels):
+def _trained(name, seed, epochs, directory, progress, settings):
     from .models.training import train, train_cached
 
-    config = model_config(name, Settings(lindsay_kernels=kernels))
+    config = model_config(name, settings)
     if directory is not None:
         return train_cached(name, directory, seed=seed, epochs=epochs, config=config, progress=progress)
     return train(name, seed=seed, epochs=epochs, config=config, progress=progress)
 
 
-def trained(name, seed=SEED, epochs=EPOCHS, settings=None):
+def trained(name, seed=SEED, epochs=EPOCHS, settings=REDUCED):
     """A zoo model trained with its recipe at the replication sizes (cached per process, and
     on disk under :func:`use_model_cache`'s directory when one is set)."""
-    kernels = (REDUCED if settings is None else settings).lindsay_kernels
-    return _trained(name, seed, epochs, _MODEL_CACHE["directory"], _MODEL_CACHE["progress"], kernels)
+    return _trained(name, seed, epochs, _MODEL_CACHE["directory"], _MODEL_CACHE["progress"], settings)
 
 
 @functools.lru_cache(maxsize=2)
@@ -233,7 +231,7 @@ def _lindsay_instance(seed, settings, clean, labels, steps=4):
         return logits, states
 
     layers = list(core.default_layers)[:2] + ["logits"]
-    clean_logits, clean_states = run(core, clean.images)
+    _, clean_states = run(core, clean.images)
     ff_logits, ff_states = run(core, noisy.images)
     ff_correct = _correct(ff_logits, labels)
     clean_ff, noisy_ff = _assembly(clean_states, -1, clean, layers), _assembly(ff_states, -1, noisy, layers)
@@ -245,7 +243,7 @@ def _lindsay_instance(seed, settings, clean, labels, steps=4):
         flipped = ~ff_correct & _correct(rec_logits, labels)  # recurrence turned an error into a hit
         index = denoising.denoising_index(clean_ff, _assembly(rec_states, -1, noisy, layers), noisy_ff, by="layer")
         out["models"][name] = {
-            "index": index, "flipped": flipped, "rec_accuracy": float(_correct(rec_logits, labels).mean()),
+            "index": index, "flipped": flipped,
             "pr_recurrent": np.concatenate([rec_clean_states[layers[0]][:, -1], rec_states[layers[0]][:, -1]]),
             "pr_feedforward": np.concatenate([clean_states[layers[0]][:, -1], ff_states[layers[0]][:, -1]])}
     return out
@@ -275,9 +273,7 @@ def _denoising_on_flipped(instances, name, layer, settings, alternative):
     if len(values) < MIN_FLIPPED:
         return {"value": float(values.mean()) if len(values) else float("nan"), "p_value": float("nan"),
                 "n_flipped": n_flipped}
-    import xarray as _xr
-
-    index = _xr.DataArray(values[:, None], dims=("pair", "group"), coords={"group": [layer]})
+    index = xr.DataArray(values[:, None], dims=("pair", "group"), coords={"group": [layer]})
     record = denoising.denoising_test(index, n_permutations=settings.n_permutations, seed=SEED,
                                       alternative=alternative)[0]
     return {"value": record["value"], "p_value": record["p_value"], "n_flipped": n_flipped,
