@@ -165,7 +165,7 @@ def test_layer_to_region_map_on_held_out_stimuli():
     with pytest.raises(MetricError, match="unknown layer"):
         map_layers_to_regions(features, trials, layers=["fc9"])
     # Nayebi's unit-wise majority: every site votes for its best layer on the mapping set;
-    # the tally against a direct per-layer computation of each site's mean normalized score
+    # the tally against a direct per-layer computation of each site's pooled normalized score
     majority = map_layers_to_regions(features, trials, n_splits=3, seed=1, rule="unit_majority")
     assert majority.layer_for_region == {"V4": "conv1", "IT": "conv2"} and majority.rule == "unit_majority"
     per_layer = []
@@ -174,7 +174,8 @@ def test_layer_to_region_map_on_held_out_stimuli():
                                                majority.mapping_stimuli),
                                 select_stimuli(trials, majority.mapping_stimuli), n_splits=3, seed=1)
         usable = result["ceiling"].values >= result.attrs["min_ceiling"]
-        per_layer.append(np.nanmean(np.where(usable, result["normalized"].values, np.nan), axis=1))
+        r, ceiling = result["r"].values, result["ceiling"].values
+        per_layer.append(np.where(usable, np.sign(r) * r**2, 0).sum(1) / np.where(usable, ceiling, 0).sum(1))
     best = np.argmax(per_layer, axis=0)
     regions = trials.region.values
     for j, region in enumerate(["V4", "IT"]):

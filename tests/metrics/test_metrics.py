@@ -121,6 +121,31 @@ def test_shared_time_encoding_recovers_planted_map():
     assert [r["group"] for r in record] == ["V4", "IT"] and all(r["n"] for r in record)
 
 
+def test_a_sites_normalized_score_pools_its_usable_bins():
+    """Hand example: site 0 has bins (r, ceiling) = (0.5, 0.5), (-0.2, 0.2), (0.9, 0.05 < min
+    0.1, unusable); site 1 has no usable bin. Pooled: (0.25 - 0.04) / (0.5 + 0.2) = 0.3 (the
+    mean of the per-bin ratios would be (0.5 - 0.2) / 2 = 0.15)."""
+    from workbench.stats.groups import GroupSummary
+
+    result = xr.Dataset({"ceiling": (("neuroid", "time_bin"), [[0.5, 0.2, 0.05], [0.01, 0.02, 0.0]])},
+                        coords={"region": ("neuroid", ["IT", "IT"])}, attrs={"min_ceiling": 0.1})
+    summary = GroupSummary(result)
+    r = np.array([[0.5, -0.2, 0.9, 0.3, 0.3, 0.3]])
+    np.testing.assert_allclose(summary.site_normalized(r, result["ceiling"].values), [[0.3, np.nan]])
+    assert summary.normalized(r, result["ceiling"].values)["IT"] == pytest.approx([0.3])
+
+
+def test_summarize_reports_the_median_of_the_sites_pooled_normalized_scores():
+    features, trials = _planted(noise_sd=3.0)
+    result = shared_time_encoding(features, trials)
+    r, ceiling = result["r"].values, result["ceiling"].values
+    usable = ceiling >= result.attrs["min_ceiling"]
+    pooled = np.where(usable, np.sign(r) * r**2, 0).sum(1) / np.where(usable, ceiling, 0).sum(1)
+    regions = result["region"].values
+    for record in summarize(result, by="region"):
+        assert record["normalized"] == pytest.approx(np.median(pooled[regions == record["group"]]), abs=1e-12)
+
+
 def test_shared_time_encoding_is_deterministic():
     features, trials = _planted(noise_sd=1.0)
     first = shared_time_encoding(features, trials, seed=4)

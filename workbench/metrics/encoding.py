@@ -20,7 +20,8 @@ Conventions (also written into every result's attrs):
   (:func:`workbench.metrics.ceiling.split_half_ceiling`);
 - ``normalized``: ceiling-normalised explained variance ``sign(r) * r**2 / ceiling``
   (1 = as good as the data's reliability allows; anti-correlated predictions count as
-  negative), NaN where ``ceiling < min_ceiling``;
+  negative), NaN where ``ceiling < min_ceiling``; a site's summary pools its usable bins
+  (``sum sign(r) r**2 / sum ceiling``, :func:`summarize`);
 - ``temporal_r``: per held-out image and site, Pearson r across time bins between the
   prediction and the response (Nayebi et al. Fig. S1b); NaN with fewer than 3 bins.
 """
@@ -325,7 +326,10 @@ def summarize(result, by="region"):
 
     For each group of neuroids (``by`` coord, or all), ``value`` is the median over
     neuroids of the mean ``r`` over usable time bins (ceiling >= min_ceiling, or all bins
-    when there is no ceiling); ``ceiling`` and ``normalized`` likewise;
+    when there is no ceiling); ``ceiling`` likewise; ``normalized`` is the median over
+    neuroids of ``sum sign(r) r**2 / sum ceiling`` over the usable bins (each site's share
+    of its explainable variance, pooled over time:
+    :meth:`workbench.stats.groups.GroupSummary.site_normalized`, which says why);
     ``value_fold_std`` is the spread of ``value`` over the outer folds.
 
     Returns
@@ -341,7 +345,8 @@ def summarize(result, by="region"):
     def rows(name):
         return result[name].values.reshape(-1, n_cells)
 
-    per_group = {name: summary(rows(name)) for name in ("r", "ceiling", "normalized")}
+    per_group = {name: summary(rows(name)) for name in ("r", "ceiling")}
+    per_group["normalized"] = summary.normalized(rows("r"), rows("ceiling"))
     per_fold = summary(rows("r_fold")) if "r_fold" in result else None
     records = []
     for group in per_group["r"]:

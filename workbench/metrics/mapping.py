@@ -153,9 +153,10 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
             over_time = np.full((len(layers), len(regions), result.sizes["time_bin"]), np.nan)
             bin_starts = result.coords["time_bin_start"].values
             site_scores = np.full((len(layers), result.sizes["neuroid"]), np.nan)
-        site_scores[i] = GroupSummary(result, region_coord).per_site(
-            result["normalized" if score == "normalized" else "r"].transpose("neuroid", "time_bin").values
-            .reshape(1, -1))[0]
+        cells = GroupSummary(result, region_coord)
+        r_cells = result["r"].transpose("neuroid", "time_bin").values.reshape(1, -1)
+        site_scores[i] = (cells.site_normalized(r_cells, result["ceiling"].transpose("neuroid", "time_bin").values)
+                          if score == "normalized" else cells.per_site(r_cells))[0]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for j, region in enumerate(regions):

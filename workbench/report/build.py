@@ -76,7 +76,8 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     simulated = any(r["simulated"] for r in records) or all(b.simulated for b in benchmarks)
     scores = {"title": config.settings["title"], "simulated": simulated, "workbench": __version__,
               "settings": config.settings, "scores": records, "failures": failures,
-              "normalization": "normalized = sign(r) r^2 / ceiling (split-half Spearman-Brown ceiling)"}
+              "normalization": "normalized = sum sign(r) r^2 / sum ceiling over a site's reliable bins, "
+                                "median over sites (split-half Spearman-Brown ceiling)"}
     sections = report_sections(benchmarks, results)
     provenance = {"versions": _versions(), "config": config.as_dict(), "seed": config.settings["seed"],
                   "inputs": _checksums([r.get("data") for r in records if r.get("data")], cache_dir),

@@ -38,8 +38,9 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
     """Percentile bootstrap CIs (over stimuli) of each group's encoding summary.
 
     The summary is the group's median over neuroids of the mean over usable time bins of
-    the fold-pooled r (predictions and responses z-scored within each outer fold), and of
-    the normalised score ``sign(r) r**2 / ceiling`` (ceiling held fixed).
+    the fold-pooled r (predictions and responses z-scored within each outer fold), and the
+    normalised score as :func:`workbench.metrics.summarize` pools it (``sum sign(r) r**2 /
+    sum ceiling`` over a site's usable bins; ceiling held fixed).
 
     Returns
     -------
@@ -59,10 +60,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
     summary = GroupSummary(result, by)
 
     def summaries(r):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            normalized = np.where(ceiling >= result.attrs.get("min_ceiling", -np.inf),
-                                  np.sign(r) * r**2 / ceiling, np.nan)
-        return {"value": summary(r), "normalized": summary(normalized)}
+        return {"value": summary(r), "normalized": summary.normalized(r, ceiling)}
 
     point = summaries(weighted_pearson(np.ones((1, n_stimuli)), stacked, n_stimuli))
     draws = {"value": {g: [] for g in point["value"]}, "normalized": {g: [] for g in point["value"]}}

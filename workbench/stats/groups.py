@@ -15,7 +15,9 @@ class GroupSummary:
 
     Per group of sites (``by`` coord, else one group "all"): the median over its sites of
     the mean over usable time bins (ceiling >= ``min_ceiling``, or every bin when the
-    result has no ceiling). Calling it on ``(D, N*T)`` values gives ``{group: (D,)}``.
+    result has no ceiling). Calling it on ``(D, N*T)`` values gives ``{group: (D,)}``;
+    :meth:`normalized` summarises the ceiling-normalised score, pooled over each site's
+    usable bins.
     """
 
     def __init__(self, result, by="region"):
@@ -33,6 +35,33 @@ class GroupSummary:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmean(np.where(self.usable[None], cube, np.nan), axis=2)
+
+    def site_normalized(self, r, ceiling):
+        """``(D, N*T)`` r and ``(N*T,)`` or ``(D, N*T)`` ceilings -> ``(D, N)``: each site's
+        explained share of its explainable variance, pooled over its usable bins,
+        ``sum_t sign(r) r^2 / sum_t ceiling`` (NaN where a site has no usable bin).
+
+        Why pooled, not the mean of per-bin ratios: a bin whose ceiling estimate lies just
+        above ``min_ceiling`` divides a noisy r^2 by a noisy small number, and bins enter the
+        usable set because their ceiling was over-estimated, so the mean of ratios
+        under-scores even the true rates (0.84-0.88 for a simulated recording's own rates
+        on 100 images, against 0.94-0.98 pooled); pooling weights each bin by its
+        explainable variance.
+        """
+        r = np.asarray(r, dtype=np.float64).reshape((-1,) + self.shape)
+        ceiling = np.broadcast_to(np.asarray(ceiling, dtype=np.float64).reshape((-1,) + self.shape), r.shape)
+        usable = self.usable[None] & np.isfinite(ceiling)
+        explained = np.where(usable & np.isfinite(r), np.sign(r) * r**2, 0.0).sum(axis=2)
+        explainable = np.where(usable, ceiling, 0.0).sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(usable.any(axis=2) & (explainable > 0), explained / explainable, np.nan)
+
+    def normalized(self, r, ceiling):
+        """``{group: (D,)}``: the median over the group's sites of :meth:`site_normalized`."""
+        per_site = self.site_normalized(r, ceiling)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a group with no usable site
+            return {group: np.nanmedian(per_site[:, self.groups == group], axis=1) for group in pd.unique(self.groups)}
 
     def __call__(self, values):
         cube = values.reshape((values.shape[0],) + self.shape)
