@@ -239,7 +239,7 @@ NOTEBOOKS = {
         "region on half of the images (one ridge map shared by all 10 ms bins); the best layer per region is "
         "then scored on the other half. `r` is the median over sites of the Pearson correlation across "
         "held-out images; the ceiling is the data's split-half reliability (on the r^2 scale) and "
-        "`normalized` = r^2 / ceiling.",
+        "`normalized` = r^2 / ceiling (per site, summed over its reliable bins before dividing).",
         "results = {}\nfor name, features in (('mine', my_features), ('CORnet-S', cornet_features)):\n"
         "    mapping = map_layers_to_regions(features, trials, seed=0)\n    results[name] = mapping\n"
         "    print(name, 'chooses', mapping.layer_for_region)\n    display(summarize(mapping.evaluation['V4'], "

@@ -1,10 +1,12 @@
 """The macaque benchmark's positive control: on the simulated recording (the demo's size,
-200 digits), the simulator's generating network, scored as any model is, ranks first on
-each region, is mapped to the layers that drive them (V4: layers.1, IT: layers.2), and its
-feedforward competitor loses after image offset, when only recurrent states carry the
-image. Thresholds were set from the first measurement (normalized 0.785 V4 / 0.857 IT for
-the generating network; its random-init twin 0.648 / 0.497, the feedforward B 0.368 /
-0.314) with room for platform rounding."""
+200 digits), the simulator's generating network, scored as any model is, reaches 0.9 of the
+ceiling and ranks first on each region, is mapped to the layers that drive them (V4:
+layers.1, IT: layers.2), and its feedforward competitor loses after image offset, when only
+recurrent states carry the image. Measured (benchmark version 5): normalized 0.902 V4 /
+0.926 IT for the generating network, its random-init twin 0.794 / 0.584, the feedforward B
+0.530 / 0.333. (Version 4 gave the generating network 0.785 / 0.857: a 256-component
+projection, the mean of per-bin ratios, and sites at the knee of their rate function each
+cost it part of the ceiling; see the benchmark's and the simulator's docstrings.)"""
 
 import numpy as np
 import pytest
@@ -34,7 +36,7 @@ def test_the_generating_network_ranks_first_on_its_true_layer(runs, region, laye
     scores = {name: run[0][0] for name, run in runs[region].items()}
     generating = scores["generating"]
     assert generating["layer"] == layer
-    assert generating["normalized"] >= 0.75, generating["normalized"]
+    assert generating["normalized"] >= 0.9, generating["normalized"]
     assert generating["p_value"] < 0.01
     for name in ("random twin", "feedforward"):
         assert generating["normalized"] > scores[name]["normalized"] + 0.05, (name, scores)

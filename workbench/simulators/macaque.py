@@ -15,10 +15,15 @@ first and map V4 and IT to its true layers.
 Each site of a region reads a random linear combination of one layer's units; its firing
 rate per 10 ms bin is
 
-.. math:: \\lambda = b + g\\,\\mathrm{softplus}(z_{t - \\ell}),
+.. math:: \\lambda = b + g\\,\\mathrm{softplus}(z_{t - \\ell} + c),
 
 with ``z`` the site's standardised drive, ``\\ell`` the region's latency, ``b`` the
-baseline and ``g`` a per-site gain (log-uniform, so sites span a range of reliabilities).
+baseline, ``g`` a per-site gain (log-uniform, so sites span a range of reliabilities) and
+``c`` = :data:`DRIVE_OFFSET` the operating point on the rate function. With ``c = 1`` sites
+fire above threshold for most images, where softplus is nearly linear: a linear readout of a
+Gaussian drive explains 97 % of the rate variance (92 % at ``c = 0``). The benchmarks map
+models to sites linearly, so the planted truth then lies almost inside their model class,
+which is what lets the generating network reach the ceiling (the positive control).
 Spike counts are Poisson(λ) per trial and bin. Before the latency the network is at rest
 (state zero), so early bins carry no stimulus information (true reliability 0).
 
@@ -48,6 +53,8 @@ from workbench.models import PresentationProtocol, extract
 DEFAULT_REGIONS = (("V4", "layers.1", 50.0), ("IT", "layers.2", 70.0))
 # Sites read mixtures of this many leading principal components of their layer (_region_drives).
 POPULATION_RANK = 16
+# Where a site's standardised drive sits on its softplus rate function (module docstring).
+DRIVE_OFFSET = 1.0
 # The generating network as a model spec (workbench.models.ModelSpec): the zoo's gruCNN trained
 # with its recipe. ``seed`` is set from ``brain_seed``.
 DEFAULT_BRAIN = {"name": "generating network", "zoo": "grucnn", "train": True, "epochs": 4,
@@ -123,7 +130,7 @@ def build_brain(brain, cache_dir=None):
 def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
                      brain_seed=0, time_window=(-100, 300), bin_ms=10, regions=DEFAULT_REGIONS,
                      baseline=0.1, gain_range=(0.2, 2.0), brain=None, progress=False, stimuli="digits",
-                     image_size=None, model_cache=None):
+                     image_size=None, model_cache=None, drive_offset=DRIVE_OFFSET):
     """Simulate a trial-level macaque recording and write it as BrainIO netCDF.
 
     Parameters
@@ -162,6 +169,9 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         scikit-learn's digits, or the HvM-style rendered objects
         (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds); the hidden
         network sees them at its input size, greyscale, a model at its own declared input.
+    drive_offset : float
+        ``c`` in the rate equation (module docstring): 0 puts the mean drive at the
+        softplus knee, larger values make the rates more linear in the drive.
     model_cache : path, optional
         Where the trained brain is kept (a report's ``cache/models``: the same entry as the
         generating network scored as a model); default: trained once per process.
@@ -208,7 +218,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
             z_rest[None, :, None],
         )
         gain = np.exp(rng_gains.uniform(*np.log(gain_range), size=sites_per_region))
-        rates.append(baseline + gain[None, :, None] * np.logaddexp(0.0, z_bins))
+        rates.append(baseline + gain[None, :, None] * np.logaddexp(0.0, z_bins + drive_offset))
         window.append(np.tile(
             (bin_start >= latency) & (bin_start < latency + protocol.image_steps * bin_ms),
             (sites_per_region, 1),
