@@ -184,6 +184,17 @@ def test_layer_to_region_map_on_held_out_stimuli():
     assert majority.votes.sel(region="V4", layer="conv1") == 2
     with pytest.raises(MetricError, match="rule"):
         map_layers_to_regions(features, trials, rule="best")
+    # chosen on a sketch (3 of each layer's 6 units), scored from the full assembly
+    sketch = features.isel(neuroid=[0, 1, 2, 6, 7, 8])
+    sketched = map_layers_to_regions(sketch, trials, n_splits=3, seed=1, evaluation_features=features)
+    assert sketched.layer_for_region == {"V4": "conv1", "IT": "conv2"}
+    it_sites = trials.isel(neuroid=np.flatnonzero(trials.region.values == "IT"))
+    direct = encoding_score(select_stimuli(features.isel(neuroid=slice(6, 12)), sketched.evaluation_stimuli),
+                            select_stimuli(it_sites, sketched.evaluation_stimuli), n_splits=3, seed=1)
+    np.testing.assert_allclose(sketched.evaluation["IT"]["r"].values, direct["r"].values, atol=1e-12)
+    assert sketched.evaluation["IT"].sizes == direct.sizes
+    with pytest.raises(MetricError, match="lacks layer"):
+        map_layers_to_regions(features, trials, evaluation_features=sketch.isel(neuroid=[0, 1, 2]))
     # an averaged recording with a streamed ceiling: the same choice, on the normalised score
     from workbench.assembly import average_repetitions
     from workbench.metrics.ceiling import variance_components_ceiling

@@ -92,7 +92,7 @@ RULES = ("median", "unit_majority")
 
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
                           estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half",
-                          rule="median"):
+                          rule="median", evaluation_features=None):
     """Choose a layer per region on mapping stimuli; score it on held-out stimuli.
 
     Parameters
@@ -111,6 +111,10 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         the normalised score).
     rule : {"median", "unit_majority"}
         How a region's layer is chosen (module docstring).
+    evaluation_features : xarray.DataArray, optional
+        The assembly the chosen layer is scored from on the evaluation stimuli (default
+        ``features``): e.g. a richer reduction of the same layers than the sketch the
+        layers are chosen on, when fitting every candidate at full width costs too much.
 
     Returns
     -------
@@ -139,6 +143,16 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     regions = list(pd.unique(recording.coords[region_coord].values))
     by_layer = {layer: features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
                 for layer in layers}
+    scored_from = by_layer
+    if evaluation_features is not None:
+        validate(evaluation_features)
+        if "layer" not in evaluation_features.coords:
+            raise MetricError("evaluation_features has no 'layer' neuroid coord")
+        missing = sorted(set(layers) - set(evaluation_features.coords["layer"].values))
+        if missing:
+            raise MetricError(f"evaluation_features lacks layer(s) {missing} of the candidates")
+        scored_from = {layer: evaluation_features.isel(
+            neuroid=np.flatnonzero(evaluation_features.coords["layer"].values == layer)) for layer in layers}
     scores = np.full((len(layers), len(regions)), np.nan)
     score = "normalized" if has_repetitions(recording) or isinstance(ceiling, xr.DataArray) else "value"
     mapping_recording = select_stimuli(recording, mapping_ids)
@@ -181,7 +195,7 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     for region, layer in chosen.items():
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
         evaluation[region] = encoding_score(
-            select_stimuli(by_layer[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
+            select_stimuli(scored_from[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
             estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
                               coords={"layer": layers, "region": [str(r) for r in regions],
