@@ -174,6 +174,13 @@ class PCA(Reduction):
     The fit holds ``n_fit * steps * features`` floats of one layer at a time; pool first
     (or lower ``n_fit``) for very wide layers. Components are sign-fixed (largest
     absolute loading positive), so the same data give the same features.
+
+    Components are not whitened, but an estimator that standardises each feature
+    (:class:`~workbench.metrics.RidgeCV`'s default) whitens them, and its penalty then no
+    longer shrinks the low-variance components more than the leading ones: on a simulated
+    recording, ``PCA(256)`` with the standardising ridge kept 0.58 of V4's ceiling against
+    0.84 for a 256-component :class:`SparseRandomProjection`. Pair it with
+    ``RidgeCV(standardize=False)``.
     """
 
     needs_fit = True
