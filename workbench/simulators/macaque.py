@@ -246,6 +246,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         n_stimuli=n_stimuli, sites_per_region=list(counts), n_repetitions=n_repetitions,
         seed=seed, brain_seed=brain_seed, time_window=list(time_window), bin_ms=bin_ms,
         regions=[list(r) for r in regions], baseline=baseline, gain_range=list(gain_range),
+        drive_offset=float(drive_offset),
         brain=json.dumps(brain, sort_keys=True), stimuli=stimuli.attrs["embedded"]["name"],
     )
     trials = xr.DataArray(
