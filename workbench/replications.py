@@ -313,10 +313,8 @@ def lindsay(settings=REDUCED):
     recurrent = [i["models"]["lindsay-predictive"]["pr_recurrent"] for i in instances]
     feedforward = [i["models"]["lindsay-predictive"]["pr_feedforward"] for i in instances]
     if len(instances) >= 2:
-        across = dimensionality.participation_ratio_across_networks(recurrent, feedforward)
-        # one-sided in the claim's direction from the two-sided t-test
-        p_value = across["p_value"] / 2 if across["value"] < 0 else 1 - across["p_value"] / 2
-        pr = {"value": across["value"], "p_value": p_value, "sem": across["sem"],
+        across = dimensionality.participation_ratio_across_networks(recurrent, feedforward, alternative="less")
+        pr = {"value": across["value"], "p_value": across["p_value"], "sem": across["sem"],
               "pr_recurrent": float(np.mean(across["pr_recurrent"])),
               "pr_feedforward": float(np.mean(across["pr_feedforward"]))}
     else:

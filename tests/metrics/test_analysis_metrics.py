@@ -200,6 +200,12 @@ def test_participation_ratio_across_networks_against_scipy():
     assert got["sem"] == pytest.approx(scipy.stats.sem(differences))
     assert got["p_value"] == pytest.approx(scipy.stats.ttest_1samp(differences, 0).pvalue)
     assert got["p_exact"] == pytest.approx(2 / 16)  # all 4 negative: 2 of the 16 sign patterns as extreme
+    for alternative, exact in (("less", 1 / 16), ("greater", 1.0)):  # one tail of the same 16 patterns
+        one = dimensionality.participation_ratio_across_networks(rec, ff, alternative=alternative)
+        assert one["p_value"] == pytest.approx(scipy.stats.ttest_1samp(differences, 0, alternative=alternative).pvalue)
+        assert one["p_exact"] == pytest.approx(exact) and one["alternative"] == alternative
+    with pytest.raises(MetricError, match="alternative"):
+        dimensionality.participation_ratio_across_networks(rec, ff, alternative="lower")
     single = dimensionality.participation_ratio_across_networks(rec[:1], ff[:1])
     assert single["n_networks"] == 1 and np.isnan(single["sem"]) and np.isnan(single["p_value"])
     with pytest.raises(MetricError, match="one recurrent and one feedforward"):

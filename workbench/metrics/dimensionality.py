@@ -181,7 +181,7 @@ def participation_ratio_difference_test(activity_a, activity_b, n_permutations=2
             "null_n": total, "seed": seed, "alternative": alternative}
 
 
-def participation_ratio_across_networks(recurrent, feedforward):
+def participation_ratio_across_networks(recurrent, feedforward, alternative="two-sided"):
     """PR(recurrent) - PR(feedforward) per network instance, with inference across instances.
 
     Lindsay et al. compute the participation ratio of a layer's responses to clean and
@@ -189,20 +189,24 @@ def participation_ratio_across_networks(recurrent, feedforward):
     standard error (the network instance, not the image, is the unit of replication). Pass
     one activity matrix ``(n_images, n_units)`` per instance for each condition, in the
     same order (instance ``i``'s recurrent network and its own feedforward core).
+    ``alternative`` (``"two-sided"``, ``"less"``: recurrent PR lower, ``"greater"``) applies
+    to both p-values.
 
     Returns
     -------
     dict
         ``value`` (mean difference), ``sem`` (standard error over instances, ddof 1),
         ``differences`` (per instance), ``pr_recurrent``/``pr_feedforward`` (per instance),
-        ``n_networks``, ``p_value`` (two-sided one-sample t-test of the differences, NaN
-        with fewer than 2 networks) and ``p_exact`` (two-sided exact sign-flip test over
-        all 2^n sign patterns, n <= 16).
+        ``n_networks``, ``alternative``, ``p_value`` (one-sample t-test of the differences,
+        NaN with fewer than 2 networks) and ``p_exact`` (exact sign-flip test over all 2^n
+        sign patterns, n <= 16).
     """
     import itertools
 
     import scipy.stats
 
+    if alternative not in ("two-sided", "less", "greater"):
+        raise MetricError(f"alternative must be 'two-sided', 'less' or 'greater', got {alternative!r}")
     if len(recurrent) != len(feedforward) or not recurrent:
         raise MetricError(f"need one recurrent and one feedforward activity per network, got {len(recurrent)} "
                           f"and {len(feedforward)}")
@@ -212,17 +216,20 @@ def participation_ratio_across_networks(recurrent, feedforward):
     n = len(differences)
     if n >= 2:
         sem = float(differences.std(ddof=1) / np.sqrt(n))
-        p_t = float(scipy.stats.ttest_1samp(differences, 0.0).pvalue) if sem > 0 else float("nan")
+        p_t = (float(scipy.stats.ttest_1samp(differences, 0.0, alternative=alternative).pvalue) if sem > 0
+               else float("nan"))
     else:
         sem, p_t = float("nan"), float("nan")
     p_exact = float("nan")
     if 2 <= n <= 16:
-        observed = abs(differences.mean())
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        p_exact = float(np.mean(np.abs(signs @ differences / n) >= observed - 1e-12))
+        observed = differences.mean()
+        means = np.array(list(itertools.product((1.0, -1.0), repeat=n))) @ differences / n
+        extreme = {"two-sided": np.abs(means) >= abs(observed) - 1e-12, "less": means <= observed + 1e-12,
+                   "greater": means >= observed - 1e-12}[alternative]
+        p_exact = float(np.mean(extreme))
     return {"value": float(differences.mean()), "sem": sem, "differences": differences.tolist(),
             "pr_recurrent": pr_rec.tolist(), "pr_feedforward": pr_ff.tolist(), "n_networks": n,
-            "p_value": p_t, "p_exact": p_exact}
+            "alternative": alternative, "p_value": p_t, "p_exact": p_exact}
 
 
 def _thin_svd(x):
