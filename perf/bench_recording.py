@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.models.memory import high_water_bytes, reset_high_water
-from workbench.benchmarks.macaque import PROJECTION, SKETCH
+from workbench.benchmarks.macaque import PROJECTION, SKETCH, sketch
 
 
 class Stages:
@@ -199,8 +199,7 @@ def main():
     stages = Stages()
     averaged, ceiling, n_trials = stages.run("load", load, path, args.n_stimuli)
     features, model_input = stages.run("extract", extract_features, args, path, averaged, workdir)
-    sketch = features.isel(neuroid=np.flatnonzero(features.component.values < SKETCH))
-    mapping = stages.run("mapping", map_layers_to_regions, sketch, averaged, seed=0, ceiling=ceiling)
+    mapping = stages.run("mapping", map_layers_to_regions, sketch(features), averaged, seed=0, ceiling=ceiling)
 
     def encode():
         results = {}

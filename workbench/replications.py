@@ -218,8 +218,6 @@ def _correct(logits, labels):
 def _lindsay_instance(seed, settings, clean, labels, steps=4):
     """One network instance: its core, the noise calibrated on it, and per recurrent model
     the de-noising index on all and on flipped images and the clean + noisy activity."""
-    from .degradations import calibrated_noise_std
-
     core, _ = trained("lindsay-ff", seed, settings.epochs, settings)
     std = calibrated_noise_std(
         lambda value: float(_correct(_run(core, pixel_noise(clean, value, seed=SEED).images, 1)[0], labels).mean()),
@@ -394,7 +392,7 @@ class BinaryReadout:
     """Spoerer et al.'s extra binary readout (paraphrased: a separate two-way readout on the
     trained network, its evidence accumulated over time steps): a logistic regression on the
     last layer's channel means (the network's own readout pools the same way), fitted on
-    clean training images at every step with the network frozen."""
+    the given training images at every step with the network frozen."""
 
     def __init__(self, network, steps):
         self.network, self.steps = network, steps
@@ -463,14 +461,14 @@ def spoerer(settings=REDUCED, workdir=None):
         return records, paired
 
     train_images, train_labels, clean, noise, u, metadata, planted = face_stimuli()
-    readouts = {label: BinaryReadout(network, steps).fit(train_images, train_labels) for label, network in networks}
+    clean_readout = BinaryReadout(model, steps).fit(train_images, train_labels)
 
     def accuracy_at(std):  # the trained readout's final-step accuracy, every test image at this std
-        p = readouts["trained"].probabilities((clean + std * noise).astype(np.float32))[:, -1, 1]
+        p = clean_readout.probabilities((clean + std * noise).astype(np.float32))[:, -1, 1]
         return float(((p > 0.5) == metadata["label"].to_numpy()).mean())
 
-    # the noise range spans what the trained readout can tell apart: at its top the readout is
-    # at 60 % (as Lindsay's level 3), so entropy has room to track it
+    # the noise range spans what the trained readout (fitted on clean images) can tell apart:
+    # at its top the readout is at 60 % (as Lindsay's level 3), so entropy has room to track it
     std_max = calibrated_noise_std(accuracy_at, 0.6, high=64.0)
     faces = (clean + (u * std_max)[:, None, None, None] * noise).astype(np.float32)
     # refit on training images across the same noise range, so the readout's confidence is

@@ -97,7 +97,7 @@ class EncodingPanel(Panel):
                  records, list(self.columns))] if records else []
 
 
-def _sketch(features, n_components=SKETCH):
+def sketch(features, n_components=SKETCH):
     """The layers' first ``n_components`` projected components (kept small layers whole)."""
     component = features.coords["component"].values
     return features.isel(neuroid=np.flatnonzero(component < n_components))
@@ -197,7 +197,7 @@ class SharedTimeEncoding(VariantBenchmark):
                                      convention=spec.convention_of(model), batch_size=self.batch_size)
         features = features.load()
         convention = features.attrs["extraction"]["convention"]
-        mapping = map_layers_to_regions(_sketch(features), recording, seed=self.seed, evaluation_features=features)
+        mapping = map_layers_to_regions(sketch(features), recording, seed=self.seed, evaluation_features=features)
         result = mapping.evaluation[self.region]
         summary = summarize(result, by="region")[0]
         full_test = heldout_permutation_test(result, n_permutations=self.n_permutations, seed=self.seed, clusters=True)

@@ -58,7 +58,10 @@ class GroupSummary:
 
     def normalized(self, r, ceiling):
         """``{group: (D,)}``: the median over the group's sites of :meth:`site_normalized`."""
-        per_site = self.site_normalized(r, ceiling)
+        return self._median_by_group(self.site_normalized(r, ceiling))
+
+    def _median_by_group(self, per_site):
+        """``(D, N)`` per-site values -> ``{group: (D,)}`` medians over the group's sites."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a group with no usable site
             return {group: np.nanmedian(per_site[:, self.groups == group], axis=1) for group in pd.unique(self.groups)}
@@ -70,7 +73,4 @@ class GroupSummary:
             # The common case (every null draw): plain reductions, several times faster.
             per_site = cube.mean(axis=2)
             return {group: np.median(per_site[:, self.groups == group], axis=1) for group in labels}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # sites with no usable bin
-            per_site = np.nanmean(np.where(self.usable[None], cube, np.nan), axis=2)
-            return {group: np.nanmedian(per_site[:, self.groups == group], axis=1) for group in labels}
+        return self._median_by_group(self.per_site(values))
