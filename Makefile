@@ -42,8 +42,12 @@ chromium:
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium) || \
 	  echo "warning: could not install chromium (apt-get); the report render test will fail"
 
+# Two pytest-xdist workers, a test module at a time each (conftest.py starts the longest first).
+# Side by side on 2 cores, BLAS and torch threads must not spin while waiting: two processes with
+# spinning 2-thread pools each ran 3-4x slower than one alone (OpenBLAS eigh, torch training).
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test chromium
-	$(BIN)/python -m pytest
+	OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed-bench
 

@@ -49,6 +49,29 @@ def atomic_path(path):
         raise
 
 
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold an exclusive advisory lock on the file ``path`` (created if missing) for the block.
+
+    Processes on this machine that compute the same cache entry take turns: the second
+    waits, then finds the first one's result instead of repeating the work. Where ``fcntl``
+    is missing (Windows) the block runs unlocked; atomic writes keep the entry whole anyway.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def check_regular_file(path, allow_directory=False, subject=""):
     """Refuse, before anything opens it, a path that is missing, a symbolic-link loop, or not
     a regular file (a FIFO, socket or device would block a reader forever). ``subject``

@@ -1,24 +1,25 @@
 """Memory preflight: a measured extraction probe, the estimate said before the work, and a
 refusal that names what lowers it."""
 
-import numpy as np
-import pandas as pd
+import json
+import subprocess
+import sys
+
 import pytest
-import torch
 
 from workbench.benchmarks.preflight import MemoryEstimate, PreflightError, encoding_bytes
 from workbench.cli import main
+from workbench.models.memory import reset_high_water, rss_bytes
+
+PROBE = """
+import json
+import numpy as np, pandas as pd, torch
 from workbench.models import extract
 from workbench.models.memory import high_water_bytes, probe_extraction, reset_high_water, rss_bytes
 from workbench.models.reductions import SparseRandomProjection
 from workbench.stimuli import StimulusSet
 
-
-class _Wide(torch.nn.Module):
-    """Two 64-channel convolutions at 224 px: ~13 MB per image per output."""
-
-    convention = "feedforward"
-
+class Wide(torch.nn.Module):  # two 64-channel convolutions at 224 px: ~13 MB per image per output
     def __init__(self):
         super().__init__()
         self.conv = torch.nn.Conv2d(3, 64, 3, padding=1)
@@ -27,23 +28,30 @@ class _Wide(torch.nn.Module):
     def forward(self, x):
         return self.conv2(torch.relu(self.conv(x)))
 
+torch.manual_seed(0)
+model = Wide().eval()
+images = np.random.default_rng(0).standard_normal((16, 3, 224, 224)).astype(np.float32)
+stimuli = StimulusSet(images, pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(16)]}), "wide", {})
+reduction = SparseRandomProjection(256, seed=0, keep_small=True)
+fixed, per_image = probe_extraction(model, stimuli, ["conv", "conv2"], None, reduction, "feedforward")
+before = rss_bytes()
+reset_high_water()
+extract(model, stimuli, layers=["conv", "conv2"], batch_size=16, progress=False, reduction=reduction,
+        convention="feedforward")
+print(json.dumps({"fixed": fixed, "per_image": per_image, "measured": high_water_bytes() - before}))
+"""
+
 
 @pytest.mark.skipif(rss_bytes() is None or not reset_high_water(), reason="needs Linux /proc (clear_refs)")
 def test_the_probe_predicts_a_larger_batch_within_a_quarter():
-    torch.manual_seed(0)
-    model = _Wide().eval()
-    n = 16
-    images = np.random.default_rng(0).standard_normal((n, 3, 224, 224)).astype(np.float32)
-    stimuli = StimulusSet(images, pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)]}), "wide", {})
-    reduction = SparseRandomProjection(256, seed=0, keep_small=True)
-    fixed, per_image = probe_extraction(model, stimuli, ["conv", "conv2"], None, reduction, "feedforward")
-    assert per_image > 20e6  # at least the two recorded 12.8 MB outputs
-    before = rss_bytes()
-    reset_high_water()
-    extract(model, stimuli, layers=["conv", "conv2"], batch_size=16, progress=False, reduction=reduction,
-            convention="feedforward")
-    measured = high_water_bytes() - before
-    assert abs(fixed + 16 * per_image - measured) <= 0.25 * measured
+    # in a fresh process, as `workbench score` runs: a long-lived one (a test worker) reuses memory
+    # that earlier work freed, so its resident high-water mark understates what a batch allocates
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["per_image"] > 20e6  # at least the two recorded 12.8 MB outputs
+    predicted = figures["fixed"] + 16 * figures["per_image"]
+    assert abs(predicted - figures["measured"]) <= 0.25 * figures["measured"], figures
 
 
 def test_an_estimate_that_cannot_fit_is_refused_with_the_fix():

@@ -34,7 +34,7 @@ from ..degradations import LEVELS, degrade, jittered_noisy_sequences
 from ..backend import fixed_threads
 from ..errors import WorkbenchError
 from ..stimuli import digits
-from ..storage import write_json
+from ..storage import exclusive, write_json
 from . import zoo
 from .weights import load_weights, save_weights
 from .zoo.lindsay import decoder_loss
@@ -358,7 +358,8 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     the weights (name, seed, epochs, config, recipe, the model's and the recipe's source files,
     package versions), never by the name
     alone. The card is written after the weights, so a card on disk means a complete entry;
-    concurrent workers training the same model both write the same files atomically.
+    processes asking for the same entry take turns (a file lock): one trains, the others load
+    its entry.
     """
     from .. import __version__
     from ..keys import ContentKey
@@ -375,10 +376,14 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     card_path = directory / f"{name}.json"
     if card_path.exists():
         return load_trained(card_path)
-    shared = os.environ.get(MODEL_CACHE_VARIABLE)
-    if shared and Path(shared).resolve() != Path(cache_dir).resolve():
-        model, card = train_cached(name, shared, seed=seed, epochs=epochs, config=config, progress=progress)
-    else:
-        model, card = _train_once(name, seed=seed, epochs=epochs, config=config, progress=progress)
-    save_trained(model, card, directory)
+    # one process trains, the others wait for its entry (test workers, report workers)
+    with exclusive(Path(cache_dir) / f".{directory.name}.lock"):
+        if card_path.exists():
+            return load_trained(card_path)
+        shared = os.environ.get(MODEL_CACHE_VARIABLE)
+        if shared and Path(shared).resolve() != Path(cache_dir).resolve():
+            model, card = train_cached(name, shared, seed=seed, epochs=epochs, config=config, progress=progress)
+        else:
+            model, card = _train_once(name, seed=seed, epochs=epochs, config=config, progress=progress)
+        save_trained(model, card, directory)
     return model, card
