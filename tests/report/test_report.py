@@ -168,30 +168,36 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, serial_re
     assert (out / "scores.json").read_text() == (reference / "scores.json").read_text()
 
 
+def _one_benchmark(tmp_path, reference, name="sim-macaque.V4.shared-time-ridge"):
+    """The report's config cut to one benchmark, and the serial report's records for it."""
+    text = SMALL_TOML
+    for other in ("sim-macaque.IT.shared-time-ridge", "sim-human.rt-uncertainty", "sim-macaque.V4.shared-time-ridge"):
+        if other != name:
+            text = text.replace(f'[[benchmarks]]\nname = "{other}"\n', "")
+    config = load_config(_write_config(tmp_path, text))
+    assert [b["name"] for b in config.benchmarks] == [name]
+    expected = [r for r in json.loads((reference / "scores.json").read_text())["scores"] if r["benchmark"] == name]
+    assert len(expected) == 2
+    return config, expected
+
+
 @pytest.mark.slow
 def test_two_worker_local_cluster_gives_exactly_the_serial_results(tmp_path, serial_report):
-    _, reference, _ = serial_report
-    config = load_config(_write_config(tmp_path))
+    # the hidden network is trained here before the workers start; the two tasks run side by side
+    config, expected = _one_benchmark(tmp_path, serial_report[1], "sim-macaque.IT.shared-time-ridge")
     build_report(config, tmp_path / "out", jobs=2, progress=False)
-    assert (tmp_path / "out" / "scores.json").read_text() == (reference / "scores.json").read_text()
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["scores"] == expected
 
 
 @pytest.mark.slow
 def test_an_existing_cluster_is_used_through_its_scheduler_address(tmp_path, serial_report):
     from dask.distributed import LocalCluster
 
-    _, reference, _ = serial_report
-    # one of the report's benchmarks: its hidden network is prepared on the cluster, its tasks run there
-    only_v4 = SMALL_TOML.replace('[[benchmarks]]\nname = "sim-macaque.IT.shared-time-ridge"\n', "").replace(
-        '[[benchmarks]]\nname = "sim-human.rt-uncertainty"\n', "")
-    config = load_config(_write_config(tmp_path, only_v4))
-    assert [b["name"] for b in config.benchmarks] == ["sim-macaque.V4.shared-time-ridge"]
+    # the hidden network is prepared on the cluster, then its tasks run there
+    config, expected = _one_benchmark(tmp_path, serial_report[1])
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         build_report(config, tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
-    records = json.loads((tmp_path / "out" / "scores.json").read_text())["scores"]
-    expected = [r for r in json.loads((reference / "scores.json").read_text())["scores"]
-                if r["benchmark"] == "sim-macaque.V4.shared-time-ridge"]
-    assert len(records) == 2 and records == expected
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["scores"] == expected
 
 
 def _chromium():
