@@ -123,7 +123,8 @@ def preflight(args, path, workdir):
 
     import data_adapters
     from workbench.benchmarks.macaque import BLANK_STEPS, IMAGE_STEPS
-    from workbench.benchmarks.preflight import MemoryEstimate, encoding_bytes, heldout_test_bytes, recording_bytes
+    from workbench.benchmarks.preflight import (MemoryEstimate, encoding_bytes, heldout_test_bytes, mapping_bytes,
+                                                recording_bytes)
     from workbench.models.memory import probe_extraction, rss_bytes
     from workbench.models.reductions import SparseRandomProjection
     from workbench.models.spec import ModelSpec
@@ -151,7 +152,9 @@ def preflight(args, path, workdir):
     estimate = MemoryEstimate(rss_bytes(), measured=probe is not None)
     estimate.stages["load"] = recording_bytes(n_stimuli, n_sites * n_bins)
     estimate.stages["extract"] = averaged + fixed + per_image * args.batch_size + features
-    estimate.stages["mapping"] = averaged + features + encoding_bytes(n_stimuli // 2, steps, SKETCH, n_sites, 5)
+    # (the mapping scores its choice on the sketch here; the encoding stage refits it on all components)
+    estimate.stages["mapping"] = averaged + features + mapping_bytes(n_stimuli, steps, len(layers), SKETCH, SKETCH,
+                                                                     n_sites, largest)
     estimate.stages["encoding"] = averaged + features + encoding_bytes(n_stimuli // 2, steps, PROJECTION, largest, args.folds)
     estimate.stages["test"] = averaged + features + heldout_test_bytes(n_stimuli // 4, largest * steps, largest,
                                                                        args.permutations)

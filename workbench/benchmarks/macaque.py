@@ -154,7 +154,7 @@ class SharedTimeEncoding(VariantBenchmark):
         import sys
 
         from ..models.memory import available_bytes, probe_extraction, rss_bytes
-        from .preflight import MemoryEstimate, encoding_bytes, heldout_test_bytes
+        from .preflight import MemoryEstimate, heldout_test_bytes, mapping_bytes
 
         layers = spec.layers_of(model)
         probe = probe_extraction(model, shown, layers, protocol, reduction, spec.convention_of(model))
@@ -164,7 +164,9 @@ class SharedTimeEncoding(VariantBenchmark):
         features = n_stimuli * n_features * protocol.n_steps * 4  # the extracted assembly, held by the fits
         estimate = MemoryEstimate(rss_bytes() or 0.0, measured=probe is not None)
         estimate.stages["extraction"] = fixed + per_image * min(self.batch_size, n_stimuli) + features
-        estimate.stages["encoding"] = features + encoding_bytes(n_stimuli // 2, n_bins, PROJECTION, n_sites, 5)
+        # every layer chosen on its sketch, the chosen one scored on all its components
+        estimate.stages["encoding"] = features + mapping_bytes(n_stimuli, min(n_bins, protocol.n_steps), len(layers),
+                                                               SKETCH, PROJECTION, n_sites, n_sites)
         estimate.stages["permutation test"] = features + heldout_test_bytes(
             n_stimuli // 4, n_sites * n_bins, n_sites, self.draws(n_sites * n_bins))
         print(f"{self.identifier} x {spec.name}: {estimate.describe()}", file=sys.stderr, flush=True)

@@ -47,6 +47,18 @@ def encoding_bytes(n_stimuli, n_bins, n_features, n_targets, n_folds=10, n_inner
     return data + moments + systems + results
 
 
+def mapping_bytes(n_stimuli, n_steps, n_layers, sketch, n_features, n_sites, n_region_sites, n_folds=5):
+    """Peak bytes of :func:`~workbench.metrics.map_layers_to_regions` on top of the extracted
+    features: their ``sketch``-component copy (every layer), one layer's copy at a time, and
+    the larger of the choosing fits (sketch, all sites, mapping half) and the scoring fit
+    (``n_features``, the region's sites, the other half)."""
+    copy = n_stimuli * sketch * n_layers * n_steps * 4
+    choose = n_stimuli * sketch * n_steps * 4 * 1.5 + encoding_bytes(n_stimuli // 2, n_steps, sketch, n_sites, n_folds)
+    score = n_stimuli * n_features * n_steps * 4 * 1.5 + encoding_bytes(n_stimuli // 2, n_steps, n_features,
+                                                                          n_region_sites, n_folds)
+    return copy + max(choose, score)
+
+
 def heldout_test_bytes(n_heldout, n_cells, n_sites, n_permutations, chunk_size=1000, clusters=True):
     """Peak bytes of :func:`~workbench.stats.heldout_permutation_test`."""
     copies = n_heldout * n_cells * (8 * 4 + 4 * 2)  # flat float64, standardised, float32

@@ -90,6 +90,11 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
 RULES = ("median", "unit_majority")
 
 
+def _layer(features, layer):
+    """The neuroids of one layer (a copy)."""
+    return features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
+
+
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
                           estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half",
                           rule="median", evaluation_features=None):
@@ -141,9 +146,6 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         strata = pd.Series(strata, index=neural.coords["stimulus_id"].values).loc[ids].values
     mapping_ids, evaluation_ids = split_stimuli(ids.values, mapping_fraction, seed, strata)
     regions = list(pd.unique(recording.coords[region_coord].values))
-    by_layer = {layer: features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
-                for layer in layers}
-    scored_from = by_layer
     if evaluation_features is not None:
         validate(evaluation_features)
         if "layer" not in evaluation_features.coords:
@@ -151,14 +153,14 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         missing = sorted(set(layers) - set(evaluation_features.coords["layer"].values))
         if missing:
             raise MetricError(f"evaluation_features lacks layer(s) {missing} of the candidates")
-        scored_from = {layer: evaluation_features.isel(
-            neuroid=np.flatnonzero(evaluation_features.coords["layer"].values == layer)) for layer in layers}
+    scored_from = features if evaluation_features is None else evaluation_features
     scores = np.full((len(layers), len(regions)), np.nan)
     score = "normalized" if has_repetitions(recording) or isinstance(ceiling, xr.DataArray) else "value"
     mapping_recording = select_stimuli(recording, mapping_ids)
     over_time = None
     for i, layer in enumerate(layers):
-        result = encoding_score(select_stimuli(by_layer[layer], mapping_ids), mapping_recording, estimator,
+        # one layer's copy at a time (all of them at once held a second copy of every layer)
+        result = encoding_score(select_stimuli(_layer(features, layer), mapping_ids), mapping_recording, estimator,
                                 mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
@@ -195,7 +197,8 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     for region, layer in chosen.items():
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
         evaluation[region] = encoding_score(
-            select_stimuli(scored_from[layer], evaluation_ids), select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
+            select_stimuli(_layer(scored_from, layer), evaluation_ids),
+            select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
             estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
                               coords={"layer": layers, "region": [str(r) for r in regions],
