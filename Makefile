@@ -44,7 +44,7 @@ chromium:
 
 # Two pytest-xdist workers, a test module at a time each (conftest.py starts the longest first).
 # Side by side on 2 cores, BLAS and torch threads must not spin while waiting: two processes with
-# spinning 2-thread pools each ran 3-4x slower than one alone (OpenBLAS eigh, torch training).
+# spinning 2-thread pools each ran 4-6x slower than one alone (OpenBLAS eigh 4x, torch training 6x).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test chromium
 	OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

@@ -41,6 +41,7 @@ from _cli import speed_parser
 import numpy as np
 import pandas as pd
 
+from workbench.assembly import select_neuroids
 from workbench.models.memory import high_water_bytes, reset_high_water
 from workbench.benchmarks.macaque import PROJECTION, SKETCH, sketch
 
@@ -208,7 +209,7 @@ def main():
         results = {}
         for region, layer in mapping.layer_for_region.items():
             sites = np.flatnonzero(averaged.region.values == region)
-            chosen = features.isel(neuroid=np.flatnonzero(features.layer.values == layer))
+            chosen = select_neuroids(features, layer=layer)
             held_out = averaged.isel(neuroid=sites)
             held_out = held_out.isel(presentation=np.flatnonzero(np.isin(held_out.stimulus_id.values,
                                                                          mapping.evaluation_stimuli)))

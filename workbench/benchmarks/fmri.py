@@ -114,6 +114,7 @@ class BlurDenoising(VariantBenchmark):
     def run(self, model_spec):
         import xarray as xr
 
+        from ..assembly import select_neuroids
         from ..metrics.denoising import denoising_test, fmri_denoising_index
         from ..metrics.dimensionality import participation_ratio
         from ..models import extract
@@ -138,7 +139,7 @@ class BlurDenoising(VariantBenchmark):
                                                            image_code=("presentation", np.asarray(source_ids))))
         activity = xr.concat(parts, dim="presentation")
         layer = depth_matched_layer(layers, self.region, list(ROIS))
-        units = activity.isel(neuroid=np.flatnonzero(activity.layer.values == layer))
+        units = select_neuroids(activity, layer=layer)
         # the early step is the layer's first step with any image-dependent activity (a
         # layer-per-step network's deep layers are silent at step 0)
         variance = units.var("presentation").sum("neuroid").values

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..assembly import average_repetitions, has_repetitions, validate
+from ..assembly import average_repetitions, has_repetitions, select_neuroids, validate
 from ..errors import MetricError
 from ..stats.groups import GroupSummary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
@@ -90,11 +90,6 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
 RULES = ("median", "unit_majority")
 
 
-def _layer(features, layer):
-    """The neuroids of one layer (a copy)."""
-    return features.isel(neuroid=np.flatnonzero(features.coords["layer"].values == layer))
-
-
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
                           estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half",
                           rule="median", evaluation_features=None):
@@ -160,8 +155,8 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     over_time = None
     for i, layer in enumerate(layers):
         # one layer's copy at a time (all of them at once held a second copy of every layer)
-        result = encoding_score(select_stimuli(_layer(features, layer), mapping_ids), mapping_recording, estimator,
-                                mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
+        result = encoding_score(select_stimuli(select_neuroids(features, layer=layer), mapping_ids), mapping_recording,
+                                estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
         site_regions = result.coords[region_coord].values.astype(str)
@@ -197,7 +192,7 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     for region, layer in chosen.items():
         sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
         evaluation[region] = encoding_score(
-            select_stimuli(_layer(scored_from, layer), evaluation_ids),
+            select_stimuli(select_neuroids(scored_from, layer=layer), evaluation_ids),
             select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
             estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
