@@ -599,8 +599,10 @@ def nayebi(settings=REDUCED, workdir=None, progress=False):
     from .stats import compare_encodings
 
     with tempfile.TemporaryDirectory() as tmp:
+        # the simulator's trained brain comes from the replication's model cache when one is
+        # set (a report prepares it there once; trained again in each worker, it took 34 s)
         simulation = simulators.simulate_macaque(Path(workdir or tmp) / "sim_macaque.nc", n_stimuli=settings.n_stimuli,
-                                                    seed=SEED, brain_seed=SEED)
+                                                    seed=SEED, brain_seed=SEED, model_cache=_MODEL_CACHE["directory"])
         recording = data_adapters.load(simulation.path)
         recording.load()
     latencies = {region: latency for region, _, latency in simulation.regions}
@@ -662,6 +664,28 @@ def nayebi(settings=REDUCED, workdir=None, progress=False):
 
 
 REPLICATIONS = {"lindsay": lindsay, "spoerer": spoerer, "hartmann": hartmann, "crcn": crcn, "nayebi": nayebi}
+#: the zoo models each replication trains (with :func:`model_config`, seeds
+#: :attr:`Settings.seeds`, :attr:`Settings.epochs`); Nayebi's also trains the simulator's brain
+MODELS = {"lindsay": ("lindsay-ff",) + LINDSAY_RECURRENT, "spoerer": ("bl",), "hartmann": ("grucnn", "ccnn"),
+          "crcn": ("crcn", "crcn-ff"), "nayebi": ("convrnn", "b")}
+
+
+def required_models(name, full=False):
+    """Training specs (as a report's model specs) of what replication ``name`` trains at
+    :data:`REDUCED` (or :data:`FULL`) size, so that a report can train them before, and
+    side by side with, other work."""
+    from .simulators.macaque import DEFAULT_BRAIN
+
+    settings = FULL if full else REDUCED
+    seeds = settings.seeds if name == "lindsay" else (SEED,)
+    specs = [{"name": f"replication model {model}" + (f" (seed {seed})" if seed != SEED else ""), "zoo": model,
+              "train": True, "seed": seed, "epochs": settings.epochs,
+              "config": {key: list(value) if isinstance(value, tuple) else value
+                         for key, value in model_config(model, settings).items()}}
+             for model in MODELS[name] for seed in seeds]
+    if name == "nayebi":
+        specs.append({**DEFAULT_BRAIN, "name": "replication simulated brain", "seed": SEED})
+    return specs
 
 
 def run_replication(name, full=False, **options):

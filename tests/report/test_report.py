@@ -183,7 +183,7 @@ def _one_benchmark(tmp_path, reference, name="sim-macaque.V4.shared-time-ridge")
 
 @pytest.mark.slow
 def test_two_worker_local_cluster_gives_exactly_the_serial_results(tmp_path, serial_report):
-    # the hidden network is trained here before the workers start; the two tasks run side by side
+    # a worker trains the hidden network, then the two tasks run side by side
     config, expected = _one_benchmark(tmp_path, serial_report[1], "sim-macaque.IT.shared-time-ridge")
     build_report(config, tmp_path / "out", jobs=2, progress=False)
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["scores"] == expected

@@ -60,6 +60,15 @@ def embedded_of(assembly):
     return json.loads(text) if isinstance(text, str) else None
 
 
+def _once(path):
+    """A lock beside the simulated file ``path``: processes that need it take turns, so the
+    second finds the first one's file instead of simulating it again."""
+    from ..storage import exclusive
+
+    path = Path(path)
+    return exclusive(path.parent / f".{path.name}.lock")
+
+
 def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     """The recording at ``path``, or the simulated one of ``stimulus_set`` (written once into
     ``data_dir``)."""
@@ -79,9 +88,10 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
         options["stimuli"] = stimulus_set
     key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects)
     path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
-    if not path.exists():
-        simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set,
-                         model_cache=Path(data_dir).parent / "models")
+    with _once(path):  # report workers scoring this benchmark side by side simulate it once
+        if not path.exists():
+            simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set,
+                             model_cache=Path(data_dir).parent / "models")
     return data_adapters.load(path), str(path)
 
 
@@ -101,9 +111,10 @@ def blur_fmri(path, seed, data_dir):
         key = simulation_key({"seed": seed}, simulate_blur_fmri, blur, digits)
         directory = Path(data_dir) / f"sim_blur_fmri_seed{seed}_{key}"
         marker = directory / "complete.json"
-        if not marker.exists():
-            simulation = simulate_blur_fmri(directory, write_nifti=False, seed=seed)
-            write_json(marker, {"bdata": {s: str(p) for s, p in simulation.bdata.items()}})
+        with _once(directory):
+            if not marker.exists():
+                simulation = simulate_blur_fmri(directory, write_nifti=False, seed=seed)
+                write_json(marker, {"bdata": {s: str(p) for s, p in simulation.bdata.items()}})
         paths = list(json.loads(marker.read_text())["bdata"].values())
     return [average_repetitions(data_adapters.load(p)) for p in paths], paths
 
@@ -129,6 +140,7 @@ def human_ratings(path, stimuli_csv, seed, data_dir):
     stimuli, planted = spoerer_stimuli(seed=seed)
     key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)
     path = Path(data_dir) / f"sim_human_seed{seed}_{key}.sqlite"
-    if not path.exists():
-        simulate_human_ratings(path, uncertainty=planted, seed=seed)
+    with _once(path):
+        if not path.exists():
+            simulate_human_ratings(path, uncertainty=planted, seed=seed)
     return stimuli, human_uncertainty(data_adapters.load(path)), str(path)

@@ -33,15 +33,11 @@ class Replication(Benchmark):
     units = "effect"
 
     def required_models(self):
-        """Every zoo model the replications train (prepared once, before the tasks)."""
-        from ..replications import EPOCHS, SEED, model_config
+        """The zoo models this replication trains (prepared before its task, side by side
+        with other work) and, for Nayebi's, the simulated recording's trained brain."""
+        from ..replications import required_models
 
-        names = ("lindsay-ff", "lindsay-predictive", "lindsay-feedback", "lindsay-lateral", "bl", "grucnn", "ccnn",
-                 "crcn", "crcn-ff", "convrnn", "b")
-        return [{"name": f"replication model {name}", "zoo": name, "train": True, "seed": SEED, "epochs": EPOCHS,
-                 "config": {key: list(value) if isinstance(value, tuple) else value
-                            for key, value in model_config(name).items()}}
-                for name in names]
+        return required_models(self.identifier.split(".", 1)[1])
 
     def run(self, model_spec=None):
         from .. import replications

@@ -1,0 +1,56 @@
+"""The dask runner's order: each model trained once, a task only after the models it needs,
+model-free tasks before the others (fake trainings and tasks on an in-process cluster)."""
+
+import time
+
+import pytest
+from tqdm import tqdm
+
+from workbench.report import runner
+from workbench.report.runner import Task
+
+EVENTS = []
+
+
+def fake_prepare(spec, cache_dir, threads=1):
+    EVENTS.append(("train start", spec["name"], time.perf_counter()))
+    time.sleep(0.2)
+    EVENTS.append(("train end", spec["name"], time.perf_counter()))
+    return spec["name"]
+
+
+def fake_run(task, cache_dir, threads=1):
+    EVENTS.append(("score", task.label, time.perf_counter()))
+    return {"key": task.key, "status": "ok"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tasks_wait_for_their_models_and_model_free_tasks_go_first(monkeypatch, tmp_path, workers):
+    from dask.distributed import Client, LocalCluster
+
+    monkeypatch.setattr(runner, "prepare_model", fake_prepare)
+    monkeypatch.setattr(runner, "run_task", fake_run)
+    EVENTS.clear()
+    one, two = ({"name": name, "zoo": name, "train": True} for name in ("b", "bl"))
+    models = {"recipe b": one, "recipe bl": two}
+    tasks = [Task("k1", one, {"name": "bench"}, {}), Task("k2", two, {"name": "bench"}, {}),
+             Task("k3", None, {"name": "replication"}, {})]
+    needs = {"k1": ["recipe b"], "k2": ["recipe bl"], "k3": ["recipe b", "recipe bl"]}
+    results = {}
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        runner._run_on_dask(client, models, tasks, needs, tmp_path, 1, results, tqdm(disable=True))
+    assert sorted(results) == ["k1", "k2", "k3"]
+    trained = {name: at for kind, name, at in EVENTS if kind == "train end"}
+    assert sorted(trained) == ["b", "bl"], "each model is trained exactly once"
+    scored = [(label, at) for kind, label, at in EVENTS if kind == "score"]
+    order = [label for label, _ in scored]
+    # once both are ready (bl trained), the model-free task goes first; one worker trains both
+    # models before any task, so there it is the first task of all
+    assert order.index("- x replication") < order.index("bl x bench")
+    if workers == 1:
+        assert order[0] == "- x replication"
+    for label, at in scored:
+        for model, finished in trained.items():
+            if label.startswith(f"{model} x") or label.startswith("- x"):
+                assert at >= finished, f"{label} started before {model} was trained"
