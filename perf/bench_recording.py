@@ -139,12 +139,12 @@ def preflight(args, path, workdir):
     n_sites, n_bins = sizes["neuroid"], sizes["time_bin"]
     spec = ModelSpec.from_dict({"name": args.model, "zoo": args.model, "train": False})
     model = spec.build(workdir / "cache")
-    table = data_adapters.load_stimulus_set(path.with_name(path.stem + "_stimuli.csv")).iloc[:8]
+    table = data_adapters.load_stimulus_set(path.with_name(path.stem + "_stimuli.csv")).iloc[:args.batch_size]
     probe_set = from_image_files(table, preprocessing=spec.preprocessing(model), lazy=True)
     protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS, onset_ms=50.0)
     layers = spec.layers_of(model)
     probe = probe_extraction(model, probe_set, layers, protocol, SparseRandomProjection(PROJECTION, seed=0, keep_small=True),
-                             spec.convention_of(model), device=args.device)
+                             spec.convention_of(model), device=args.device, batch_size=args.batch_size)
     fixed, per_image = probe or (0.0, 0.0)
     averaged = n_stimuli * n_sites * n_bins * 4 * 2  # the average and its ceiling, held throughout
     features = n_stimuli * PROJECTION * len(layers) * protocol.n_steps * 4

@@ -157,7 +157,8 @@ class SharedTimeEncoding(VariantBenchmark):
         from .preflight import MemoryEstimate, heldout_test_bytes, mapping_bytes
 
         layers = spec.layers_of(model)
-        probe = probe_extraction(model, shown, layers, protocol, reduction, spec.convention_of(model))
+        probe = probe_extraction(model, shown, layers, protocol, reduction, spec.convention_of(model),
+                                 batch_size=self.batch_size)
         fixed, per_image = probe or (0.0, 0.0)
         n_stimuli, n_sites = len(shown), recording.sizes["neuroid"]
         n_bins, n_features = recording.sizes["time_bin"], PROJECTION * len(layers)

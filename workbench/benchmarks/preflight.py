@@ -4,8 +4,7 @@ it cannot fit.
 The estimate is the resident memory when the task starts (libraries, the recording, the
 model) plus the largest of its stages:
 
-- extraction, *measured* on a few images (:func:`workbench.models.memory.probe_extraction`)
-  and extrapolated to the batch size;
+- extraction, *measured* on one batch (:func:`workbench.models.memory.probe_extraction`);
 - the encoding fits (shared-over-time ridge: the float64 and float32 copies of features and
   responses, the per-atom moments, the eigensystems, the predictions), by formula;
 - the held-out permutation test (standardised copies, a chunk of null draws, the cluster
