@@ -18,7 +18,8 @@ every method), float32. The engine's time is the median of 3 runs. Writes:
 - ``engine_vs_kernels``: the engine's time / the time of what it must compute, run alone:
   its eigendecompositions (the very matrices it decomposes, recorded during a run and
   decomposed again in isolation) plus its other counted flops at the plain float32 matmul
-  rate measured here (1 = no overhead; goal <= 1.15);
+  rate measured here (1 = no overhead; goal <= 1.15); every term is a best of 3 runs, the
+  engine's too (``engine_best_s``; ``engine_s``, the median, is what the speedups use);
   ``eigh_share_of_engine``: the eigensolver's share of the engine's time;
 - ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
   the encoding_score fit time.
@@ -80,9 +81,10 @@ def matmul_gflops(backend, n=2048, repeats=3):
 
 
 def engine_flops(n_stimuli, n_bins, n_features, n_sites, n_folds, n_inner, n_alphas):
-    """Flops of the engine's algorithm (GEMMs at 2mnk, symmetric Gram at n p^2, eigh 4 p^3)."""
+    """Flops of the engine's algorithm (GEMMs at 2mnk, eigh 4 p^3). The Gram X'X is a full
+    GEMM (2 n p^2): torch has no symmetric rank-k update, and the engine multiplies it out."""
     n, p, t, a = n_stimuli * n_bins, n_features, n_sites, n_alphas
-    moments = n * p * p + 2 * n * p * t
+    moments = 2 * n * p * p + 2 * n * p * t
     per_system = 4 * p**3 + 2 * p * p * t  # eigh, Q = V'C
     # V'GV, V'C, K @ Q (partial fractions), and the two (a x p) @ (p x t) products
     per_validation = 4 * p**3 + 2 * p * p * t + 2 * p * p * t + 4 * a * p * t
@@ -306,10 +308,13 @@ def main():
     results["eigh_s"], results["eigh_count"] = eigh_s, n_eigh
     other_flops = flops - n_eigh * 4 * args.features**3
     results["kernels_s"] = eigh_s + other_flops / (gflops * 1e9)
-    results["engine_vs_kernels"] = engine_s / results["kernels_s"]
-    results["eigh_share_of_engine"] = eigh_s / engine_s
+    # the kernels are each the best of 3 (eigh, matmul rate), so the engine is too: a ratio of
+    # a median to minima counted this VM's 10-30 % drift as overhead
+    results["engine_best_s"] = min(results["engine_s_runs"])
+    results["engine_vs_kernels"] = results["engine_best_s"] / results["kernels_s"]
+    results["eigh_share_of_engine"] = eigh_s / results["engine_best_s"]
     print(f"engine: {engine_s:.2f} s, {results['engine_gflops']:.1f} GFLOP/s (matmul {gflops:.1f}); "
-          f"its kernels alone {results['kernels_s']:.2f} s: engine_vs_kernels {results['engine_vs_kernels']:.2f}",
+          f"best {results['engine_best_s']:.2f} s; its kernels alone {results['kernels_s']:.2f} s: engine_vs_kernels {results['engine_vs_kernels']:.2f}",
           flush=True)
 
     if not args.skip_himalaya:
