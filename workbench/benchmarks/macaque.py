@@ -123,8 +123,9 @@ class SharedTimeEncoding(VariantBenchmark):
     panel = EncodingPanel
 
     def required_models(self):
-        """The simulated recording's hidden network (trained once, before the tasks, so report
-        workers read it from the model cache instead of each training it)."""
+        """The simulated recording's hidden network (trained once, before this benchmark's
+        tasks start, so report workers read it from the model cache instead of each training
+        it)."""
         if self.path:
             return []
         from ..simulators.macaque import DEFAULT_BRAIN
@@ -147,10 +148,11 @@ class SharedTimeEncoding(VariantBenchmark):
         return render_stimuli(pd.unique(recording.stimulus_id.values), source, self.stimuli_path,
                               preprocessing=self.model_input(model_spec, model), embedded=embedded_of(recording))
 
-    def preflight(self, model, spec, shown, recording, protocol, reduction):
-        """Estimate the task's peak memory (extraction measured on a few images, the fits by
+    def preflight(self, model, spec, shown, recording, protocol, reduction, extracting=True):
+        """Estimate the task's peak memory (extraction measured on one batch, the fits by
         formula), print it, and refuse before the work when it cannot fit
-        (:class:`~workbench.benchmarks.preflight.PreflightError`)."""
+        (:class:`~workbench.benchmarks.preflight.PreflightError`). ``extracting=False``
+        (the activations are cached): no extraction stage, nothing to measure."""
         import sys
 
         from ..models.memory import available_bytes, probe_extraction, rss_bytes
@@ -158,12 +160,13 @@ class SharedTimeEncoding(VariantBenchmark):
 
         layers = spec.layers_of(model)
         probe = probe_extraction(model, shown, layers, protocol, reduction, spec.convention_of(model),
-                                 batch_size=self.batch_size)
+                                 batch_size=self.batch_size) if extracting else None
         fixed, per_image = probe or (0.0, 0.0)
         n_stimuli, n_sites = len(shown), recording.sizes["neuroid"]
         n_bins, n_features = recording.sizes["time_bin"], PROJECTION * len(layers)
         features = n_stimuli * n_features * protocol.n_steps * 4  # the extracted assembly, held by the fits
-        estimate = MemoryEstimate(rss_bytes() or 0.0, measured=probe is not None)
+        estimate = MemoryEstimate(rss_bytes() or 0.0, measured=probe is not None or not extracting)
+        # read back from the cache: the assembly itself (opened lazily, then loaded)
         estimate.stages["extraction"] = fixed + per_image * min(self.batch_size, n_stimuli) + features
         # every layer chosen on its sketch, the chosen one scored on all its components
         estimate.stages["encoding"] = features + mapping_bytes(n_stimuli, min(n_bins, protocol.n_steps), len(layers),
@@ -194,10 +197,11 @@ class SharedTimeEncoding(VariantBenchmark):
         onset_ms, onset_measure = data_onset_ms(recording, seed=self.seed)
         protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS, onset_ms=onset_ms)
         reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
-        self.preflight(model, spec, shown, recording, protocol, reduction)
         features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
                                      protocol=protocol, reduction=reduction, progress=False,
-                                     convention=spec.convention_of(model), batch_size=self.batch_size)
+                                     convention=spec.convention_of(model), batch_size=self.batch_size,
+                                     before=lambda hit: self.preflight(model, spec, shown, recording, protocol,
+                                                                       reduction, extracting=not hit))
         features = features.load()
         convention = features.attrs["extraction"]["convention"]
         mapping = map_layers_to_regions(sketch(features), recording, seed=self.seed, evaluation_features=features)

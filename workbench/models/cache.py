@@ -34,14 +34,16 @@ def cache_key(model, stimuli, protocol, layers, **options):
 
 
 def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduction=None, convention=None,
-                   **options):
+                   before=None, **options):
     """:func:`workbench.models.extract` into a zarr store ``cache_dir/<content hash>.zarr``.
 
     Returns ``(assembly, hit)``: ``hit`` is True when the activations came from the cache
     (then they are opened lazily from disk). The key covers weights, stimuli, protocol,
     layers, reduction, calling convention and autocast; batch size, device and progress bar do not change the
     values and are left out. The store is renamed into place only when complete, so an
-    interrupted run is a miss, never a half-read entry.
+    interrupted run is a miss, never a half-read entry. ``before(hit)``, when given, is
+    called once the key is known and before any extraction (a memory preflight, which need
+    not measure an extraction that will not run).
     """
     protocol = resolve_protocol(model, protocol)
     layers = list(layers or getattr(model, "default_layers", []) or [])
@@ -50,7 +52,10 @@ def cached_extract(model, stimuli, cache_dir, layers=None, protocol=None, reduct
     key = cache_key(model, stimuli, protocol, layers, reduction=reduction.spec(), convention=convention,
                     **{k: v for k, v in options.items() if k not in ("progress", "device", "batch_size")})
     path = Path(cache_dir) / f"{key}.zarr"
-    if is_complete(path):
+    hit = is_complete(path)
+    if before is not None:
+        before(hit)
+    if hit:
         return open_activations(path), True
     assembly = extract(model, stimuli, layers=layers or None, protocol=protocol,
                        reduction=reduction, store=path, convention=convention, **options)

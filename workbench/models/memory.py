@@ -2,7 +2,7 @@
 what the preflight (:mod:`workbench.benchmarks.preflight`) needs to say, before minutes of
 work, whether a task fits.
 
-The probe runs the real extraction on half a batch and on a whole one with the kernel's
+The probe runs the real extraction on one image and on a whole batch with the kernel's
 high-water mark reset before each (Linux: ``/proc/self/clear_refs``) and the C heap's free
 pages released, so it measures what the model, its calling convention, the recorder and the
 reduction actually allocate for a batch (convolution workspaces included). Elsewhere it returns
@@ -95,7 +95,7 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
     reset.
 
     Runs :func:`~workbench.models.extract` on the first image (lazy initialisation), then on
-    half a batch and on a whole one, with the C heap's free pages released before each
+    a whole batch, with the C heap's free pages released before each
     (:func:`release_free_memory`). The batch itself is measured, not extrapolated from a few
     images: the peak is not linear in the batch size (CORnet-S at 224 px: 0.18 GB above the
     resident memory for 2 images, 0.19 GB for 6, 0.29 GB for 16, 0.57 GB for 32; one-time
@@ -121,7 +121,7 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
     if key in _PROBES:
         return _PROBES[key]
     peaks = {}
-    for size in dict.fromkeys((1, max(1, batch_size // 2), batch_size)):  # the first: lazy initialisation
+    for size in dict.fromkeys((1, batch_size)):  # one image first: lazy initialisation
         subset = stimuli.subset(list(range(size)))
         release_free_memory()
         before = rss_bytes()
@@ -129,8 +129,7 @@ def probe_extraction(model, stimuli, layers, protocol, reduction, convention, de
         extract(model, subset, layers=layers, protocol=protocol, batch_size=size, device=device, progress=False,
                 reduction=reduction, convention=convention)
         peaks[size] = max(high_water_bytes() - before, 0)
-    half = max(1, batch_size // 2)
-    per_image = max((peaks[batch_size] - peaks[half]) / (batch_size - half), 0.0) if batch_size > half else 0.0
+    per_image = max((peaks[batch_size] - peaks[1]) / (batch_size - 1), 0.0) if batch_size > 1 else 0.0
     _PROBES[key] = (max(peaks[batch_size] - batch_size * per_image, 0.0), per_image)
     return _PROBES[key]
 

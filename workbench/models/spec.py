@@ -196,12 +196,15 @@ class ModelSpec:
                                  f"({error})") from error
         return function
 
-    def build(self, cache_dir=None):
-        """The ``nn.Module`` in eval mode (zoo recipes train once into ``cache_dir/models``)."""
+    def build(self, cache_dir=None, models_dir=None):
+        """The ``nn.Module`` in eval mode. A zoo recipe with ``train`` is trained once into
+        ``models_dir`` (default ``cache_dir/models``), or without either once per process
+        (:func:`workbench.models.training.train`: its memo, or the folder that
+        ``WORKBENCH_MODEL_CACHE`` names)."""
         import torch
 
         from . import zoo
-        from .training import train_cached
+        from .training import train, train_cached
         from .weights import load_weights
 
         if self.zoo and is_hub_name(self.zoo):
@@ -210,10 +213,14 @@ class ModelSpec:
             model = hub.build(self.zoo, seed=self.seed, **self.config)
         elif self.zoo:
             if self.train:
-                if cache_dir is None:
-                    raise WorkbenchError(f"model {self.name!r}: training needs a cache folder")
-                model, _ = train_cached(self.zoo, Path(cache_dir) / "models", seed=self.seed, epochs=self.epochs,
-                                        config=dict(self.config))
+                if models_dir is None and cache_dir is not None:
+                    models_dir = Path(cache_dir) / "models"
+                if models_dir is None:
+                    model, _ = train(self.zoo, seed=self.seed, epochs=self.epochs, config=dict(self.config),
+                                     progress=False)
+                else:
+                    model, _ = train_cached(self.zoo, models_dir, seed=self.seed, epochs=self.epochs,
+                                            config=dict(self.config))
             else:
                 model = zoo.build(self.zoo, seed=self.seed, **self.config)
         else:

@@ -109,22 +109,12 @@ class MacaqueSimulation:
 
 
 def build_brain(brain, cache_dir=None):
-    """The network a brain spec names: trained with its zoo recipe (once per process,
-    :func:`workbench.models.training.train`, or kept in ``cache_dir`` as a report keeps its
-    models) or at random init (``train: false``)."""
-    from workbench.models import zoo
-    from workbench.models.training import train, train_cached
+    """The network a brain spec (a report model spec) names, built as a report builds its
+    models: trained with its zoo recipe once (kept in ``cache_dir``, a report's
+    ``cache/models``, or once per process) or at random init (``train: false``)."""
+    from workbench.models.spec import ModelSpec
 
-    config = dict(brain.get("config", {}))
-    if brain.get("train", False):
-        if cache_dir is not None:
-            model, _ = train_cached(brain["zoo"], cache_dir, seed=brain.get("seed", 0), epochs=brain.get("epochs"),
-                                    config=config)
-        else:
-            model, _ = train(brain["zoo"], seed=brain.get("seed", 0), epochs=brain.get("epochs"), config=config,
-                             progress=False)
-        return model.eval()
-    return zoo.build(brain["zoo"], seed=brain.get("seed", 0), **config).eval()
+    return ModelSpec.from_dict({"name": "brain", **brain}).build(models_dir=cache_dir)
 
 
 def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20, seed=0,
