@@ -139,13 +139,14 @@ def use_model_cache(directory, progress=False):
 
 
 def model_config(name, settings=REDUCED):
-    """The config a replication trains zoo model ``name`` with: channels (8, 16, 32), or for
+    """The config a replication trains zoo model ``name`` with: channels [8, 16, 32], or for
     Lindsay's models their defaults with ``settings``' kernel sizes (one config for all of
-    them, so they share one trained core)."""
+    them, so they share one trained core). Plain JSON values (lists, not tuples), as a
+    report's model spec holds them; training keys hash both alike."""
     if name.startswith("lindsay"):
         lateral, feedback = settings.lindsay_kernels
         return {"lateral_kernel": lateral, "feedback_kernel": feedback}
-    return dict(SMALL)
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in SMALL.items()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -679,9 +680,7 @@ def required_models(name, full=False):
     settings = FULL if full else REDUCED
     seeds = settings.seeds if name == "lindsay" else (SEED,)
     specs = [{"name": f"replication model {model}" + (f" (seed {seed})" if seed != SEED else ""), "zoo": model,
-              "train": True, "seed": seed, "epochs": settings.epochs,
-              "config": {key: list(value) if isinstance(value, tuple) else value
-                         for key, value in model_config(model, settings).items()}}
+              "train": True, "seed": seed, "epochs": settings.epochs, "config": model_config(model, settings)}
              for model in MODELS[name] for seed in seeds]
     if name == "nayebi":
         specs.append({**DEFAULT_BRAIN, "name": "replication simulated brain", "seed": SEED})

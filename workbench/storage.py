@@ -72,6 +72,13 @@ def exclusive(path):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def exclusive_entry(path):
+    """:func:`exclusive` on a hidden lock file beside the cache entry ``path`` (a file or a
+    folder), so that processes computing that entry take turns."""
+    path = Path(path)
+    return exclusive(path.parent / f".{path.name}.lock")
+
+
 def check_regular_file(path, allow_directory=False, subject=""):
     """Refuse, before anything opens it, a path that is missing, a symbolic-link loop, or not
     a regular file (a FIFO, socket or device would block a reader forever). ``subject``

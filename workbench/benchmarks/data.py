@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WorkbenchError
+from ..storage import exclusive_entry
 
 def simulation_key(options, *code):
     """Content key of a simulated dataset: its options, the source files of the code that
@@ -60,15 +61,6 @@ def embedded_of(assembly):
     return json.loads(text) if isinstance(text, str) else None
 
 
-def _once(path):
-    """A lock beside the simulated file ``path``: processes that need it take turns, so the
-    second finds the first one's file instead of simulating it again."""
-    from ..storage import exclusive
-
-    path = Path(path)
-    return exclusive(path.parent / f".{path.name}.lock")
-
-
 def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     """The recording at ``path``, or the simulated one of ``stimulus_set`` (written once into
     ``data_dir``)."""
@@ -88,7 +80,7 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
         options["stimuli"] = stimulus_set
     key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects)
     path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
-    with _once(path):  # report workers scoring this benchmark side by side simulate it once
+    with exclusive_entry(path):  # report workers scoring this benchmark side by side simulate it once
         if not path.exists():
             simulate_macaque(path, n_stimuli=n_stimuli, seed=seed, brain_seed=seed, stimuli=stimulus_set,
                              model_cache=Path(data_dir).parent / "models")
@@ -111,7 +103,7 @@ def blur_fmri(path, seed, data_dir):
         key = simulation_key({"seed": seed}, simulate_blur_fmri, blur, digits)
         directory = Path(data_dir) / f"sim_blur_fmri_seed{seed}_{key}"
         marker = directory / "complete.json"
-        with _once(directory):
+        with exclusive_entry(directory):
             if not marker.exists():
                 simulation = simulate_blur_fmri(directory, write_nifti=False, seed=seed)
                 write_json(marker, {"bdata": {s: str(p) for s, p in simulation.bdata.items()}})
@@ -140,7 +132,7 @@ def human_ratings(path, stimuli_csv, seed, data_dir):
     stimuli, planted = spoerer_stimuli(seed=seed)
     key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)
     path = Path(data_dir) / f"sim_human_seed{seed}_{key}.sqlite"
-    with _once(path):
+    with exclusive_entry(path):
         if not path.exists():
             simulate_human_ratings(path, uncertainty=planted, seed=seed)
     return stimuli, human_uncertainty(data_adapters.load(path)), str(path)

@@ -166,7 +166,7 @@ class SharedTimeEncoding(VariantBenchmark):
         n_bins, n_features = recording.sizes["time_bin"], PROJECTION * len(layers)
         features = n_stimuli * n_features * protocol.n_steps * 4  # the extracted assembly, held by the fits
         estimate = MemoryEstimate(rss_bytes() or 0.0, measured=probe is not None or not extracting)
-        # read back from the cache: the assembly itself (opened lazily, then loaded)
+        # with cached activations (no probe) the stage is the assembly read back from the store
         estimate.stages["extraction"] = fixed + per_image * min(self.batch_size, n_stimuli) + features
         # every layer chosen on its sketch, the chosen one scored on all its components
         estimate.stages["encoding"] = features + mapping_bytes(n_stimuli, min(n_bins, protocol.n_steps), len(layers),

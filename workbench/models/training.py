@@ -34,7 +34,7 @@ from ..degradations import LEVELS, degrade, jittered_noisy_sequences
 from ..backend import fixed_threads
 from ..errors import WorkbenchError
 from ..stimuli import digits
-from ..storage import exclusive, write_json
+from ..storage import exclusive_entry, write_json
 from . import zoo
 from .weights import load_weights, save_weights
 from .zoo.lindsay import decoder_loss
@@ -377,7 +377,7 @@ def train_cached(name, cache_dir, seed=0, epochs=None, config=None, progress=Fal
     if card_path.exists():
         return load_trained(card_path)
     # one process trains, the others wait for its entry (test workers, report workers)
-    with exclusive(Path(cache_dir) / f".{directory.name}.lock"):
+    with exclusive_entry(directory):
         if card_path.exists():
             return load_trained(card_path)
         shared = os.environ.get(MODEL_CACHE_VARIABLE)

@@ -185,9 +185,7 @@ def demo_config(n_stimuli=200, seed=0, n_permutations=1000, models=DEMO_MODELS, 
 
     # the replications' configs (channels 8/16/32; Lindsay's with 3x3 lateral and feedback
     # kernels): a model the demo scores is then the model its replication trains, trained once
-    models = [{"name": name, "zoo": name, "train": True,
-               "config": {key: list(value) if isinstance(value, tuple) else value
-                          for key, value in model_config(name).items()}} for name in models]
+    models = [{"name": name, "zoo": name, "train": True, "config": model_config(name)} for name in models]
     models.insert(0, generating_network_spec(seed))
     benchmarks = [{"name": name} for cls in classes() if cls.in_demo and (replications or not cls.model_free)
                   for name in cls.names]

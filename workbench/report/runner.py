@@ -205,9 +205,12 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
     needs, models = {}, {}
     for task in pending:
         specs = ([task.model] if task.model and task.model.get("train") else []) + required[task.benchmark["name"]]
-        needs[task.key] = list(dict.fromkeys(_recipe(spec) for spec in specs))
+        recipes = {}
         for spec in specs:
-            models.setdefault(_recipe(spec), spec)
+            recipes.setdefault(_recipe(spec), spec)
+        needs[task.key] = list(recipes)
+        for recipe, spec in recipes.items():
+            models.setdefault(recipe, spec)
     # no time estimate: trainings take tens of seconds and most tasks one, so tqdm's rate-based
     # estimate said 28 minutes for a 5-minute demo
     bar = tqdm(total=len(pending) + len(models), desc=f"training {len(models)} models" if models else "scoring",
