@@ -192,10 +192,16 @@ def _mat73_strings(handle, cell):
 def _read_mat5(path):
     import scipy.io
 
+    from . import mat5
+
+    # scipy's compiled reader trusts the file (a damaged element can crash the interpreter):
+    # the two variables it will read are checked element by element first
+    wanted = ("dataSet", "metaData")
+    mat5.check(path, variables=wanted)
     try:
-        content = scipy.io.loadmat(path, simplify_cells=True)
-    except (ValueError, OSError, TypeError, IndexError, EOFError) as error:
-        raise DataFormatError(path, f"cannot be read as a MATLAB v5 file ({error})",
+        content = scipy.io.loadmat(path, simplify_cells=True, variable_names=wanted)
+    except Exception as error:  # noqa: BLE001 - any reader error on a damaged file is ours to name
+        raise DataFormatError(path, f"cannot be read as a MATLAB v5 file ({type(error).__name__}: {error})",
                               "is the file truncated or corrupt?") from error
     for name in ("dataSet", "metaData"):
         if name not in content:

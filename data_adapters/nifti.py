@@ -64,8 +64,12 @@ def sniff(path, head):
         try:
             with gzip.open(path, "rb") as handle:
                 head = handle.read(4)
-        except (OSError, EOFError):
-            return False
+        except (OSError, EOFError, zlib.error):
+            # a damaged stream: claimed when the name says NIfTI, so the reader names the
+            # damage; otherwise the registry reports it beside "not a recognised data file"
+            if _suffix(path) == ".nii.gz":
+                return True
+            raise
     if _suffix(path) == ".img" and path.with_suffix(".hdr").exists():
         return True
     if len(head) < 4:

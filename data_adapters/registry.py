@@ -120,9 +120,10 @@ def load(path, format=None, **options):
                 path, f"unknown format {format!r}", f"supported: {', '.join(FORMATS)}"
             )
         return _read(format, path, options)
+    failures = []
     if path.is_dir():
         for name in DIRECTORY_FORMATS:
-            if FORMATS[name][0](path, b""):
+            if _sniffed(name, path, b"", failures):
                 return _read(name, path, options)
         raise DataFormatError(path, "is a directory without a series of volumes",
                               "expected a data file, or a folder of .nii/.hdr volumes")
@@ -131,8 +132,20 @@ def load(path, format=None, **options):
             head = handle.read(512)
     except OSError as error:
         raise DataFormatError(path, f"cannot be read ({error.strerror})") from error
-    for name, (sniff, _, _) in FORMATS.items():
-        if sniff(path, head):
+    for name in FORMATS:
+        if _sniffed(name, path, head, failures):
             return _read(name, path, options)
     listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
-    raise DataFormatError(path, "not a recognised data file", f"supported formats are {listing}")
+    damaged = "".join(f"; the {name} check could not read it ({error})" for name, error in failures)
+    raise DataFormatError(path, f"not a recognised data file{damaged}", f"supported formats are {listing}")
+
+
+def _sniffed(name, path, head, failures):
+    """Whether format ``name`` claims ``path``. A check that fails on damaged content
+    (a corrupt gzip stream, a plugin's own error) does not claim it: the failure is kept for
+    the message, and the other formats are still tried."""
+    try:
+        return bool(FORMATS[name][0](path, head))
+    except Exception as error:  # any library's error on damaged bytes; never a raw traceback
+        failures.append((name, f"{type(error).__name__}: {error}"))
+        return False

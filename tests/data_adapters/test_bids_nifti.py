@@ -109,6 +109,22 @@ def test_truncated_images_are_named_errors(bold, tmp_path, suffix):
     assert_named_error(cut, "truncated", events=events, labels=labels, n_time_bins=1)
 
 
+
+@pytest.mark.parametrize("name", ["damaged.nii.gz", "damaged.gz"])
+def test_a_damaged_gzip_stream_is_a_named_error_whatever_the_name(bold, tmp_path, name):
+    """Zeroed bytes just after the gzip header make zlib fail on the first read, inside the
+    format check itself (found by fuzzing): a .nii.gz is claimed as NIfTI and the reader
+    names the damage; another name falls through to the unrecognised-file error, which says
+    what the check could not read. Never zlib's own traceback."""
+    series, labels, _ = bold
+    damaged = bytearray(series.read_bytes())
+    damaged[20:28] = bytes(8)
+    path = tmp_path / name
+    path.write_bytes(bytes(damaged))
+    events = pd.DataFrame({"onset": [0.0], "duration": [1.0], "stimulus_id": ["a"]})
+    words = "NIfTI" if name.endswith(".nii.gz") else "nifti check could not read it"
+    assert_named_error(path, words, events=events, labels=labels, n_time_bins=1)
+
 def test_fifos_and_symlink_loops_are_refused_before_opening(tmp_path):
     fifo = tmp_path / "pipe.nc"
     os.mkfifo(fifo)

@@ -36,6 +36,12 @@ def valid_files(tmp_path_factory, shared_data):
     table = bdata.read_table(files["bdata"])
     bdata.write_mat(root / "bdtb.mat", table.dataset, list(zip(table.keys, table.descriptions, table.values)))
     files["mat5"] = root / "bdtb.mat"
+    import scipy.io
+
+    content = scipy.io.loadmat(files["mat5"])
+    scipy.io.savemat(root / "bdtbz.mat", {k: v for k, v in content.items() if not k.startswith("__")},
+                     do_compression=True)
+    files["mat5z"] = root / "bdtbz.mat"
     files["psiturk"] = simulators.simulate_human_ratings(root / "ratings.db", n_workers=4, n_images=6).path
     files["human_csv"] = simulators.simulate_human_ratings(root / "ratings.csv", format="csv",
                                                               n_workers=4, n_images=6).path
@@ -43,7 +49,7 @@ def valid_files(tmp_path_factory, shared_data):
 
 
 # bdpy's sample file has no ROI keys: load it whole (an option the other formats refuse by name)
-OPTIONS = {"bdata": {"require_roi": False}, "mat5": {"require_roi": False}}
+OPTIONS = {"bdata": {"require_roi": False}, "mat5": {"require_roi": False}, "mat5z": {"require_roi": False}}
 
 
 def _load_or_named_error(path, **options):
@@ -70,10 +76,10 @@ def test_truncated_files(valid_files, tmp_path, name, fraction):
     _load_or_named_error(path, **OPTIONS.get(name, {}))
 
 
-# Not "mat5": scipy.io.loadmat itself can crash the interpreter (segfault in its C reader)
-# on a v5 file with overwritten bytes, which no Python-level check catches; truncated v5
-# files are fuzzed above.
-@pytest.mark.parametrize("name", ["brainio", "bdata", "psiturk", "human_csv"])
+# "mat5" and "mat5z" (compressed, as MATLAB writes -v7): scipy's compiled reader crashes the
+# interpreter on some damaged elements, so data_adapters.mat5 checks them first (a crash here
+# fails the whole run, loudly)
+@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "mat5z", "psiturk", "human_csv"])
 @FUZZ
 @given(data=st.data())
 def test_overwritten_bytes(valid_files, tmp_path, name, data):
@@ -97,3 +103,30 @@ def test_csv_columns_and_rt_values(tmp_path, columns, rt):
     path = tmp_path / "trials.csv"
     frame.to_csv(path, index=False)
     _load_or_named_error(path)
+
+
+# Found by fuzzing: these bytes at byte 1186 of the v5 file above make scipy.io.loadmat
+# segfault (a struct field whose element claims 44,239 bytes in the 4-byte small form), and
+# these at byte 1066 make it raise UnboundLocalError. Run in a child process, so that a
+# regression is a failed test, not a crashed run.
+DAMAGE = {"segfault": (1186, "cfac22fc7e940ad04fcb8a5b2505"), "unbound-local": (1066, "bdfa0ff0169dc9575674066676")}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_mat5_damage_that_crashes_scipy_is_a_named_error(valid_files, tmp_path, case):
+    import subprocess
+    import sys
+
+    source = bytearray(valid_files["mat5"].read_bytes())
+    assert len(source) == 1592  # the offsets below are this file's
+    at, junk = DAMAGE[case]
+    source[at:at + len(bytes.fromhex(junk))] = bytes.fromhex(junk)
+    path = tmp_path / "damaged.mat"
+    path.write_bytes(bytes(source))
+    code = ("import sys, data_adapters\n"
+            "from workbench.errors import DataFormatError\n"
+            "try:\n    data_adapters.load(sys.argv[1], require_roi=False)\n"
+            "except DataFormatError as error:\n    print(error)\n")
+    child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert str(path) in child.stdout and "damaged MATLAB v5 file in variable 'metaData'" in child.stdout
