@@ -62,7 +62,12 @@ def check(path, variables=None):
                 payload = payload[inner:inner_end]
             elif kind != MI_MATRIX:
                 raise _Damaged(f"a top-level element of type {kind} (expected a matrix or compressed matrix)")
-            name = _variable_name(payload, endian)
+            try:
+                name = _variable_name(payload, endian)
+            except _Damaged:
+                if variables is None:
+                    raise
+                name = None  # an element that is not read (e.g. MATLAB's function workspace)
             if variables is None or name in variables:
                 _matrix(payload, endian, 0)
             position = following
@@ -105,10 +110,11 @@ def _inflate(payload):
     return out
 
 
-def _elements(payload, endian):
-    """The sub-elements ``(type, bytes)`` of a matrix's payload, in order."""
+def _elements(payload, endian, at_most=None):
+    """The sub-elements ``(type, bytes)`` of a matrix's payload, in order (the first
+    ``at_most`` of them when given)."""
     position, items = 0, []
-    while position < len(payload):
+    while position < len(payload) and (at_most is None or len(items) < at_most):
         kind, start, end, position = _tag(payload, position, len(payload), endian)
         items.append((kind, payload[start:end]))
     return items
@@ -117,7 +123,7 @@ def _elements(payload, endian):
 def _variable_name(payload, endian):
     if not payload:
         return None
-    items = _elements(payload, endian)
+    items = _elements(payload, endian, at_most=3)
     if len(items) < 3 or items[2][0] not in (MI_INT8, 2):
         raise _Damaged("a matrix without flags, dimensions and name")
     return bytes(items[2][1]).decode("latin-1")

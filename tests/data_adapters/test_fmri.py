@@ -314,3 +314,30 @@ def test_bdata_without_roi_keys_is_an_error_naming_the_fix(tmp_path):
 def test_an_option_of_another_format_is_a_named_error(tmp_path, shared_data):
     assert_named_error(shared_data / "brainio" / "assy_test_TestMe.nc", "option 'require_roi' does not apply",
                        require_roi=False)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_the_mat5_check_passes_every_array_class_scipy_writes(tmp_path, compressed):
+    """The pre-read check of MATLAB v5 files (data_adapters.mat5) accepts what scipy writes,
+    compressed (MATLAB's -v7) or not, for every class it reads; and it rejects a file whose
+    numeric element holds fewer values than its dimensions say."""
+    import scipy.io
+    import scipy.sparse
+
+    from data_adapters import mat5
+
+    content = {"double": np.arange(6.0).reshape(2, 3), "text": "grey wörld", "empty": np.zeros((0, 3)),
+               "cells": np.array([[1, "x", np.arange(3)]], dtype=object), "struct": {"f": 1, "g": [1, 2, 3]},
+               "logical": np.array([True, False]), "complex": np.array([1 + 2j, 3]), "int16": np.int16([1, -2]),
+               "sparse": scipy.sparse.csc_matrix(np.eye(3)), "nested": {"inner": {"deep": np.ones((2, 2))}}}
+    path = tmp_path / "all.mat"
+    scipy.io.savemat(path, content, do_compression=compressed)
+    mat5.check(path)
+    if not compressed:
+        raw = bytearray(path.read_bytes())
+        tag = raw.index(np.arange(6.0).reshape(2, 3).tobytes(order="F")) - 8  # "double"'s data tag
+        assert int.from_bytes(raw[tag + 4:tag + 8], "little") == 48
+        raw[tag + 4:tag + 8] = (40).to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+        with pytest.raises(DataFormatError, match="in variable 'double'"):
+            mat5.check(path)
