@@ -128,6 +128,24 @@ def test_bootstrap_draw_equals_explicit_resample():
     assert wide["ci_low"] < wide["value"] < wide["ci_high"]
 
 
+
+def test_bootstrap_ci_covers_the_score_of_a_model_silent_in_some_bins():
+    """A feedforward model goes silent after offset: its prediction is constant in those
+    bins, which the score counts as r = 0. The bootstrap must count them alike: it dropped
+    them (NaN), and in the demo the CIs of four feedforward models lay entirely above their
+    scores (b on the simulated V4: 0.358, CI [0.832, 0.873])."""
+    from workbench.metrics import summarize
+
+    features, trials = _signal_encoding(n_stimuli=90)
+    silent = features.copy(data=features.values.copy())
+    silent.values[:, :, 2] = 0.0  # the last bin: no response to any stimulus
+    result = encoding_score(silent, trials, n_splits=3)
+    assert (result.r.values[:, 2] == 0).all()
+    value = summarize(result)[0]["value"]
+    ci = bootstrap_encoding_ci(result, n_boot=300, seed=4)["V4"]
+    assert ci["value"] == pytest.approx(value, abs=1e-12)
+    assert ci["ci_low"] < value < ci["ci_high"]
+
 def test_heldout_test_has_the_power_of_a_plain_permutation_loop_on_30_stimuli():
     """Uniform permutations: on 30 held-out stimuli the p-values match an ordinary loop over
     random permutations of the same statistic (the cyclic-shift version was 1.8-2.8x higher)."""

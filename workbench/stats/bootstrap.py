@@ -28,10 +28,20 @@ def resample_weights(size, n, rng):
 
 def weighted_pearson(weights, stacked, n):
     """Pearson r of every column pair for every row of multiplicities ``weights``: one GEMM
-    over :func:`pearson_sums` (``n`` rows per resample)."""
+    over :func:`pearson_sums` (``n`` rows per resample).
+
+    As :func:`workbench.metrics.correlation.prediction_r` scores a cell: 0 where the first
+    column (the prediction) does not vary in the resample but the second does, NaN where the
+    second (the target) does not vary. (NaN for a silent prediction dropped those cells from
+    the group summaries, so a feedforward model's bootstrap CI covered only the bins it
+    predicts and lay far above its score.)"""
     sx, sy, sxx, syy, sxy = np.split(weights @ stacked, 5, axis=1)
+    var_x, var_y = n * sxx - sx * sx, n * syy - sy * sy
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
+        r = (n * sxy - sx * sy) / np.sqrt(var_x * var_y)
+        # no variance: below round-off of the raw second moment (a constant column's is n^2 c^2)
+        silent_x, silent_y = var_x <= 1e-12 * n * sxx, var_y <= 1e-12 * n * syy
+    return np.where(silent_y, np.nan, np.where(silent_x, 0.0, r))
 
 
 def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", chunk_size=500):
