@@ -412,8 +412,9 @@ def build_parser():
     simulate.add_argument("--n", type=int, default=None, metavar="N",
                           help="stimuli (macaque, default 200), subjects (blur-fmri, 3), images (human, 60)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    simulate.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
-                          help="macaque: digits, or HvM-style RGB objects on natural backgrounds (default digits)")
+    simulate.add_argument("--stimulus-set", default="digits", choices=["digits", "objects", "characters"],
+                          help="macaque: digits, HvM-style RGB objects on natural backgrounds, or letters "
+                               "rendered in 8 fonts (default digits)")
     simulate.add_argument("--scale", default=None, choices=["majajhong2015"],
                           help="macaque: the size of a real release: majajhong2015 = 3,200 objects, 88 V4 + "
                                "168 IT sites, 50 repetitions (6.5 GB, streamed to disk one repetition at a time)")
@@ -465,8 +466,9 @@ def build_parser():
     score.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     score.add_argument("--permutations", type=int, default=1000, help="permutation draws (default 1000)")
     score.add_argument("--n-stimuli", type=int, default=200, help="images in simulated data (default 200)")
-    score.add_argument("--stimulus-set", default="digits", choices=["digits", "objects"],
-                       help="images of simulated macaque data: digits, or HvM-style RGB objects (default digits)")
+    score.add_argument("--stimulus-set", default="digits", choices=["digits", "objects", "characters"],
+                       help="images of simulated macaque data: digits, HvM-style RGB objects or rendered "
+                            "letters (default digits)")
     score.add_argument("--batch-size", type=int, default=64, metavar="N",
                        help="images per forward pass (memory only; default 64)")
     score.add_argument("--cache", default=None, metavar="DIR", help="cache (default: workbench-cache beside OUT)")

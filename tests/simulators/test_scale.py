@@ -52,3 +52,18 @@ def test_stimulus_images_are_rendered_a_batch_at_a_time(tmp_path, monkeypatch):
                           render("digits", 300, 0).stimulus_ids, batch=128)
     assert calls == [128, 128, 44]
     assert len(list(tmp_path.glob("*.png"))) == 300
+
+
+def test_a_simulated_recording_can_show_characters(tmp_path):
+    """The simulator shows rendered letters (workbench.character_stimuli) when asked, and
+    writes their table beside the recording (here, not in tests/stimuli: this module's
+    worker has the simulated brain trained already)."""
+    from workbench.character_stimuli import LETTERS
+
+    simulate_macaque(tmp_path / "rec.nc", n_stimuli=40, sites_per_region=3, n_repetitions=2, stimuli="characters")
+    recording = data_adapters.load(tmp_path / "rec.nc")
+    ids = recording.stimulus_id.values
+    assert len(set(ids)) == 40 and all(i.startswith("char_") for i in ids)
+    assert set(recording.category_name.values) <= set(LETTERS)
+    table = data_adapters.load_stimulus_set(tmp_path / "rec_stimuli.csv")
+    assert set(table["stimulus_id"] if "stimulus_id" in table else table["id"]) == set(ids)

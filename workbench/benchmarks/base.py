@@ -67,7 +67,7 @@ class Panel:
         return Section(self.title, self.explanation, self.figures(results), self.tables(results))
 
 
-STIMULUS_SETS = ("digits", "objects")
+STIMULUS_SETS = ("digits", "objects", "characters")
 
 
 class Benchmark:
@@ -110,7 +110,7 @@ class Benchmark:
     seed, n_permutations, n_stimuli : int
         Run settings (the report's ``[settings]``); ``n_permutations`` may be ``"auto"``
         (:meth:`draws`).
-    stimulus_set : {"digits", "objects"}
+    stimulus_set : {"digits", "objects", "characters"}
         The embedded images a simulated dataset shows (where it can show either).
     cache_dir : path, optional
         Where simulated data, trained models and activations are cached.

@@ -73,12 +73,13 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
 
     if path:
         return data_adapters.load(path), path
-    from .. import object_stimuli
+    from .. import character_stimuli, object_stimuli
 
     options = {"seed": seed, "n_stimuli": n_stimuli}
     if stimulus_set != "digits":
         options["stimuli"] = stimulus_set
-    key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects)
+    key = simulation_key(options, simulate_macaque, BLNet, train, extract, digits, object_stimuli.objects,
+                         character_stimuli.characters)
     path = Path(data_dir) / f"sim_macaque_{stimulus_set}_seed{seed}_n{n_stimuli}_{key}.nc"
     with exclusive_entry(path):  # report workers scoring this benchmark side by side simulate it once
         if not path.exists():

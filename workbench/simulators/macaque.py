@@ -155,10 +155,12 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         The hidden network as a model spec (:data:`DEFAULT_BRAIN`, the zoo's trained BL, by
         default; e.g. ``{"zoo": "bl", "train": False, "config": {"channels": [8, 16]}}`` for
         an untrained one). It sees the stimuli at ``input_size`` px greyscale.
-    stimuli : {"digits", "objects"}
-        scikit-learn's digits, or the HvM-style rendered objects
-        (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds); the hidden
-        network sees them at its input size, greyscale, a model at its own declared input.
+    stimuli : {"digits", "objects", "characters"}
+        scikit-learn's digits, the HvM-style rendered objects
+        (:func:`workbench.object_stimuli.objects`, RGB on natural backgrounds) or letters
+        rendered in matplotlib's fonts (:func:`workbench.character_stimuli.characters`); the
+        hidden network sees them at its input size, greyscale, a model at its own declared
+        input.
     drive_offset : float
         ``c`` in the rate equation (module docstring): 0 puts the mean drive at the
         softplus knee, larger values make the rates more linear in the drive.
@@ -356,10 +358,11 @@ def _site_counts(sites_per_region, regions):
 
 def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     """The embedded stimuli of a simulated recording, rendered at ``preprocessing``
-    (default: 8 px digits, their native size; 32 px greyscale objects):
-    ``"digits"`` (a seeded subset of scikit-learn's) or ``"objects"`` (HvM-style, enough per
-    object for ``n_stimuli``, then a seeded subset); ``ids`` renders only those (the set's
-    order). ``attrs["embedded"]`` records how to render them again."""
+    (default: 8 px digits, their native size; 32 px greyscale objects and characters):
+    ``"digits"`` (a seeded subset of scikit-learn's), ``"objects"`` (HvM-style, enough per
+    object for ``n_stimuli``, then a seeded subset) or ``"characters"`` (26 letters in 8
+    fonts at 3 variation levels, enough per glyph, then a seeded subset); ``ids`` renders
+    only those (the set's order). ``attrs["embedded"]`` records how to render them again."""
     from workbench.object_stimuli import N_OBJECTS, CATEGORIES, objects
 
     if name == "digits":
@@ -379,8 +382,21 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         shown.metadata["label"] = pd.Categorical(shown.metadata["category_name"], categories=CATEGORIES).codes
         shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
         embedded = {"name": "objects", "n_stimuli": n_stimuli, "seed": seed}
+    elif name == "characters":
+        from workbench.character_stimuli import FONTS, LETTERS, VARIATION_RANGES, characters
+
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
+        if not n_stimuli:
+            raise WorkbenchError("the character stimuli need n_stimuli (how many the recording showed)")
+        n_per_glyph = -(-n_stimuli // (len(LETTERS) * len(FONTS) * len(VARIATION_RANGES)))
+        shown = characters(n_per_glyph=n_per_glyph, seed=seed, preprocessing=preprocessing, ids=ids)
+        if ids is None:
+            keep = np.sort(np.random.default_rng(seed).choice(len(shown), n_stimuli, replace=False))
+            shown = shown.subset(keep)
+        shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
+        embedded = {"name": "characters", "n_stimuli": n_stimuli, "seed": seed}
     else:
-        raise WorkbenchError(f"stimuli must be 'digits' or 'objects', got {name!r}")
+        raise WorkbenchError(f"stimuli must be 'digits', 'objects' or 'characters', got {name!r}")
     shown.attrs["embedded"] = embedded
     return shown
 
