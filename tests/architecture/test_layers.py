@@ -11,7 +11,7 @@ LAYERS = [
     ("workbench.errors", 0), ("workbench.storage", 0), ("workbench.keys", 0), ("workbench.scores", 0),
     ("workbench.backend", 0), ("workbench.assembly", 0),
     ("data_adapters", 1),
-    ("workbench.stimuli", 2), ("workbench.object_stimuli", 2), ("workbench.degradations", 2),
+    ("workbench.stimuli", 2), ("workbench.object_stimuli", 2), ("workbench.character_stimuli", 2), ("workbench.degradations", 2),
     ("workbench.models", 3),
     ("workbench.stats", 4),
     ("workbench.metrics", 5),
