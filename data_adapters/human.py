@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.assembly import control_character_id
 from workbench.errors import DataFormatError
 
 from .checks import csv_header
@@ -142,6 +143,11 @@ def _finish(trials, path, min_rt_ms, report, labels=None):
     report["timeouts"] = int(timeout.sum())
     trials = trials.loc[~timeout, list(TRIAL_COLUMNS)].reset_index(drop=True)
     trials["stimulus_id"] = trials["stimulus_id"].astype(str)
+    for column in ("stimulus_id", "worker"):
+        bad = control_character_id(trials[column].astype(str))
+        if bad is not None:
+            raise DataFormatError(path, f"{column} {bad!r} holds a control character",
+                                  "ids must be printable text: clean the file")
     if trials.empty:
         raise DataFormatError(path, "no valid trial left after exclusions", str(report))
     return HumanRatings(trials, per_stimulus(trials), report)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench.assembly import control_character_id
 from workbench.errors import DataFormatError, DataWarning
 
 from .bdata import roi_name, normalize_voxels
@@ -244,6 +245,10 @@ def read_events(events, path, stimulus_column=None):
         raise DataFormatError(source, f"events column {stimulus_column!r} row {int(np.flatnonzero(missing)[0])} "
                               "names no stimulus", "every presentation needs its stimulus id")
     events["stimulus_id"] = events[stimulus_column].astype(str)
+    bad = control_character_id(events["stimulus_id"])
+    if bad is not None:
+        raise DataFormatError(source, f"events column {stimulus_column!r} holds {bad!r}, with a control character",
+                              "ids must be printable text: clean the events table")
     return events, source
 
 

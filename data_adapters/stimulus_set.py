@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.assembly import control_character_id
 from workbench.errors import DataFormatError
 
 from .checks import csv_header
@@ -64,6 +65,10 @@ def load_stimulus_set(path, split=None):
     renames.update({k: v for k, v in METADATA_NAMES.items() if k in frame.columns and v not in frame.columns})
     frame = frame.rename(columns=renames)
     frame["stimulus_id"] = frame["stimulus_id"].astype(str)
+    bad = control_character_id(frame["stimulus_id"])
+    if bad is not None:
+        raise DataFormatError(path, f"stimulus_id {bad!r} holds a control character",
+                              "ids must be printable text: clean the file's id column")
     duplicated = frame["stimulus_id"][frame["stimulus_id"].duplicated()]
     if len(duplicated):
         raise DataFormatError(path, f"stimulus_id repeats, e.g. {duplicated.iloc[:3].tolist()}",

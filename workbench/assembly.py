@@ -108,6 +108,12 @@ def validate(da):
                 f"coord {coord!r} must hold strings, got dtype {values.dtype} "
                 f"(fix: da.assign_coords({coord}=da.{coord}.astype(str)))"
             )
+        bad = control_character_id(values)
+        if bad is not None:
+            raise AssemblyError(
+                f"coord {coord!r} holds {bad!r}, with a control character; ids must be printable "
+                "text (fix: clean the ids in the source file)"
+            )
     neuroid_ids = pd.Index(da.coords["neuroid_id"].values)
     if neuroid_ids.has_duplicates:
         dupes = neuroid_ids[neuroid_ids.duplicated()].unique()[:5].tolist()
@@ -123,6 +129,18 @@ def validate(da):
         )
     _validate_time_bins(da)
     return da
+
+
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"  # C0 and C1 control characters, NUL and ESC among them
+
+
+def control_character_id(values):
+    """The first id in ``values`` that holds a control character (NUL, tab, newline, ESC,
+    ...), or None. Such an id is damage or an injection, never a stimulus name: it cannot be
+    stored in netCDF/HDF5 text, and it rewrites terminals and logs."""
+    ids = pd.Series(pd.unique(np.asarray(values, dtype=object).ravel())).astype(str)
+    bad = ids[ids.str.contains(_CONTROL, regex=True)]
+    return None if bad.empty else bad.iloc[0]
 
 
 def _is_string_array(values):

@@ -84,6 +84,7 @@ def test_nan_voxels_stay_nan(bold, tmp_path):
     (pd.DataFrame({"onset": [1e308], "duration": [1.0], "stimulus_id": ["a"]}), "not a number of seconds"),
     (pd.DataFrame({"onset": [np.nan], "duration": [1.0], "stimulus_id": ["a"]}), "'onset' row 0"),
     (pd.DataFrame({"onset": [0.0], "duration": [1.0], "trial_type": ["a"]}), "stimulus_column="),
+    (pd.DataFrame({"onset": [0.0], "duration": [1.0], "stimulus_id": ["a\x1b[2Jb"]}), "control character"),
 ])
 def test_degenerate_events_are_named_errors(bold, events, words):
     series, labels, _ = bold

@@ -144,3 +144,36 @@ def test_a_recording_with_one_repetition_says_it_has_no_ceiling(tmp_path):
     bench = get("macaque.IT.shared-time-ridge", path=tmp_path / "single.nc", n_permutations=20, cache_dir=tmp_path)
     score = bench.score({"name": "b", "zoo": "b", "train": False, "config": {"channels": [4, 8]}})[0]
     assert np.isnan(score.ceiling) and np.isnan(score.normalized) and "no split-half ceiling" in score["note"]
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x1b[31m", "\n", "\x85"])
+def test_ids_with_control_characters_are_named_errors(tmp_path, character):
+    """An id holding NUL, an escape sequence, a newline or a C1 control is damage or an
+    injection, never a stimulus name (netCDF cannot store NUL in text; ESC rewrites
+    terminals): every loader refuses it by name, through the contract's one check."""
+    from workbench import simulators
+
+    bad = f"digit_08{character}39"
+    table = tmp_path / "set.csv"
+    pd.DataFrame({"stimulus_id": ["a", bad], "filename": ["a.png", "b.png"]}).to_csv(table, index=False)
+    with pytest.raises(DataFormatError, match="control character") as info:
+        data_adapters.load_stimulus_set(table)
+    assert str(table) in str(info.value)
+    ratings = simulators.simulate_human_ratings(tmp_path / "ratings.csv", format="csv", n_workers=3, n_images=4).path
+    frame = pd.read_csv(ratings)
+    frame.loc[2, "stimulus_id"] = bad
+    frame.to_csv(ratings, index=False)
+    assert_named_error(ratings, "control character")
+    if character == "\x00":  # netCDF itself cannot hold NUL in text
+        return
+    from conftest import make_assembly
+    from workbench.assembly import to_netcdf
+
+    to_netcdf(make_assembly(), tmp_path / "good.nc")
+    with xr.open_dataset(tmp_path / "good.nc") as dataset:
+        dataset = dataset.load()
+    ids = dataset["stimulus_id"].values.astype(object)
+    ids[1] = bad
+    dataset = dataset.assign_coords(stimulus_id=(dataset["stimulus_id"].dims, ids))
+    dataset.to_netcdf(tmp_path / "rec.nc", engine="netcdf4")
+    assert_named_error(tmp_path / "rec.nc", "control character")
