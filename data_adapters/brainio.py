@@ -172,7 +172,11 @@ def _to_contract(da, path):
             raise DataFormatError(path, f"the data variable holds {da.dtype} values, not numbers",
                                   "a BrainIO assembly stores numeric responses (rates or counts)")
         da = da.astype(np.float64)
-    attrs = decode_attrs(da.attrs)
+    try:
+        attrs = decode_attrs(da.attrs)
+    except AssemblyError as error:
+        raise DataFormatError(path, str(error), "rewrite the file (workbench.assembly.to_netcdf), or drop "
+                              "that attribute") from None
     attrs.setdefault("source", str(path))
     attrs.setdefault("identifier", path.stem)
     attrs.setdefault("simulated", False)

@@ -290,8 +290,9 @@ def _participant_data(path, worker, datastring):
     """The ``data`` list of one participant's datastring, or a named error."""
     try:
         parsed = json.loads(datastring or "{}")
-    except (json.JSONDecodeError, TypeError) as error:
-        raise DataFormatError(path, f"datastring of worker {worker!r} is not JSON ({error})") from error
+    except (ValueError, TypeError, RecursionError) as error:  # deep nesting, 5,000-digit numbers
+        raise DataFormatError(path, f"datastring of worker {worker!r} is not JSON "
+                              f"({type(error).__name__}: {str(error)[:200]})") from None
     data = parsed.get("data", []) if isinstance(parsed, dict) else None
     if not isinstance(data, list):
         raise DataFormatError(path, f"datastring of worker {worker!r} has no 'data' list",

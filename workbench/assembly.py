@@ -506,7 +506,15 @@ def decode_attrs(attrs):
     attrs = dict(attrs)
     packed = attrs.pop(_JSON_ATTRS_KEY, None)
     if packed is not None:
-        attrs.update(json.loads(packed))
+        try:
+            unpacked = json.loads(packed)
+        except (ValueError, TypeError, RecursionError) as error:  # damaged, 5,000-digit numbers, deep nesting
+            raise AssemblyError(f"attribute {_JSON_ATTRS_KEY!r} is not JSON ({type(error).__name__}: "
+                                f"{str(error)[:120]}); the file's attributes are damaged") from None
+        if not isinstance(unpacked, dict):
+            raise AssemblyError(f"attribute {_JSON_ATTRS_KEY!r} holds a {type(unpacked).__name__}, not a JSON "
+                                "object of attributes; the file's attributes are damaged")
+        attrs.update(unpacked)
     return attrs
 
 

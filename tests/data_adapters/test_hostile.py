@@ -177,3 +177,35 @@ def test_ids_with_control_characters_are_named_errors(tmp_path, character):
     dataset = dataset.assign_coords(stimulus_id=(dataset["stimulus_id"].dims, ids))
     dataset.to_netcdf(tmp_path / "rec.nc", engine="netcdf4")
     assert_named_error(tmp_path / "rec.nc", "control character")
+
+
+@pytest.mark.parametrize("packed, words", [
+    ("[" * 100_000, "RecursionError"), ('{"a": ' + "9" * 5000 + "}", "ValueError"),
+    ("{not json", "JSONDecodeError"), ("[1, 2]", "holds a list"),
+])
+def test_damaged_json_inside_files_is_a_named_error(tmp_path, packed, words):
+    """JSON that a file carries (a netCDF's packed attributes, a psiTurk datastring, a
+    simulated recording's embedded_stimuli) can be nested 100,000 deep (RecursionError) or
+    hold a 5,000-digit number (ValueError): named errors, not raw ones."""
+    import sqlite3
+
+    from conftest import make_assembly
+    from workbench import WorkbenchError, simulators
+    from workbench.assembly import _JSON_ATTRS_KEY, to_netcdf
+    from workbench.benchmarks.data import embedded_of
+
+    to_netcdf(make_assembly(), tmp_path / "good.nc")
+    with xr.open_dataset(tmp_path / "good.nc") as dataset:
+        dataset = dataset.load()
+    for name in dataset.data_vars:
+        dataset[name].attrs[_JSON_ATTRS_KEY] = packed
+    dataset.to_netcdf(tmp_path / "packed.nc")
+    assert_named_error(tmp_path / "packed.nc", words)
+    if words != "holds a list":
+        database = simulators.simulate_human_ratings(tmp_path / "r.db", n_workers=2, n_images=3).path
+        with sqlite3.connect(database) as connection:
+            connection.execute("update turkdemo set datastring = ? where rowid = 1", (packed,))
+        connection.close()
+        assert_named_error(database, "is not JSON")
+    with pytest.raises(WorkbenchError, match="embedded_stimuli"):
+        embedded_of(xr.DataArray([0.0], attrs={"embedded_stimuli": packed}))

@@ -56,9 +56,24 @@ def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, e
 
 
 def embedded_of(assembly):
-    """The embedded stimulus set a simulated assembly names (``None`` for real data)."""
+    """The embedded stimulus set a simulated assembly names (``None`` for real data): a dict
+    with a ``name``, ``n_stimuli`` and ``seed``, or a named error when the attribute is
+    damaged (the file says it is simulated, so guessing the images would score garbage)."""
     text = assembly.attrs.get("embedded_stimuli")
-    return json.loads(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        return None
+    fix = "(fix: pass the recording's stimulus-set CSV with --stimuli)"
+    try:
+        embedded = json.loads(text)
+    except (ValueError, RecursionError) as error:  # RecursionError: deeply nested JSON
+        raise WorkbenchError(f"the recording's attribute embedded_stimuli is not JSON "
+                             f"({type(error).__name__}) {fix}") from None
+    integer = lambda value: value is None or (isinstance(value, int) and not isinstance(value, bool))  # noqa: E731
+    if not (isinstance(embedded, dict) and isinstance(embedded.get("name"), str)
+            and integer(embedded.get("n_stimuli")) and integer(embedded.get("seed", 0))):
+        raise WorkbenchError(f"the recording's attribute embedded_stimuli is {text[:80]!r}, not "
+                             f"{{'name': ..., 'n_stimuli': ..., 'seed': ...}} {fix}")
+    return embedded
 
 
 def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):

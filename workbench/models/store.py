@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from ..assembly import DIMS, decode_attrs, encode_attrs, validate
-from ..errors import DataFormatError, ExtractionError
+from ..errors import AssemblyError, DataFormatError, ExtractionError
 from ..storage import owner, remove_stale_temporaries
 
 VARIABLE = "activations"
@@ -121,7 +121,7 @@ def check_store(path):
     path = Path(path)
     try:
         listed = json.loads((path / MARKER).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise DataFormatError(path / MARKER, f"completion marker cannot be read ({error})",
                               "extract again") from None
     for name, size in listed.items():
@@ -156,5 +156,9 @@ def open_activations(path):
         if values.dtype.kind in "UT":  # zarr returns numpy StringDType; the contract uses str objects
             values = values.astype(object)
         coords[name] = (coord.dims, values)
-    da = xr.DataArray(da.data, dims=da.dims, coords=coords, attrs=decode_attrs(dataset.attrs))
+    try:
+        attrs = decode_attrs(dataset.attrs)
+    except AssemblyError as error:
+        raise DataFormatError(path, str(error), "extract again") from None
+    da = xr.DataArray(da.data, dims=da.dims, coords=coords, attrs=attrs)
     return validate(da)

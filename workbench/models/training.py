@@ -340,8 +340,11 @@ def load_trained(card_path):
     card_path = Path(card_path)
     try:
         card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise WorkbenchError(f"{card_path}: not a readable model card ({error})") from error
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON or bytes
+        raise WorkbenchError(f"{card_path}: not a readable model card ({type(error).__name__}: "
+                             f"{str(error)[:200]})") from None
+    if not isinstance(card, dict):
+        raise WorkbenchError(f"{card_path}: a model card is a JSON object, got a {type(card).__name__}")
     for key in ("config", "weights"):
         if key not in card:
             raise WorkbenchError(f"{card_path}: model card has no {key!r} field (fix: write it "

@@ -118,7 +118,7 @@ def read_cached(path):
     entry is recomputed, never trusted)."""
     try:
         result = json.loads(Path(path).read_text())
-    except (OSError, ValueError):  # missing, unreadable, or not JSON (UnicodeDecodeError is a ValueError)
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not JSON, nested too deep
         return None
     return result if isinstance(result, dict) and "records" in result else None
 
