@@ -160,16 +160,31 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
                                       f"mask {roi!r} has shape {image.shape[:3]}, the series {shape}",
                                       "resample the mask to the BOLD grid first")
             if not np.allclose(image.affine, series.affine, atol=1e-3):
-                raise DataFormatError(path, f"mask {roi!r} is on another grid (affine differs)",
+                raise DataFormatError(getattr(image, "get_filename", lambda: path)() or path,
+                                      f"mask {roi!r} is on another grid (affine differs)",
                                       "resample the mask to the BOLD grid first")
             result[roi] = _image_values(image, path, f"mask {roi!r}").reshape(shape) > 0
     elif labels is not None:
         image = _load_image(labels, "label image", path)
+        source = getattr(image, "get_filename", lambda: None)() or path  # errors name the label file
         if image.shape[:3] != shape:
-            raise DataFormatError(path, f"label image has shape {image.shape[:3]}, the series {shape}",
+            raise DataFormatError(source, f"label image has shape {image.shape[:3]}, the series {shape}",
                                   "resample the label image to the BOLD grid first")
-        values = np.nan_to_num(np.rint(_image_values(image, path, "label image"))).astype(int).reshape(shape)
+        if not np.allclose(image.affine, series.affine, atol=1e-3):
+            raise DataFormatError(source, "the label image is on another grid (its affine differs from the series')",
+                                  "resample the label image to the BOLD grid first (nearest neighbour)")
+        raw = np.nan_to_num(_image_values(image, path, "label image"))
+        values = np.rint(raw)
+        fractional = np.abs(raw - values) > 1e-3
+        if fractional.any():
+            raise DataFormatError(source, f"the label image holds non-integer values (e.g. {raw[fractional].flat[0]:g})",
+                                  "a label image gives each voxel an integer ROI code (resample it with "
+                                  "nearest-neighbour interpolation)")
+        values = values.astype(np.int64).reshape(shape)
         names = label_names or {int(v): f"label_{int(v)}" for v in np.unique(values) if v != 0}
+        if not names:
+            raise DataFormatError(source, "the label image labels no voxel (all values are 0)",
+                                  "pass the atlas in the BOLD grid, or masks={roi: image}")
         for code, roi in names.items():
             result[roi] = values == int(code)
     else:
@@ -184,6 +199,10 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
 
 def _image_values(image, path, name):
     """An image's (scaled) voxel values, read now; truncated data is a named error."""
+    if image.get_data_dtype().kind not in "iufb":
+        source = getattr(image, "get_filename", lambda: None)() or path
+        raise DataFormatError(source, f"{name} holds {image.get_data_dtype()} voxels, not real numbers",
+                              "BOLD series, masks and label images hold integer or float voxels")
     try:
         return np.asarray(np.asanyarray(image.dataobj), dtype=np.float64)
     except _READ_ERRORS as error:

@@ -137,3 +137,34 @@ def test_fifos_and_symlink_loops_are_refused_before_opening(tmp_path):
     os.mkfifo(events)
     with pytest.raises(DataFormatError, match="events.tsv: is not a regular file"):
         data_adapters.nifti.read_events(events, tmp_path / "x.nii")
+
+
+@pytest.mark.parametrize("change, words", [
+    ("affine", "on another grid"), ("fractional", r"non-integer values \(e.g. 1.5\)"),
+    ("zero", "labels no voxel"), ("complex", "complex64 voxels"),
+])
+def test_label_images_that_cannot_label_the_series_are_named(bold, tmp_path, change, words):
+    """A label image on another grid (same shape, other affine) loaded silently, assigning
+    voxels to the wrong ROIs; fractional codes (an atlas resampled with interpolation) were
+    rounded; an all-zero image raised numpy's ValueError. Each is now a named error naming
+    the label file."""
+    series, labels, _ = bold
+    image = nib.load(labels)
+    values = np.asarray(image.dataobj)
+    affine = image.affine.copy()
+    if change == "affine":
+        affine[:3, :3] *= 2
+    elif change == "fractional":
+        values = values.astype(np.float32) + 0.5
+    elif change == "zero":
+        values = np.zeros_like(values)
+    else:
+        values = values.astype(np.complex64)
+    damaged = nib.Nifti1Image(values, affine)
+    damaged.set_data_dtype(values.dtype)
+    path = tmp_path / "labels_changed.nii.gz"
+    nib.save(damaged, path)
+    events = pd.DataFrame({"onset": [0.0], "duration": [1.0], "stimulus_id": ["a"]})
+    with pytest.raises(DataFormatError, match=words) as info:
+        data_adapters.load(series, events=events, labels=path, n_time_bins=1)
+    assert str(path) in str(info.value)
