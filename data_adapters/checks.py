@@ -12,6 +12,9 @@ from workbench.assembly import validate
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
 NAN_POLICIES = ("warn", "raise", "propagate")
+#: responses beyond this magnitude are damage or a unit error: their squares, summed over a
+#: recording, overflow float64 (rates, counts and BOLD signal are many orders smaller)
+MAX_ABS_VALUE = 1e100
 VOXEL_NORMALIZATIONS = (None, "zscore", "unit_norm")
 
 
@@ -51,6 +54,14 @@ def apply_nan_policy(da, path, nan_policy="warn"):
     n_nan = int(np.isnan(values).sum())
     n_inf = int(np.isinf(values).sum())
     da.attrs["nonfinite"] = {"nan": n_nan, "inf": n_inf}
+    largest = float(np.nanmax(np.abs(np.where(np.isinf(values), np.nan, values)), initial=0.0))
+    if largest > MAX_ABS_VALUE:
+        p, n, t = np.argwhere(np.abs(values) == largest)[0]
+        raise DataFormatError(
+            path, f"a value of magnitude {largest:.3g} (stimulus_id={da.coords['stimulus_id'].values[p]!r}, "
+            f"neuroid_id={da.coords['neuroid_id'].values[n]!r}, time bin {t}): beyond {MAX_ABS_VALUE:g}, its "
+            "square overflows and every correlation with it is garbage",
+            "check the file's units and scaling (responses are rates, counts or BOLD signal)")
     if n_nan + n_inf == 0:
         return da
     if nan_policy == "raise":

@@ -114,6 +114,12 @@ def validate(da):
                 f"coord {coord!r} holds {bad!r}, with a control character; ids must be printable "
                 "text (fix: clean the ids in the source file)"
             )
+        blank = np.flatnonzero(pd.Series(values.ravel()).astype(str).str.strip().eq("").to_numpy())
+        if len(blank):
+            raise AssemblyError(
+                f"coord {coord!r} is empty at position {int(blank[0])} ({len(blank)} empty in all); "
+                "every row needs an id (fix: fill the missing ids in the source file)"
+            )
     neuroid_ids = pd.Index(da.coords["neuroid_id"].values)
     if neuroid_ids.has_duplicates:
         dupes = neuroid_ids[neuroid_ids.duplicated()].unique()[:5].tolist()

@@ -209,3 +209,20 @@ def test_damaged_json_inside_files_is_a_named_error(tmp_path, packed, words):
         assert_named_error(database, "is not JSON")
     with pytest.raises(WorkbenchError, match="embedded_stimuli"):
         embedded_of(xr.DataArray([0.0], attrs={"embedded_stimuli": packed}))
+
+
+def test_empty_ids_and_overflowing_values_are_named(tmp_path):
+    """An empty stimulus id (a missing cell read as "") and responses of magnitude 1e300
+    (whose squares overflow, so every correlation is garbage) both loaded silently."""
+    from conftest import make_assembly
+    from workbench.assembly import to_netcdf
+
+    da = make_assembly()
+    ids = da.stimulus_id.values.astype(object)
+    ids[2] = " "
+    blank = da.assign_coords(stimulus_id=("presentation", ids))
+    blank.attrs = {}
+    blank.to_dataset(name="data").to_netcdf(tmp_path / "blank.nc")  # to_netcdf would refuse it
+    assert_named_error(tmp_path / "blank.nc", "'stimulus_id' is empty at position 2")
+    to_netcdf(da.copy(data=np.full(da.shape, 1e300)), tmp_path / "huge.nc")
+    assert_named_error(tmp_path / "huge.nc", "magnitude 1e+300")
