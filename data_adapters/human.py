@@ -109,6 +109,14 @@ def _finish(trials, path, min_rt_ms, report, labels=None):
     default: the truth values, plus 0 and 1 for a 0/1 task); anything else is an error
     naming the worker and the trial.
     """
+    blank = trials[["worker", "stimulus_id"]].isna() | trials[["worker", "stimulus_id"]].astype(str).apply(
+        lambda column: column.str.strip().eq(""))
+    if blank.any().any():
+        column = blank.any().idxmax()
+        row = trials.index[int(blank[column].to_numpy().argmax())]
+        # a missing id would become the worker or stimulus "nan", its trials pooled as one
+        raise DataFormatError(path, f"{column} is missing in {int(blank[column].sum())} trial(s), the first in "
+                              f"data row {row}", f"every trial needs its {column}")
     if "trial" not in trials:
         trials = trials.assign(trial=trials.groupby("worker").cumcount())
     for column in ("truth", "response"):

@@ -87,3 +87,16 @@ def test_trial_missing_a_field_names_it(tmp_path):
     connection.close()
     with pytest.raises(DataFormatError, match="trial 0 of worker 'w' lacks"):
         data_adapters.load(path)
+
+
+@pytest.mark.parametrize("column", ["worker", "stimulus_id"])
+def test_a_trial_without_worker_or_stimulus_is_a_named_error(tmp_path, column):
+    """A missing worker or stimulus id became the worker or stimulus "nan" (its trials
+    pooled as if one stimulus); now a named error giving the data row."""
+    path = simulators.simulate_human_ratings(tmp_path / "r.csv", format="csv", n_workers=3, n_images=4).path
+    frame = pd.read_csv(path).astype(object)
+    frame.loc[5, column] = np.nan
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataFormatError, match=rf"{column} is missing in 1 trial\(s\), the first in data row 5") as info:
+        data_adapters.load(path)
+    assert str(path) in str(info.value)
