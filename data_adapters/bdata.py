@@ -15,6 +15,7 @@ of a trial become one presentation with ``time_bin`` bins of one TR each.
 """
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.errors import DataFormatError
+from workbench.errors import DataFormatError, DataWarning
 
 from .checks import check_nan_policy, check_voxel_normalization, finish
 
@@ -465,6 +466,16 @@ def _to_assembly(table, path, samples, neuroids, stimulus_key, time_key, tr_s):
         trial_rows, bins = _trials(samples[time_key], path, time_key)
         starts = np.arange(len(bins)) * tr_s * 1000.0
         ends = starts + tr_s * 1000.0
+    codes = np.asarray(samples[stimulus_key][trial_rows[:, 0]], dtype=np.float64)
+    no_image = ~np.isfinite(codes)
+    if no_image.all():
+        raise DataFormatError(path, f"every trial's {stimulus_key!r} is NaN or inf: no image to score",
+                              "pass stimulus_key= the key that codes the images")
+    if no_image.any():
+        # rest and fixation blocks carry no image code: they are not presentations (never the stimulus "nan")
+        warnings.warn(f"{path}: {int(no_image.sum())} of {len(codes)} trials have no {stimulus_key!r} (NaN or inf), "
+                      "as rest or fixation blocks do; they are left out", DataWarning, stacklevel=4)
+        trial_rows = trial_rows[~no_image]
     first = trial_rows[:, 0]
     presentation = {}
     for key in sample_keys:

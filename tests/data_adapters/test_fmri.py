@@ -341,3 +341,18 @@ def test_the_mat5_check_passes_every_array_class_scipy_writes(tmp_path, compress
         path.write_bytes(bytes(raw))
         with pytest.raises(DataFormatError, match="in variable 'double'"):
             mat5.check(path)
+
+
+def test_trials_without_an_image_code_are_left_out_with_a_warning(tmp_path):
+    """Rest and fixation blocks carry NaN image codes: they became the stimulus "nan";
+    now they are left out with a DataWarning, and a file with no image at all is an error."""
+    from workbench.errors import DataWarning
+
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.standard_normal((6, 3)), [1, 1, np.nan, np.nan, 2, 2], [0, 1] * 3])
+    with pytest.warns(DataWarning, match="1 of 3 trials have no 'ImageCode'"):
+        loaded = data_adapters.load(_write_table(tmp_path / "rest.h5", table, _small_metadata()))
+    assert sorted(loaded.stimulus_id.values) == ["1", "2"]
+    np.testing.assert_array_equal(loaded.sel(presentation=loaded.stimulus_id == "2").values[0, :, 1], table[5, :2])
+    table[:, 3] = np.nan
+    assert_named_error(_write_table(tmp_path / "none.h5", table, _small_metadata()), "no image to score")
