@@ -290,7 +290,9 @@ def _prepared(image, size, greyscale):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 4:  # RGBA -> RGB
         image = image[..., :3]
-    image = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else max(image.max(), 1e-12))
+    # 8-bit arrays (scikit-image's photographs) / 255; anything else is already in [0, 1]
+    # (image files pass through _unit_pixels)
+    image = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)
     if greyscale:
         image = rgb2gray(image) if image.ndim == 3 else image
         image = image[..., None]
@@ -340,11 +342,34 @@ def _read_image(path, source):
                     raise ValueError(f"{image.width} x {image.height} pixels is over the limit of "
                                      f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
                 image.load()
-                return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB", "RGBA", "I;16", "F")
-                                  else image)
+                mode = image.mode
+                pixels = np.asarray(image if mode in ("L", "RGB", "RGBA", "F", "I") or mode.startswith("I;16")
+                                    else image.convert("RGB"))
     except Exception as error:  # noqa: BLE001 - PIL raises many types on bad files; none may leak
         raise DataFormatError(path, f"image listed in {source} cannot be read ({type(error).__name__}: {error})",
                               "check the file is a complete image (PNG, JPEG, TIFF, ...)") from None
+    return _unit_pixels(pixels, mode, path, source)
+
+
+def _unit_pixels(pixels, mode, path, source):
+    """Pixels in [0, 1] on the file's own full scale: 8-bit / 255, 16-bit / 65535, float as
+    stored. (Dividing each image by its own maximum, as before, brightened dim images, so
+    one set's images were on different scales.)"""
+    from .errors import DataFormatError
+
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float64) / 255.0
+    if mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integers holding 16-bit values
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise DataFormatError(path, f"image listed in {source} holds integers from {pixels.min()} to "
+                                  f"{pixels.max()}, outside 16 bits", "save it as an 8- or 16-bit image")
+        return pixels.astype(np.float64) / 65535.0
+    pixels = pixels.astype(np.float64)  # a float image ("F"): intensities as stored
+    if not np.isfinite(pixels).all() or (pixels.size and (pixels.min() < 0 or pixels.max() > 1)):
+        raise DataFormatError(path, f"image listed in {source} is a float image with values outside [0, 1] "
+                              f"({np.nanmin(pixels):g} to {np.nanmax(pixels):g}, or not finite)",
+                              "scale it to [0, 1], or save it as an 8- or 16-bit image")
+    return pixels
 
 
 def _rendered_file(path, source, preprocessing):

@@ -120,3 +120,26 @@ def test_unit_range_inverts_a_fixed_normalisation_only():
     assert raw.min() >= 0 and raw.max() <= 1
     with pytest.raises(WorkbenchError, match="cannot be mapped back"):
         Preprocessing().unit_range(shown.images[:, :1])
+
+
+def test_image_files_keep_their_own_scale_whatever_their_bit_depth(tmp_path):
+    """A dim 16-bit PNG (max 20,000 of 65,535) was divided by its own maximum and came out
+    as bright as a full-range image; it now matches the same picture saved in 8 bits. Float
+    images outside [0, 1] and 32-bit integers beyond 16 bits are named errors."""
+    from PIL import Image
+
+    from workbench.errors import DataFormatError
+
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64) * 20000 / 65535
+    Image.fromarray(np.round(ramp * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.round(ramp * 255).astype(np.uint8)).save(tmp_path / "shallow.png")
+    Image.fromarray((ramp * 5).astype(np.float32)).save(tmp_path / "float.tiff")  # up to 1.53
+    Image.fromarray(np.full((8, 8), 70000, dtype=np.int32)).save(tmp_path / "wide.tiff")
+    table = pd.DataFrame({"stimulus_id": ["deep", "shallow"], "filename": ["deep.png", "shallow.png"]})
+    shown = from_image_files(table, image_dir=tmp_path, preprocessing=Preprocessing(size=16, normalization="imagenet"))
+    unit = Preprocessing(size=16, normalization="imagenet").unit_range(shown.images)
+    assert unit[0].max() == pytest.approx(20000 / 65535, abs=0.01)
+    np.testing.assert_allclose(unit[0], unit[1], atol=0.01)
+    for name, words in (("float.tiff", "outside \\[0, 1\\]"), ("wide.tiff", "outside 16 bits")):
+        with pytest.raises(DataFormatError, match=words):
+            from_image_files(pd.DataFrame({"stimulus_id": ["x"], "filename": [name]}), image_dir=tmp_path)
