@@ -330,7 +330,7 @@ def _read_image(path, source):
     """Pixels of one image file; anything the image libraries raise becomes a named error."""
     import warnings
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     from .errors import DataFormatError
 
@@ -342,6 +342,9 @@ def _read_image(path, source):
                     raise ValueError(f"{image.width} x {image.height} pixels is over the limit of "
                                      f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
                 image.load()
+                # as a browser shows it (jsPsych, psiTurk): camera photographs store their
+                # rotation in EXIF, which browsers apply and PIL does not
+                image = ImageOps.exif_transpose(image)
                 mode = image.mode
                 pixels = np.asarray(image if mode in ("L", "RGB", "RGBA", "F", "I") or mode.startswith("I;16")
                                     else image.convert("RGB"))

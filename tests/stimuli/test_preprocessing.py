@@ -143,3 +143,19 @@ def test_image_files_keep_their_own_scale_whatever_their_bit_depth(tmp_path):
     for name, words in (("float.tiff", "outside \\[0, 1\\]"), ("wide.tiff", "outside 16 bits")):
         with pytest.raises(DataFormatError, match=words):
             from_image_files(pd.DataFrame({"stimulus_id": ["x"], "filename": [name]}), image_dir=tmp_path)
+
+
+def test_image_files_are_read_as_a_browser_shows_them(tmp_path):
+    """A camera JPEG stores its rotation in EXIF; browsers (where jsPsych and psiTurk show
+    the images) apply it and PIL does not: a model must see what participants saw."""
+    from workbench.stimuli import _read_image
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a wide image, white on the left
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # orientation: shown rotated 90 degrees clockwise
+    image.save(tmp_path / "camera.jpg", exif=exif.tobytes(), quality=95)
+    shown = _read_image(tmp_path / "camera.jpg", "test")
+    assert shown.shape == (40, 20, 3)  # tall, as displayed
+    assert shown[:8].mean() > 0.9 and shown[-8:].mean() < 0.1  # the white strip is now on top
