@@ -494,11 +494,18 @@ class LazyImages:
                           stats=self.stats)
 
     def content_digest(self):
-        """Hash of what the rendered images depend on: every file's bytes, the preprocessing
-        and the normalisation statistics (for cache keys, without rendering)."""
+        """Hash of what the rendered images depend on: every file's bytes, the preprocessing,
+        the normalisation statistics, the code that decodes and resizes them and the versions
+        of the libraries it calls (for cache keys, without rendering; a change of decoding, such
+        as applying EXIF orientation, must not leave a cached extraction of the old pixels)."""
+        import PIL
+        import skimage
+
         from .keys import ContentKey
 
-        key = ContentKey({"preprocessing": self.preprocessing.as_dict(), "stats": list(map(str, self.stats))})
+        key = ContentKey({"preprocessing": self.preprocessing.as_dict(), "stats": list(map(str, self.stats)),
+                          "versions": {"pillow": PIL.__version__, "scikit-image": skimage.__version__}})
+        key.source("rendering", _read_image)
         for path in self.paths:
             key.file(path.name, path)
         return key.hexdigest()

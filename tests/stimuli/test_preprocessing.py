@@ -159,3 +159,21 @@ def test_image_files_are_read_as_a_browser_shows_them(tmp_path):
     shown = _read_image(tmp_path / "camera.jpg", "test")
     assert shown.shape == (40, 20, 3)  # tall, as displayed
     assert shown[:8].mean() > 0.9 and shown[-8:].mean() < 0.1  # the white strip is now on top
+
+
+def test_the_cache_digest_of_image_files_covers_the_code_that_decodes_them(tmp_path, monkeypatch):
+    """Lazily rendered files are keyed by their bytes, not by a rendering: the key must also
+    cover the decoding code and the libraries' versions, or a fix such as applying EXIF
+    orientation would leave stale cached extractions of the old pixels."""
+    from workbench import keys
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    table = pd.DataFrame({"stimulus_id": ["a"], "filename": ["a.png"]})
+    lazy = from_image_files(table, image_dir=tmp_path, size=8, lazy=True)
+    hashed = []
+    original = keys.ContentKey.file
+    monkeypatch.setattr(keys.ContentKey, "file", lambda self, label, path: (hashed.append(label), original(self, label, path))[1])
+    digest = lazy.images.content_digest()
+    assert "rendering:workbench.stimuli" in hashed and "a.png" in hashed
+    monkeypatch.setattr("PIL.__version__", "0.0")
+    assert lazy.images.content_digest() != digest
