@@ -8,8 +8,10 @@ dict's key order, an array's memory layout or a path's spelling never change a k
 and a changed byte always does.
 """
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -105,4 +107,26 @@ def file_sha256(path, block_size=1 << 20):
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(block_size), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+
+def package_code_digest(*packages):
+    """SHA-256 over the source of ``packages`` (every ``.py`` file under each package's
+    folder, by relative path), once per process and set of packages.
+
+    The key part for results that any of their code can change (a report task runs loaders,
+    extraction, metrics and statistics): a fixed version string would keep serving a result
+    computed before a fix. Any edit, a comment included, is a new key; recomputing is the
+    price of never being stale."""
+    return _package_code_digest(tuple(str(Path(package.__file__).parent) for package in packages))
+
+
+@functools.lru_cache(maxsize=8)
+def _package_code_digest(folders):
+    digest = hashlib.sha256()
+    for folder in map(Path, folders):
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(f"{folder.name}/{path.relative_to(folder).as_posix()}|".encode())
+            digest.update(file_sha256(path).encode())
     return digest.hexdigest()

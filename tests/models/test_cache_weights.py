@@ -50,3 +50,22 @@ def test_weights_round_trip_and_wrong_architecture(tmp_path):
         load_weights(model, tmp_path / "junk.pt")
     with pytest.raises(ExtractionError, match="not found"):
         load_weights(model, tmp_path / "missing.pt")
+
+
+def test_the_activation_key_covers_the_extraction_code(monkeypatch):
+    """Cached activations depend on the code that runs the model and stores its states
+    (conventions, protocol, reductions, the store), not only on the model's own code: each
+    of those files is part of the key."""
+    import torch
+
+    from workbench import keys
+    from workbench.models import PresentationProtocol
+    from workbench.models.cache import cache_key
+    from workbench.stimuli import digits
+
+    hashed = []
+    original = keys.ContentKey.file
+    monkeypatch.setattr(keys.ContentKey, "file", lambda self, label, path: (hashed.append(label), original(self, label, path))[1])
+    cache_key(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), digits(4, size=8), PresentationProtocol(2, 1), ["0"])
+    for module in ("conventions", "extraction", "protocol", "reductions", "store"):
+        assert f"extraction:workbench.models.{module}" in hashed

@@ -368,3 +368,23 @@ def test_auto_permutations_size_each_test_from_its_family(tmp_path):
     with pytest.raises(ConfigError, match='positive integer or "auto"'):
         parse_config({"models": [{"name": "b", "zoo": "b"}], "benchmarks": ["sim-human.rt-uncertainty"],
                       "settings": {"n_permutations": "many"}})
+
+
+def test_a_change_to_the_workbench_code_is_a_new_key_for_every_task(tmp_path, monkeypatch):
+    """A report task runs loaders, extraction, metrics and statistics: its key hashes all of
+    that code. With only a version string in it, a fix (such as the bootstrap CI's) kept
+    serving the results computed before it."""
+    from workbench import keys
+    from workbench.report.runner import plan
+
+    config = load_config(_write_config(tmp_path))
+    before = {task.label: task.key for task in plan(config)}
+    assert before == {task.label: task.key for task in plan(config)}
+    real = keys._package_code_digest
+
+    def edited(folders):
+        return "edited " + real(folders)
+
+    monkeypatch.setattr(keys, "_package_code_digest", edited)
+    after = {task.label: task.key for task in plan(config)}
+    assert after.keys() == before.keys() and all(after[label] != before[label] for label in before)

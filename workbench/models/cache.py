@@ -9,6 +9,7 @@ activations; changing one weight is a miss.
 from pathlib import Path
 
 from ..keys import ContentKey
+from .conventions import run_steps
 from .extraction import extract, resolve_convention, resolve_protocol
 from .reductions import Reduction
 from .store import is_complete, open_activations
@@ -25,6 +26,9 @@ def cache_key(model, stimuli, protocol, layers, **options):
                       "protocol": protocol.as_dict(), "layers": list(layers), "options": options,
                       "versions": {"workbench": __version__, "torch": torch.__version__}})
     key.source("code", model).module_state("weights", model)
+    # the code that runs the model and writes what it returns (calling conventions, the
+    # presentation protocol, on-device reductions, the store): a fix there is a new key
+    key.source("extraction", extract, type(protocol), Reduction, open_activations, run_steps)
     if hasattr(stimuli.images, "content_digest"):  # lazily rendered files: hash the files, not a rendering
         key.bytes("images", stimuli.images.content_digest().encode())
     else:

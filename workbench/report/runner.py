@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..backend import fixed_threads
 from ..errors import ConfigError
-from ..keys import content_key
+from ..keys import content_key, package_code_digest
 from ..storage import remove_stale_temporaries, write_json
 
 
@@ -70,7 +70,14 @@ def plan(config):
             identities[spec["name"]] = ModelSpec.from_dict(spec).identity()
         except ConfigError as error:
             raise error.under(f"models[{index}]") from None
-    versions = {"workbench": __version__, "torch": torch.__version__}
+    import data_adapters
+
+    import workbench
+
+    # the code of the whole pipeline (loaders to statistics): a fix must never be served a
+    # result computed before it
+    versions = {"workbench": __version__, "torch": torch.__version__,
+                "code": package_code_digest(workbench, data_adapters)}
     tasks = []
     for spec in config.benchmarks:
         benchmark = benchmark_of(spec, config.settings)
