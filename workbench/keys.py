@@ -8,7 +8,6 @@ dict's key order, an array's memory layout or a path's spelling never change a k
 and a changed byte always does.
 """
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -113,7 +112,8 @@ def file_sha256(path, block_size=1 << 20):
 
 def package_code_digest(*packages):
     """SHA-256 over the source of ``packages`` (every ``.py`` file under each package's
-    folder, by relative path), once per process and set of packages.
+    folder, by relative path), read afresh at each call (~15 ms for the workbench and its
+    loaders), so an edit in a live session counts too.
 
     The key part for results that any of their code can change (a report task runs loaders,
     extraction, metrics and statistics): a fixed version string would keep serving a result
@@ -122,7 +122,6 @@ def package_code_digest(*packages):
     return _package_code_digest(tuple(str(Path(package.__file__).parent) for package in packages))
 
 
-@functools.lru_cache(maxsize=8)
 def _package_code_digest(folders):
     digest = hashlib.sha256()
     for folder in map(Path, folders):
