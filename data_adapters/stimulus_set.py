@@ -64,6 +64,10 @@ def load_stimulus_set(path, split=None):
     renames = {id_column: "stimulus_id"}
     renames.update({k: v for k, v in METADATA_NAMES.items() if k in frame.columns and v not in frame.columns})
     frame = frame.rename(columns=renames)
+    blank = frame["stimulus_id"].isna() | frame["stimulus_id"].astype(str).str.strip().eq("")
+    if blank.any():
+        raise DataFormatError(path, f"column {id_column!r} is empty in {int(blank.sum())} row(s), the first "
+                              f"data row {int(np.flatnonzero(blank.to_numpy())[0])}", "every image needs an id")
     frame["stimulus_id"] = frame["stimulus_id"].astype(str)
     bad = control_character_id(frame["stimulus_id"])
     if bad is not None:

@@ -433,7 +433,14 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         raise DataFormatError(source, f"no {filename_column!r} column naming each image file",
                               f"columns are {list(stimulus_set.columns)[:12]}")
     base = Path(image_dir or ".")
-    paths = [_image_file(name, base, source, allow_outside) for name in stimulus_set[filename_column].astype(str)]
+    names = stimulus_set[filename_column]
+    blank = names.isna() | names.astype(str).str.strip().eq("")
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise DataFormatError(source, f"{int(blank.sum())} row(s) name no image file in {filename_column!r}, the "
+                              f"first for stimulus {str(stimulus_set['stimulus_id'].iloc[row])!r}",
+                              "every listed stimulus needs its file")
+    paths = [_image_file(name, base, source, allow_outside) for name in names.astype(str)]
     if not paths:
         raise DataFormatError(source, "lists no images")
     rendered = preprocessing.token()

@@ -112,3 +112,20 @@ def test_overlapping_windows_are_reported(tmp_path):
     plain = tmp_path / "plain.nc"
     to_netcdf(make_assembly(n_bins=4), plain)
     assert "time_bin_overlap" not in data_adapters.load(plain).attrs
+
+
+@pytest.mark.parametrize("column", ["stimulus_id", "filename"])
+def test_a_row_without_an_id_or_a_file_is_a_named_error(tmp_path, column):
+    """pandas 3 keeps a missing cell as NaN through astype(str): a stimulus set with an empty
+    id loaded a NaN id, and an empty file name raised TypeError from pathlib."""
+    from PIL import Image
+
+    from workbench.stimuli import from_image_files
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    table = pd.DataFrame({"stimulus_id": ["a", "b"], "filename": ["a.png", "a.png"]}).astype(object)
+    table.loc[1, column] = np.nan
+    table.to_csv(tmp_path / "set.csv", index=False)
+    with pytest.raises(DataFormatError, match="is empty in 1 row|name no image file") as info:
+        from_image_files(data_adapters.load_stimulus_set(tmp_path / "set.csv"), size=8)
+    assert str(tmp_path / "set.csv") in str(info.value)
