@@ -73,6 +73,11 @@ def load_stimulus_set(path, split=None):
     if bad is not None:
         raise DataFormatError(path, f"stimulus_id {bad!r} holds a control character",
                               "ids must be printable text: clean the file's id column")
+    if "filename" in frame:
+        bad = control_character_id(frame["filename"].dropna())
+        if bad is not None:  # a NUL is not even a valid path
+            raise DataFormatError(path, f"filename {bad!r} holds a control character",
+                                  "file names must be printable text: clean the file's filename column")
     duplicated = frame["stimulus_id"][frame["stimulus_id"].duplicated()]
     if len(duplicated):
         raise DataFormatError(path, f"stimulus_id repeats, e.g. {duplicated.iloc[:3].tolist()}",

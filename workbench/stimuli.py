@@ -313,6 +313,9 @@ def _image_file(name, base, source, allow_outside):
     from .errors import DataFormatError
     from .storage import check_regular_file
 
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(name)):  # a NUL makes every path call raise ValueError
+        raise DataFormatError(base, f"image {name!r} listed in {source} holds a control character",
+                              "file names must be printable text")
     path = Path(name) if Path(name).is_absolute() else base / name
     if not allow_outside:
         try:

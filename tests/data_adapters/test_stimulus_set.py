@@ -129,3 +129,17 @@ def test_a_row_without_an_id_or_a_file_is_a_named_error(tmp_path, column):
     with pytest.raises(DataFormatError, match="is empty in 1 row|name no image file") as info:
         from_image_files(data_adapters.load_stimulus_set(tmp_path / "set.csv"), size=8)
     assert str(tmp_path / "set.csv") in str(info.value)
+
+
+
+def test_a_file_name_with_a_nul_is_a_named_error(tmp_path):
+    """A NUL inside a file name made every pathlib call raise ValueError ("embedded null
+    byte"), in the loader and in the report's cache key of the image files."""
+    from workbench.benchmarks.base import _stimulus_files_digest
+
+    path = tmp_path / "set.csv"
+    path.write_bytes(b"stimulus_id,filename\na,a.png\nb,b\x00.png\n")
+    assert len(_stimulus_files_digest(path)) == 64
+    with pytest.raises(DataFormatError, match="holds a control character") as info:
+        data_adapters.load_stimulus_set(path)
+    assert str(path) in str(info.value)

@@ -296,7 +296,10 @@ def _stimulus_files_digest(csv):
     except Exception:  # unreadable: the CSV's own hash already identifies it; loading names the problem
         return key.hexdigest()
     base = Path(csv).parent
-    for name in table.get("filename", pd.Series(dtype=str)).astype(str):
+    for name in table.get("filename", pd.Series(dtype=str)).fillna("").astype(str):
+        if not name.strip():  # no file named: loading the set names the problem
+            key.json("<no file>", "missing")
+            continue
         path = Path(name) if Path(name).is_absolute() else base / name
         if path.is_file():
             key.file(name, path)
