@@ -90,6 +90,9 @@ def check_regular_file(path, allow_directory=False, subject=""):
     except OSError as error:
         raise DataFormatError(path, f"{subject}cannot be opened ({error.strerror})",
                               "a symbolic-link loop or an unreadable path?") from None
+    except ValueError as error:  # a NUL inside the path
+        raise DataFormatError(repr(str(path)), f"{subject}is not a valid path ({error})",
+                              "paths must be printable text") from None
     if stat.S_ISDIR(mode):
         if allow_directory:
             return

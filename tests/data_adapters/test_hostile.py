@@ -226,3 +226,9 @@ def test_empty_ids_and_overflowing_values_are_named(tmp_path):
     assert_named_error(tmp_path / "blank.nc", "'stimulus_id' is empty at position 2")
     to_netcdf(da.copy(data=np.full(da.shape, 1e300)), tmp_path / "huge.nc")
     assert_named_error(tmp_path / "huge.nc", "magnitude 1e+300")
+
+
+def test_a_path_with_a_nul_is_a_named_error():
+    """os.stat raises ValueError ("embedded null byte") for such a path, before any OSError."""
+    with pytest.raises(DataFormatError, match="is not a valid path"):
+        data_adapters.load("/tmp/recording\x00.nc")
