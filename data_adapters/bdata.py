@@ -25,7 +25,7 @@ import xarray as xr
 
 from workbench.errors import DataFormatError, DataWarning
 
-from .checks import check_nan_policy, check_voxel_normalization, finish
+from .checks import check_allocation, check_nan_policy, check_voxel_normalization, finish
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
@@ -105,13 +105,27 @@ def read_table(path):
     return table
 
 
+def _stored(path, name, dataset):
+    """An HDF5 dataset's values, once its declared size is known to fit in memory (with the
+    float64 copy :func:`_numeric` makes)."""
+    extra = 0 if dataset.dtype == np.float64 else 8
+    check_allocation(path, name, dataset.shape, dataset.dtype.itemsize + extra,
+                     "is the file damaged? A BData file holds samples x columns of stored values")
+    if (dataset.size and dataset.id.get_storage_size() == 0 and dataset.external is None
+            and not dataset.is_virtual):
+        raise DataFormatError(path, f"{name} declares shape {dataset.shape} but stores no values "
+                                    f"(every one would read as the fill value {dataset.fillvalue})",
+                              "the writer stopped before writing the data: export the file again")
+    return dataset[()]
+
+
 def _numeric(path, name, value):
     """``value`` as a float64 array; text or objects are a named error."""
     try:
         array = np.asarray(value)
         if array.dtype.kind not in "fiub":
             raise ValueError(f"dtype {array.dtype}")
-        return array.astype(np.float64)
+        return array.astype(np.float64, copy=False)
     except (ValueError, TypeError) as error:
         raise DataFormatError(path, f"{name} holds non-numeric values ({error})",
                               "BData matrices are numeric; text labels belong in a value map (vmap)") from None
@@ -133,10 +147,10 @@ def _read_hdf5(path):
                         raise DataFormatError(path, f"/metadata has no '{name}'",
                                               "BData metadata holds key, description and value")
                 table = BDataTable(
-                    dataset=_numeric(path, "/dataset", handle["dataset"][()]),
+                    dataset=_numeric(path, "/dataset", _stored(path, "/dataset", handle["dataset"])),
                     keys=[_decode(k) for k in meta["key"][()]],
                     descriptions=[_decode(d) for d in meta["description"][()]],
-                    values=_numeric(path, "/metadata/value", meta["value"][()]),
+                    values=_numeric(path, "/metadata/value", _stored(path, "/metadata/value", meta["value"])),
                     vmap=_read_vmap(handle),
                     attrs={k: _decode(v) if isinstance(v, bytes) else v
                            for k, v in handle.attrs.items()},
@@ -152,9 +166,9 @@ def _read_hdf5(path):
                                 if "description" in meta else [""] * len(keys))
                 # MATLAB stores column-major: HDF5 sees every matrix transposed.
                 table = BDataTable(
-                    dataset=_numeric(path, "dataSet", handle["dataSet"][()]).T,
+                    dataset=_numeric(path, "dataSet", _stored(path, "dataSet", handle["dataSet"])).T,
                     keys=keys, descriptions=descriptions,
-                    values=np.atleast_2d(_numeric(path, "metaData.value", meta["value"][()]).T),
+                    values=np.atleast_2d(_numeric(path, "metaData.value", _stored(path, "metaData.value", meta["value"])).T),
                 )
             else:
                 raise DataFormatError(

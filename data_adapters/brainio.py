@@ -15,7 +15,7 @@ from workbench.assembly import (DIMS, decode_attrs, select_neuroids, select_time
                                 time_bin_overlap, to_netcdf, validate)
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
-from .checks import apply_nan_policy, check_nan_policy
+from .checks import apply_nan_policy, check_allocation, check_nan_policy
 from .stimulus_set import load_stimulus_set, merge_stimulus_set, split_mask
 
 # netCDF-4 is HDF5 underneath; netCDF-3 ("classic") starts with CDF\x01 or CDF\x02.
@@ -87,10 +87,15 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         elif variable not in names:
             raise DataFormatError(path, f"no data variable {variable!r}; found {names}")
         da = dataset[variable]
+        unwritten = _default_fill(da)
         if lazy:
             da = da.chunk(_presentation_chunks(da, chunk_mb))
         else:
+            check_allocation(path, f"variable {variable!r}", da.shape, da.dtype.itemsize + 8,
+                             "is the file damaged? Otherwise open it with lazy=True (read in chunks)")
             da = da.load()
+        if unwritten is not None:
+            da = da.where(da != unwritten)
     except (OSError, RuntimeError, KeyError, IndexError) as error:
         raise DataFormatError(path, f"cannot be read as netCDF ({error})",
                               "is the file truncated or corrupt?") from error
@@ -129,6 +134,27 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         da.attrs["nonfinite"] = "not counted (lazy)"
         return da
     return apply_nan_policy(da, path, nan_policy)
+
+
+def _default_fill(da):
+    """The value a never-written cell of ``da`` reads as, where it must be masked here.
+
+    netCDF fills unwritten cells with a default fill value (``netCDF4.default_fillvals``:
+    9.97e36 for floats, -2147483647 for int32, ...) when the variable declares no
+    ``_FillValue``. xarray masks only a declared ``_FillValue`` or ``missing_value``, so a
+    recording cut short by its writer would load its missing cells as responses of 9.97e36.
+    netCDF4 itself masks them, except in byte variables (where every value is plausible data).
+    """
+    import netCDF4
+
+    encoding = {**da.attrs, **da.encoding}
+    if any(k in encoding for k in ("_FillValue", "missing_value", "scale_factor", "add_offset")):
+        return None
+    dtype = np.dtype(encoding.get("dtype", da.dtype))
+    if dtype.itemsize == 1:
+        return None
+    fill = netCDF4.default_fillvals.get(f"{dtype.kind}{dtype.itemsize}")
+    return None if fill is None else dtype.type(fill)
 
 
 def _presentation_chunks(da, chunk_mb):

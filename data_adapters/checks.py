@@ -10,6 +10,7 @@ import numpy as np
 
 from workbench.assembly import validate
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
+from workbench.resources import GB, available_bytes
 
 NAN_POLICIES = ("warn", "raise", "propagate")
 #: responses beyond this magnitude are damage or a unit error: their squares, summed over a
@@ -29,6 +30,37 @@ def check_voxel_normalization(path, method):
     if method not in VOXEL_NORMALIZATIONS:
         raise DataFormatError(path, f"unknown voxel_normalization {method!r}",
                               "use None, 'zscore' or 'unit_norm'")
+
+
+def check_allocation(path, what, shape, itemsize, fix):
+    """Refuse an array the file declares before it is allocated, when it cannot fit.
+
+    A header's dimensions cost nothing to write: an HDF5 or netCDF variable declared
+    10 million x 10,000 with no data stored is a few kB on disk. Reading it would raise a raw
+    ``MemoryError``, or, when the size lies between the memory available and what the kernel
+    lets a process reserve, be killed by the kernel part-way through.
+
+    Parameters
+    ----------
+    path : path of the file (for the message)
+    what : str
+        The field, e.g. ``"/dataset"``.
+    shape : tuple of int
+        Declared shape.
+    itemsize : int
+        Bytes per element the reader will hold (the file's type plus a float64 copy where
+        the reader converts).
+    fix : str
+        What the user can do (a smaller selection, another file).
+    """
+    n_bytes = int(itemsize)
+    for size in shape:
+        n_bytes *= int(size)
+    available = available_bytes()
+    if available is not None and n_bytes > available:
+        raise DataFormatError(
+            path, f"{what} declares shape {tuple(int(s) for s in shape)}, {n_bytes / GB:.3g} GB to read, "
+                  f"more than the {available / GB:.3g} GB of memory available", fix)
 
 
 def csv_header(head):
@@ -64,6 +96,10 @@ def apply_nan_policy(da, path, nan_policy="warn"):
             "check the file's units and scaling (responses are rates, counts or BOLD signal)")
     if n_nan + n_inf == 0:
         return da
+    if n_nan + n_inf == values.size and nan_policy != "propagate":
+        raise DataFormatError(
+            path, f"holds no finite response: all {values.size} values are NaN or inf (missing)",
+            "is this the file the writer finished? pass nan_policy='propagate' to load it anyway")
     if nan_policy == "raise":
         p, n, t = np.argwhere(~np.isfinite(values))[0]
         raise DataFormatError(

@@ -16,6 +16,7 @@ import struct
 import zlib
 
 from workbench.errors import DataFormatError
+from workbench.resources import GB, available_bytes
 
 HEADER_BYTES = 128
 MI_SIZES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 16: 1, 17: 2, 18: 4}
@@ -30,6 +31,10 @@ class _Damaged(Exception):
     pass
 
 
+class _TooLarge(_Damaged):
+    """Well formed, perhaps, but larger than the memory available."""
+
+
 def check(path, variables=None):
     """Raise DataFormatError unless ``path`` is a well-formed MATLAB v5 file.
 
@@ -41,7 +46,7 @@ def check(path, variables=None):
         default: all.
     """
     data = memoryview(path.read_bytes())  # slices of a view: no copies of the payloads
-    name = None
+    name, limit = None, available_bytes()
     try:
         if len(data) < HEADER_BYTES:
             raise _Damaged(f"{len(data)} bytes, shorter than the 128-byte header")
@@ -55,7 +60,7 @@ def check(path, variables=None):
             payload = data[start:end]
             if kind == MI_COMPRESSED:
                 following = end  # compressed elements are not padded
-                payload = memoryview(_inflate(payload))
+                payload = memoryview(_inflate(payload, limit))
                 kind, inner, inner_end, _ = _tag(payload, 0, len(payload), endian)
                 if kind != MI_MATRIX:
                     raise _Damaged(f"a compressed element holds type {kind}, not a matrix")
@@ -71,6 +76,9 @@ def check(path, variables=None):
             if variables is None or name in variables:
                 _matrix(payload, endian, 0)
             position = following
+    except _TooLarge as damage:
+        raise DataFormatError(path, f"variable {name!r}: {damage}" if name else str(damage),
+                              "read it on a machine with more memory, or save a smaller selection") from None
     except _Damaged as damage:
         where = f" in variable {name!r}" if name else ""
         raise DataFormatError(path, f"damaged MATLAB v5 file{where}: {damage}",
@@ -102,9 +110,13 @@ def _tag(data, position, limit, endian):
     return kind, position + 8, end, _padded(end)
 
 
-def _inflate(payload):
+def _inflate(payload, limit=None):
+    """A compressed element's bytes; at most ``limit`` of them (a few kB of zlib stream can
+    declare gigabytes of zeros: inflating it whole would exhaust memory, not fail)."""
     stream = zlib.decompressobj()
-    out = stream.decompress(payload)
+    out = stream.decompress(payload, limit or 0)
+    if stream.unconsumed_tail:
+        raise _TooLarge(f"a compressed element inflates to more than the {limit / GB:.3g} GB of memory available")
     if not stream.eof:
         raise _Damaged("a compressed element's zlib stream is incomplete")
     return out

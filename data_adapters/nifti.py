@@ -34,7 +34,7 @@ from workbench.errors import DataFormatError, DataWarning
 from .bdata import roi_name, normalize_voxels
 from workbench.storage import check_regular_file
 
-from .checks import check_nan_policy, check_voxel_normalization, finish
+from .checks import check_allocation, check_nan_policy, check_voxel_normalization, finish
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
@@ -203,6 +203,9 @@ def _image_values(image, path, name):
         source = getattr(image, "get_filename", lambda: None)() or path
         raise DataFormatError(source, f"{name} holds {image.get_data_dtype()} voxels, not real numbers",
                               "BOLD series, masks and label images hold integer or float voxels")
+    source = getattr(image, "get_filename", lambda: None)() or path
+    check_allocation(source, name, image.shape, image.get_data_dtype().itemsize + 8,
+                     "is the header's dim field damaged? Otherwise load fewer volumes or runs")
     try:
         return np.asarray(np.asanyarray(image.dataobj), dtype=np.float64)
     except _READ_ERRORS as error:

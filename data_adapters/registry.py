@@ -82,7 +82,12 @@ def _read(name, path, options):
         if unknown:
             raise DataFormatError(path, f"option {unknown[0]!r} does not apply to the {name} format",
                                   f"{name} takes {', '.join(taken) or 'no options'}")
-    return reader(path, **options)
+    try:
+        return reader(path, **options)
+    except MemoryError as error:  # a size no reader's own check foresaw: still a named error
+        raise DataFormatError(path, f"needs more memory than is available to read as {name} ({error})",
+                              "is the file damaged? Otherwise read it on a machine with more memory, "
+                              "or a smaller selection of it") from None
 
 
 def supported_formats():

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 # (module prefix, layer), most specific first; the table in docs/architecture.md
 LAYERS = [
     ("workbench.errors", 0), ("workbench.storage", 0), ("workbench.keys", 0), ("workbench.scores", 0),
-    ("workbench.backend", 0), ("workbench.assembly", 0),
+    ("workbench.backend", 0), ("workbench.resources", 0), ("workbench.assembly", 0),
     ("data_adapters", 1),
     ("workbench.stimuli", 2), ("workbench.object_stimuli", 2), ("workbench.character_stimuli", 2), ("workbench.degradations", 2),
     ("workbench.models", 3),

@@ -13,7 +13,7 @@ import xarray as xr
 from PIL import Image
 
 import data_adapters
-from workbench.errors import DataFormatError, ExtractionError
+from workbench.errors import DataFormatError, DataWarning, ExtractionError
 from workbench.models import extract, load_weights, open_activations, zoo
 from workbench.storage import remove_stale_temporaries
 from workbench.stimuli import digits, from_image_files
@@ -232,3 +232,93 @@ def test_a_path_with_a_nul_is_a_named_error():
     """os.stat raises ValueError ("embedded null byte") for such a path, before any OSError."""
     with pytest.raises(DataFormatError, match="is not a valid path"):
         data_adapters.load("/tmp/recording\x00.nc")
+
+
+def _bdata_with_dataset(tmp_path, shared_data, name, **create):
+    """The shared BData sample with its /dataset replaced by ``h5py.create_dataset(**create)``."""
+    import h5py
+
+    path = tmp_path / name
+    path.write_bytes((shared_data / "bdata" / "sample_vmap.h5").read_bytes())
+    with h5py.File(path, "a") as handle:
+        n_columns = handle["dataset"].shape[1]
+        del handle["dataset"]
+        handle.create_dataset("dataset", **{key: value(n_columns) if callable(value) else value
+                                            for key, value in create.items()})
+    return path
+
+
+def test_declared_sizes_beyond_memory_are_refused_before_reading(tmp_path, shared_data, monkeypatch):
+    """Dimensions cost nothing to declare: a few-kB HDF5, netCDF, NIfTI or compressed MATLAB
+    file can claim gigabytes. Reading them raised numpy's MemoryError, or got the process
+    killed part-way when the size fitted what the kernel lets a process reserve."""
+    import netCDF4
+    import nibabel
+
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT_GB", "0.05")
+    h5 = _bdata_with_dataset(tmp_path, shared_data, "big.h5", shape=lambda n: (10 ** 6, n), dtype="f8",
+                             chunks=lambda n: (1000, n))
+    assert_named_error(h5, "/dataset declares shape (1000000, 11), 0.088 GB to read, more than the 0.05 GB",
+                       require_roi=False)
+    with netCDF4.Dataset(tmp_path / "big.nc", "w") as handle:
+        handle.createDimension("presentation", 10 ** 5)
+        handle.createDimension("neuroid", 100)
+        handle.createVariable("data", "f4", ("presentation", "neuroid"))
+    assert_named_error(tmp_path / "big.nc", "variable 'data' declares shape (100000, 100), 0.12 GB")
+    header = nibabel.Nifti1Header()
+    header.set_data_shape((200, 200, 200, 4))
+    header.set_data_dtype(np.int16)
+    with open(tmp_path / "big.nii", "wb") as handle:  # the header alone: the voxels are never read
+        handle.write(header.binaryblock + b"\0" * 4)
+    (tmp_path / "events.tsv").write_text("onset\tduration\tstimulus_id\n0\t1\ta\n")
+    assert_named_error(tmp_path / "big.nii", "declares shape (200, 200, 200, 4), 0.32 GB",
+                       events=tmp_path / "events.tsv", tr_s=2.0)
+    table = data_adapters.bdata.read_table(shared_data / "bdata" / "sample_vmap.h5")
+    values = np.zeros((table.values.shape[0], 10 ** 6))  # 80 MB of zeros: about 80 kB deflated
+    values[:, :table.values.shape[1]] = table.values
+    scipy.io.savemat(tmp_path / "bomb.mat", {"dataSet": np.zeros((10, 10 ** 6)), "metaData": {
+        "key": np.array(table.keys, dtype=object).reshape(1, -1), "value": values}}, do_compression=True)
+    assert (tmp_path / "bomb.mat").stat().st_size < 2e6
+    assert_named_error(tmp_path / "bomb.mat", "inflates to more than the 0.05 GB", require_roi=False)
+
+
+def test_unwritten_values_are_never_read_as_responses(tmp_path, shared_data):
+    """A writer that stopped before writing its data leaves declared but unstored cells. HDF5
+    reads them as the fill value (0) and netCDF as its default fill (9.97e36 for floats, which
+    xarray does not mask): both loaded as responses."""
+    import netCDF4
+
+    h5 = _bdata_with_dataset(tmp_path, shared_data, "unwritten.h5", shape=lambda n: (8, n), dtype="f8")
+    assert_named_error(h5, "/dataset declares shape (8, 11) but stores no values", require_roi=False)
+
+    def recording(name, written):
+        with netCDF4.Dataset(tmp_path / name, "w") as handle:
+            handle.createDimension("presentation", 4)
+            handle.createDimension("neuroid", 3)
+            ids = {"stimulus_id": ("presentation", ["a", "b", "c", "d"]), "neuroid_id": ("neuroid", ["x", "y", "z"])}
+            for key, (dim, items) in ids.items():
+                handle.createVariable(key, str, (dim,))[:] = np.array(items, dtype=object)
+            data = handle.createVariable("data", "f8", ("presentation", "neuroid"))
+            data.coordinates = "stimulus_id neuroid_id"
+            if written:
+                data[:written] = np.arange(written * 3, dtype=float).reshape(written, 3)
+        return tmp_path / name
+
+    assert_named_error(recording("none.nc", 0), "holds no finite response: all 12 values are NaN")
+    with pytest.warns(DataWarning, match="6 NaN and 0 inf values of 12"):
+        part = data_adapters.load(recording("half.nc", 2))
+    assert np.isnan(part.values[2:]).all() and np.nanmax(part.values) == 5.0
+    kept = data_adapters.load(recording("none.nc", 0), nan_policy="propagate")
+    assert np.isnan(kept.values).all()
+
+
+def test_memory_errors_of_any_reader_are_named(tmp_path, monkeypatch):
+    from data_adapters import registry
+
+    def reader(path, **options):
+        raise MemoryError("Unable to allocate 37.3 GiB")
+
+    sniff, _, description = registry.FORMATS["human_csv"]
+    monkeypatch.setitem(registry.FORMATS, "human_csv", (sniff, reader, description))
+    (tmp_path / "ratings.csv").write_text("worker_id,stimulus_id,response,truth,rt\nw,s,1,1,500\n")
+    assert_named_error(tmp_path / "ratings.csv", "needs more memory than is available to read as human_csv")
