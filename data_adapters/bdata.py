@@ -446,8 +446,11 @@ def _labels(table, key, codes, path=None):
     """Text labels of a sample key's codes (its value map, else the codes themselves);
     distinct codes always get distinct labels."""
     mapping = table.vmap.get(key) or {}
-    labels = np.array([mapping.get(float(c), code_text(c)) for c in codes], dtype=object)
-    pairs = pd.DataFrame({"code": np.asarray(codes, dtype=np.float64), "label": labels}).drop_duplicates()
+    # once per distinct code: a file has many samples (volumes) per image
+    distinct, inverse = np.unique(np.asarray(codes, dtype=np.float64), return_inverse=True)
+    texts = np.array([mapping.get(float(c), code_text(c)) for c in distinct], dtype=object)
+    labels = texts[inverse.reshape(-1)]
+    pairs = pd.DataFrame({"code": distinct, "label": texts})
     merged = pairs[pairs["label"].duplicated(keep=False)]
     if len(merged):
         raise DataFormatError(path or "<bdata>", f"codes {merged['code'].tolist()[:4]} of {key!r} all map to the "
