@@ -289,7 +289,8 @@ def _extract(args):
         raise WorkbenchError(f"--out {args.out}: activations are written as a zarr store, name it *.zarr")
     model = spec.build(Path(args.cache))
     preprocessing = spec.preprocessing(model)  # the stimuli are rendered as the model declares
-    stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), preprocessing=preprocessing)
+    stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), preprocessing=preprocessing,
+                                background=args.background)
                if args.stimuli else digits(args.digits, seed=args.seed, preprocessing=preprocessing))
     layers = [name.strip() for name in args.layers.split(",")] if args.layers else spec.layers_of(model)
     activations = extract(model, stimuli, layers=layers, batch_size=args.batch_size, device=args.device,
@@ -439,6 +440,9 @@ def build_parser():
     extract.add_argument("--train", action="store_true", help="train a zoo model by its recipe first (cached)")
     extract.add_argument("--stimuli", default=None, metavar="CSV",
                          help="stimulus-set CSV with stimulus_id and filename columns (default: digits)")
+    extract.add_argument("--background", type=float, default=None, metavar="GREY",
+                         help="grey level in [0, 1] of the page the images were shown on (1 = white): transparent "
+                              "pixels are composited over it (without it, transparent images are an error)")
     extract.add_argument("--digits", type=int, default=200, metavar="N", help="digits to show without --stimuli")
     extract.add_argument("--layers", default=None, help="comma-separated module paths (default: the model's)")
     extract.add_argument("--pool", action="store_true", help="average each channel over space on the device")

@@ -329,8 +329,11 @@ def _image_file(name, base, source, allow_outside):
     return path
 
 
-def _read_image(path, source):
-    """Pixels of one image file; anything the image libraries raise becomes a named error."""
+def _read_image(path, source, background=None):
+    """Pixels of one image file in [0, 1]; anything the image libraries raise becomes a named
+    error. Transparent pixels are composited over ``background`` (a grey level in [0, 1]);
+    without one they are an error: what a viewer saw through them is the page's colour, which
+    the file does not hold, and the RGB values stored under them are arbitrary."""
     import warnings
 
     from PIL import Image, ImageOps
@@ -348,13 +351,28 @@ def _read_image(path, source):
                 # as a browser shows it (jsPsych, psiTurk): camera photographs store their
                 # rotation in EXIF, which browsers apply and PIL does not
                 image = ImageOps.exif_transpose(image)
-                mode = image.mode
-                pixels = np.asarray(image if mode in ("L", "RGB", "RGBA", "F", "I") or mode.startswith("I;16")
-                                    else image.convert("RGB"))
+                mode, alpha = image.mode, None
+                if not mode.startswith(("I", "F")) and (mode in ("RGBA", "LA", "PA", "RGBa", "La")
+                                                         or "transparency" in image.info):
+                    rgba = np.asarray(image.convert("RGBA"))
+                    if (rgba[..., 3] < 255).any():
+                        alpha = rgba[..., 3:].astype(np.float64) / 255.0
+                    pixels, mode = rgba[..., :3], "RGB"
+                else:
+                    pixels = np.asarray(image if mode in ("L", "RGB", "F", "I") or mode.startswith("I;16")
+                                        else image.convert("RGB"))
     except Exception as error:  # noqa: BLE001 - PIL raises many types on bad files; none may leak
         raise DataFormatError(path, f"image listed in {source} cannot be read ({type(error).__name__}: {error})",
                               "check the file is a complete image (PNG, JPEG, TIFF, ...)") from None
-    return _unit_pixels(pixels, mode, path, source)
+    pixels = _unit_pixels(pixels, mode, path, source)
+    if alpha is None:
+        return pixels
+    if background is None:
+        raise DataFormatError(path, f"image listed in {source} has transparent pixels ({np.mean(alpha < 1):.1%} of "
+                              "them): what a viewer saw there is the page's background, which the file does not hold",
+                              "pass background= (the page's grey level in [0, 1], e.g. 1.0 for white) to "
+                              "from_image_files, or save the images without transparency")
+    return pixels * alpha + float(background) * (1.0 - alpha)
 
 
 def _unit_pixels(pixels, mode, path, source):
@@ -378,13 +396,13 @@ def _unit_pixels(pixels, mode, path, source):
     return pixels
 
 
-def _rendered_file(path, source, preprocessing):
+def _rendered_file(path, source, preprocessing, background=None):
     """One image file at the declared size and channels, in [0, 1] (not yet normalised)."""
-    return _prepared(_read_image(path, source), preprocessing.size, preprocessing.greyscale)
+    return _prepared(_read_image(path, source, background), preprocessing.size, preprocessing.greyscale)
 
 
 def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
-                     allow_outside=False, preprocessing=None, lazy=False):
+                     allow_outside=False, preprocessing=None, lazy=False, background=None):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
 
     Parameters
@@ -408,6 +426,10 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         Render the images batch by batch when they are used (:class:`LazyImages`), so memory
         does not grow with the set: every file is checked now, and read again per batch
         (for ``"set"`` normalisation, once more now for the set's mean and sd).
+    background : float in [0, 1], optional
+        The grey level of the page the images were shown on (1.0: white). Transparent pixels
+        are composited over it, as a browser does; without it an image with transparent
+        pixels is an error (opaque images, alpha channel or not, never need it).
 
     Returns
     -------
@@ -446,12 +468,15 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
     paths = [_image_file(name, base, source, allow_outside) for name in names.astype(str)]
     if not paths:
         raise DataFormatError(source, "lists no images")
-    rendered = preprocessing.token()
+    if background is not None and not (np.isscalar(background) and 0.0 <= float(background) <= 1.0):
+        raise WorkbenchError(f"background must be a grey level in [0, 1], got {background!r}")
+    rendered = preprocessing.token() + ("" if background is None else f",background={float(background):g}")
     metadata = stimulus_set.reset_index(drop=True).copy()
     if lazy:
-        images = LazyImages(paths, preprocessing, source)
+        images = LazyImages(paths, preprocessing, source, background=background)
         return StimulusSet(images, metadata, identifier=f"files({source},{rendered},lazy)")
-    images = preprocessing.normalize(np.stack([_rendered_file(path, source, preprocessing) for path in paths]))
+    images = preprocessing.normalize(np.stack([_rendered_file(path, source, preprocessing, background)
+                                               for path in paths]))
     return StimulusSet(images, metadata, identifier=f"files({source},{rendered})")
 
 
@@ -464,10 +489,11 @@ class LazyImages:
     the whole set's mean and sd, measured in one streaming pass when it is made.
     """
 
-    def __init__(self, paths, preprocessing, source, stats=None):
+    def __init__(self, paths, preprocessing, source, stats=None, background=None):
         self.paths = [Path(p) for p in paths]
         self.preprocessing = preprocessing
         self.source = source
+        self.background = background
         size = preprocessing.size
         self.shape = (len(self.paths), preprocessing.n_channels, size, size)
         self.ndim, self.dtype = 4, np.dtype(np.float32)
@@ -481,7 +507,7 @@ class LazyImages:
         self.stats = stats or (None, None)
 
     def _raw(self, path):
-        return _rendered_file(path, self.source, self.preprocessing)
+        return _rendered_file(path, self.source, self.preprocessing, self.background)
 
     def __len__(self):
         return len(self.paths)
@@ -501,7 +527,7 @@ class LazyImages:
     def take(self, index):
         """A lazy subset (the same normalisation statistics)."""
         return LazyImages([self.paths[i] for i in np.asarray(index).reshape(-1)], self.preprocessing, self.source,
-                          stats=self.stats)
+                          stats=self.stats, background=self.background)
 
     def content_digest(self):
         """Hash of what the rendered images depend on: every file's bytes, the preprocessing,
@@ -514,6 +540,7 @@ class LazyImages:
         from .keys import ContentKey
 
         key = ContentKey({"preprocessing": self.preprocessing.as_dict(), "stats": list(map(str, self.stats)),
+                          "background": self.background,
                           "versions": {"pillow": PIL.__version__, "scikit-image": skimage.__version__}})
         key.source("rendering", _read_image)
         for path in self.paths:

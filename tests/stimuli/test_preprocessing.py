@@ -161,6 +161,43 @@ def test_image_files_are_read_as_a_browser_shows_them(tmp_path):
     assert shown[:8].mean() > 0.9 and shown[-8:].mean() < 0.1  # the white strip is now on top
 
 
+def test_transparent_pixels_show_the_page_not_the_hidden_colours(tmp_path):
+    """A cut-out object in a PNG is seen over the page's background. Its alpha channel was
+    dropped, so the model saw the RGB values stored under transparent pixels (here red),
+    which no participant saw."""
+    from workbench.errors import DataFormatError
+
+    pixels = np.zeros((8, 8, 4), np.uint8)
+    pixels[..., 0] = 255  # red everywhere, but only the centre is opaque and white
+    pixels[2:6, 2:6] = 255
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "cutout.png")
+    Image.fromarray(np.full((8, 8, 4), 90, np.uint8), "RGBA").save(tmp_path / "translucent.png")
+    opaque = np.full((8, 8, 4), 200, np.uint8)
+    opaque[..., 3] = 255
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "opaque.png")
+    palette = Image.fromarray(np.where(np.arange(64).reshape(8, 8) < 32, 1, 0).astype(np.uint8), "P")
+    palette.putpalette([255, 0, 0, 0, 0, 255])
+    palette.save(tmp_path / "palette.png", transparency=0)  # index 0 (red) is transparent
+    table = pd.DataFrame({"stimulus_id": ["c", "t", "o", "p"],
+                          "filename": ["cutout.png", "translucent.png", "opaque.png", "palette.png"]})
+    with pytest.raises(DataFormatError, match="cutout.png.*transparent pixels \\(75.0% of them\\).*background="):
+        from_image_files(table, image_dir=tmp_path, size=8, greyscale=False)
+    fixed = Preprocessing(size=8, channels="rgb", normalization="imagenet")
+    pixels_of = lambda stimuli: fixed.unit_range(np.asarray(stimuli.images))  # noqa: E731
+    shown = pixels_of(from_image_files(table, image_dir=tmp_path, preprocessing=fixed, background=1.0))
+    assert np.allclose(shown[0][:, 2:6, 2:6], 1.0, atol=1e-5) and np.allclose(shown[0][:, :2], 1.0, atol=1e-5)
+    assert np.allclose(shown[1], 90 / 255 * 90 / 255 + (1 - 90 / 255), atol=1e-5)  # alpha-blended
+    assert np.allclose(shown[2], 200 / 255, atol=1e-5)  # opaque: the alpha channel changes nothing
+    assert np.allclose(shown[3][:, :4], [[[0]], [[0]], [[1]]], atol=1e-5) and np.allclose(shown[3][:, 4:], 1.0)
+    black = from_image_files(table, image_dir=tmp_path, preprocessing=fixed, background=0.0)
+    assert np.allclose(pixels_of(black)[0][:, :2], 0.0, atol=1e-5) and black.identifier != from_image_files(
+        table, image_dir=tmp_path, preprocessing=fixed, background=1.0).identifier
+    lazy = from_image_files(table, image_dir=tmp_path, preprocessing=fixed, background=0.0, lazy=True)
+    np.testing.assert_allclose(np.asarray(lazy.images.take([0, 3])), black.images[[0, 3]], atol=1e-6)
+    assert lazy.images.content_digest() != from_image_files(
+        table, image_dir=tmp_path, preprocessing=fixed, background=1.0, lazy=True).images.content_digest()
+
+
 def test_the_cache_digest_of_image_files_covers_the_code_that_decodes_them(tmp_path, monkeypatch):
     """Lazily rendered files are keyed by their bytes, not by a rendering: the key must also
     cover the decoding code and the libraries' versions, or a fix such as applying EXIF
