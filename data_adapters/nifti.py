@@ -41,7 +41,7 @@ EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
 # columns that name the stimulus when the table has no stimulus_id (BIDS: stim_file)
 STIMULUS_COLUMNS = ("stimulus_id", "stim_file")
 # errors nibabel, gzip and numpy raise on truncated or corrupt image data
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, MemoryError)
+_READ_ERRORS = (OSError, EOFError, ValueError, OverflowError, zlib.error, MemoryError)
 # Header ``descrip`` of volumes written by the workbench's simulator.
 SIMULATED_MARK = b"neural-workbench simulation"
 
@@ -111,9 +111,13 @@ def open_series(path):
     for file in files:
         try:
             images.append(nib.load(file))
-        except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as error:
+        except Exception as error:  # noqa: BLE001 - nibabel raises many types (HeaderDataError, ...) on damaged headers
             raise DataFormatError(file, f"cannot be read as NIfTI/Analyze ({error})",
                                   "is the file (or its .img/.hdr partner) truncated?") from error
+    for file, img in zip(files, images):
+        if any(int(d) <= 0 for d in img.shape):
+            raise DataFormatError(file, f"the header declares dimensions {img.shape}; every one must be positive",
+                                  "is the header damaged? re-export the image")
     shapes = {img.shape[:3] for img in images}
     if len(shapes) != 1 or any(len(img.shape) not in (3, 4) for img in images):
         raise DataFormatError(path, f"volumes have shapes {sorted({img.shape for img in images})}",
@@ -133,7 +137,7 @@ def _load_image(spec, name, path):
     if isinstance(spec, (str, Path)):
         try:
             return nib.load(spec)
-        except (nib.filebasedimages.ImageFileError, OSError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - nibabel raises many types on damaged headers
             raise DataFormatError(spec, f"{name} cannot be read as NIfTI/Analyze ({error})") from error
     if isinstance(spec, nib.spatialimages.SpatialImage):
         return spec

@@ -322,3 +322,25 @@ def test_memory_errors_of_any_reader_are_named(tmp_path, monkeypatch):
     monkeypatch.setitem(registry.FORMATS, "human_csv", (sniff, reader, description))
     (tmp_path / "ratings.csv").write_text("worker_id,stimulus_id,response,truth,rt\nw,s,1,1,500\n")
     assert_named_error(tmp_path / "ratings.csv", "needs more memory than is available to read as human_csv")
+
+
+@pytest.mark.parametrize("offset, fmt, value, words", [
+    (42, "<h", -4, "declares dimensions (-4, 4, 4, 6); every one must be positive"),  # dim[1]: numpy OverflowError
+    (70, "<h", 777, "data code 777 not recognized"),  # datatype: nibabel HeaderDataError
+    (116, "<f", float("inf"), "invalid intercept inf"),  # scl_inter: HeaderDataError
+])
+def test_damaged_nifti_header_fields_are_named_errors(tmp_path, offset, fmt, value, words):
+    import struct
+
+    import nibabel
+
+    image = nibabel.Nifti1Image(np.ones((4, 4, 4, 6), np.int16), np.eye(4))
+    image.header["pixdim"][4] = 2.0
+    nibabel.save(image, tmp_path / "bold.nii")
+    raw = bytearray((tmp_path / "bold.nii").read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    (tmp_path / "bold.nii").write_bytes(bytes(raw))
+    (tmp_path / "events.tsv").write_text("onset\tduration\tstimulus_id\n0\t2\ta\n")
+    nibabel.save(nibabel.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), tmp_path / "mask.nii")
+    assert_named_error(tmp_path / "bold.nii", words, events=tmp_path / "events.tsv",
+                       masks={"V1": tmp_path / "mask.nii"})
