@@ -4,6 +4,7 @@ Each reader turns its file into an assembly and then calls :func:`finish`, so th
 ``nan_policy`` option means the same thing for every format.
 """
 
+import csv
 import warnings
 
 import numpy as np
@@ -63,13 +64,26 @@ def check_allocation(path, what, shape, itemsize, fix):
                   f"more than the {available / GB:.3g} GB of memory available", fix)
 
 
-def csv_header(head):
-    """The column names of a CSV's first line (``head``: its first bytes), or None."""
+def csv_header(head, path=None):
+    """The column names of a CSV's first line, or None.
+
+    ``head``: the file's first bytes; when they hold no line end (a wide header, such as a
+    jsPsych export's) and ``path`` is given, up to 1 MB is read to find it. Quoted names (R's
+    ``write.csv``, jsPsych) are unquoted, a UTF-8 byte-order mark is dropped, and a multi-byte
+    character cut at the end of ``head`` does not matter: only the first line is decoded.
+    """
+    if b"\n" not in head and path is not None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(1 << 20)
+        except OSError:
+            return None
     try:
-        first_line = head.decode("utf-8").splitlines()[0]
-    except (UnicodeDecodeError, IndexError):
+        first_line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+        row = next(csv.reader([first_line]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
         return None
-    return {column.strip() for column in first_line.split(",")}
+    return {column.strip() for column in row}
 
 
 def apply_nan_policy(da, path, nan_policy="warn"):

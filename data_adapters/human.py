@@ -4,9 +4,12 @@ Two sources, one result:
 
 - a psiTurk sqlite database: a participants table with ``workerid``, ``status`` and a JSON
   ``datastring`` whose ``data`` list holds one ``trialdata`` record per trial;
+- a jsPsych data file as jsPsych writes it (``jsPsych.data.get().csv()`` or ``.json()``,
+  ``localSave``; one participant per file, or many with a participant column added by
+  ``jsPsych.data.addProperties``): every record of the timeline, trials among them;
 - a tidy CSV with one row per trial.
 
-Both become :class:`HumanRatings`: the per-trial table (contract columns ``worker``,
+All become :class:`HumanRatings`: the per-trial table (contract columns ``worker``,
 ``stimulus_id``, ``truth``, ``response``, ``rt_ms``, ``max_rt_ms``) and per-stimulus
 ``pc``, ``uncertainty`` D = 0.5 - |0.5 - PC|, ``mean_rt`` and ``n_trials`` for each
 maximum-response-time condition.
@@ -37,6 +40,12 @@ DEFAULT_FIELDS = {"stimulus": "stimulus_id", "true_response": "truth", "response
 JSPSYCH_FIELDS = {"stimulus": "stimulus_id", "correct_response": "truth", "response": "response",
                   "rt": "rt_ms", "trial_duration": "max_rt_ms"}
 FIELD_PRESETS = {"psiturk": DEFAULT_FIELDS, "jspsych": JSPSYCH_FIELDS}
+# Columns that name the participant in a jsPsych export (added with
+# jsPsych.data.addProperties), tried in this order; without one a file is one participant.
+JSPSYCH_WORKER_COLUMNS = ("worker", "workerId", "worker_id", "subject", "subject_id", "participant",
+                          "participant_id", "PROLIFIC_PID", "run_id")
+# every record jsPsych writes carries these (versions 6 to 8)
+JSPSYCH_MARKERS = ("trial_type", "trial_index", "time_elapsed")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -66,8 +75,21 @@ def sniff_sqlite(path, head):
 
 
 def sniff_csv(path, head):
-    header = csv_header(head)
+    header = csv_header(head, path)
     return header is not None and {"stimulus_id", "response", "truth"} <= header
+
+
+def sniff_jspsych(path, head):
+    """A jsPsych CSV (its header has jsPsych's own record fields) or JSON array of records."""
+    if head.lstrip().startswith(b"["):
+        try:
+            with open(path, "rb") as handle:
+                start = handle.read(1 << 20)
+        except OSError:
+            return False
+        return all(f'"{marker}"'.encode() in start for marker in JSPSYCH_MARKERS[:2])
+    header = csv_header(head, path)
+    return header is not None and set(JSPSYCH_MARKERS) <= header
 
 
 def per_stimulus(trials):
@@ -232,10 +254,7 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
         The task's response labels, or a mapping from recorded responses (e.g. jsPsych key
         names ``{"f": 0, "j": 1}``) to them.
     """
-    fields = FIELD_PRESETS.get(fields, fields) if isinstance(fields, str) else (fields or DEFAULT_FIELDS)
-    if not isinstance(fields, dict) or "stimulus_id" not in fields.values():
-        raise DataFormatError(path, f"fields must map trialdata keys to {list(TRIAL_COLUMNS[1:])} "
-                              f"or name a preset {sorted(FIELD_PRESETS)}, got {fields!r}")
+    fields = _field_map(fields or DEFAULT_FIELDS, path)
     is_trial = _trial_rule(trial_filter, fields, path)
     try:
         # Read-only URI; as_uri() percent-encodes '?', '#' and '%' in the path.
@@ -257,8 +276,8 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
                 raise DataFormatError(path, f"table {table!r} lacks columns {sorted(missing)}")
             mode = '"mode"' if "mode" in columns else "NULL"
             rows = connection.execute(f'SELECT workerid, status, datastring, {mode} FROM "{table}"').fetchall()
-    except sqlite3.DatabaseError as error:
-        raise DataFormatError(path, f"cannot be read as sqlite ({error})") from error
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as error:  # a damaged name or text is not UTF-8
+        raise DataFormatError(path, f"cannot be read as sqlite ({type(error).__name__}: {error})") from None
 
     debug = [row for row in rows if row[3] == "debug"] if not include_debug else []
     rows = [row for row in rows if include_debug or row[3] != "debug"]
@@ -267,15 +286,34 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
     report = {"incomplete_participants": len(rows) - len(kept), "debug_participants": len(debug),
               "duplicate_workers": sorted(workers[workers.duplicated()].unique().tolist()),
               "practice_trials": 0, "non_trial_records": 0}
-    records = []
+    participants = []
     for worker, _, datastring, _ in kept:
         data = _participant_data(path, worker, datastring)
-        n_trials = 0
         for i, entry in enumerate(data):
-            trial = entry.get("trialdata") if isinstance(entry, dict) else None
-            if not isinstance(trial, dict):
+            if not isinstance(entry, dict) or not isinstance(entry.get("trialdata"), dict):
                 raise DataFormatError(path, f"record {i} of worker {worker!r} has no trialdata object",
                                       "psiTurk records look like {'trialdata': {...}}")
+        participants.append((worker, [entry["trialdata"] for entry in data]))
+    return _trial_table(path, participants, fields, is_trial, practice_trials, min_rt_ms, report, labels)
+
+
+def _field_map(fields, path):
+    """A trialdata key -> contract column dict from a dict or a preset's name."""
+    fields = FIELD_PRESETS.get(fields, fields) if isinstance(fields, str) else fields
+    if not isinstance(fields, dict) or "stimulus_id" not in fields.values():
+        raise DataFormatError(path, f"fields must map trialdata keys to {list(TRIAL_COLUMNS[1:])} "
+                              f"or name a preset {sorted(FIELD_PRESETS)}, got {fields!r}")
+    return fields
+
+
+def _trial_table(path, participants, fields, is_trial, practice_trials, min_rt_ms, report, labels):
+    """Trials of ``participants`` (``(worker, [record dict, ...])`` in file order): records
+    ``is_trial`` keeps, each with every mapped field (a missing rt or response is a timeout),
+    less each participant's first ``practice_trials``; then :func:`_finish`."""
+    records = []
+    for worker, data in participants:
+        n_trials = 0
+        for i, trial in enumerate(data):
             if not is_trial(trial):
                 report["non_trial_records"] += 1
                 continue
@@ -292,6 +330,95 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
                             **{column: trial.get(key) for key, column in fields.items()}})
     trials = pd.DataFrame(records, columns=["trial", *TRIAL_COLUMNS])
     return _finish(trials, path, min_rt_ms, report, labels)
+
+
+def read_jspsych(path, worker_column=None, fields="jspsych", trial_filter=None, practice_trials=0,
+                 min_rt_ms=100, max_rt_ms=None, labels=None):
+    """Read a jsPsych data file: the CSV or JSON jsPsych writes (``jsPsych.data.get().csv()``,
+    ``.json()``, ``localSave``), one record per timeline node, trials among them.
+
+    In jsPsych's CSV every value is quoted, a field a record does not have is empty and a
+    ``null`` (a timeout's rt and response) is the text ``null``; both are read as in the JSON.
+    JATOS-style files (one JSON array per line, one line per participant) are read too.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    worker_column : str, optional
+        The record field naming the participant; default the first of
+        ``JSPSYCH_WORKER_COLUMNS`` present. Without one, the file is one participant named by
+        the file (each line of a JATOS file one participant).
+    fields : dict or {"jspsych", "psiturk"}
+        Record field -> contract column, default jsPsych's (``JSPSYCH_FIELDS``: ``stimulus``,
+        ``correct_response``, ``response``, ``rt``, ``trial_duration``).
+    trial_filter : None, dict or callable
+        Which records are trials; default: records with a stimulus and a correct response
+        (instructions and fixations have no correct response). Others are counted in
+        ``report["non_trial_records"]``. As :func:`read_psiturk`.
+    practice_trials, min_rt_ms, labels :
+        As :func:`read_psiturk` (``labels={"f": 0, "j": 1}`` maps key presses).
+    max_rt_ms : float, optional
+        The time limit of trials whose records do not carry one (jsPsych saves a trial's
+        ``trial_duration`` only when the experiment puts it in ``data``).
+    """
+    fields = _field_map(fields, path)
+    records = _jspsych_records(path)
+    present = set().union(*(record.keys() for _, record in records)) if records else set()
+    if worker_column is None:
+        worker_column = next((c for c in JSPSYCH_WORKER_COLUMNS if c in present), None)
+    elif worker_column not in present:
+        raise DataFormatError(path, f"no record has the participant field {worker_column!r}",
+                              f"fields present: {sorted(present)[:20]}")
+    limit_key = next((key for key, column in fields.items() if column == "max_rt_ms"), None)
+    participants = {}
+    for line, record in records:
+        if max_rt_ms is not None and limit_key is not None and record.get(limit_key) is None:
+            record = {**record, limit_key: max_rt_ms}
+        worker = record.get(worker_column) if worker_column else (
+            Path(path).stem if line is None else f"{Path(path).stem}:{line}")
+        participants.setdefault(worker, []).append(record)
+    if trial_filter is None:
+        needed = [key for key, column in fields.items() if column in ("stimulus_id", "truth")]
+        is_trial = lambda record: all(record.get(key) is not None for key in needed)  # noqa: E731
+    else:
+        is_trial = _trial_rule(trial_filter, fields, path)
+    report = {"incomplete_participants": 0, "duplicate_workers": [], "practice_trials": 0,
+              "non_trial_records": 0, "participant_field": worker_column or "(the file name)"}
+    return _trial_table(path, list(participants.items()), fields, is_trial, practice_trials, min_rt_ms,
+                        report, labels)
+
+
+def _jspsych_records(path):
+    """``[(line or None, record dict), ...]`` of a jsPsych CSV or JSON file, in file order."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataFormatError(path, f"cannot be read as UTF-8 text ({error})") from None
+    if text.lstrip().startswith("["):
+        try:
+            chunks = [(None, json.loads(text))]
+        except (ValueError, RecursionError):
+            try:  # JATOS: one participant's array per line
+                chunks = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            except (ValueError, RecursionError) as error:
+                raise DataFormatError(path, f"is not jsPsych JSON ({type(error).__name__}: {str(error)[:200]})",
+                                      "expected the array jsPsych.data.get().json() writes") from None
+        records = []
+        for line, chunk in chunks:
+            if not isinstance(chunk, list) or not all(isinstance(record, dict) for record in chunk):
+                raise DataFormatError(path, "is not an array of jsPsych records (objects)",
+                                      "expected the array jsPsych.data.get().json() writes")
+            records += [(line, record) for record in chunk]
+        return records
+    import io
+
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        raise DataFormatError(path, f"cannot be read as CSV ({error})") from None
+    # jsPsych writes an absent field as "" and a null as the text "null"
+    return [(None, {key: (None if value == "null" else value) for key, value in row.items() if value != ""})
+            for row in table.to_dict("records")]
 
 
 def _participant_data(path, worker, datastring):

@@ -23,7 +23,7 @@ SPLITS = {"public": ("V0", "V3"), "private": ("V6",)}
 
 def sniff(path, head):
     """A CSV whose header names an image id and a file name (BrainIO stimulus sets do)."""
-    header = csv_header(head)
+    header = csv_header(head, path)
     return header is not None and bool(header & set(ID_COLUMNS)) and "filename" in header
 
 

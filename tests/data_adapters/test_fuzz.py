@@ -45,11 +45,20 @@ def valid_files(tmp_path_factory, shared_data):
     files["psiturk"] = simulators.simulate_human_ratings(root / "ratings.db", n_workers=4, n_images=6).path
     files["human_csv"] = simulators.simulate_human_ratings(root / "ratings.csv", format="csv",
                                                               n_workers=4, n_images=6).path
+    import json
+
+    from test_jspsych import RESPONSES, json2csv, timeline
+
+    records = [record for subject, responses in RESPONSES.items() for record in timeline(subject, responses)]
+    (root / "jspsych.csv").write_text(json2csv(records))
+    (root / "jspsych.json").write_text(json.dumps(records))
+    files["jspsych"], files["jspsych_json"] = root / "jspsych.csv", root / "jspsych.json"
     return files
 
 
 # bdpy's sample file has no ROI keys: load it whole (an option the other formats refuse by name)
-OPTIONS = {"bdata": {"require_roi": False}, "mat5": {"require_roi": False}, "mat5z": {"require_roi": False}}
+OPTIONS = {"bdata": {"require_roi": False}, "mat5": {"require_roi": False}, "mat5z": {"require_roi": False},
+           "jspsych": {"labels": {"f": 1, "j": 0}}, "jspsych_json": {"labels": {"f": 1, "j": 0}}}
 
 
 def _load_or_named_error(path, **options):
@@ -66,7 +75,7 @@ def _load_or_named_error(path, **options):
         assert {"pc", "uncertainty", "mean_rt", "n_trials"} <= set(result.per_stimulus.columns)
 
 
-@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "psiturk", "human_csv"])
+@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "psiturk", "human_csv", "jspsych", "jspsych_json"])
 @FUZZ
 @given(fraction=st.floats(0, 1, exclude_max=True))
 def test_truncated_files(valid_files, tmp_path, name, fraction):
@@ -79,7 +88,8 @@ def test_truncated_files(valid_files, tmp_path, name, fraction):
 # "mat5" and "mat5z" (compressed, as MATLAB writes -v7): scipy's compiled reader crashes the
 # interpreter on some damaged elements, so data_adapters.mat5 checks them first (a crash here
 # fails the whole run, loudly)
-@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "mat5z", "psiturk", "human_csv"])
+@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "mat5z", "psiturk", "human_csv", "jspsych",
+                                  "jspsych_json"])
 @FUZZ
 @given(data=st.data())
 def test_overwritten_bytes(valid_files, tmp_path, name, data):

@@ -100,3 +100,18 @@ def test_a_trial_without_worker_or_stimulus_is_a_named_error(tmp_path, column):
     with pytest.raises(DataFormatError, match=rf"{column} is missing in 1 trial\(s\), the first in data row 5") as info:
         data_adapters.load(path)
     assert str(path) in str(info.value)
+
+
+def test_a_database_whose_schema_text_is_not_utf8_is_a_named_error(tmp_path):
+    """Python's sqlite3 raises a bare UnicodeDecodeError (not a DatabaseError) for a damaged
+    table name in sqlite_master (found by fuzzing)."""
+    path = tmp_path / "participants.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE turkdemo (workerid TEXT, status INT, datastring TEXT)")
+        connection.execute("INSERT INTO turkdemo VALUES ('w', 3, '{}')")
+    connection.close()
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"tableturkdemoturkdemo") + 5] = 0x80  # the name column of sqlite_master's row
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataFormatError, match="cannot be read as sqlite \\(UnicodeDecodeError"):
+        data_adapters.load(path)
