@@ -11,6 +11,8 @@ normalisation); a stimulus set stays in its native form (files on disk, 8 px dig
 it is rendered to that declaration.
 """
 
+import functools
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,9 +307,74 @@ def _prepared(image, size, greyscale):
 MAX_IMAGE_PIXELS = 100_000_000  # larger images are refused (decompression bombs)
 
 
+MAX_MEMBER_BYTES = 1 << 30  # an archive member larger than this is refused (a zip bomb?)
+
+
+class ZipMember:
+    """One image inside a ZIP archive: a BrainIO stimulus set ships its images as one, each
+    named in the archive by the CSV's ``filename``. Picklable (archive path + member name)."""
+
+    def __init__(self, archive, member):
+        self.archive, self.member = Path(archive), member
+
+    @property
+    def name(self):
+        return self.member.rsplit("/", 1)[-1]
+
+    def __str__(self):
+        return f"{self.archive}!{self.member}"
+
+    def read_bytes(self):
+        stat = self.archive.stat()
+        return _zip_archive(str(self.archive), stat.st_mtime_ns, stat.st_size).read(self.member)
+
+
+@functools.lru_cache(maxsize=8)
+def _zip_archive(path, mtime_ns, size):
+    """An open archive, once per process and version of the file (its central directory is
+    read once, not once per image)."""
+    import zipfile
+
+    return zipfile.ZipFile(path)
+
+
+def _archive_member(name, archive, source):
+    """The checked :class:`ZipMember` of one listed image."""
+    import posixpath
+    import zipfile
+
+    from .errors import DataFormatError
+    from .storage import check_regular_file
+
+    check_regular_file(archive, subject="image archive ")
+    try:
+        stat = archive.stat()
+        members = _zip_archive(str(archive), stat.st_mtime_ns, stat.st_size)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise DataFormatError(archive, f"cannot be read as a ZIP archive ({type(error).__name__}: {error})",
+                              "is the archive complete?") from None
+    member = posixpath.normpath(str(name).replace("\\", "/"))
+    try:
+        info = members.getinfo(member)
+    except KeyError:
+        raise DataFormatError(archive, f"has no member {name!r} (listed in {source})",
+                              "a BrainIO stimulus set's filename is the image's name inside its ZIP") from None
+    if info.is_dir() or info.flag_bits & 0x1 or info.file_size > MAX_MEMBER_BYTES:
+        problem = ("is a folder" if info.is_dir() else "is encrypted" if info.flag_bits & 0x1
+                   else f"inflates to {info.file_size:,} bytes, over the limit of {MAX_MEMBER_BYTES:,}")
+        raise DataFormatError(archive, f"member {member!r} (listed in {source}) {problem}",
+                              "store each image as a plain file in the archive")
+    return ZipMember(archive, member)
+
+
+def _is_archive(path):
+    return str(path).lower().endswith(".zip")
+
+
 def _image_file(name, base, source, allow_outside):
     """The checked path of one listed image: inside the set's folder (unless allowed), an
-    existing regular file (never a FIFO, device or symbolic-link loop)."""
+    existing regular file (never a FIFO, device or symbolic-link loop); or a member of the
+    set's ZIP archive when ``base`` is one."""
     from pathlib import Path
 
     from .errors import DataFormatError
@@ -316,6 +383,8 @@ def _image_file(name, base, source, allow_outside):
     if any(ord(c) < 32 or ord(c) == 127 for c in str(name)):  # a NUL makes every path call raise ValueError
         raise DataFormatError(base, f"image {name!r} listed in {source} holds a control character",
                               "file names must be printable text")
+    if _is_archive(base):
+        return _archive_member(name, base, source)
     path = Path(name) if Path(name).is_absolute() else base / name
     if not allow_outside:
         try:
@@ -343,7 +412,7 @@ def _read_image(path, source, background=None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(path.read_bytes()) if isinstance(path, ZipMember) else path) as image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise ValueError(f"{image.width} x {image.height} pixels is over the limit of "
                                      f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
@@ -401,6 +470,18 @@ def _rendered_file(path, source, preprocessing, background=None):
     return _prepared(_read_image(path, source, background), preprocessing.size, preprocessing.greyscale)
 
 
+def image_location(csv, names):
+    """Where a stimulus-set CSV's images are: its folder, or the ZIP archive beside it with the
+    same name (``hvm.csv`` + ``hvm.zip``: a BrainIO stimulus set as fetched) when the folder
+    lacks the first listed file."""
+    folder = Path(csv).parent
+    archive = Path(csv).with_suffix(".zip")
+    first = next((str(n) for n in names if isinstance(n, str) and n.strip()), None)
+    if archive.is_file() and first is not None and not (folder / first).exists():
+        return archive
+    return folder
+
+
 def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, filename_column="filename",
                      allow_outside=False, preprocessing=None, lazy=False, background=None):
     """Images listed in a stimulus set (e.g. a BrainIO stimulus-set CSV), read from disk.
@@ -412,7 +493,9 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         :func:`data_adapters.load_stimulus_set` returns it (its ``attrs["path"]`` names
         the CSV, whose folder is the default ``image_dir``).
     image_dir : path, optional
-        Where relative file names are resolved (default: the CSV's folder).
+        Where relative file names are resolved: a folder, or a ZIP archive whose members the
+        names are (a BrainIO stimulus set's images). Default: :func:`image_location` (the
+        CSV's folder, or the ZIP beside it with the same name).
     size, greyscale :
         Output height = width and channels, as :func:`natural_images` (the zoo models see
         32 px greyscale).
@@ -452,11 +535,11 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
         raise WorkbenchError(f"from_image_files takes a stimulus-set table, got {type(stimulus_set).__name__} "
                              "(fix: from_image_files(data_adapters.load_stimulus_set(path)))")
     source = stimulus_set.attrs.get("path", "stimulus set")
-    if image_dir is None and "path" in stimulus_set.attrs:
-        image_dir = Path(stimulus_set.attrs["path"]).parent
     if filename_column not in stimulus_set.columns:
         raise DataFormatError(source, f"no {filename_column!r} column naming each image file",
                               f"columns are {list(stimulus_set.columns)[:12]}")
+    if image_dir is None and "path" in stimulus_set.attrs:
+        image_dir = image_location(stimulus_set.attrs["path"], stimulus_set[filename_column])
     base = Path(image_dir or ".")
     names = stimulus_set[filename_column]
     blank = names.isna() | names.astype(str).str.strip().eq("")
@@ -490,7 +573,7 @@ class LazyImages:
     """
 
     def __init__(self, paths, preprocessing, source, stats=None, background=None):
-        self.paths = [Path(p) for p in paths]
+        self.paths = [p if isinstance(p, ZipMember) else Path(p) for p in paths]
         self.preprocessing = preprocessing
         self.source = source
         self.background = background
@@ -544,7 +627,10 @@ class LazyImages:
                           "versions": {"pillow": PIL.__version__, "scikit-image": skimage.__version__}})
         key.source("rendering", _read_image)
         for path in self.paths:
-            key.file(path.name, path)
+            if isinstance(path, ZipMember):
+                key.bytes(path.member, path.read_bytes())
+            else:
+                key.file(path.name, path)
         return key.hexdigest()
 
 

@@ -143,3 +143,22 @@ def test_a_file_name_with_a_nul_is_a_named_error(tmp_path):
     with pytest.raises(DataFormatError, match="holds a control character") as info:
         data_adapters.load_stimulus_set(path)
     assert str(path) in str(info.value)
+
+
+def test_the_cache_key_of_a_zipped_stimulus_set_sees_its_images(tmp_path):
+    """A BrainIO set's images live in the ZIP beside its CSV: replacing one must change the
+    key of every cached result that used the set (it hashed 'missing' files before)."""
+    import zipfile
+
+    from PIL import Image
+
+    from workbench.benchmarks.base import _stimulus_files_digest
+
+    pd.DataFrame({"stimulus_id": ["a"], "filename": ["a.png"]}).to_csv(tmp_path / "set.csv", index=False)
+    digests = []
+    for value in (0, 255):
+        Image.fromarray(np.full((8, 8), value, np.uint8)).save(tmp_path / "a_source.png")
+        with zipfile.ZipFile(tmp_path / "set.zip", "w") as archive:
+            archive.write(tmp_path / "a_source.png", "a.png")
+        digests.append(_stimulus_files_digest(tmp_path / "set.csv"))
+    assert digests[0] != digests[1]

@@ -214,3 +214,49 @@ def test_the_cache_digest_of_image_files_covers_the_code_that_decodes_them(tmp_p
     assert "rendering:workbench.stimuli" in hashed and "a.png" in hashed
     monkeypatch.setattr("PIL.__version__", "0.0")
     assert lazy.images.content_digest() != digest
+
+
+def test_a_brainio_stimulus_set_reads_its_images_from_the_zip_beside_its_csv(tmp_path):
+    """BrainIO ships a stimulus set as a CSV and a ZIP whose members the ``filename`` column
+    names; the images need not be extracted."""
+    import zipfile
+
+    import data_adapters
+    from workbench.errors import DataFormatError
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "extracted"
+    folder.mkdir()
+    names = ["n0.png", "sub/n1.png", "n2.png"]
+    with zipfile.ZipFile(tmp_path / "image_test_set.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            (folder / name).parent.mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / name)
+            archive.write(folder / name, name)
+    pd.DataFrame({"stimulus_id": ["a", "b", "c"], "filename": names}).to_csv(tmp_path / "image_test_set.csv", index=False)
+    table = data_adapters.load_stimulus_set(tmp_path / "image_test_set.csv")
+    from_zip = from_image_files(table, size=16)
+    from_folder = from_image_files(table, image_dir=folder, size=16)
+    np.testing.assert_array_equal(from_zip.images, from_folder.images)
+    lazy = from_image_files(table, size=16, lazy=True)
+    np.testing.assert_array_equal(np.asarray(lazy.images), from_folder.images)
+    digest = lazy.images.content_digest()
+    with zipfile.ZipFile(tmp_path / "image_test_set.zip", "a") as archive:  # a replaced image: a new key
+        archive.writestr("n2.png", (folder / "n0.png").read_bytes())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        assert from_image_files(table, size=16, lazy=True).images.content_digest() != digest
+    bad = table.assign(filename=["n0.png", "missing.png", "n2.png"])
+    with pytest.raises(DataFormatError, match="image_test_set.zip: has no member 'missing.png'"):
+        from_image_files(bad, image_dir=tmp_path / "image_test_set.zip")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(DataFormatError, match="broken.zip: cannot be read as a ZIP archive"):
+        from_image_files(table, image_dir=tmp_path / "broken.zip")
+    raw = bytearray((tmp_path / "image_test_set.zip").read_bytes())
+    start = raw.find(b"PK\x03\x04") + 30 + len("n0.png")  # n0.png's deflated bytes
+    raw[start:start + 8] = b"\xff" * 8
+    (tmp_path / "damaged.zip").write_bytes(bytes(raw))
+    with pytest.raises(DataFormatError, match="damaged.zip!n0.png: image listed in .* cannot be read"):
+        from_image_files(table, image_dir=tmp_path / "damaged.zip")

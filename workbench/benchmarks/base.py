@@ -295,8 +295,13 @@ def _stimulus_files_digest(csv):
         table = pd.read_csv(csv)
     except Exception:  # unreadable: the CSV's own hash already identifies it; loading names the problem
         return key.hexdigest()
-    base = Path(csv).parent
-    for name in table.get("filename", pd.Series(dtype=str)).fillna("").astype(str):
+    from ..stimuli import image_location
+
+    names = table.get("filename", pd.Series(dtype=str)).fillna("").astype(str)
+    base = image_location(csv, names)
+    if base.is_file():  # the set's ZIP archive (a BrainIO stimulus set): its bytes hold every image
+        return key.file("archive", base).hexdigest()
+    for name in names:
         if not name.strip():  # no file named: loading the set names the problem
             key.json("<no file>", "missing")
             continue
