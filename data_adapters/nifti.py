@@ -19,6 +19,7 @@ events whose bins overlap get a :class:`~workbench.errors.DataWarning`.
 """
 
 import gzip
+import json
 import struct
 import warnings
 import zlib
@@ -95,6 +96,67 @@ def header_tr(image):
     tr = float(zooms[3]) if len(zooms) > 3 else 0.0
     tr = tr / 1000.0 if units == "msec" else tr
     return tr if tr > 0 else None
+
+
+def _bids_name(path):
+    """``(entities, suffix)`` of a BIDS file name (``sub-01_task-blur_run-1_bold.nii.gz`` ->
+    ``({"sub-01", "task-blur", "run-1"}, "bold")``), or None for other names."""
+    stem = path.name
+    for extension in (".nii.gz", ".nii", ".json", ".tsv"):
+        if stem.lower().endswith(extension):
+            stem = stem[: -len(extension)]
+            break
+    parts = stem.split("_")
+    entities = parts[:-1]
+    if not entities or not all(part.count("-") == 1 and all(part.split("-")) for part in entities):
+        return None
+    return set(entities), parts[-1]
+
+
+def bids_sidecar(path, suffix=None, extension=".json"):
+    """The nearest BIDS file for ``path`` with ``extension`` (a ``_bold.json`` sidecar, an
+    ``_events.tsv``), by BIDS inheritance: same suffix, entities a subset of the file's, in
+    its folder or a parent up to the dataset root (``dataset_description.json``); the nearest
+    folder wins, and within it the file naming the most entities. None if there is none."""
+    name = _bids_name(path)
+    if name is None:
+        return None
+    entities, own_suffix = name
+    suffix = suffix or own_suffix
+    folder = path.parent
+    for _ in range(6):
+        found = []
+        for candidate in folder.glob(f"*{suffix}{extension}"):
+            parsed = _bids_name(candidate)
+            if parsed is not None and parsed[1] == suffix and parsed[0] <= entities and candidate.is_file():
+                found.append((len(parsed[0]), candidate.name, candidate))
+        if found:
+            return max(found)[2]
+        if (folder / "dataset_description.json").exists() or folder.parent == folder:
+            return None
+        folder = folder.parent
+    return None
+
+
+def sidecar_tr(path):
+    """``(RepetitionTime in s, sidecar)`` from a BOLD file's BIDS JSON sidecar, or
+    ``(None, None)``; a sidecar that is not JSON or whose RepetitionTime is not a time > 0 is a
+    named error."""
+    sidecar = bids_sidecar(path)
+    if sidecar is None:
+        return None, None
+    try:
+        content = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise DataFormatError(sidecar, f"BIDS sidecar cannot be read as JSON ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None
+    value = content.get("RepetitionTime") if isinstance(content, dict) else None
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise DataFormatError(sidecar, f"RepetitionTime {value!r} is not a time > 0",
+                              "BIDS gives RepetitionTime in seconds")
+    return float(value), sidecar
 
 
 def open_series(path):
@@ -330,13 +392,24 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
         raise DataFormatError(path, f"n_time_bins={n_time_bins!r}", "give a whole number of volumes >= 1")
     series, header_tr_s = open_series(path)
     n_volumes = series.shape[3]
+    tr_source = "tr_s"
     if tr_s is None:
-        tr_s = header_tr_s
+        tr_s, tr_source = header_tr_s, "NIfTI header"
+        bids_tr, sidecar = sidecar_tr(path) if path.is_file() else (None, None)
+        if bids_tr is not None:
+            # BIDS: the sidecar is authoritative (converters may leave pixdim[4] at 1 or 0)
+            if header_tr_s is not None and abs(header_tr_s - bids_tr) > 1e-3 * bids_tr:
+                warnings.warn(f"{path}: the header's repetition time {header_tr_s:g} s differs from "
+                              f"RepetitionTime {bids_tr:g} s in {sidecar}; using the sidecar's", DataWarning,
+                              stacklevel=3)
+            tr_s, tr_source = bids_tr, str(sidecar)
         if tr_s is None:
             raise DataFormatError(path, "the header gives no repetition time",
                                   "pass tr_s=SECONDS")
     if not (isinstance(tr_s, (int, float)) and np.isfinite(tr_s) and tr_s > 0):
         raise DataFormatError(path, f"tr_s={tr_s!r}", "the repetition time is a number of seconds > 0")
+    if events is None and path.is_file():  # BIDS: the run's events.tsv beside it (or inherited)
+        events = bids_sidecar(path, suffix="events", extension=".tsv")
     events, events_source = read_events(events, path, stimulus_column)
     first_volume, lag = assign_volumes(events["onset"].to_numpy(), tr_s, n_time_bins, delay_s)
     _check_overlaps(events, first_volume, n_time_bins, events_source)
@@ -380,7 +453,7 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     description = series.header.get("descrip")
     simulated = description is not None and bytes(np.asarray(description)).startswith(SIMULATED_MARK)
     da.attrs = {"source": str(path), "identifier": subject, "simulated": bool(simulated),
-                "units": "BOLD (file units)", "tr_s": float(tr_s), "delay_s": float(delay_s),
+                "units": "BOLD (file units)", "tr_s": float(tr_s), "tr_source": tr_source, "delay_s": float(delay_s),
                 "volume_rule": "first volume acquired at or after onset + delay_s",
                 "voxel_normalization": voxel_normalization or "none"}
     return finish(da, path, nan_policy)

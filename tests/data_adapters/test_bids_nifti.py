@@ -168,3 +168,39 @@ def test_label_images_that_cannot_label_the_series_are_named(bold, tmp_path, cha
     with pytest.raises(DataFormatError, match=words) as info:
         data_adapters.load(series, events=events, labels=path, n_time_bins=1)
     assert str(path) in str(info.value)
+
+
+def test_bids_sidecars_give_the_repetition_time_and_the_events_by_inheritance(tmp_path):
+    """BIDS keeps RepetitionTime in JSON sidecars (inherited from the dataset root) and the
+    events beside the run. nibabel leaves pixdim[4] at 1.0 unless told: the header's TR was
+    used, so every trial was cut at the wrong volumes without a word."""
+    import json
+
+    root = tmp_path / "ds"
+    func = root / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "blur", "BIDSVersion": "1.9.0"}))
+    (root / "task-blur_bold.json").write_text(json.dumps({"RepetitionTime": 2.0, "TaskName": "blur"}))
+    data = np.random.default_rng(0).standard_normal((4, 4, 3, 12)).astype(np.float32)
+    data[..., 6] += 50.0  # volume 6 = 12 s at TR 2, or 6 s at the header's 1
+    bold = func / "sub-01_task-blur_run-1_bold.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), bold)
+    assert nib.load(bold).header.get_zooms()[3] == 1.0
+    _events(func / "sub-01_task-blur_run-1_events.tsv", "onset|duration|stim_file\n0|2|a.png\n12|2|b.png\n")
+    masks = {"V1": nib.Nifti1Image(np.ones((4, 4, 3), np.uint8), np.eye(4))}
+    with pytest.warns(DataWarning, match="header's repetition time 1 s differs from RepetitionTime 2 s in .*task-blur_bold.json"):
+        da = data_adapters.load(bold, masks=masks, n_time_bins=1)
+    assert da.attrs["tr_s"] == 2.0 and da.attrs["tr_source"].endswith("task-blur_bold.json")
+    assert list(da.stimulus_id.values) == ["a.png", "b.png"] and da.values[1].mean() > 40  # b's volume is 6
+    (func / "sub-01_task-blur_run-1_bold.json").write_text(json.dumps({"RepetitionTime": 3.0}))
+    with pytest.warns(DataWarning, match="3 s in .*run-1_bold.json"):  # the nearer sidecar wins
+        assert data_adapters.load(bold, masks=masks, n_time_bins=1).attrs["tr_s"] == 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit tr_s needs no sidecar and no warning
+        assert data_adapters.load(bold, masks=masks, n_time_bins=1, tr_s=2.0).attrs["tr_source"] == "tr_s"
+    (func / "sub-01_task-blur_run-1_bold.json").write_text(json.dumps({"RepetitionTime": "2"}))
+    with pytest.raises(DataFormatError, match="run-1_bold.json: RepetitionTime '2' is not a time > 0"):
+        data_adapters.load(bold, masks=masks, n_time_bins=1)
+    (func / "sub-01_task-blur_run-1_bold.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="run-1_bold.json: BIDS sidecar cannot be read as JSON"):
+        data_adapters.load(bold, masks=masks, n_time_bins=1)

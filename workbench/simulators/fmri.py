@@ -32,7 +32,7 @@ import xarray as xr
 
 from workbench import stimuli as stimulus_sets
 from workbench.errors import WorkbenchError
-from workbench.storage import atomic_path
+from workbench.storage import atomic_path, write_json
 
 from data_adapters import bdata
 from data_adapters.nifti import SIMULATED_MARK
@@ -94,7 +94,8 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
     ----------
     directory : path
         Created if missing; files are ``<subject>.h5`` and ``<subject>_bold.nii.gz``,
-        ``<subject>_labels.nii.gz``, ``<subject>_events.tsv``.
+        ``<subject>_labels.nii.gz``, ``<subject>_events.tsv`` and the BIDS sidecar
+        ``<subject>_bold.json`` (``RepetitionTime``).
     n_subjects : int
         At least 1 (3 by default, like the issue's minimum).
     rois : tuple of str
@@ -316,5 +317,8 @@ def _write_nifti(directory, subject, samples, columns, trials, names, levels, co
     })
     with atomic_path(paths["events"]) as tmp:
         events.to_csv(tmp, sep="\t", index=False)
+    # BIDS keeps the repetition time in the run's JSON sidecar (required there)
+    paths["sidecar"] = directory / f"{subject}_bold.json"
+    write_json(paths["sidecar"], {"RepetitionTime": float(tr_s), "SimulatedBy": "neural-workbench"})
     paths["label_names"] = {code: name for name, code in label_names.items()}
     return paths
