@@ -94,7 +94,7 @@ def header_tr(image):
     zooms = image.header.get_zooms()
     units = image.header.get_xyzt_units()[1] if hasattr(image.header, "get_xyzt_units") else "sec"
     tr = float(zooms[3]) if len(zooms) > 3 else 0.0
-    tr = tr / 1000.0 if units == "msec" else tr
+    tr = tr / {"msec": 1e3, "usec": 1e6}.get(units, 1.0)
     return tr if tr > 0 else None
 
 

@@ -204,3 +204,13 @@ def test_bids_sidecars_give_the_repetition_time_and_the_events_by_inheritance(tm
     (func / "sub-01_task-blur_run-1_bold.json").write_text("{not json")
     with pytest.raises(DataFormatError, match="run-1_bold.json: BIDS sidecar cannot be read as JSON"):
         data_adapters.load(bold, masks=masks, n_time_bins=1)
+
+
+@pytest.mark.parametrize("unit, zoom", [("sec", 2.0), ("msec", 2000.0), ("usec", 2e6)])
+def test_the_header_tr_is_read_in_its_own_time_unit(unit, zoom):
+    from data_adapters.nifti import header_tr
+
+    image = nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.float32), np.eye(4))
+    image.header.set_xyzt_units("mm", unit)
+    image.header["pixdim"][4] = zoom
+    assert header_tr(image) == pytest.approx(2.0)
