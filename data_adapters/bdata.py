@@ -79,7 +79,7 @@ def sniff(path, head):
 
     try:
         with h5py.File(path, "r") as handle:
-            return "dataset" in handle and "metadata" in handle
+            return any(data in handle and meta in handle for data, meta in _NAMES)
     except (OSError, RuntimeError, KeyError, ValueError):
         return False  # damaged HDF5: let the next format's reader name the problem
 
@@ -97,7 +97,7 @@ def read_table(path):
     if head.startswith(_MAT5_MAGIC):
         table = _read_mat5(path)
     elif head.startswith((_MAT73_MAGIC, _HDF5_MAGIC)):
-        table = _read_hdf5(path)
+        table = _read_hdf5(path, matlab=head.startswith(_MAT73_MAGIC))
     else:
         raise DataFormatError(path, "neither HDF5 nor a MATLAB MAT-file",
                               "expected a BData .h5 or a BrainDecoderToolbox2 .mat")
@@ -135,46 +135,46 @@ def _decode(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _read_hdf5(path):
+# the variable names of each layout: bdpy's own files use lower case; BrainDecoderToolbox2
+# (MATLAB) camel case; bdpy reads either in either container, and so do we
+_NAMES = (("dataset", "metadata"), ("dataSet", "metaData"))
+
+
+def _read_hdf5(path, matlab=False):
+    """A BData HDF5 file (bdpy: ``/dataset``, ``/metadata/{key,description,value}``, ``/vmap``)
+    or a MATLAB v7.3 MAT-file (``matlab``: its 512-byte header; matrices stored transposed,
+    text as cell arrays of character arrays)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            if "dataset" in handle and "metadata" in handle:  # BData (bdpy)
-                meta = handle["metadata"]
-                for name in ("key", "description", "value"):
-                    if name not in meta:
-                        raise DataFormatError(path, f"/metadata has no '{name}'",
-                                              "BData metadata holds key, description and value")
-                table = BDataTable(
-                    dataset=_numeric(path, "/dataset", _stored(path, "/dataset", handle["dataset"])),
-                    keys=[_decode(k) for k in meta["key"][()]],
-                    descriptions=[_decode(d) for d in meta["description"][()]],
-                    values=_numeric(path, "/metadata/value", _stored(path, "/metadata/value", meta["value"])),
-                    vmap=_read_vmap(handle),
-                    attrs={k: _decode(v) if isinstance(v, bytes) else v
-                           for k, v in handle.attrs.items()},
-                )
-            elif "dataSet" in handle and "metaData" in handle:  # MATLAB v7.3
-                meta = handle["metaData"]
-                for name in ("key", "value"):
-                    if name not in meta:
-                        raise DataFormatError(path, f"metaData has no field '{name}'",
-                                              "BrainDecoderToolbox2 metaData holds key, description, value")
-                keys = _mat73_strings(handle, meta["key"])
-                descriptions = (_mat73_strings(handle, meta["description"])
-                                if "description" in meta else [""] * len(keys))
-                # MATLAB stores column-major: HDF5 sees every matrix transposed.
-                table = BDataTable(
-                    dataset=_numeric(path, "dataSet", _stored(path, "dataSet", handle["dataSet"])).T,
-                    keys=keys, descriptions=descriptions,
-                    values=np.atleast_2d(_numeric(path, "metaData.value", _stored(path, "metaData.value", meta["value"])).T),
-                )
-            else:
+            names = next(((d, m) for d, m in _NAMES if d in handle and m in handle), None)
+            if names is None:
                 raise DataFormatError(
                     path, f"HDF5 file without /dataset + /metadata (found {sorted(handle)})",
                     "expected a BData file (bdpy) or a BrainDecoderToolbox2 v7.3 .mat",
                 )
+            data_name, meta_name = names
+            meta = handle[meta_name]
+            # fields named as their layout's users know them: MATLAB variables, or HDF5 paths
+            data_label, meta_label = (data_name, meta_name) if matlab else (f"/{data_name}", f"/{meta_name}")
+            value_label = f"{meta_label}.value" if matlab else f"{meta_label}/value"
+            required = ("key", "value") if matlab else ("key", "description", "value")
+            for name in required:
+                if name not in meta:
+                    raise DataFormatError(path, f"{meta_label} has no '{name}'",
+                                          f"{meta_label} holds key, description and value")
+            keys = _strings(handle, meta["key"])
+            descriptions = _strings(handle, meta["description"]) if "description" in meta else [""] * len(keys)
+            dataset = _numeric(path, data_label, _stored(path, data_label, handle[data_name]))
+            values = _numeric(path, value_label, _stored(path, value_label, meta["value"]))
+            if matlab:  # MATLAB stores column-major: HDF5 sees every matrix transposed
+                dataset, values = dataset.T, np.atleast_2d(values.T)
+            table = BDataTable(
+                dataset=dataset, keys=keys, descriptions=descriptions, values=values,
+                vmap=_read_vmap(handle),
+                attrs={k: _decode(v) if isinstance(v, bytes) else v for k, v in handle.attrs.items()},
+            )
     except (OSError, RuntimeError) as error:
         raise DataFormatError(path, f"cannot be opened as HDF5 ({error})",
                               "is the file truncated or corrupt?") from error
@@ -184,6 +184,16 @@ def _read_hdf5(path):
         raise DataFormatError(path, f"unexpected HDF5 layout ({error})",
                               "expected a BData file written by bdpy") from error
     return table
+
+
+def _strings(handle, dataset):
+    """A list of texts: bdpy's byte strings, or MATLAB v7.3 cells of character arrays (object
+    references to uint16 codes), whichever the dataset holds."""
+    import h5py
+
+    if h5py.check_dtype(ref=dataset.dtype) is not None:
+        return _mat73_strings(handle, dataset)
+    return [_decode(item) for item in np.asarray(dataset[()]).ravel()]
 
 
 def _read_vmap(handle):
@@ -210,29 +220,30 @@ def _read_mat5(path):
     from . import mat5
 
     # scipy's compiled reader trusts the file (a damaged element can crash the interpreter):
-    # the two variables it will read are checked element by element first
-    wanted = ("dataSet", "metaData")
+    # the variables it will read are checked element by element first
+    wanted = tuple(name for pair in _NAMES for name in pair)
     mat5.check(path, variables=wanted)
     try:
         content = scipy.io.loadmat(path, simplify_cells=True, variable_names=wanted)
     except Exception as error:  # noqa: BLE001 - any reader error on a damaged file is ours to name
         raise DataFormatError(path, f"cannot be read as a MATLAB v5 file ({type(error).__name__}: {error})",
                               "is the file truncated or corrupt?") from error
-    for name in ("dataSet", "metaData"):
-        if name not in content:
-            found = sorted(k for k in content if not k.startswith("__"))
-            raise DataFormatError(path, f"no variable '{name}' (found {found})",
-                                  "a BrainDecoderToolbox2 file holds dataSet and metaData")
-    meta = content["metaData"]
+    names = next(((d, m) for d, m in reversed(_NAMES) if d in content and m in content), None)
+    if names is None:
+        found = sorted(k for k in content if not k.startswith("__"))
+        raise DataFormatError(path, f"no variables 'dataSet' and 'metaData' (found {found})",
+                              "a BrainDecoderToolbox2 file holds dataSet and metaData")
+    data_name, meta_name = names
+    meta = content[meta_name]
     if not isinstance(meta, dict) or "key" not in meta or "value" not in meta:
-        raise DataFormatError(path, "metaData is not a struct with fields key and value",
+        raise DataFormatError(path, f"{meta_name} is not a struct with fields key and value",
                               "BrainDecoderToolbox2 metaData holds key, description, value")
     keys = [str(k) for k in np.atleast_1d(meta["key"])]
     descriptions = [str(d) for d in np.atleast_1d(meta.get("description", [""] * len(keys)))]
     return BDataTable(
-        dataset=np.atleast_2d(_numeric(path, "dataSet", content["dataSet"])),
+        dataset=np.atleast_2d(_numeric(path, data_name, content[data_name])),
         keys=keys, descriptions=descriptions,
-        values=np.atleast_2d(_numeric(path, "metaData.value", meta["value"])),
+        values=np.atleast_2d(_numeric(path, f"{meta_name}.value", meta["value"])),
     )
 
 

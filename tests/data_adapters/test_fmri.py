@@ -356,3 +356,31 @@ def test_trials_without_an_image_code_are_left_out_with_a_warning(tmp_path):
     np.testing.assert_array_equal(loaded.sel(presentation=loaded.stimulus_id == "2").values[0, :, 1], table[5, :2])
     table[:, 3] = np.nan
     assert_named_error(_write_table(tmp_path / "none.h5", table, _small_metadata()), "no image to score")
+
+
+def test_either_variable_naming_in_either_container_reads_like_bdpy(shared_data, tmp_path):
+    """bdpy reads ``dataset``/``metadata`` and ``dataSet``/``metaData`` from .mat and .h5
+    files alike; a lower-case MATLAB file or a camel-case HDF5 file was 'not a BData file'."""
+    import h5py
+    import scipy.io
+
+    source = shared_data / "bdata" / "sample_vmap.h5"
+    table = bdata.read_table(source)
+    expected = data_adapters.load(source, require_roi=False).values
+    metadata = list(zip(table.keys, table.descriptions, table.values))
+    lower = tmp_path / "lower_v5.mat"
+    scipy.io.savemat(lower, {"dataset": table.dataset, "metadata": {
+        "key": np.array(table.keys, dtype=object).reshape(1, -1),
+        "description": np.array(table.descriptions, dtype=object).reshape(1, -1), "value": table.values}})
+    bdata.write_mat(tmp_path / "lower_v73.mat", table.dataset, metadata, "7.3")
+    with h5py.File(tmp_path / "lower_v73.mat", "a") as handle:
+        handle.move("dataSet", "dataset")
+        handle.move("metaData", "metadata")
+    with h5py.File(tmp_path / "camel.h5", "w") as handle:  # bdpy's layout under MATLAB's names
+        handle["dataSet"] = table.dataset
+        handle["metaData/key"] = [k.encode() for k in table.keys]
+        handle["metaData/description"] = [d.encode() for d in table.descriptions]
+        handle["metaData/value"] = table.values
+    for path in (lower, tmp_path / "lower_v73.mat", tmp_path / "camel.h5"):
+        loaded = data_adapters.load(path, require_roi=False, subject="sample_vmap")
+        np.testing.assert_array_equal(loaded.values, expected)
