@@ -67,6 +67,17 @@ def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
     (lambda t: t.replace("seed = 0", "seed = true"), "settings.seed", "non-negative integer"),
     (lambda t: t.replace('zoo = "b"\n', 'zoo = "b"\nepochs = -5\n'), "models[1].epochs", ">= 1"),
     (lambda t: t.replace('title = "tiny <report> & co"', "title = 3"), "settings.title", "must be a string"),
+    # a typo that would have run for days, a seed torch cannot take, a name that breaks every
+    # output, an option the family does not take (raw TypeError at build), arrays nested
+    # 5,000 deep (raw RecursionError from tomllib)
+    (lambda t: t.replace("n_permutations = 200", "n_permutations = 20000000000"), "settings.n_permutations",
+     "at most 10,000,000"),
+    (lambda t: t.replace("seed = 0", "seed = 99999999999999999999"[:19]), "settings.seed", "at most 4,294,967,295"),
+    (lambda t: t.replace('name = "B random"', 'name = "B \\u001b[31mrandom"'), "models[1].name",
+     "holds a control character"),
+    (lambda t: t.replace('zoo = "b"\ntrain = false\nconfig = { channels', 'zoo = "b"\ntrain = false\nconfig = { chanels'),
+     "models[1].config.chanels", "'b' takes no option 'chanels'; it takes channels"),
+    (lambda t: "x = " + "[" * 5000 + "]" * 5000 + "\n" + t, "--config", "nests arrays or tables too deeply"),
 ])
 def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_path, capsys, edit, key, words):
     config = _write_config(tmp_path, edit(SMALL_TOML))

@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..assembly import control_character_id
 from ..errors import ConfigError, WorkbenchError
 from ..stimuli import Preprocessing
 from .hub import is_hub_name
@@ -101,6 +102,8 @@ class ModelSpec:
             raise ConfigError(unknown[0], f"unknown key; valid keys: {', '.join(k for k in KEYS if k != 'search_path')}")
         if not isinstance(spec.get("name"), str) or not spec["name"].strip():
             raise ConfigError("name", "every model needs a non-empty name")
+        if control_character_id([spec["name"]]) is not None:  # it names files, table rows and plots
+            raise ConfigError("name", f"{spec['name']!r} holds a control character; names must be printable text")
         sources = [k for k in ("zoo", "entry_point") if k in spec]
         if len(sources) != 1:
             raise ConfigError("", "give exactly one of 'zoo' (a zoo family) or 'entry_point' ('module:function')")
@@ -114,8 +117,8 @@ class ModelSpec:
                 raise ConfigError(name, f"must be {expected}, got {value!r}")
         if data.get("epochs", 1) < 1:
             raise ConfigError("epochs", f"must be >= 1, got {data['epochs']!r}")
-        if data.get("seed", 0) < 0:
-            raise ConfigError("seed", f"must be >= 0, got {data['seed']!r}")
+        if not 0 <= data.get("seed", 0) <= 2 ** 32 - 1:  # numpy's legacy and torch's seeds
+            raise ConfigError("seed", f"must be between 0 and {2 ** 32 - 1:,}, got {data['seed']!r}")
         if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
             raise ConfigError("layers", "must be a list of module paths (strings)")
         if "convention" in data:
@@ -143,6 +146,10 @@ class ModelSpec:
             data.setdefault("train", "weights" not in data and data["zoo"] in RECIPES)
             if data["train"] and data["zoo"] not in RECIPES:
                 raise ConfigError("train", f"{data['zoo']!r} has no training recipe; give weights or train = false")
+            unknown = zoo.unknown_options(data["zoo"], data.get("config", {}))
+            if unknown:
+                raise ConfigError(f"config.{unknown[0]}", f"{data['zoo']!r} takes no option {unknown[0]!r}; it takes "
+                                  f"{', '.join(zoo.options(data['zoo']))}")
         else:
             entry = data["entry_point"]
             if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):

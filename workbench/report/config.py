@@ -37,6 +37,7 @@ from pathlib import Path
 from ..errors import ConfigError, WorkbenchError
 
 BENCHMARK_KEYS = {"name", "path", "stimuli"}
+MAX_SEED = 2 ** 32 - 1
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set", "batch_size"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200,
                     "stimulus_set": "digits", "batch_size": 64}
@@ -124,6 +125,8 @@ def parse_config(data, base=Path("."), source="<dict>"):
     if bad:
         raise ConfigError(f"settings.{bad[0]}", f"unknown setting; valid: {', '.join(sorted(SETTING_KEYS))}")
     settings = {**DEFAULT_SETTINGS, **settings}
+    from ..stats.permutation import MAX_PERMUTATIONS
+
     for name in ("seed", "n_permutations", "n_stimuli", "batch_size"):
         if name == "n_permutations" and settings[name] == "auto":
             continue  # sized from each test's family (workbench.stats.permutation.draws_for_family)
@@ -132,6 +135,10 @@ def parse_config(data, base=Path("."), source="<dict>"):
             kind = "non-negative integer" if name == "seed" else "positive integer"
             kind += ' or "auto"' if name == "n_permutations" else ""
             raise ConfigError(f"settings.{name}", f"must be a {kind}, got {settings[name]!r}")
+    # torch seeds are 64-bit and numpy's legacy ones 32-bit; p-values need no more than 10^7 draws
+    for name, most in (("seed", MAX_SEED), ("n_permutations", MAX_PERMUTATIONS)):
+        if isinstance(settings[name], int) and settings[name] > most:
+            raise ConfigError(f"settings.{name}", f"must be at most {most:,}, got {settings[name]:,}")
     if not isinstance(settings["title"], str):
         raise ConfigError("settings.title", f"must be a string, got {settings['title']!r}")
     from ..benchmarks.base import STIMULUS_SETS
@@ -159,6 +166,8 @@ def load_config(path):
         raise ConfigError("--config", f"file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError("--config", f"{path} is not valid TOML: {error}") from None
+    except RecursionError:  # arrays nested thousands deep: tomllib recurses per level
+        raise ConfigError("--config", f"{path} nests arrays or tables too deeply to be a report configuration") from None
     return parse_config(data, base=path.parent, source=str(path))
 
 

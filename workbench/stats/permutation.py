@@ -38,6 +38,9 @@ from .multiple import NullCounter
 
 
 FLOAT32_TIES = 1e-5  # relative tolerance for ties of float32 null statistics
+# more draws resolve p below 1e-7, beyond any correction a study needs; a typo such as
+# 10**13 would otherwise run for days (or exhaust memory) before saying anything
+MAX_PERMUTATIONS = 10_000_000
 
 
 def permutation_chunks(seed, n_permutations, chunk_size=1000):
@@ -49,8 +52,8 @@ def permutation_chunks(seed, n_permutations, chunk_size=1000):
         Chunk ``i`` uses the ``i``-th child of ``SeedSequence(seed)``; chunks may run on
         different workers in any order and give the same draws.
     """
-    if n_permutations < 1:
-        raise MetricError(f"n_permutations must be >= 1, got {n_permutations}")
+    if not 1 <= n_permutations <= MAX_PERMUTATIONS:
+        raise MetricError(f"n_permutations must be between 1 and {MAX_PERMUTATIONS:,}, got {n_permutations}")
     starts = list(range(0, n_permutations, chunk_size))
     children = np.random.SeedSequence(seed).spawn(len(starts))
     return [(start, min(chunk_size, n_permutations - start), child) for start, child in zip(starts, children)]

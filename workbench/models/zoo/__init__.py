@@ -88,6 +88,25 @@ def available():
     return sorted(set(ZOO) | set(_plugins()))
 
 
+def options(name):
+    """The configuration options a built-in family's constructor takes (None: any, for a
+    registered family or a constructor with ``**kwargs``)."""
+    import inspect
+
+    if name not in ZOO:
+        return None
+    parameters = inspect.signature(ZOO[name][0]).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def unknown_options(name, config):
+    """Keys of ``config`` that family ``name`` does not take, sorted (empty when unknown)."""
+    taken = options(name)
+    return [] if taken is None else sorted(set(config) - set(taken))
+
+
 def build(name, **config):
     """A zoo model by name, with the paper's defaults overridden by ``config``."""
     if name in ZOO:
