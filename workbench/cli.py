@@ -190,7 +190,7 @@ _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights"
                   "convention": "--convention", "input_size": "--input-size", "channels": "--channels",
                   "normalization": "--normalization", "stimulus_set": "--stimulus-set",
                   "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
-                  "n_permutations": "--permutations", "n_stimuli": "--n-stimuli"}
+                  "n_permutations": "--permutations", "n_stimuli": "--n-stimuli", "batch_size": "--batch-size"}
 
 
 def _option_error(error):

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from workbench.cli import main
 
@@ -100,3 +101,15 @@ def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
     capsys.readouterr()  # the tasks' memory estimates (stderr) so far
     assert main(["score", "b", "--benchmark", "macaque.IT.shared-time-ridge", "--out", str(tmp_path / "s.json")]) == 2
     assert "--path: 'macaque.IT.shared-time-ridge' reads a real file" in _one_line_error(capsys, "score")
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--batch-size", "0", "--batch-size: must be a positive integer"),  # named settings.batch_size before
+    ("--permutations", "99999999999", "--permutations: must be at most 10,000,000"),
+    ("--seed", "99999999999999999999", "--seed: must be at most 4,294,967,295"),
+])
+def test_score_options_out_of_range_name_the_option(tmp_path, capsys, option, value, words):
+    out = tmp_path / "s.json"
+    assert main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--no-train", "--out", str(out),
+                 option, value, "--no-progress"]) == 2
+    assert words in _one_line_error(capsys, "score") and not out.exists()
