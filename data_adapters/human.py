@@ -7,6 +7,7 @@ Two sources, one result:
 - a jsPsych data file as jsPsych writes it (``jsPsych.data.get().csv()`` or ``.json()``,
   ``localSave``; one participant per file, or many with a participant column added by
   ``jsPsych.data.addProperties``): every record of the timeline, trials among them;
+- psiTurk's ``trialdata.csv`` (``download_datafiles``), the same records without status;
 - a tidy CSV with one row per trial.
 
 All become :class:`HumanRatings`: the per-trial table (contract columns ``worker``,
@@ -90,6 +91,19 @@ def sniff_jspsych(path, head):
         return all(f'"{marker}"'.encode() in start for marker in JSPSYCH_MARKERS[:2])
     header = csv_header(head, path)
     return header is not None and set(JSPSYCH_MARKERS) <= header
+
+
+def sniff_psiturk_trialdata(path, head):
+    """psiTurk's ``trialdata.csv`` (``download_datafiles``): no header; each row ``uniqueid,
+    trial number, time, trialdata JSON``."""
+    import csv
+
+    try:
+        first = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+        row = next(csv.reader([first]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return False
+    return len(row) == 4 and ":" in row[0] and row[1].strip().isdigit() and row[3].lstrip().startswith("{")
 
 
 def per_stimulus(trials):
@@ -295,6 +309,56 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
                                       "psiTurk records look like {'trialdata': {...}}")
         participants.append((worker, [entry["trialdata"] for entry in data]))
     return _trial_table(path, participants, fields, is_trial, practice_trials, min_rt_ms, report, labels)
+
+
+def read_psiturk_trialdata(path, practice_trials=0, min_rt_ms=100, fields=None, trial_filter=None,
+                           include_debug=False, labels=None):
+    """Read psiTurk's ``trialdata.csv``, as ``psiturk download_datafiles`` writes it.
+
+    Each row is one ``recordTrialData`` call: ``uniqueid`` (``workerid:assignmentid``), the
+    trial number, the time and the trialdata as JSON. The file has no status column, so
+    participants who did not finish cannot be told apart (``report["incomplete_participants"]``
+    is None: read the database itself for that). Participants whose unique id starts with
+    ``debug`` (psiTurk's debug mode) are dropped unless ``include_debug``. Other options as
+    :func:`read_psiturk`.
+    """
+    import csv
+    import io
+
+    fields = _field_map(fields or DEFAULT_FIELDS, path)
+    is_trial = _trial_rule(trial_filter, fields, path)
+    try:
+        rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataFormatError(path, f"cannot be read as CSV text ({type(error).__name__}: {error})") from None
+    participants, debug, order = {}, set(), []
+    for number, row in enumerate(rows, 1):
+        if not row:
+            continue
+        if len(row) != 4:
+            raise DataFormatError(path, f"row {number} has {len(row)} fields",
+                                  "psiTurk's trialdata.csv rows are uniqueid, trial, time, trialdata JSON")
+        uniqueid, _, _, text = row
+        try:
+            trial = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise DataFormatError(path, f"row {number}: trialdata is not JSON ({type(error).__name__}: "
+                                  f"{str(error)[:200]})") from None
+        if not isinstance(trial, dict):
+            raise DataFormatError(path, f"row {number}: trialdata is not an object",
+                                  "psiTurk records look like {'trialdata': {...}}")
+        if uniqueid.startswith("debug") and not include_debug:
+            debug.add(uniqueid)
+            continue
+        if uniqueid not in participants:
+            order.append(uniqueid)
+        participants.setdefault(uniqueid, []).append(trial)
+    workers = pd.Series([uniqueid.split(":", 1)[0] for uniqueid in order], dtype=object)
+    report = {"incomplete_participants": None, "debug_participants": len(debug),
+              "duplicate_workers": sorted(workers[workers.duplicated()].unique().tolist()),
+              "practice_trials": 0, "non_trial_records": 0}
+    return _trial_table(path, [(uniqueid.split(":", 1)[0], participants[uniqueid]) for uniqueid in order],
+                        fields, is_trial, practice_trials, min_rt_ms, report, labels)
 
 
 def _field_map(fields, path):

@@ -23,6 +23,8 @@ FORMATS = {
     "psiturk": (human.sniff_sqlite, human.read_psiturk, "psiTurk participants database (sqlite)"),
     "human_csv": (human.sniff_csv, human.read_csv,
                   "tidy CSV of human trials (worker, stimulus_id, truth, response, rt_ms, max_rt_ms)"),
+    "psiturk_trialdata": (human.sniff_psiturk_trialdata, human.read_psiturk_trialdata,
+                          "psiTurk trialdata.csv (download_datafiles: uniqueid, trial, time, trialdata JSON)"),
     "jspsych": (human.sniff_jspsych, human.read_jspsych,
                 "jsPsych data file (.csv or .json as jsPsych writes it; trials among the timeline's records)"),
     "stimulus_set": (stimulus_set.sniff, stimulus_set.load_stimulus_set,

@@ -53,6 +53,9 @@ def valid_files(tmp_path_factory, shared_data):
     (root / "jspsych.csv").write_text(json2csv(records))
     (root / "jspsych.json").write_text(json.dumps(records))
     files["jspsych"], files["jspsych_json"] = root / "jspsych.csv", root / "jspsych.json"
+    from test_human import _trialdata_csv
+
+    files["psiturk_trialdata"] = _trialdata_csv(files["psiturk"], root / "trialdata.csv")
     return files
 
 
@@ -75,7 +78,8 @@ def _load_or_named_error(path, **options):
         assert {"pc", "uncertainty", "mean_rt", "n_trials"} <= set(result.per_stimulus.columns)
 
 
-@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "psiturk", "human_csv", "jspsych", "jspsych_json"])
+@pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "psiturk", "human_csv", "jspsych", "jspsych_json",
+                                  "psiturk_trialdata"])
 @FUZZ
 @given(fraction=st.floats(0, 1, exclude_max=True))
 def test_truncated_files(valid_files, tmp_path, name, fraction):
@@ -89,7 +93,7 @@ def test_truncated_files(valid_files, tmp_path, name, fraction):
 # interpreter on some damaged elements, so data_adapters.mat5 checks them first (a crash here
 # fails the whole run, loudly)
 @pytest.mark.parametrize("name", ["brainio", "bdata", "mat5", "mat5z", "psiturk", "human_csv", "jspsych",
-                                  "jspsych_json"])
+                                  "jspsych_json", "psiturk_trialdata"])
 @FUZZ
 @given(data=st.data())
 def test_overwritten_bytes(valid_files, tmp_path, name, data):

@@ -115,3 +115,39 @@ def test_a_database_whose_schema_text_is_not_utf8_is_a_named_error(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataFormatError, match="cannot be read as sqlite \\(UnicodeDecodeError"):
         data_adapters.load(path)
+
+
+def _trialdata_csv(database, path):
+    """psiTurk's download_datafiles: one csv.writer row per record, (uniqueid, trial, time,
+    json.dumps(trialdata)), every participant that has a datastring, no header."""
+    import csv
+    import json
+
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT uniqueid, datastring FROM turkdemo").fetchall()
+    connection.close()
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for uniqueid, datastring in rows:
+            for record in json.loads(datastring)["data"]:
+                writer.writerow((uniqueid, record["current_trial"], "2026-12-06 10:00:00",
+                                 json.dumps(record["trialdata"])))
+    return path
+
+
+def test_psiturk_trialdata_csv_gives_the_trials_of_the_database(tmp_path):
+    sim = simulators.simulate_human_ratings(tmp_path / "participants.db", n_workers=6, n_images=8, seed=3)
+    path = _trialdata_csv(sim.path, tmp_path / "trialdata.csv")
+    from_csv = data_adapters.load(path, practice_trials=3)
+    everyone = data_adapters.load(sim.path, practice_trials=3, statuses=range(10))
+    pd.testing.assert_frame_equal(from_csv.trials, everyone.trials)
+    pd.testing.assert_frame_equal(from_csv.per_stimulus, everyone.per_stimulus)
+    assert from_csv.report["incomplete_participants"] is None  # the file has no status to tell
+    assert from_csv.report["practice_trials"] == everyone.report["practice_trials"]
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(text[:2] + ['debugXYZ:debugABC,0,t,"{""stimulus"": ""img_0000"", ""true_response"": 1, '
+                                          '""response"": 1, ""rt"": 400, ""max_rt"": 500}"'] + text[2:]) + "\n")
+    assert data_adapters.load(path, practice_trials=3).report["debug_participants"] == 1
+    path.write_text(text[0] + "\n" + text[1].rsplit(",", 1)[0] + ',"{not json"\n')
+    with pytest.raises(DataFormatError, match="row 2: trialdata is not JSON"):
+        data_adapters.load(path)
