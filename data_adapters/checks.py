@@ -64,11 +64,11 @@ def check_allocation(path, what, shape, itemsize, fix):
                   f"more than the {available / GB:.3g} GB of memory available", fix)
 
 
-def csv_header(head, path=None):
-    """The column names of a CSV's first line, or None.
+def csv_first_row(head, path=None):
+    """The fields of a CSV's first line, or None.
 
     ``head``: the file's first bytes; when they hold no line end (a wide header, such as a
-    jsPsych export's) and ``path`` is given, up to 1 MB is read to find it. Quoted names (R's
+    jsPsych export's) and ``path`` is given, up to 1 MB is read to find it. Quoted fields (R's
     ``write.csv``, jsPsych) are unquoted, a UTF-8 byte-order mark is dropped, and a multi-byte
     character cut at the end of ``head`` does not matter: only the first line is decoded.
     """
@@ -80,10 +80,15 @@ def csv_header(head, path=None):
             return None
     try:
         first_line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
-        row = next(csv.reader([first_line]))
+        return next(csv.reader([first_line]))
     except (UnicodeDecodeError, csv.Error, StopIteration):
         return None
-    return {column.strip() for column in row}
+
+
+def csv_header(head, path=None):
+    """The column names of a CSV's first line (:func:`csv_first_row`), or None."""
+    row = csv_first_row(head, path)
+    return None if row is None else {column.strip() for column in row}
 
 
 def apply_nan_policy(da, path, nan_policy="warn"):

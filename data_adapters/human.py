@@ -27,7 +27,7 @@ import pandas as pd
 from workbench.assembly import control_character_id
 from workbench.errors import DataFormatError
 
-from .checks import csv_header
+from .checks import csv_first_row, csv_header
 
 TRIAL_COLUMNS = ("worker", "stimulus_id", "truth", "response", "rt_ms", "max_rt_ms")
 # psiTurk status codes of participants who finished: COMPLETED, SUBMITTED, CREDITED, BONUSED.
@@ -96,14 +96,8 @@ def sniff_jspsych(path, head):
 def sniff_psiturk_trialdata(path, head):
     """psiTurk's ``trialdata.csv`` (``download_datafiles``): no header; each row ``uniqueid,
     trial number, time, trialdata JSON``."""
-    import csv
-
-    try:
-        first = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
-        row = next(csv.reader([first]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
-        return False
-    return len(row) == 4 and ":" in row[0] and row[1].strip().isdigit() and row[3].lstrip().startswith("{")
+    row = csv_first_row(head)
+    return row is not None and len(row) == 4 and ":" in row[0] and row[1].strip().isdigit() and row[3].lstrip().startswith("{")
 
 
 def per_stimulus(trials):
