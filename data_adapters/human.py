@@ -118,6 +118,10 @@ def _where(trials, mask):
 
 def _numeric(trials, column, path, labels=None):
     values = trials[column]
+    compound = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).astype(bool)
+    if compound.any():  # JSON records may hold arrays or objects where one value belongs
+        raise DataFormatError(path, f"column {column!r} holds {values[compound].iloc[0]!r}, not one value "
+                              f"({_where(trials, compound)})", "each trial records one response, rt and label")
     if labels is not None and isinstance(labels, dict):
         values = values.map(lambda v: labels.get(v, labels.get(str(v), v)) if pd.notna(v) else v)
     numeric = pd.to_numeric(values, errors="coerce")
@@ -380,6 +384,12 @@ def _trial_table(path, participants, fields, is_trial, practice_trials, min_rt_m
                 raise DataFormatError(path, f"trial {i} of worker {worker!r} lacks {absent}",
                                       "map the experiment's keys with fields={key: column}, or select trials "
                                       "with trial_filter=")
+            named = [key for key, column in fields.items()
+                     if column == "stimulus_id" and isinstance(trial.get(key), (list, dict))]
+            if named:  # e.g. an animation's list of frames: no one stimulus to score
+                raise DataFormatError(path, f"trial {i} of worker {worker!r}: {named[0]!r} holds "
+                                      f"{trial[named[0]]!r}, not one stimulus",
+                                      "select single-image trials with trial_filter=")
             n_trials += 1
             if n_trials <= practice_trials:
                 report["practice_trials"] += 1
@@ -434,6 +444,9 @@ def read_jspsych(path, worker_column=None, fields="jspsych", trial_filter=None, 
             record = {**record, limit_key: max_rt_ms}
         worker = record.get(worker_column) if worker_column else (
             Path(path).stem if line is None else f"{Path(path).stem}:{line}")
+        if isinstance(worker, (list, dict)):
+            raise DataFormatError(path, f"a record's participant field {worker_column!r} holds {worker!r}",
+                                  "a participant is named by one text or number")
         participants.setdefault(worker, []).append(record)
     if trial_filter is None:
         needed = [key for key, column in fields.items() if column in ("stimulus_id", "truth")]

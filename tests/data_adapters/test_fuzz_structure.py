@@ -233,3 +233,25 @@ def test_activation_stores(files, tmp_path, victim, fraction):
     result = load_or_named_error(store, loader=open_activations, also=(target,))
     if result is not None:
         result.load()
+
+
+@FUZZ
+@given(key=st.sampled_from(["stimulus", "correct_response", "response", "rt", "trial_duration", "subject",
+                            "trial_type", "trial_index"]),
+       value=st.one_of(st.none(), st.text(max_size=4), st.floats(allow_nan=True, allow_infinity=True),
+                       st.booleans(), st.lists(st.integers(), max_size=2),
+                       st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)),
+       drop=st.booleans(), as_csv=st.booleans(), row=st.integers(0, 30))
+def test_jspsych_record_structure(tmp_path, key, value, drop, as_csv, row):
+    """One field of one jsPsych record changed or dropped, in the CSV or the JSON jsPsych writes."""
+    from test_jspsych import RESPONSES, json2csv, timeline
+
+    records = [record for subject, responses in RESPONSES.items() for record in timeline(subject, responses)]
+    record = records[row % len(records)]
+    if drop:
+        record.pop(key, None)
+    else:
+        record[key] = value
+    path = tmp_path / ("data.csv" if as_csv else "data.json")
+    path.write_text(json2csv(records) if as_csv else json.dumps(records))
+    load_or_named_error(path, format="jspsych", labels={"f": 1, "j": 0})

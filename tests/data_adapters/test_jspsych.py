@@ -141,3 +141,20 @@ def test_quoted_and_wide_headers_are_recognised(tmp_path):
     (tmp_path / "wide.csv").write_text(json2csv(wide))
     assert len((tmp_path / "wide.csv").read_text().splitlines()[0]) > 512
     assert data_adapters.load(tmp_path / "wide.csv", labels={"f": 1, "j": 0}).trials["stimulus_id"].tolist() == ["a.png"]
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("subject", [], "participant field 'subject' holds []"),  # TypeError: unhashable type: 'list'
+    ("correct_response", {}, "column 'truth' holds {}, not one value"),  # TypeError in the label map
+    ("response", [1, 2], "column 'response' holds [1, 2], not one value"),
+    ("stimulus", ["a.png", "b.png"], "'stimulus' holds ['a.png', 'b.png'], not one stimulus"),
+])
+def test_json_arrays_or_objects_where_one_value_belongs_are_named(tmp_path, records, key, value, words):
+    """Found by fuzzing the records: jsPsych JSON may hold an array (an animation's frames)
+    or an object (a survey's answers) in any field."""
+    trial = next(r for r in records if r.get("correct_response"))
+    trial[key] = value
+    (tmp_path / "data.json").write_text(json.dumps(records))
+    with pytest.raises(DataFormatError, match=words.replace("[", "\\[").replace("]", "\\]")
+                       .replace("{", "\\{").replace("}", "\\}").replace("(", "\\(")):
+        data_adapters.load(tmp_path / "data.json", labels={"f": 1, "j": 0})
