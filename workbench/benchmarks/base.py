@@ -171,15 +171,13 @@ class Benchmark:
     def identity(self):
         """Everything about the benchmark that determines its scores, for cache keys: the
         identifier, version, options and the content of every input file."""
-        from ..keys import file_sha256
-
         identity = {"identifier": self.identifier, "version": self.version, "class": type(self).__qualname__,
                     "options": self.options, "seed": self.seed, "n_permutations": self.n_permutations,
                     "n_stimuli": self.n_stimuli}
         if self.stimulus_set != "digits":  # (absent for digits: existing cache keys stay valid)
             identity["stimulus_set"] = self.stimulus_set
         if self.path:
-            identity["data"] = file_sha256(self.path) if Path(self.path).is_file() else self.path
+            identity["data"] = data_digest(self.path)
         if self.stimuli_path:
             identity["stimuli"] = _stimulus_files_digest(self.stimuli_path)
         return identity
@@ -282,6 +280,34 @@ class VariantBenchmark(Benchmark):
         self.simulated, self.needs_path = simulated, not simulated
         super().__init__(identifier, **options)
         self.region = region
+
+
+def data_digest(path):
+    """Hash of every file a loader reads for ``path``: the file itself (its SHA-256 alone, so
+    the keys of single-file datasets are unchanged), or with the files read beside it (an
+    Analyze ``.img`` for its ``.hdr``, a BIDS run's JSON sidecar and events table), or every
+    file of a folder. Hashing the path alone missed edits to a folder's volumes."""
+    from data_adapters.nifti import bids_sidecar
+
+    from ..keys import ContentKey, file_sha256
+
+    path = Path(path)
+    if path.is_dir():
+        key = ContentKey()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            key.file(str(item.relative_to(path)), item)
+        return key.hexdigest()
+    if not path.is_file():
+        return str(path)
+    companions = [path.with_suffix(suffix) for suffix in (".img", ".hdr") if path.suffix.lower() in (".hdr", ".img")]
+    companions += [bids_sidecar(path), bids_sidecar(path, suffix="events", extension=".tsv")]
+    companions = [p for p in companions if p is not None and p != path and p.is_file()]
+    if not companions:
+        return file_sha256(path)
+    key = ContentKey().file("data", path)
+    for companion in companions:
+        key.file(companion.name, companion)
+    return key.hexdigest()
 
 
 def _stimulus_files_digest(csv):
