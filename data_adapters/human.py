@@ -204,7 +204,8 @@ def read_csv(path, min_rt_ms=100, practice_trials=0, labels=None):
     labels (a sequence, or a dict mapping recorded values to numbers).
     """
     try:
-        trials = pd.read_csv(path)
+        # ids as written: read as numbers, "0001" became "1.0" once a column held a blank
+        trials = pd.read_csv(path, dtype={"worker": str, "stimulus_id": str, "session": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataFormatError(path, f"cannot be read as CSV ({error})") from error
     missing = [c for c in TRIAL_COLUMNS if c not in trials.columns]

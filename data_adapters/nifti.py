@@ -305,7 +305,8 @@ def read_events(events, path, stimulus_column=None):
         check_regular_file(source)
         try:
             sep = "\t" if source.suffix.lower() == ".tsv" else None
-            events = pd.read_csv(source, sep=sep, engine="python", na_values=["n/a"], keep_default_na=True)
+            ids = {column: str for column in (*STIMULUS_COLUMNS, stimulus_column) if column}  # "0001" stays "0001"
+            events = pd.read_csv(source, sep=sep, engine="python", na_values=["n/a"], keep_default_na=True, dtype=ids)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
             raise DataFormatError(source, f"events table cannot be read ({error})") from error
     events = events.reset_index(drop=True)

@@ -49,7 +49,8 @@ def load_stimulus_set(path, split=None):
     """
     path = Path(path)
     try:
-        frame = pd.read_csv(path)
+        # ids and file names as written: read as numbers, "0001" became "1.0" and "1e3" "1000.0"
+        frame = pd.read_csv(path, dtype={column: str for column in (*ID_COLUMNS, "filename")})
     except FileNotFoundError as error:
         raise DataFormatError(path, "file not found", "check the path") from error
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:

@@ -188,3 +188,20 @@ def test_the_data_key_sees_every_file_the_loader_reads(tmp_path):
         before = data_digest(path)
         edited.write_bytes(edited.read_bytes() + b"2")
         assert data_digest(path) != before, edited
+
+
+def test_ids_keep_their_text_in_every_table(tmp_path):
+    """Read as numbers, the id "0001" became "1.0" and "1e3" "1000.0" (pandas parses the
+    column as float once it holds a blank), so a stimulus set no longer matched a recording,
+    an events table or a ratings file that keeps the text."""
+    ids = ["0001", "1e3", "1.10"]
+    pd.DataFrame({"stimulus_id": ids, "filename": ["a.png", "b.png", "c.png"]}).to_csv(tmp_path / "set.csv", index=False)
+    assert data_adapters.load_stimulus_set(tmp_path / "set.csv")["stimulus_id"].tolist() == ids
+    rows = [f"w{k},{i},1,1,{400 + k},1000" for k in range(2) for i in ids]
+    (tmp_path / "trials.csv").write_text("worker,stimulus_id,truth,response,rt_ms,max_rt_ms\n" + "\n".join(rows) + "\n")
+    assert sorted(data_adapters.load(tmp_path / "trials.csv").per_stimulus["stimulus_id"]) == sorted(ids)
+    from data_adapters.nifti import read_events
+
+    (tmp_path / "events.tsv").write_text("onset\tduration\tstimulus_id\n0\t2\t0001\n4\t2\t1e3\n8\tn/a\t1.10\n")
+    events, _ = read_events(tmp_path / "events.tsv", tmp_path / "bold.nii")
+    assert events["stimulus_id"].tolist() == ids

@@ -318,7 +318,7 @@ def _stimulus_files_digest(csv):
 
     key = ContentKey().file("csv", csv)
     try:
-        table = pd.read_csv(csv)
+        table = pd.read_csv(csv, dtype={"filename": str})
     except Exception:  # unreadable: the CSV's own hash already identifies it; loading names the problem
         return key.hexdigest()
     from ..stimuli import image_location
