@@ -31,7 +31,7 @@ N_STIMULI, SITES_PER_REGION, N_BINS, BYTES = 1000, 128, 40, 4  # float32 counts
 
 def child(mode, path, out):
     """Run in a fresh interpreter: open, average, report timings and peak RSS."""
-    from workbench import simulators
+    import data_adapters
     from workbench.assembly import average_repetitions
 
     start = time.perf_counter()

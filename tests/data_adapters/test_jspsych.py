@@ -4,7 +4,6 @@ with instruction, fixation and survey records among the trials."""
 
 import json
 
-import numpy as np
 import pytest
 
 import data_adapters

@@ -33,7 +33,7 @@ def load_weights(model, path, device="cpu"):
     path = Path(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError as error:
+    except FileNotFoundError:
         raise WeightsFileError(path, "weights file not found", "check the path") from None
     except Exception as error:  # noqa: BLE001 - torch raises many types; none may leak
         # weights_only refuses pickled objects: that is a file we will not execute. The
