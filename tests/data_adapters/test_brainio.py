@@ -2,12 +2,10 @@ import shutil
 
 import netCDF4
 import numpy as np
-import pytest
 import xarray as xr
 
 import data_adapters
 from conftest import assert_named_error as _assert_named_error, make_assembly
-from workbench import DataFormatError, WorkbenchError
 from workbench.assembly import DIMS, to_netcdf
 
 

@@ -8,7 +8,6 @@ so CI runs the same cases every time).
 import shutil
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings

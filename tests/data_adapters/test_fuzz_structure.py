@@ -12,7 +12,6 @@ import sqlite3
 import warnings
 
 import h5py
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest

@@ -8,7 +8,6 @@ import data_adapters
 from workbench import simulators
 from conftest import make_assembly
 from workbench.assembly import average_repetitions, grouped_nanmean
-from workbench.assembly import to_netcdf
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 region latencies (V4 50 ms, IT 70 ms) come back from the encoding time course within one
 10 ms bin, with V4 before IT."""
 
-import numpy as np
 import pytest
 
 import data_adapters
