@@ -146,6 +146,15 @@ def load(path, format=None, **options):
             return _read(name, path, options)
     listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
     damaged = "".join(f"; the {name} check could not read it ({error})" for name, error in failures)
+    try:  # a table separated otherwise (spreadsheets in comma-decimal locales export ';')
+        line = head.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        line = None
+    if line and line.replace("\t", " ").isprintable() and "," not in line:
+        if ";" in line:
+            damaged += "; its first line is separated by ';' (save it as a comma-separated CSV)"
+        elif "\t" in line and path.suffix.lower() == ".csv":
+            damaged += "; its first line is separated by tabs (save it as a comma-separated CSV)"
     raise DataFormatError(path, f"not a recognised data file{damaged}", f"supported formats are {listing}")
 
 

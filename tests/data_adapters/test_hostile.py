@@ -344,3 +344,11 @@ def test_damaged_nifti_header_fields_are_named_errors(tmp_path, offset, fmt, val
     nibabel.save(nibabel.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), tmp_path / "mask.nii")
     assert_named_error(tmp_path / "bold.nii", words, events=tmp_path / "events.tsv",
                        masks={"V1": tmp_path / "mask.nii"})
+
+
+def test_a_semicolon_or_tab_separated_table_says_how_to_save_it(tmp_path):
+    """Spreadsheets in comma-decimal locales export ';'-separated "CSV" files."""
+    (tmp_path / "trials.csv").write_text("worker;stimulus_id;truth;response;rt_ms;max_rt_ms\nw;s;1;1;400,5;1000\n")
+    assert_named_error(tmp_path / "trials.csv", "separated by ';' (save it as a comma-separated CSV)")
+    (tmp_path / "tabs.csv").write_text("worker\tstimulus_id\ttruth\tresponse\trt_ms\tmax_rt_ms\nw\ts\t1\t1\t400\t1000\n")
+    assert_named_error(tmp_path / "tabs.csv", "separated by tabs")
