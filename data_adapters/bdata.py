@@ -79,7 +79,7 @@ def sniff(path, head):
 
     try:
         with h5py.File(path, "r") as handle:
-            return any(data in handle and meta in handle for data, meta in _NAMES)
+            return _layout(handle) is not None
     except (OSError, RuntimeError, KeyError, ValueError):
         return False  # damaged HDF5: let the next format's reader name the problem
 
@@ -140,6 +140,13 @@ def _decode(value):
 _NAMES = (("dataset", "metadata"), ("dataSet", "metaData"))
 
 
+def _layout(container, matlab_first=False):
+    """``(data name, metadata name)`` of the first naming ``container`` holds both of (bdpy's
+    first, or MATLAB's with ``matlab_first``), or None."""
+    names = reversed(_NAMES) if matlab_first else _NAMES
+    return next(((data, meta) for data, meta in names if data in container and meta in container), None)
+
+
 def _read_hdf5(path, matlab=False):
     """A BData HDF5 file (bdpy: ``/dataset``, ``/metadata/{key,description,value}``, ``/vmap``)
     or a MATLAB v7.3 MAT-file (``matlab``: its 512-byte header; matrices stored transposed,
@@ -148,7 +155,7 @@ def _read_hdf5(path, matlab=False):
 
     try:
         with h5py.File(path, "r") as handle:
-            names = next(((d, m) for d, m in _NAMES if d in handle and m in handle), None)
+            names = _layout(handle)
             if names is None:
                 raise DataFormatError(
                     path, f"HDF5 file without /dataset + /metadata (found {sorted(handle)})",
@@ -228,7 +235,7 @@ def _read_mat5(path):
     except Exception as error:  # noqa: BLE001 - any reader error on a damaged file is ours to name
         raise DataFormatError(path, f"cannot be read as a MATLAB v5 file ({type(error).__name__}: {error})",
                               "is the file truncated or corrupt?") from error
-    names = next(((d, m) for d, m in reversed(_NAMES) if d in content and m in content), None)
+    names = _layout(content, matlab_first=True)
     if names is None:
         found = sorted(k for k in content if not k.startswith("__"))
         raise DataFormatError(path, f"no variables 'dataSet' and 'metaData' (found {found})",

@@ -78,10 +78,19 @@ def csv_first_row(head, path=None):
                 head = handle.read(1 << 20)
         except OSError:
             return None
+    line = first_line(head)
     try:
-        first_line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
-        return next(csv.reader([first_line]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None if line is None else next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return None
+
+
+def first_line(head):
+    """The first line of ``head`` (a file's first bytes) as text, without a UTF-8
+    byte-order mark or line end; None when it is not UTF-8."""
+    try:
+        return head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
         return None
 
 

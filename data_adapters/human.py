@@ -330,7 +330,7 @@ def read_psiturk_trialdata(path, practice_trials=0, min_rt_ms=100, fields=None, 
         rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataFormatError(path, f"cannot be read as CSV text ({type(error).__name__}: {error})") from None
-    participants, debug, order = {}, set(), []
+    participants, debug = {}, set()  # unique id -> records, in file order
     for number, row in enumerate(rows, 1):
         if not row:
             continue
@@ -338,26 +338,20 @@ def read_psiturk_trialdata(path, practice_trials=0, min_rt_ms=100, fields=None, 
             raise DataFormatError(path, f"row {number} has {len(row)} fields",
                                   "psiTurk's trialdata.csv rows are uniqueid, trial, time, trialdata JSON")
         uniqueid, _, _, text = row
-        try:
-            trial = json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise DataFormatError(path, f"row {number}: trialdata is not JSON ({type(error).__name__}: "
-                                  f"{str(error)[:200]})") from None
+        trial = _json(path, text, f"row {number}: trialdata is not JSON")
         if not isinstance(trial, dict):
             raise DataFormatError(path, f"row {number}: trialdata is not an object",
                                   "psiTurk records look like {'trialdata': {...}}")
         if uniqueid.startswith("debug") and not include_debug:
             debug.add(uniqueid)
             continue
-        if uniqueid not in participants:
-            order.append(uniqueid)
         participants.setdefault(uniqueid, []).append(trial)
-    workers = pd.Series([uniqueid.split(":", 1)[0] for uniqueid in order], dtype=object)
+    workers = pd.Series([uniqueid.split(":", 1)[0] for uniqueid in participants], dtype=object)  # workerid:assignmentid
     report = {"incomplete_participants": None, "debug_participants": len(debug),
               "duplicate_workers": sorted(workers[workers.duplicated()].unique().tolist()),
               "practice_trials": 0, "non_trial_records": 0}
-    return _trial_table(path, [(uniqueid.split(":", 1)[0], participants[uniqueid]) for uniqueid in order],
-                        fields, is_trial, practice_trials, min_rt_ms, report, labels)
+    return _trial_table(path, list(zip(workers, participants.values())), fields, is_trial, practice_trials,
+                        min_rt_ms, report, labels)
 
 
 def _field_map(fields, path):
@@ -469,12 +463,9 @@ def _jspsych_records(path):
     if text.lstrip().startswith("["):
         try:
             chunks = [(None, json.loads(text))]
-        except (ValueError, RecursionError):
-            try:  # JATOS: one participant's array per line
-                chunks = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-            except (ValueError, RecursionError) as error:
-                raise DataFormatError(path, f"is not jsPsych JSON ({type(error).__name__}: {str(error)[:200]})",
-                                      "expected the array jsPsych.data.get().json() writes") from None
+        except (ValueError, RecursionError):  # JATOS: one participant's array per line
+            chunks = [(n, _json(path, line, "is not jsPsych JSON", "expected the array jsPsych.data.get().json() "
+                                "writes")) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         records = []
         for line, chunk in chunks:
             if not isinstance(chunk, list) or not all(isinstance(record, dict) for record in chunk):
@@ -493,13 +484,18 @@ def _jspsych_records(path):
             for row in table.to_dict("records")]
 
 
+def _json(path, text, problem, fix=None):
+    """``text`` parsed as JSON, or a DataFormatError ``problem (error)`` naming ``path``: the
+    records of every human-data format are JSON from a participant's browser."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError) as error:  # deep nesting, 5,000-digit numbers
+        raise DataFormatError(path, f"{problem} ({type(error).__name__}: {str(error)[:200]})", fix) from None
+
+
 def _participant_data(path, worker, datastring):
     """The ``data`` list of one participant's datastring, or a named error."""
-    try:
-        parsed = json.loads(datastring or "{}")
-    except (ValueError, TypeError, RecursionError) as error:  # deep nesting, 5,000-digit numbers
-        raise DataFormatError(path, f"datastring of worker {worker!r} is not JSON "
-                              f"({type(error).__name__}: {str(error)[:200]})") from None
+    parsed = _json(path, datastring or "{}", f"datastring of worker {worker!r} is not JSON")
     data = parsed.get("data", []) if isinstance(parsed, dict) else None
     if not isinstance(data, list):
         raise DataFormatError(path, f"datastring of worker {worker!r} has no 'data' list",

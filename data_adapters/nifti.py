@@ -222,17 +222,17 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
         for roi, spec in dict(masks).items():
             image = _load_image(spec, f"mask {roi!r}", path)
             if image.shape[:3] != shape:
-                raise DataFormatError(getattr(image, "get_filename", lambda: path)() or path,
+                raise DataFormatError(_file_of(image, path),
                                       f"mask {roi!r} has shape {image.shape[:3]}, the series {shape}",
                                       "resample the mask to the BOLD grid first")
             if not np.allclose(image.affine, series.affine, atol=1e-3):
-                raise DataFormatError(getattr(image, "get_filename", lambda: path)() or path,
+                raise DataFormatError(_file_of(image, path),
                                       f"mask {roi!r} is on another grid (affine differs)",
                                       "resample the mask to the BOLD grid first")
             result[roi] = _image_values(image, path, f"mask {roi!r}").reshape(shape) > 0
     elif labels is not None:
         image = _load_image(labels, "label image", path)
-        source = getattr(image, "get_filename", lambda: None)() or path  # errors name the label file
+        source = _file_of(image, path)  # errors name the label file
         if image.shape[:3] != shape:
             raise DataFormatError(source, f"label image has shape {image.shape[:3]}, the series {shape}",
                                   "resample the label image to the BOLD grid first")
@@ -263,19 +263,23 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
     return result
 
 
+def _file_of(image, path):
+    """The file an image was read from (errors name it), else ``path``: an in-memory
+    nibabel image has none."""
+    return getattr(image, "get_filename", lambda: None)() or path
+
+
 def _image_values(image, path, name):
     """An image's (scaled) voxel values, read now; truncated data is a named error."""
+    source = _file_of(image, path)
     if image.get_data_dtype().kind not in "iufb":
-        source = getattr(image, "get_filename", lambda: None)() or path
         raise DataFormatError(source, f"{name} holds {image.get_data_dtype()} voxels, not real numbers",
                               "BOLD series, masks and label images hold integer or float voxels")
-    source = getattr(image, "get_filename", lambda: None)() or path
     check_allocation(source, name, image.shape, image.get_data_dtype().itemsize + 8,
                      "is the header's dim field damaged? Otherwise load fewer volumes or runs")
     try:
         return np.asarray(np.asanyarray(image.dataobj), dtype=np.float64)
     except _READ_ERRORS as error:
-        source = getattr(image, "get_filename", lambda: None)() or path
         raise DataFormatError(source, f"{name} data cannot be read ({type(error).__name__}: {error})",
                               "is the file (or its .img partner) truncated?") from error
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from workbench.errors import DataFormatError
 
 from . import bdata, brainio, human, nifti, stimulus_set
+from .checks import first_line
 from workbench.storage import check_regular_file
 
 # name -> (sniff(path, head_bytes) -> bool, reader(path, **options) -> Assembly, description).
@@ -146,10 +147,7 @@ def load(path, format=None, **options):
             return _read(name, path, options)
     listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
     damaged = "".join(f"; the {name} check could not read it ({error})" for name, error in failures)
-    try:  # a table separated otherwise (spreadsheets in comma-decimal locales export ';')
-        line = head.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    except UnicodeDecodeError:
-        line = None
+    line = first_line(head)  # a table separated otherwise (spreadsheets in comma-decimal locales export ';')
     if line and line.replace("\t", " ").isprintable() and "," not in line:
         if ";" in line:
             damaged += "; its first line is separated by ';' (save it as a comma-separated CSV)"
