@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .assembly import control_character_id
 from .errors import WorkbenchError
 
 
@@ -325,14 +326,18 @@ class ZipMember:
         return f"{self.archive}!{self.member}"
 
     def read_bytes(self):
-        stat = self.archive.stat()
-        return _zip_archive(str(self.archive), stat.st_mtime_ns, stat.st_size).read(self.member)
+        return _zip_archive(self.archive).read(self.member)
+
+
+def _zip_archive(path):
+    """The open archive at ``path``, once per process and version of the file (its central
+    directory is read once, not once per image; a rewritten archive is opened again)."""
+    stat = Path(path).stat()
+    return _open_zip(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=8)
-def _zip_archive(path, mtime_ns, size):
-    """An open archive, once per process and version of the file (its central directory is
-    read once, not once per image)."""
+def _open_zip(path, mtime_ns, size):
     import zipfile
 
     return zipfile.ZipFile(path)
@@ -348,8 +353,7 @@ def _archive_member(name, archive, source):
 
     check_regular_file(archive, subject="image archive ")
     try:
-        stat = archive.stat()
-        members = _zip_archive(str(archive), stat.st_mtime_ns, stat.st_size)
+        members = _zip_archive(archive)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise DataFormatError(archive, f"cannot be read as a ZIP archive ({type(error).__name__}: {error})",
                               "is the archive complete?") from None
@@ -380,7 +384,7 @@ def _image_file(name, base, source, allow_outside):
     from .errors import DataFormatError
     from .storage import check_regular_file
 
-    if any(ord(c) < 32 or ord(c) == 127 for c in str(name)):  # a NUL makes every path call raise ValueError
+    if control_character_id([str(name)]) is not None:  # a NUL makes every path call raise ValueError
         raise DataFormatError(base, f"image {name!r} listed in {source} holds a control character",
                               "file names must be printable text")
     if _is_archive(base):
