@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.assembly import select_neuroids
-from workbench.models.memory import high_water_bytes, reset_high_water
+from workbench.resources import high_water_bytes, reset_high_water
 from workbench.benchmarks.macaque import PROJECTION, SKETCH, sketch
 
 
@@ -126,7 +126,8 @@ def preflight(args, path, workdir):
     from workbench.benchmarks.macaque import BLANK_STEPS, IMAGE_STEPS
     from workbench.benchmarks.preflight import (MemoryEstimate, encoding_bytes, heldout_test_bytes, mapping_bytes,
                                                 recording_bytes)
-    from workbench.models.memory import probe_extraction, rss_bytes
+    from workbench.models.memory import probe_extraction
+    from workbench.resources import rss_bytes
     from workbench.models.reductions import SparseRandomProjection
     from workbench.models.spec import ModelSpec
     from workbench.stimuli import from_image_files

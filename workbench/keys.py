@@ -109,7 +109,6 @@ def file_sha256(path, block_size=1 << 20):
     return digest.hexdigest()
 
 
-
 def package_code_digest(*packages):
     """SHA-256 over the source of ``packages`` (every ``.py`` file under each package's
     folder, by relative path), read afresh at each call (~15 ms for the workbench and its

@@ -9,13 +9,14 @@ import pytest
 
 from workbench.benchmarks.preflight import MemoryEstimate, PreflightError, encoding_bytes
 from workbench.cli import main
-from workbench.models.memory import reset_high_water, rss_bytes
+from workbench.resources import reset_high_water, rss_bytes
 
 PROBE = """
 import json
 import numpy as np, pandas as pd, torch
 from workbench.models import extract
-from workbench.models.memory import high_water_bytes, probe_extraction, reset_high_water, rss_bytes
+from workbench.models.memory import probe_extraction
+from workbench.resources import high_water_bytes, reset_high_water, rss_bytes
 from workbench.models.reductions import SparseRandomProjection
 from workbench.stimuli import StimulusSet
 

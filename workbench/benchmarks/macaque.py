@@ -155,7 +155,8 @@ class SharedTimeEncoding(VariantBenchmark):
         (the activations are cached): no extraction stage, nothing to measure."""
         import sys
 
-        from ..models.memory import available_bytes, probe_extraction, rss_bytes
+        from ..models.memory import probe_extraction
+        from ..resources import available_bytes, rss_bytes
         from .preflight import MemoryEstimate, heldout_test_bytes, mapping_bytes
 
         layers = spec.layers_of(model)

@@ -13,8 +13,7 @@ import json
 
 import numpy as np
 
-from ..resources import (GB, available_bytes, high_water_bytes, release_free_memory,  # noqa: F401
-                         reset_high_water, rss_bytes)
+from ..resources import high_water_bytes, release_free_memory, reset_high_water, rss_bytes
 
 
 def probe_extraction(model, stimuli, layers, protocol, reduction, convention, device="auto", batch_size=6):

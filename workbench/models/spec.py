@@ -35,6 +35,8 @@ from ..errors import ConfigError, WorkbenchError
 from ..stimuli import Preprocessing
 from .hub import is_hub_name
 
+MAX_SEED = 2 ** 32 - 1  # numpy's legacy seeds are 32-bit (torch's 64-bit)
+
 KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "convention",
         "input_size", "channels", "normalization", "search_path")
 # An ordinary PyTorch vision model (an entry point that declares nothing) expects ImageNet input.
@@ -117,8 +119,8 @@ class ModelSpec:
                 raise ConfigError(name, f"must be {expected}, got {value!r}")
         if data.get("epochs", 1) < 1:
             raise ConfigError("epochs", f"must be >= 1, got {data['epochs']!r}")
-        if not 0 <= data.get("seed", 0) <= 2 ** 32 - 1:  # numpy's legacy and torch's seeds
-            raise ConfigError("seed", f"must be between 0 and {2 ** 32 - 1:,}, got {data['seed']!r}")
+        if not 0 <= data.get("seed", 0) <= MAX_SEED:
+            raise ConfigError("seed", f"must be between 0 and {MAX_SEED:,}, got {data['seed']!r}")
         if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
             raise ConfigError("layers", "must be a list of module paths (strings)")
         if "convention" in data:

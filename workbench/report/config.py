@@ -37,7 +37,6 @@ from pathlib import Path
 from ..errors import ConfigError, WorkbenchError
 
 BENCHMARK_KEYS = {"name", "path", "stimuli"}
-MAX_SEED = 2 ** 32 - 1
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set", "batch_size"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200,
                     "stimulus_set": "digits", "batch_size": 64}
@@ -125,6 +124,7 @@ def parse_config(data, base=Path("."), source="<dict>"):
     if bad:
         raise ConfigError(f"settings.{bad[0]}", f"unknown setting; valid: {', '.join(sorted(SETTING_KEYS))}")
     settings = {**DEFAULT_SETTINGS, **settings}
+    from ..models.spec import MAX_SEED
     from ..stats.permutation import MAX_PERMUTATIONS
 
     for name in ("seed", "n_permutations", "n_stimuli", "batch_size"):
@@ -135,7 +135,7 @@ def parse_config(data, base=Path("."), source="<dict>"):
             kind = "non-negative integer" if name == "seed" else "positive integer"
             kind += ' or "auto"' if name == "n_permutations" else ""
             raise ConfigError(f"settings.{name}", f"must be a {kind}, got {settings[name]!r}")
-    # torch seeds are 64-bit and numpy's legacy ones 32-bit; p-values need no more than 10^7 draws
+    # seeds the libraries take; p-values need no more than 10^7 draws
     for name, most in (("seed", MAX_SEED), ("n_permutations", MAX_PERMUTATIONS)):
         if isinstance(settings[name], int) and settings[name] > most:
             raise ConfigError(f"settings.{name}", f"must be at most {most:,}, got {settings[name]:,}")
