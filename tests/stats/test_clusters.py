@@ -81,14 +81,17 @@ def test_a_planted_window_is_found_where_it_was_planted():
 def test_cluster_family_wise_error_under_the_null():
     rng = np.random.default_rng(1)
     any_group, any_site = [], []
-    for seed in range(200):
+    for seed in range(600):
         prediction = rng.standard_normal((30, 4, 8))
         target = rng.standard_normal((30, 4, 8))
         test = heldout_permutation_test(fake_result(prediction, target, ["A"] * 4), n_permutations=199,
                                         seed=seed, clusters=True, cluster_alternative="two-sided")
         any_group.append(bool(test.clusters.significant(level="group")))
         any_site.append(any(c.p_fwe <= 0.05 for c in test.clusters.clusters if c.level == "site"))
-    bound = 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
+    # 3 standard errors of a rate of 0.05 over 600 datasets (0.077). With 200 datasets and 2
+    # errors (0.081), a valid generator of the same uniform draws failed by chance: 0.085 on
+    # the first 200, 0.053 over 1,000. A liberal test (0.1) still fails
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 600)
     assert np.mean(any_group) <= bound and np.mean(any_site) <= bound, (np.mean(any_group), np.mean(any_site))
 
 

@@ -146,6 +146,42 @@ def test_bootstrap_ci_covers_the_score_of_a_model_silent_in_some_bins():
     assert ci["value"] == pytest.approx(value, abs=1e-12)
     assert ci["ci_low"] < value < ci["ci_high"]
 
+def test_a_constant_prediction_standardizes_to_zero_and_leaves_the_paired_null_alone():
+    """The mean of equal floats need not equal them, so ``sd > 0`` made a constant column
+    (a silent model) a column of +-1: the sign-flip null then drew +-Yz for the cell and
+    widened. A comparison with a silent model has the null of a comparison with zeros."""
+    from workbench.stats.permutation import fold_standardized
+
+    value = next(v for v in np.linspace(0.1, 0.9, 97) if np.full(45, v).mean() != v)
+    column = np.full((45, 1), value)
+    assert not fold_standardized(column, np.zeros(45, int)).any()
+    features, trials = _signal_encoding(n_stimuli=90)
+    good = encoding_score(features, trials, n_splits=3)
+    silent = good.copy(deep=True)
+    silent["prediction"][:] = value
+    zeros = good.copy(deep=True)
+    zeros["prediction"][:] = 0.0
+    a = compare_encodings(good, silent, n_permutations=499, seed=3)
+    b = compare_encodings(good, zeros, n_permutations=499, seed=3)
+    np.testing.assert_array_equal(a.cells.p_value.values, b.cells.p_value.values)
+    np.testing.assert_allclose(a.cells.statistic.values, b.cells.statistic.values, atol=1e-12)
+
+
+def test_cells_with_a_constant_side_are_zero_in_every_draw_without_the_kernel():
+    from workbench.stats.kernels import gathered_dot
+
+    rng = np.random.default_rng(5)
+    Pz, Yz = rng.standard_normal((40, 300)), rng.standard_normal((40, 300))
+    Pz[:, :70] = 0.0  # silent predictions
+    Yz[:, 250:] = 0.0  # constant targets
+    permutations = np.argsort(rng.random((11, 40)), axis=1)
+    full = np.stack([(Pz * Yz[order]).sum(0) / 40 for order in permutations])
+    for engine in ("numpy", "numba"):
+        null = gathered_dot(Pz, Yz, permutations, engine)
+        assert not null[:, :70].any() and not null[:, 250:].any()
+        np.testing.assert_allclose(null, full, atol=1e-12)
+
+
 def test_heldout_test_has_the_power_of_a_plain_permutation_loop_on_30_stimuli():
     """Uniform permutations: on 30 held-out stimuli the p-values match an ordinary loop over
     random permutations of the same statistic (the cyclic-shift version was 1.8-2.8x higher)."""

@@ -86,14 +86,24 @@ class PermutationResult:
 
 
 def fold_standardized(values, fold):
-    """z-score columns of ``values`` (S, C) within each fold; constant columns -> 0."""
+    """z-score columns of ``values`` (S, C) within each fold; constant columns -> 0.
+
+    A column is constant when its values vary by no more than 1e-12 of their magnitude. The
+    mean of equal numbers need not equal them in floating point, so a test of ``sd > 0``
+    turned a constant prediction (a feedforward model after image offset) into a column
+    of +-1: no change to an observed r (the targets sum to zero), but a sign-flip null
+    then drew +-Yz for the cell, widening the null of every comparison with a silent
+    model, and the permutation kernels spent a quarter of their time on such cells.
+    """
     out = np.zeros_like(values, dtype=np.float64)
     for k in np.unique(fold):
         rows = fold == k
         block = values[rows] - values[rows].mean(0)
         sd = np.sqrt((block * block).mean(0))
+        spread = block.max(0, initial=0.0) - block.min(0, initial=0.0)
+        varies = spread > 1e-12 * np.abs(values[rows]).max(0, initial=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[rows] = np.where(sd > 0, block / sd, 0.0)
+            out[rows] = np.where(varies & (sd > 0), block / sd, 0.0)
     return out
 
 
@@ -135,10 +145,17 @@ def _cells_dataset(result, statistic, p, p_fwe, attrs):
 
 def uniform_permutations(codes, size, rng):
     """``size`` uniformly random permutations ``(size, n)`` of ``range(n)`` that move items
-    only within their level of ``codes`` (one level: all of S_n)."""
+    only within their level of ``codes`` (one level: all of S_n). Each row is shuffled in
+    place (Fisher-Yates, O(n); sorting random keys took 4x as long)."""
     n = len(codes)
-    keys = rng.random((size, n)) + codes[None, :].astype(np.float64)  # levels never mix
-    return np.argsort(keys, axis=1, kind="stable")
+    draws = np.tile(np.arange(n, dtype=np.int64), (size, 1))
+    levels = pd.unique(np.asarray(codes))
+    if len(levels) == 1:
+        return rng.permuted(draws, axis=1, out=draws)
+    for level in levels:
+        members = np.flatnonzero(codes == level)
+        draws[:, members] = members[rng.permuted(np.tile(np.arange(len(members)), (size, 1)), axis=1)]
+    return draws
 
 
 def draws_for_family(n_tests, alpha=0.05, minimum=1000, maximum=100_000):
