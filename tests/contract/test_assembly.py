@@ -110,6 +110,20 @@ def test_align_pairs_by_stimulus_id_not_position():
     np.testing.assert_array_equal(b2.values, b.sel(presentation=[3, 2, 1, 0]).values)
 
 
+def test_align_of_assemblies_already_in_step_does_not_copy_them():
+    """The common case (features extracted for the recording's stimuli, on its bins) keeps
+    the arrays: a fancy-index copy of a 1,600-image layer cost 0.3 s and its memory."""
+    a, b = make_assembly(n_stimuli=6, seed=1), make_assembly(n_stimuli=6, seed=2)
+    a2, b2 = A.align(a, b)
+    assert np.shares_memory(a2.values, a.values) and np.shares_memory(b2.values, b.values)
+    a3, b3 = A.align_time_bins(a2, b2)
+    assert np.shares_memory(a3.values, a.values) and np.shares_memory(b3.values, b.values)
+    reordered, _ = A.align(a.isel(presentation=[1, 0, 2, 3, 4, 5]), b)
+    assert list(reordered.stimulus_id.values) == ["s1", "s0", "s2", "s3", "s4", "s5"]
+    _, b4 = A.align(a.isel(presentation=[1, 0, 2, 3, 4, 5]), b)
+    np.testing.assert_array_equal(b4.values, b.values[[1, 0, 2, 3, 4, 5]])
+
+
 def test_align_without_shared_stimuli_is_an_error():
     b = make_assembly().assign_coords(stimulus_id=("presentation", np.array([f"x{i}" for i in range(6)], dtype=object)))
     with pytest.raises(AssemblyError, match="share no stimulus_id"):

@@ -274,3 +274,21 @@ def test_float32_engine_keeps_precision_under_a_large_offset():
     single, _ = RidgeCV(alphas=[1e-3], standardize=False).cross_val_predict(X, Y, folds)
     double, _ = RidgeCV(alphas=[1e-3], standardize=False, dtype="float64").cross_val_predict(X, Y, folds)
     assert np.abs(single - double).max() / Y.std() < 1e-4
+
+
+def test_float32_features_score_as_their_float64_copy_and_the_column_scale_is_numpys():
+    """encoding_score hands float32 features to RidgeCV as they are (no float64 copy of the
+    layer); its centring and scaling read the transposed view in float64 arithmetic, a
+    block at a time, and give numpy's statistics."""
+    from workbench.metrics.ridge import _column_std
+
+    features, trials = _planted(n_stimuli=120, n_features=12, n_bins=3, seed=3)
+    as32 = features.astype(np.float32)
+    as64 = as32.astype(np.float64)
+    a, b = encoding_score(as32, trials, n_splits=4), encoding_score(as64, trials, n_splits=4)
+    np.testing.assert_allclose(a.r.values, b.r.values, atol=1e-6)
+    np.testing.assert_array_equal(a.alpha.values, b.alpha.values)
+    view = as32.values.transpose(0, 2, 1)  # (S, T, P), not contiguous
+    mean = view.mean((0, 1), dtype=np.float64)
+    expected = view.reshape(-1, view.shape[-1]).astype(np.float64).std(0)
+    np.testing.assert_allclose(_column_std(view, mean, block_bytes=1000), expected, rtol=1e-12)

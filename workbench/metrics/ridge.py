@@ -258,6 +258,21 @@ class _KernelSystem:
 _CLUSTER_GAP = 1e-7
 
 
+def _column_std(X, mean, block_bytes=32 * 2**20):
+    """Standard deviation of the last axis's columns over all leading axes, in float64 and
+    two passes (``mean`` given) like ``numpy.std``, a block of the first axis at a time:
+    ``numpy.std`` holds two float64 temporaries the size of ``X`` (0.5 GB each for a
+    1,600-image x 40-bin x 512-feature layer)."""
+    n_columns = X.shape[-1]
+    per_row = max(1, X[:1].size * 8)
+    step = max(1, block_bytes // per_row)
+    squares = np.zeros(n_columns)
+    for start in range(0, X.shape[0], step):
+        block = X[start:start + step].reshape(-1, n_columns) - mean  # float64, one block
+        squares += np.einsum("ij,ij->j", block, block)
+    return np.sqrt(squares / max(1, X.size // max(1, n_columns)))
+
+
 def _squared_errors(bk, M, P, Q, e, yy, alphas):
     """Held-out sums of squared errors for every alpha, (n_alphas, t).
 
@@ -398,11 +413,13 @@ class RidgeCV:
         one contiguous array of the working dtype."""
         work = np.float64 if self.dtype == "float64" else np.float32
         X, Y = np.asarray(X), np.asarray(Y)
-        flat_x = X.reshape(-1, X.shape[-1])
-        self._x_offset = flat_x.mean(0, dtype=np.float64)
-        scale = flat_x.std(0, dtype=np.float64) if self.standardize else np.ones(X.shape[-1])
+        # reduced over the leading axes in place: X may be a transposed view (S, T, p), and
+        # reshaping it to rows would copy it whole
+        leading = tuple(range(X.ndim - 1))
+        self._x_offset = X.mean(leading, dtype=np.float64)
+        scale = _column_std(X, self._x_offset) if self.standardize else np.ones(X.shape[-1])
         self._x_scale = np.where(scale > 0, scale, 1.0)
-        self._y_offset = Y.reshape(-1, Y.shape[-1]).mean(0, dtype=np.float64)
+        self._y_offset = Y.mean(tuple(range(Y.ndim - 1)), dtype=np.float64)
         centred_x, centred_y = np.empty(X.shape, dtype=work), np.empty(Y.shape, dtype=work)
         np.subtract(X, self._x_offset, out=centred_x, casting="unsafe")  # float64 math, one cast
         np.subtract(Y, self._y_offset, out=centred_y, casting="unsafe")
