@@ -99,17 +99,6 @@ def gathered_dot(Pz, Yz, permutations, engine="auto"):
     engine : {"auto", "numba", "numpy"}
         ``"auto"``: the compiled kernel when numba is importable.
     """
-    Pz, Yz = np.asarray(Pz), np.asarray(Yz)
-    # a cell whose prediction or target is constant (all zero once standardised: a model
-    # silent before its response starts, a bin before any response) has statistic 0 in
-    # every draw; only the others go through the kernel (a quarter of the cells of a
-    # recording whose bins start 100 ms before the image)
-    active = np.flatnonzero(Pz.any(axis=0) & Yz.any(axis=0))
-    if len(active) < Pz.shape[1]:
-        out = np.zeros((len(permutations), Pz.shape[1]), dtype=Pz.dtype)
-        if len(active):
-            out[:, active] = gathered_dot(Pz[:, active], Yz[:, active], permutations, engine)
-        return out
     Pz = np.ascontiguousarray(Pz)
     Yz = np.ascontiguousarray(Yz, dtype=Pz.dtype)
     out = np.empty((len(permutations), Pz.shape[1]), dtype=Pz.dtype)

@@ -98,10 +98,11 @@ def fold_standardized(values, fold):
     out = np.zeros_like(values, dtype=np.float64)
     for k in np.unique(fold):
         rows = fold == k
-        block = values[rows] - values[rows].mean(0)
+        selected = values[rows]
+        block = selected - selected.mean(0)
         sd = np.sqrt((block * block).mean(0))
         spread = block.max(0, initial=0.0) - block.min(0, initial=0.0)
-        varies = spread > 1e-12 * np.abs(values[rows]).max(0, initial=0.0)
+        varies = spread > 1e-12 * np.abs(selected).max(0, initial=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[rows] = np.where(varies & (sd > 0), block / sd, 0.0)
     return out
@@ -143,19 +144,23 @@ def _cells_dataset(result, statistic, p, p_fwe, attrs):
                        "p_fwe": (cell, p_fwe.reshape(shape))}, coords=coords, attrs=attrs)
 
 
-def uniform_permutations(codes, size, rng):
-    """``size`` uniformly random permutations ``(size, n)`` of ``range(n)`` that move items
-    only within their level of ``codes`` (one level: all of S_n). Each row is shuffled in
-    place (Fisher-Yates, O(n); sorting random keys took 4x as long)."""
-    n = len(codes)
-    draws = np.tile(np.arange(n, dtype=np.int64), (size, 1))
-    levels = pd.unique(np.asarray(codes))
-    if len(levels) == 1:
-        return rng.permuted(draws, axis=1, out=draws)
-    for level in levels:
-        members = np.flatnonzero(codes == level)
-        draws[:, members] = members[rng.permuted(np.tile(np.arange(len(members)), (size, 1)), axis=1)]
-    return draws
+def shuffled_indices(rng, size, n, within=None):
+    """``(size, n)`` index matrix, each row a uniform random permutation of ``range(n)``.
+
+    With ``within`` (``(n,)`` block labels) items only move inside their block: row ``p``
+    maps position ``i`` to an item of ``within[i]``'s block. Without, each row is a
+    Fisher-Yates shuffle (O(n); sorting random keys took 4x as long). Shared by the held-out
+    test and the rank tests of :mod:`workbench.stats.resampling`.
+    """
+    if within is None:
+        return rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)
+    codes = np.unique(np.asarray(within), return_inverse=True)[1].astype(np.float64)
+    base = np.argsort(codes, kind="stable")
+    # random keys in [0, 1) added to the block code sort every row by block, randomly inside
+    order = np.argsort(codes[None, :] * 2.0 + rng.random((size, n)), axis=1)
+    out = np.empty((size, n), dtype=np.int64)
+    out[:, base] = order
+    return out
 
 
 def draws_for_family(n_tests, alpha=0.05, minimum=1000, maximum=100_000):
@@ -177,6 +182,13 @@ def p_floor_text(p_value, n_permutations):
     if p_value <= floor * (1 + 1e-9):
         return f"p < {floor:.2g}"
     return f"p = {p_value:.3g}"
+
+
+def _scattered(null, active, n_cells):
+    """Null statistics of the ``active`` cells placed among ``n_cells``, 0 elsewhere."""
+    full = np.zeros((len(null), n_cells), dtype=null.dtype)
+    full[:, active] = null
+    return full
 
 
 def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, by="region",
@@ -228,13 +240,12 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
     n_stimuli = len(rows)
     single = np.zeros(n_stimuli, dtype=np.int64)
     Pz, Yz = fold_standardized(P, single), fold_standardized(Y, single)
-    labels = single.astype(str)
+    blocks = None
     if within is not None:
         if within not in result.coords:
             raise MetricError(f"within={within!r} is not a presentation coord of the result "
                               f"(has: {sorted(n for n, c in result.coords.items() if c.dims == ('presentation',))})")
-        labels = result.coords[within].values[rows].astype(str)
-    codes = pd.factorize(labels)[0]
+        blocks = result.coords[within].values[rows].astype(str)
     if n_permutations == "auto":
         n_permutations = draws_for_family(Pz.shape[1])
     # the statistic is exact (float64); the null's products are float32 (3x faster, the
@@ -242,6 +253,12 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
     # the observed value count as reaching it: the identity draw and true ties always
     # count, so rounding never makes the test liberal
     observed = (Pz * Yz).sum(0) / n_stimuli
+    # a cell whose prediction or target is constant (all zero once standardised: a model
+    # silent before its response starts, a bin before any response) has statistic 0 in
+    # every draw: only the others go through the kernel
+    active = np.flatnonzero(Pz.any(axis=0) & Yz.any(axis=0))
+    compact = len(active) < Pz.shape[1]
+    Pz, Yz = (Pz[:, active], Yz[:, active]) if compact else (Pz, Yz)
     Pz, Yz = Pz.astype(np.float32), Yz.astype(np.float32)
     counter = NullCounter(observed, relative_tolerance=FLOAT32_TIES)
     summary = GroupSummary(result, by)
@@ -257,8 +274,10 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
     selected = range(len(all_chunks)) if chunks is None else chunks
     for index in selected:
         _, size, sequence = all_chunks[index]
-        permutations = uniform_permutations(codes, size, np.random.default_rng(sequence))
+        permutations = shuffled_indices(np.random.default_rng(sequence), size, n_stimuli, blocks)
         null = gathered_dot(Pz, Yz, permutations, engine)
+        if compact:
+            null = _scattered(null, active, len(observed))
         counter.update(null)
         group_null.update(null)
         if cluster_null is not None:

@@ -3,8 +3,8 @@
 Every function draws from :func:`~workbench.stats.permutation_chunks` (SeedSequence
 children), so the same seed gives the same null however it is chunked.
 
-- :func:`shuffled_indices`: a chunk of permutations as an index matrix, optionally within
-  blocks (e.g. categories);
+- :func:`shuffled_indices` (from :mod:`workbench.stats.permutation`, which the held-out
+  test shares): a chunk of permutations as an index matrix, optionally within blocks;
 - :func:`sign_flip_test`: paired sign-flip test of per-item contributions, one GEMM per chunk;
 - :func:`spearman_permutation_test`: Spearman's rho of many readouts with one target,
   ranked once; the null for all readouts and draws is one GEMM per chunk;
@@ -17,7 +17,7 @@ import scipy.stats
 
 from ..errors import MetricError
 from .multiple import NullCounter
-from .permutation import permutation_chunks
+from .permutation import permutation_chunks, shuffled_indices
 
 ALTERNATIVES = ("greater", "two-sided")
 
@@ -26,23 +26,6 @@ def _check_alternative(alternative):
     if alternative not in ALTERNATIVES:
         raise MetricError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     return np.abs if alternative == "two-sided" else (lambda x: x)
-
-
-def shuffled_indices(rng, size, n, within=None):
-    """``(size, n)`` index matrix, each row a uniform random permutation of ``range(n)``.
-
-    With ``within`` (``(n,)`` block labels) items only move inside their block: row ``p``
-    maps position ``i`` to an item of ``within[i]``'s block.
-    """
-    if within is None:
-        return rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)
-    codes = np.unique(np.asarray(within), return_inverse=True)[1].astype(np.float64)
-    base = np.argsort(codes, kind="stable")
-    # random keys in [0, 1) added to the block code sort every row by block, randomly inside
-    order = np.argsort(codes[None, :] * 2.0 + rng.random((size, n)), axis=1)
-    out = np.empty((size, n), dtype=np.int64)
-    out[:, base] = order
-    return out
 
 
 def unit_ranks(values, axis=0):
