@@ -16,20 +16,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
 
 # Stamp files record which extras are installed, so a re-run is a no-op.
-# --no-compile: pip would byte-compile every module of every package (torch alone: 30 s
-# instead of 12 s on 2 cores); Python compiles the modules a run imports, once, on first use.
-PIP_INSTALL := $(BIN)/pip install --no-compile
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(PIP_INSTALL) -e .
+	$(BIN)/pip install $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/pip install -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-base
-	$(PIP_INSTALL) -e ".[test]"
+	$(BIN)/pip install -e ".[test]"
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-base
-	$(PIP_INSTALL) -e ".[bench]"
+	$(BIN)/pip install -e ".[bench]"
 	touch $@
 
 install: $(VENV)/.installed-base
@@ -57,7 +54,7 @@ bench: $(VENV)/.installed-bench
 # torchvision and timm models: replaces the CPU torch by the matching pair of the `vision` extra
 # (on x86_64 a CUDA build of torch, about 5.5 GB in the venv).
 vision: $(VENV)/.installed-base
-	$(PIP_INSTALL) -e ".[vision]"
+	$(BIN)/pip install -e ".[vision]"
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info
