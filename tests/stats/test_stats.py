@@ -237,9 +237,10 @@ def test_permutations_within_categories_never_mix_levels():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, cells, draws", [(3, 1, 1), (30, 129, 7), (57, 300, 4), (320, 260, 13)])
+@pytest.mark.parametrize("n, cells, draws", [(3, 1, 1), (30, 129, 7), (57, 300, 4), (320, 260, 13),
+                                             (41, 1100, 6)])
 def test_compiled_null_kernel_equals_the_numpy_one_and_a_plain_loop(dtype, n, cells, draws):
-    """The compiled kernel (slabs of 128 cells, four draws a pass) against numpy and a
+    """The compiled kernel (slabs of up to ~512 cells, four draws a pass) against numpy and a
     float64 loop, for shapes that leave partial slabs and partial groups of draws."""
     from workbench.stats.kernels import compiled, gathered_dot
 
@@ -269,17 +270,34 @@ def test_heldout_test_gives_the_same_p_values_with_either_kernel():
 
 
 def test_compiled_null_does_not_depend_on_the_thread_count():
+    """Threads split the cells into slabs whose width depends on the thread count (1,100 cells:
+    3 slabs of 368 on one thread, 4 of 288 on two); every cell's sum is the same."""
     import numba
+    import torch
 
-    from workbench.stats.kernels import gathered_dot
+    from workbench.stats.kernels import gathered_dot, slab_width
 
     rng = np.random.default_rng(2)
-    Pz, Yz = (rng.standard_normal((50, 700)).astype(np.float32) for _ in range(2))
+    Pz, Yz = (rng.standard_normal((50, 1100)).astype(np.float32) for _ in range(2))
     permutations = np.argsort(rng.random((9, 50)), axis=1)
-    threads = numba.get_num_threads()
+    threads = torch.get_num_threads()  # the kernels follow torch's setting, which a report task limits
     try:
-        numba.set_num_threads(1)
+        torch.set_num_threads(1)
         one = gathered_dot(Pz, Yz, permutations, "numba")
+        assert numba.get_num_threads() == 1
+        torch.set_num_threads(2)
+        two = gathered_dot(Pz, Yz, permutations, "numba")
     finally:
-        numba.set_num_threads(threads)
-    np.testing.assert_array_equal(one, gathered_dot(Pz, Yz, permutations, "numba"))
+        torch.set_num_threads(threads)
+    assert slab_width(1100, 1) == 368 and slab_width(1100, 2) == 288
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("cells, threads, width", [(1, 2, 16), (2112, 2, 352), (4032, 2, 512), (6144, 16, 384),
+                                                   (100, 16, 16)])
+def test_slabs_are_whole_vectors_about_512_wide_and_shared_evenly_by_the_threads(cells, threads, width):
+    from workbench.stats.kernels import slab_width
+
+    assert slab_width(cells, threads) == width
+    n_slabs = -(-cells // width)
+    assert width % 16 == 0 and (n_slabs % threads == 0 or width == 16)
