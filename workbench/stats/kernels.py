@@ -85,6 +85,21 @@ def _limit_threads(kernels):
     return kernels
 
 
+def overlapping_calls_are_safe():
+    """Whether two threads may run compiled parallel kernels at once: numba's ``omp`` and
+    ``tbb`` threading layers allow it; its fallback ``workqueue`` layer aborts. Asked after a
+    parallel kernel ran (numba chooses the layer on the first launch); ``True`` where numba
+    has not loaded (the numpy kernels hold no such lock)."""
+    if _KERNEL.get("kernel") is None:
+        return True
+    import numba
+
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel launched yet: the layer is not chosen
+        return False
+
+
 def compiled():
     """Whether the compiled kernel is available (numba loads)."""
     return compiled_kernels() is not None

@@ -27,13 +27,15 @@ the sign of ``d_i`` is arbitrary. Every draw's statistic for every cell is one r
 """
 from dataclasses import dataclass
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..errors import MetricError
 from .groups import GroupSummary
-from .kernels import gathered_dot
+from .kernels import gathered_dot, overlapping_calls_are_safe
 from .multiple import NullCounter
 
 
@@ -272,16 +274,32 @@ def heldout_permutation_test(result, n_permutations=10000, seed=0, within=None, 
                                    cluster_alternative, cluster_alpha, engine)
     all_chunks = permutation_chunks(seed, n_permutations, chunk_size)
     selected = range(len(all_chunks)) if chunks is None else chunks
-    for index in selected:
-        _, size, sequence = all_chunks[index]
-        permutations = shuffled_indices(np.random.default_rng(sequence), size, n_stimuli, blocks)
-        null = gathered_dot(Pz, Yz, permutations, engine)
+    def tally(null):
         if compact:
             null = _scattered(null, active, len(observed))
         counter.update(null)
         group_null.update(null)
         if cluster_null is not None:
             cluster_null.update(null)
+
+    # one chunk's tallies (mostly single-threaded numpy) run beside the next chunk's kernel,
+    # which waits on memory; one worker takes them in chunk order, so the counts are the
+    # same (MajajHong2015 size: 5.0 -> 4.7 s median)
+    with ThreadPoolExecutor(max_workers=1) as tallies:
+        pending = None
+        for index in selected:
+            _, size, sequence = all_chunks[index]
+            permutations = shuffled_indices(np.random.default_rng(sequence), size, n_stimuli, blocks)
+            null = gathered_dot(Pz, Yz, permutations, engine)
+            if pending is not None:
+                pending.result()  # at most two chunks of null statistics held at once
+                pending = None
+            if overlapping_calls_are_safe():
+                pending = tallies.submit(tally, null)
+            else:  # numba's workqueue layer: the cluster pass must not overlap the kernel
+                tally(null)
+        if pending is not None:
+            pending.result()
     p, p_fwe = counter.p_values()
     method = ("uniform permutation of the held-out pairing on the split-half prediction"
               + (f", within {within}" if within else ""))
