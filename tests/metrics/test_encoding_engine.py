@@ -346,3 +346,64 @@ def test_two_regions_on_one_layer_decompose_each_gram_once_with_the_same_scores(
     backend._EIGH_MEMO.clear()
     xr.testing.assert_identical(remembered, encoding_score(features, second, n_splits=4, seed=1))
     assert backend._EIGH_MEMO.hits == 0
+
+
+def test_inner_cv_with_a_label_no_training_stimulus_holds_uses_the_other_labels():
+    """Five stimuli in five outer folds, three inner labels: some training sets hold no
+    stimulus of one label. That label has no held-out error (it was 0/0 for every alpha,
+    and the NaN chose the largest alpha silently); the choice follows the other labels, as
+    an independent sklearn computation over them does."""
+    import warnings
+
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from workbench.metrics.folds import fold_labels
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 4, 3))
+    Y = X @ rng.standard_normal((3, 2)) + 0.3 * rng.standard_normal((5, 4, 2))
+    alphas = np.logspace(-2, 3, 6)
+    folds = stimulus_folds(5, 5, seed=0)
+    ridge = RidgeCV(alphas=alphas, cv=3, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, chosen = ridge.cross_val_predict(X, Y, folds)
+    outer, inner = fold_labels(folds, 5), ridge.inner_labels_
+    empty = 0
+    for k in range(5):
+        train = np.flatnonzero(outer != k)
+        criterion = np.zeros((len(alphas), 2))
+        for j in range(3):
+            val, fit_on = train[inner[train] == j], train[inner[train] != j]
+            if len(val) == 0:
+                empty += 1
+                continue
+            scaler = StandardScaler().fit(X[fit_on].reshape(-1, 3))
+            for a, alpha in enumerate(alphas):
+                model = Ridge(alpha=alpha).fit(scaler.transform(X[fit_on].reshape(-1, 3)), Y[fit_on].reshape(-1, 2))
+                error = model.predict(scaler.transform(X[val].reshape(-1, 3))) - Y[val].reshape(-1, 2)
+                criterion[a] += (error ** 2).sum(0) / error.shape[0]
+        expected = alphas[len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)]
+        np.testing.assert_array_equal(chosen[k], expected)
+    assert empty > 0  # the case under test occurs
+
+
+def test_a_mapping_split_of_single_image_strata_is_even():
+    """Stratified by object, 32 images of 27 objects: half of them map (each stratum rounded
+    alone sent every single-image object to the evaluation set: 5 / 27)."""
+    from workbench.metrics.mapping import split_stimuli
+
+    ids = np.array([f"im{i}" for i in range(32)])
+    strata = np.r_[np.arange(27), np.arange(5)].astype(str)
+    first, second = split_stimuli(ids, 0.5, seed=0, strata=strata)
+    assert (len(first), len(second)) == (16, 16)
+    assert set(first).isdisjoint(second) and set(first) | set(second) == set(ids)
+    np.testing.assert_array_equal(first, split_stimuli(ids, 0.5, seed=0, strata=strata)[0])
+    for stratum in np.unique(strata):  # within one image of the stratum's exact share
+        members = ids[strata == stratum]
+        assert abs(np.isin(members, first).sum() - 0.5 * len(members)) < 1
+    for n, k, fraction in [(200, 10, 0.5), (101, 7, 0.3), (9, 9, 0.5)]:
+        ids = np.arange(n).astype(str)
+        first, _ = split_stimuli(ids, fraction, seed=1, strata=(np.arange(n) % k).astype(str))
+        assert len(first) == int(np.floor(fraction * n + 0.5))

@@ -441,17 +441,26 @@ class RidgeCV:
             if self.cv == "gcv":
                 criterion = bk.to_numpy(system.gcv_errors(alphas_b)).astype(np.float64)
             else:
-                criterion = 0.0
+                criterion = None
                 for val_mask in validation_masks:
-                    inner = moments.system(train_mask & ~val_mask, self.standardize)
                     val = moments.total(val_mask)
+                    if val.n == 0:
+                        # an inner label that no training stimulus holds (a few stimuli dealt
+                        # over folds of one or two): no held-out error to add. Counted, it
+                        # was 0/0 for every alpha, and the NaN chose the largest alpha
+                        continue
+                    inner = moments.system(train_mask & ~val_mask, self.standardize)
                     sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
-                        criterion = criterion + sse / val.n
+                        criterion = (0.0 if criterion is None else criterion) + sse / val.n
                     else:  # minimise 1 - R^2
                         total = bk.to_numpy(val.yyc).astype(np.float64)
                         with np.errstate(invalid="ignore", divide="ignore"):
-                            criterion = criterion + np.where(total > 0, sse / total, np.inf)
+                            criterion = (0.0 if criterion is None else criterion) + np.where(
+                                total > 0, sse / total, np.inf)
+                if criterion is None:
+                    raise MetricError(f"inner cross-validation (cv={self.cv}) has no held-out stimulus: the "
+                                      "training set is too small (fix: more stimuli, fewer outer folds, or cv='gcv')")
             # Ties go to the larger alpha: search the reversed (descending) grid.
             best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
         self.alpha_ = alphas[best]
