@@ -16,7 +16,7 @@ from workbench.report.runner import plan
 from workbench.simulators import simulate_macaque
 
 FIXTURE = Path(__file__).parents[1] / "models" / "fixtures" / "user_static_rt.py"
-N_STIMULI = 48
+N_STIMULI = 32
 
 
 def _torchvision_works():

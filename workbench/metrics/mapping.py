@@ -80,10 +80,19 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
     ids = np.asarray(ids)
     codes = np.zeros(len(ids), np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    shuffled = [rng.permutation(np.flatnonzero(codes == stratum)) for stratum in np.unique(codes)]
+    # each stratum gets floor(fraction * size); the strata with the largest remainders (ties in
+    # a seeded order) one more, until the first set holds round(fraction * n). Rounding each
+    # stratum alone sent every single-image stratum to the second set (round(0.5) is 0):
+    # 32 images of 27 objects split 5 / 27
+    exact = fraction * np.array([len(members) for members in shuffled], dtype=np.float64)
+    counts = np.floor(exact).astype(np.int64)
+    missing = int(np.floor(fraction * len(ids) + 0.5)) - int(counts.sum())
+    order = np.lexsort((rng.random(len(shuffled)), -(exact - counts)))
+    counts[order[:max(missing, 0)]] += 1
     first = np.zeros(len(ids), bool)
-    for stratum in np.unique(codes):
-        members = rng.permutation(np.flatnonzero(codes == stratum))
-        first[members[: int(round(fraction * len(members)))]] = True
+    for members, count in zip(shuffled, counts):
+        first[members[:count]] = True
     return ids[first], ids[~first]
 
 
