@@ -211,6 +211,10 @@ def test_named_errors_for_bad_inputs():
     constant.values[:, 1, 0] = 5.0
     with pytest.raises(MetricError, match=r"constant across stimuli \(e.g. n1@0ms\)"):
         encoding_score(features, constant, n_splits=3)
+    constant.values[:, 1, 0] = 0.1  # its float sd is ~1e-17, not 0: constant all the same
+    assert trials.copy(data=constant.values).groupby("stimulus_id").mean().values[:, 1, 0].std() > 0
+    with pytest.raises(MetricError, match=r"constant across stimuli \(e.g. n1@0ms\)"):
+        encoding_score(features, constant, n_splits=3)
     flat = features.assign_coords(layer=("neuroid", np.array(["conv1"] * 5 + ["dead"] * 5)))
     flat = flat.copy(data=flat.values.copy())
     flat.values[:, 5:, :] = 0.0
