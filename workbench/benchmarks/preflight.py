@@ -61,7 +61,8 @@ def mapping_bytes(n_stimuli, n_steps, n_layers, sketch, n_features, n_sites, n_r
 def heldout_test_bytes(n_heldout, n_cells, n_sites, n_permutations, chunk_size=1000, clusters=True):
     """Peak bytes of :func:`~workbench.stats.heldout_permutation_test`."""
     copies = n_heldout * n_cells * (8 * 4 + 4 * 2)  # flat float64, standardised, float32
-    null = min(chunk_size, n_permutations) * n_cells * (4 + 8)  # the chunk and its group summary
+    # the chunk being tallied, its group summary, and the next chunk, drawn meanwhile
+    null = min(chunk_size, n_permutations) * n_cells * (4 + 8 + 4)
     if clusters:
         null += min(chunk_size, n_permutations) * n_cells * 4 + n_permutations * n_sites * 8
     return copies + null
