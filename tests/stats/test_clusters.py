@@ -117,3 +117,34 @@ def test_compiled_cluster_pass_equals_the_numpy_pass(alternative):
     np.testing.assert_allclose(np.concatenate(compiled.site_max), np.concatenate(plain.site_max), rtol=1e-5, atol=1e-5)
     for group in groups:
         np.testing.assert_array_equal(np.concatenate(compiled.group_null[group]), np.concatenate(plain.group_null[group]))
+
+
+def test_the_cluster_pass_keeps_the_thread_limit_when_called_from_another_thread():
+    """numba's thread count is per calling thread, and the held-out test runs the cluster pass
+    in a worker thread: there it must follow the task's limit (torch's thread count), not
+    take every core."""
+    import threading
+
+    import numba
+    import torch
+
+    from workbench.stats.clusters import ClusterNull
+
+    rng = np.random.default_rng(0)
+    observed = rng.uniform(-0.2, 0.2, 6 * 5)
+    cluster_null = ClusterNull(observed, (6, 5), 40, {"a": np.ones(6, bool)}, engine="numba")
+    seen = []
+
+    def worker():
+        cluster_null.update(rng.uniform(-0.3, 0.3, (20, 30)))
+        seen.append(numba.get_num_threads())
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]

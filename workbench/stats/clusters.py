@@ -226,6 +226,11 @@ class ClusterNull:
         site_max = np.empty((n_draws, n_sites), np.float64)
         gathered = np.empty(n_draws * n_bins * len(members), np.float32)
         r_threshold = self.threshold / np.sqrt(self.n - 2 + self.threshold ** 2)
+        from .kernels import limit_threads
+
+        # numba's thread count is per calling thread: the held-out test calls this from a
+        # worker thread, which would otherwise use every core whatever the task's limit
+        limit_threads(self.kernels)
         self.kernels.cluster_pass(np.ascontiguousarray(null, dtype=np.float32), n_sites, n_bins, float(self.n),
                                   float(self.threshold), float(r_threshold), self.alternative == "two-sided",
                                   members.astype(np.int64), offsets, site_max, gathered)

@@ -78,7 +78,9 @@ def thread_count():
     return max(1, torch.get_num_threads())
 
 
-def _limit_threads(kernels):
+def limit_threads(kernels):
+    """Limit the calling thread's compiled kernels to :func:`thread_count` threads (numba's
+    setting is per thread) and return ``kernels``."""
     import numba
 
     numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, thread_count()))
@@ -113,7 +115,7 @@ def use_compiled(engine="auto"):
     kernels = None if engine == "numpy" else compiled_kernels()
     if kernels is None and engine == "numba":
         raise MetricError("engine='numba' but numba is not importable (fix: pip install numba, or engine='auto')")
-    return kernels if kernels is None else _limit_threads(kernels)
+    return kernels if kernels is None else limit_threads(kernels)
 
 
 def gathered_dot(Pz, Yz, permutations, engine="auto"):
