@@ -122,6 +122,16 @@ def test_align_of_assemblies_already_in_step_does_not_copy_them():
     assert list(reordered.stimulus_id.values) == ["s1", "s0", "s2", "s3", "s4", "s5"]
     _, b4 = A.align(a.isel(presentation=[1, 0, 2, 3, 4, 5]), b)
     np.testing.assert_array_equal(b4.values, b.values[[1, 0, 2, 3, 4, 5]])
+    # a model's bins as a run inside the recording's (features 25 bins, recording 40): views too
+    long = make_assembly(n_stimuli=6, n_bins=8, seed=3)
+    short = long.isel(time_bin=slice(2, 5)).copy(deep=True)
+    short_aligned, long_aligned = A.align_time_bins(short, long)
+    assert np.shares_memory(long_aligned.values, long.values)
+    xr.testing.assert_identical(long_aligned, long.isel(time_bin=[2, 3, 4]))
+    xr.testing.assert_identical(short_aligned, short)
+    gappy = long.isel(time_bin=[1, 3, 4]).copy(deep=True)  # not a run: selected (copied) as before
+    _, selected = A.align_time_bins(gappy, long)
+    xr.testing.assert_identical(selected, long.isel(time_bin=[1, 3, 4]))
 
 
 def test_align_without_shared_stimuli_is_an_error():
