@@ -40,6 +40,7 @@ from .ceiling import CEILINGS, split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns, prediction_r
 from .folds import fold_labels, stimulus_folds
 from ..stats.groups import GroupSummary
+from ..stats.permutation import columns_vary
 from .ridge import DEFAULT_ALPHAS, RidgeCV
 
 NORMALIZATION = "sign(r) * r**2 / ceiling"
@@ -53,19 +54,14 @@ def _check_finite(name, da):
         raise MetricError(f"the {name} contain {n_bad} NaN/inf values; drop or impute them first")
 
 
-def _varies(values):
-    """Whether each column of ``values`` (stimuli first) varies over the stimuli."""
-    high, low = values.max(axis=0), values.min(axis=0)  # no temporary the size of values
-    return (high - low) > 1e-12 * np.maximum(np.abs(high), np.abs(low))
-
-
 def _check_variance(features, neural):
     """Name constant targets and feature layers with no variance across stimuli.
 
-    Constant means a spread over the stimuli of at most 1e-12 of the largest magnitude, as
-    :func:`workbench.stats.fold_standardized` has it: 0.1 at every stimulus has an sd of
-    about 1e-17 in floating point, not 0, and passed a test of ``sd > 0``."""
-    constant = np.argwhere(~_varies(neural.values))  # (N, T) cells
+    Constant means a spread over the stimuli of at most 1e-12 of the largest magnitude
+    (:func:`workbench.stats.permutation.columns_vary`, the permutation tests' rule): 0.1 at
+    every stimulus has an sd of about 1e-17 in floating point, not 0, and passed a test of
+    ``sd > 0``."""
+    constant = np.argwhere(~columns_vary(neural.values))  # (N, T) cells
     if len(constant):
         ids = neural.coords["neuroid_id"].values
         cells = ", ".join(f"{ids[n]}@{neural.coords['time_bin_start'].values[t]:g}ms" for n, t in constant[:5])
@@ -74,7 +70,7 @@ def _check_variance(features, neural):
             "nothing can be predicted there (fix: drop those neuroids or time bins with "
             "select_neuroids / select_time_bins)"
         )
-    unit_varies = _varies(features.values).any(axis=-1)  # (P,)
+    unit_varies = columns_vary(features.values).any(axis=-1)  # (P,)
     layers = features.coords["layer"].values if "layer" in features.coords else np.array(["features"] * len(unit_varies))
     for layer in pd.unique(layers):
         if not unit_varies[layers == layer].any():

@@ -102,11 +102,17 @@ def fold_standardized(values, fold):
         selected = values[rows]
         block = selected - selected.mean(0)
         sd = np.sqrt((block * block).mean(0))
-        spread = block.max(0, initial=0.0) - block.min(0, initial=0.0)
-        varies = spread > 1e-12 * np.abs(selected).max(0, initial=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[rows] = np.where(varies & (sd > 0), block / sd, 0.0)
+            out[rows] = np.where(columns_vary(selected) & (sd > 0), block / sd, 0.0)
     return out
+
+
+def columns_vary(values):
+    """Whether each column of ``values`` (rows first) varies over the rows: a spread of more
+    than 1e-12 of its largest magnitude. The one rule for "constant" of the permutation
+    tests and :func:`workbench.metrics.encoding_score`'s check of its inputs."""
+    high, low = values.max(axis=0), values.min(axis=0)  # no temporary the size of values
+    return (high - low) > 1e-12 * np.maximum(np.abs(high), np.abs(low))
 
 
 def flat_cells(result, name):
