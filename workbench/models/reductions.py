@@ -16,6 +16,7 @@ Projected features mix channels and positions: their ``channel``, ``y`` and ``x`
 are -1 and a ``component`` coord numbers them.
 """
 
+import warnings
 import zlib
 
 import numpy as np
@@ -157,8 +158,23 @@ class SparseRandomProjection(Reduction):
         flat = _flat(output)
         if self._passes(flat.shape[1]):
             return flat
-        matrix = self.matrix(layer, flat.shape[1], flat.device)
-        return torch.sparse.mm(matrix, flat.T).T
+        operator = self._operator(layer, flat.shape[1], flat.device)
+        # the sparse product walks the dense operand by rows of the transposed layer, so a
+        # contiguous (features, batch) copy reads each gathered unit's batch in one run
+        return (operator @ flat.T.contiguous()).T
+
+    def _operator(self, layer, n_features, device):
+        """:meth:`matrix` in the layout the product is fastest in: compressed rows (CSR) on
+        the CPU and CUDA (3-4x faster than COO on a 200k-unit layer), COO elsewhere."""
+        key = (layer, str(device), "operator")
+        if key not in self._matrices:
+            matrix = self.matrix(layer, n_features, device)
+            if device.type in ("cpu", "cuda"):
+                with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
+                    warnings.simplefilter("ignore", UserWarning)
+                    matrix = matrix.to_sparse_csr()
+            self._matrices[key] = matrix
+        return self._matrices[key]
 
     def coords(self, layer, shape):
         if self._passes(int(np.prod(shape))):
