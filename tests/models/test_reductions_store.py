@@ -122,6 +122,20 @@ def test_bf16_autocast_is_close_and_fp16_on_cpu_is_refused(stimuli, full):
         extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, progress=False, autocast="fp16", device="cpu")
 
 
+def test_a_projection_under_bf16_autocast_projects_the_low_precision_layer_in_float32(stimuli):
+    # the sparse product has no half-precision kernel (a bf16 forward pass failed in it): the
+    # projection of a bf16 forward pass is the float32 projection of that pass's outputs
+    reduction = SparseRandomProjection(64, seed=3)
+    low_raw = extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, progress=False, autocast="bf16", device="cpu")
+    low = extract(BLNet(seed=0), stimuli, protocol=PROTOCOL, progress=False, autocast="bf16", device="cpu",
+                  reduction=reduction)
+    matrix = reduction.matrix("layers.0", 8 * 16 * 16, torch.device("cpu")).to_dense().numpy()
+    for step in range(PROTOCOL.n_steps):
+        raw = low_raw.sel(neuroid=low_raw.layer == "layers.0").values[..., step]
+        got = low.sel(neuroid=low.layer == "layers.0").values[..., step]
+        np.testing.assert_allclose(got, raw @ matrix.T, rtol=1e-4, atol=1e-4)
+
+
 def test_layer_per_step_layer_k_first_responds_at_step_k():
     stimuli = digits(6, size=32, seed=0)
     model = zoo.build("convrnn", channels=(4, 8, 8), seed=0)

@@ -160,8 +160,10 @@ class SparseRandomProjection(Reduction):
             return flat
         operator = self._operator(layer, flat.shape[1], flat.device)
         # the sparse product walks the dense operand by rows of the transposed layer, so a
-        # contiguous (features, batch) copy reads each gathered unit's batch in one run
-        return (operator @ flat.T.contiguous()).T
+        # contiguous (features, batch) copy reads each gathered unit's batch in one run; in
+        # float32 under an autocast forward pass too (the kernels have no half precision)
+        with torch.autocast(flat.device.type, enabled=False):
+            return (operator @ flat.T.contiguous()).T
 
     def _operator(self, layer, n_features, device):
         """:meth:`matrix` in the layout the product is fastest in: compressed rows (CSR) on
