@@ -411,3 +411,38 @@ def test_a_mapping_split_of_single_image_strata_is_even():
         ids = np.arange(n).astype(str)
         first, _ = split_stimuli(ids, fraction, seed=1, strata=(np.arange(n) % k).astype(str))
         assert len(first) == int(np.floor(fraction * n + 0.5))
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "pls"])
+def test_regions_on_one_layer_are_fitted_together_with_each_regions_own_scores(estimator, monkeypatch):
+    """score_regions fits V4 and IT (one layer) in one call and V1 (another layer) in its own;
+    each region's result equals encoding_score on that region alone. PLS mixes its targets,
+    so it is fitted region by region and gives exactly the per-region results."""
+    from workbench.metrics import mapping, score_regions
+
+    features, trials = _planted(n_stimuli=90, n_features=12, n_bins=3, n_sites=9, n_reps=2)
+    features = features.assign_coords(layer=("neuroid", np.array(["conv1"] * 6 + ["conv2"] * 6)))
+    # interleaved V4 / IT sites (a region's part of the shared fit is then a copy) and a
+    # contiguous V1 block
+    trials = trials.assign_coords(region=("neuroid", np.array(["V4", "IT"] * 3 + ["V1"] * 3)))
+    layers = {"V4": "conv1", "V1": "conv2", "IT": "conv1"}
+    make = (lambda: RidgeCV(seed=2)) if estimator == "ridge" else (lambda: PLSRegression(n_components=2))
+    calls = []
+    original = mapping.encoding_score
+    monkeypatch.setattr(mapping, "encoding_score", lambda *a, **k: calls.append(1) or original(*a, **k))
+    scored = score_regions(features, trials, layers, estimator=make(), n_splits=3, seed=1)
+    assert list(scored) == ["V4", "V1", "IT"]
+    assert len(calls) == (2 if estimator == "ridge" else 3)
+    for region, layer in layers.items():
+        alone = original(features.sel(neuroid=features.layer == layer),
+                         trials.isel(neuroid=np.flatnonzero(trials.region.values == region)),
+                         make(), n_splits=3, seed=1)
+        got = scored[region]
+        assert list(got.neuroid_id.values) == list(alone.neuroid_id.values)
+        if estimator == "pls":
+            xr.testing.assert_identical(got, alone)
+            continue
+        for name in ("r", "ceiling", "normalized", "alpha", "prediction", "split_prediction", "temporal_r"):
+            np.testing.assert_allclose(got[name].values, alone[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
+    with pytest.raises(MetricError, match="no sites with region in \\['PIT'\\]"):
+        score_regions(features, trials, {"PIT": "conv1"})

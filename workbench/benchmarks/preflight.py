@@ -50,7 +50,8 @@ def mapping_bytes(n_stimuli, n_steps, n_layers, sketch, n_features, n_sites, n_r
     """Peak bytes of :func:`~workbench.metrics.map_layers_to_regions` on top of the extracted
     features: their ``sketch``-component copy (every layer), one layer's copy at a time, and
     the larger of the choosing fits (sketch, all sites, mapping half) and the scoring fit
-    (``n_features``, the region's sites, the other half)."""
+    (``n_features``, the other half, ``n_region_sites``: the sites of the regions scored
+    together, as all regions committed to one layer are; all sites at worst)."""
     copy = n_stimuli * sketch * n_layers * n_steps * 4
     choose = n_stimuli * sketch * n_steps * 4 * 1.5 + encoding_bytes(n_stimuli // 2, n_steps, sketch, n_sites, n_folds)
     score = n_stimuli * n_features * n_steps * 4 * 1.5 + encoding_bytes(n_stimuli // 2, n_steps, n_features,

@@ -7,7 +7,7 @@ from .ceiling import split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns, spearman_brown
 from .encoding import MODES, encoding_score, shared_time_encoding, summarize
 from .folds import stimulus_folds
-from .mapping import map_layers_to_regions
+from .mapping import map_layers_to_regions, score_regions
 from .pls import PLSRegression
 from .ridge import DEFAULT_ALPHAS, RidgeCV
 
@@ -24,6 +24,7 @@ __all__ = [
     "RidgeCV",
     "encoding_score",
     "map_layers_to_regions",
+    "score_regions",
     "pearson_columns",
     "shared_time_encoding",
     "variance_components_ceiling",

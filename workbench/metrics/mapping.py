@@ -99,6 +99,64 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
 RULES = ("median", "unit_majority")
 
 
+def score_regions(features, recording, layer_for_region, region_coord="region", estimator=None, **options):
+    """Score each region's sites from its layer (:func:`encoding_score`), one fit per layer.
+
+    Regions committed to the same layer are fitted together and the result is split by site
+    when the estimator fits every target on its own (:class:`~.ridge.RidgeCV`: one alpha per
+    target, chosen on that target's errors), so a site's fit does not depend on which other
+    sites share the call, while the features' moments and eigendecompositions are computed
+    once. Any other estimator (PLS mixes the targets into shared components) is fitted region
+    by region.
+
+    Parameters
+    ----------
+    features : xarray.DataArray
+        Model assembly ``(presentation, neuroid, time_bin)`` with a ``layer`` neuroid coord.
+    recording : xarray.DataArray
+        Neural assembly with a ``region_coord`` neuroid coord.
+    layer_for_region : dict of str to str
+        The layer each region is scored from.
+    region_coord : str
+    estimator : object, optional
+        As in :func:`encoding_score` (default its ``RidgeCV``).
+    **options
+        Passed to :func:`encoding_score` (``mode``, ``n_splits``, ``seed``, ``ceiling``, ...).
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        Per region, :func:`encoding_score`'s result on the region's sites: the same as
+        scoring the region alone, up to float32 rounding of the shared products.
+    """
+    site_regions = recording.coords[region_coord].values.astype(str)
+    missing = sorted(set(layer_for_region) - set(site_regions))
+    if missing:
+        raise MetricError(f"the recording has no sites with {region_coord} in {missing}")
+    targetwise = estimator is None or getattr(estimator, "fits_targets_separately", False)
+    groups = {}
+    for region, layer in layer_for_region.items():
+        groups.setdefault((layer, region if not targetwise else None), []).append(region)
+    results = {}
+    for (layer, _), regions in groups.items():
+        sites = np.flatnonzero(np.isin(site_regions, regions))
+        result = encoding_score(select_neuroids(features, layer=layer), recording.isel(neuroid=sites), estimator,
+                                **options)
+        scored = result.coords[region_coord].values.astype(str)
+        for region in regions:
+            results[region] = result if len(regions) == 1 else result.isel(neuroid=_run(scored == region))
+    return {region: results[region] for region in layer_for_region}
+
+
+def _run(mask):
+    """The positions where ``mask`` holds, as a slice when they are consecutive (a region's
+    sites usually are: its part of a shared fit is then a view, not a copy)."""
+    positions = np.flatnonzero(mask)
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
                           estimator=None, mode="shared", n_splits=5, seed=0, progress=False, ceiling="split_half",
                           rule="median", evaluation_features=None):
@@ -197,13 +255,9 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         chosen = {str(region): layers[int(np.nanargmax(scores[:, j]))] for j, region in enumerate(regions)}
     else:  # np.argmax takes the first (earlier) layer on a tie
         chosen = {str(region): layers[int(np.argmax(votes[:, j]))] for j, region in enumerate(regions)}
-    evaluation = {}
-    for region, layer in chosen.items():
-        sites = np.flatnonzero(recording.coords[region_coord].values.astype(str) == region)
-        evaluation[region] = encoding_score(
-            select_stimuli(select_neuroids(scored_from, layer=layer), evaluation_ids),
-            select_stimuli(recording.isel(neuroid=sites), evaluation_ids),
-            estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
+    evaluation = score_regions(select_stimuli(scored_from, evaluation_ids), select_stimuli(recording, evaluation_ids),
+                               chosen, region_coord, estimator, mode=mode, n_splits=n_splits, seed=seed,
+                               progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
                               coords={"layer": layers, "region": [str(r) for r in regions],
                                       "time_bin_start": ("time_bin", bin_starts)},

@@ -358,6 +358,10 @@ class RidgeCV:
     intercept_ : numpy.ndarray, shape (n_targets,)
     """
 
+    #: each target's coefficients and alpha depend on that target alone (the features'
+    #: decomposition is shared): targets fitted together or apart get the same fits
+    fits_targets_separately = True
+
     def __init__(self, alphas=DEFAULT_ALPHAS, cv=3, scoring="mse", standardize=True,
                  backend="torch", device="auto", dtype="float32", seed=0, solver="auto"):
         self.alphas = alphas
