@@ -213,10 +213,10 @@ def main():
     def encode():
         # one fit per committed layer (regions on the same layer share it), as the mapping's
         # own evaluation does
+        scored = score_regions(features, averaged, mapping.layer_for_region, stimuli=mapping.evaluation_stimuli,
+                               n_splits=args.folds, seed=0, ceiling=ceiling)
         held_out = averaged.isel(presentation=np.flatnonzero(np.isin(averaged.stimulus_id.values,
                                                                       mapping.evaluation_stimuli)))
-        scored = score_regions(features, held_out, mapping.layer_for_region, n_splits=args.folds, seed=0,
-                               ceiling=ceiling)
         return {region: (result, select_neuroids(features, layer=mapping.layer_for_region[region]),
                          held_out.isel(neuroid=np.flatnonzero(held_out.region.values == region)))
                 for region, result in scored.items()}

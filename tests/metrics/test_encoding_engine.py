@@ -444,5 +444,11 @@ def test_regions_on_one_layer_are_fitted_together_with_each_regions_own_scores(e
             continue
         for name in ("r", "ceiling", "normalized", "alpha", "prediction", "split_prediction", "temporal_r"):
             np.testing.assert_allclose(got[name].values, alone[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
+    subset = trials.stimulus_id.values[:60]
+    on_subset = score_regions(features, trials, {"V1": "conv2"}, estimator=make(), stimuli=subset, n_splits=3, seed=1)
+    alone = original(features.sel(neuroid=features.layer == "conv2").isel(presentation=slice(0, 60)),
+                     trials.isel(neuroid=slice(6, 9)).sel(presentation=np.isin(trials.stimulus_id.values, subset)),
+                     make(), n_splits=3, seed=1)
+    xr.testing.assert_identical(on_subset["V1"], alone)
     with pytest.raises(MetricError, match="no sites with region in \\['PIT'\\]"):
         score_regions(features, trials, {"PIT": "conv1"})

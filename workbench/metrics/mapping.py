@@ -99,7 +99,8 @@ def split_stimuli(ids, fraction, seed=0, strata=None):
 RULES = ("median", "unit_majority")
 
 
-def score_regions(features, recording, layer_for_region, region_coord="region", estimator=None, **options):
+def score_regions(features, recording, layer_for_region, region_coord="region", estimator=None, stimuli=None,
+                  **options):
     """Score each region's sites from its layer (:func:`encoding_score`), one fit per layer.
 
     Regions committed to the same layer are fitted together and the result is split by site
@@ -120,6 +121,9 @@ def score_regions(features, recording, layer_for_region, region_coord="region", 
     region_coord : str
     estimator : object, optional
         As in :func:`encoding_score` (default its ``RidgeCV``).
+    stimuli : array-like of str, optional
+        Score on these stimulus ids only (e.g. a layer mapping's evaluation set), selected
+        after the layer and the sites, so that no other layer or region is copied.
     **options
         Passed to :func:`encoding_score` (``mode``, ``n_splits``, ``seed``, ``ceiling``, ...).
 
@@ -139,9 +143,11 @@ def score_regions(features, recording, layer_for_region, region_coord="region", 
         groups.setdefault((layer, region if not targetwise else None), []).append(region)
     results = {}
     for (layer, _), regions in groups.items():
-        sites = np.flatnonzero(np.isin(site_regions, regions))
-        result = encoding_score(select_neuroids(features, layer=layer), recording.isel(neuroid=sites), estimator,
-                                **options)
+        chosen, neural = select_neuroids(features, layer=layer), recording.isel(neuroid=_run(np.isin(site_regions,
+                                                                                                    regions)))
+        if stimuli is not None:
+            chosen, neural = select_stimuli(chosen, stimuli), select_stimuli(neural, stimuli)
+        result = encoding_score(chosen, neural, estimator, **options)
         scored = result.coords[region_coord].values.astype(str)
         for region in regions:
             results[region] = result if len(regions) == 1 else result.isel(neuroid=_run(scored == region))
@@ -255,9 +261,8 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
         chosen = {str(region): layers[int(np.nanargmax(scores[:, j]))] for j, region in enumerate(regions)}
     else:  # np.argmax takes the first (earlier) layer on a tie
         chosen = {str(region): layers[int(np.argmax(votes[:, j]))] for j, region in enumerate(regions)}
-    evaluation = score_regions(select_stimuli(scored_from, evaluation_ids), select_stimuli(recording, evaluation_ids),
-                               chosen, region_coord, estimator, mode=mode, n_splits=n_splits, seed=seed,
-                               progress=progress, ceiling=ceiling)
+    evaluation = score_regions(scored_from, recording, chosen, region_coord, estimator, stimuli=evaluation_ids,
+                               mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
     layer_time = xr.DataArray(over_time, dims=("layer", "region", "time_bin"),
                               coords={"layer": layers, "region": [str(r) for r in regions],
                                       "time_bin_start": ("time_bin", bin_starts)},
