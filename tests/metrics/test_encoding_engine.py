@@ -452,3 +452,7 @@ def test_regions_on_one_layer_are_fitted_together_with_each_regions_own_scores(e
     xr.testing.assert_identical(on_subset["V1"], alone)
     with pytest.raises(MetricError, match="no sites with region in \\['PIT'\\]"):
         score_regions(features, trials, {"PIT": "conv1"})
+    with pytest.raises(MetricError, match="unknown layer\\(s\\) \\['fc9'\\]"):
+        score_regions(features, trials, {"V4": "fc9"})
+    with pytest.raises(MetricError, match="no 'area' neuroid coord"):
+        score_regions(features, trials, {"V4": "conv1"}, region_coord="area")

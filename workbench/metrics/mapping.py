@@ -133,24 +133,33 @@ def score_regions(features, recording, layer_for_region, region_coord="region", 
         Per region, :func:`encoding_score`'s result on the region's sites: the same as
         scoring the region alone, up to float32 rounding of the shared products.
     """
+    if region_coord not in recording.coords:
+        raise MetricError(f"the recording has no {region_coord!r} neuroid coord to score regions by")
     site_regions = recording.coords[region_coord].values.astype(str)
-    missing = sorted(set(layer_for_region) - set(site_regions))
+    missing = sorted(str(region) for region in layer_for_region if str(region) not in set(site_regions))
     if missing:
         raise MetricError(f"the recording has no sites with {region_coord} in {missing}")
+    if "layer" not in features.coords:
+        raise MetricError("the model assembly has no 'layer' neuroid coord to score regions from")
+    unknown = sorted(set(layer_for_region.values()) - set(features.coords["layer"].values))
+    if unknown:
+        raise MetricError(f"unknown layer(s) {unknown}; the model assembly has "
+                          f"{list(pd.unique(features.coords['layer'].values))}")
     targetwise = estimator is None or getattr(estimator, "fits_targets_separately", False)
     groups = {}
     for region, layer in layer_for_region.items():
         groups.setdefault((layer, region if not targetwise else None), []).append(region)
     results = {}
     for (layer, _), regions in groups.items():
+        names = [str(region) for region in regions]
         chosen, neural = select_neuroids(features, layer=layer), recording.isel(neuroid=_run(np.isin(site_regions,
-                                                                                                    regions)))
+                                                                                                    names)))
         if stimuli is not None:
             chosen, neural = select_stimuli(chosen, stimuli), select_stimuli(neural, stimuli)
         result = encoding_score(chosen, neural, estimator, **options)
         scored = result.coords[region_coord].values.astype(str)
         for region in regions:
-            results[region] = result if len(regions) == 1 else result.isel(neuroid=_run(scored == region))
+            results[region] = result if len(regions) == 1 else result.isel(neuroid=_run(scored == str(region)))
     return {region: results[region] for region in layer_for_region}
 
 
