@@ -11,8 +11,8 @@ objects, 88 V4 + 168 IT sites, 10 ms bins from -100 to 300 ms, 50 repetitions, 6
 images (a quick check of the script). Stages, each timed (``<stage>_s``) with its own peak
 resident memory (``<stage>_rss_gb``, the kernel's high-water mark reset before the stage):
 
-- ``load``: lazy open, repetition average and variance-components ceiling, both streamed
-  from disk (the trial array, 6.5 GB, is never in memory);
+- ``load``: lazy open, repetition average and variance-components ceiling, streamed from
+  disk in one pass (``average_and_ceiling``; the trial array, 6.5 GB, is never in memory);
 - ``extract``: the model at its declared input over the stimulus PNGs read batch by batch,
   every candidate layer reduced on the device to 512 dimensions (sparse random projection,
   the macaque benchmark's ``PROJECTION``), streamed into a zarr store;
@@ -82,14 +82,13 @@ def ensure_recording(args):
 
 def load(path, n_stimuli):
     import data_adapters
-    from workbench.assembly import average_repetitions
-    from workbench.metrics.ceiling import variance_components_ceiling
+    from workbench.metrics import average_and_ceiling
 
     trials = data_adapters.load(path, lazy=True)
     if n_stimuli:
         keep = pd.unique(trials.stimulus_id.values)[:n_stimuli]
         trials = trials.isel(presentation=np.flatnonzero(np.isin(trials.stimulus_id.values, keep)))
-    return average_repetitions(trials), variance_components_ceiling(trials), trials.sizes["presentation"]
+    return (*average_and_ceiling(trials), trials.sizes["presentation"])
 
 
 def extract_features(args, path, averaged, workdir):

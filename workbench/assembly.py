@@ -293,9 +293,18 @@ def average_repetitions(da, block_mb=64):
     """
     validate(da)
     codes, sums, counts, _ = stimulus_moments(da, block_mb)
+    return averaged_from_moments(da, codes, sums, counts)
+
+
+def averaged_from_moments(da, codes, sums, counts, shift=None):
+    """The :func:`average_repetitions` assembly of ``da`` from its :func:`stimulus_moments`
+    (``sums`` become the means, in place: the result is the only stimulus-sized array
+    kept). ``shift``: the one the sums were taken about, added back."""
     n_stimuli = sums.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        sums /= counts  # in place: the result is the only stimulus-sized array kept
+        sums /= counts
+    if shift is not None:
+        sums += shift
     sums[np.broadcast_to(counts == 0, sums.shape)] = np.nan
     means = sums
     means = means.reshape((n_stimuli,) + da.shape[1:]).astype(da.dtype, copy=False)

@@ -87,3 +87,35 @@ def test_variance_components_ceiling_streams_a_lazy_file(small_simulation):
     planted = small_simulation.reliability.values[keep]
     assert np.abs(streamed.values[keep] - planted).mean() < 0.12
     assert np.corrcoef(streamed.values[keep], planted)[0, 1] > 0.6
+
+
+def test_average_and_ceiling_read_a_lazy_file_once_and_equal_the_two_passes(small_simulation, monkeypatch):
+    from workbench import assembly
+    from workbench.metrics import ceiling as ceiling_module
+    from workbench.metrics.ceiling import average_and_ceiling, variance_components_ceiling
+
+    lazy = data_adapters.load(small_simulation.path, lazy=True, chunk_mb=0.05)
+    # a few missing trials: per-cell counts, and a stimulus-cell with no finite trial stays NaN
+    eager = data_adapters.load(small_simulation.path, nan_policy="propagate").load()
+    values = eager.values.copy()
+    values[0, 0, :] = np.nan
+    first = np.flatnonzero(eager.stimulus_id.values == eager.stimulus_id.values[1])
+    values[first, 1, 2] = np.nan
+    damaged = eager.copy(data=values)
+    for trials, block_mb in ((lazy, 0.01), (damaged, 64)):
+        reads = []
+        original = ceiling_module.stimulus_moments
+        monkeypatch.setattr(ceiling_module, "stimulus_moments", lambda *a, **k: reads.append(1) or original(*a, **k))
+        averaged, ceiling = average_and_ceiling(trials, block_mb=block_mb)
+        monkeypatch.undo()
+        assert len(reads) == 1
+        expected = assembly.average_repetitions(trials, block_mb=block_mb)
+        np.testing.assert_allclose(averaged.values, expected.values, rtol=1e-6, atol=1e-6)
+        assert np.array_equal(np.isnan(averaged.values), np.isnan(expected.values))
+        assert averaged.dtype == expected.dtype and averaged.dims == expected.dims
+        assert set(averaged.coords) == set(expected.coords)
+        np.testing.assert_array_equal(averaged.stimulus_id.values, expected.stimulus_id.values)
+        np.testing.assert_allclose(ceiling.values, variance_components_ceiling(trials, block_mb=block_mb).values,
+                                   atol=1e-12)
+    assert np.isnan(averaged.values[np.flatnonzero(averaged.stimulus_id.values == eager.stimulus_id.values[1])[0],
+                                    1, 2])

@@ -3,7 +3,7 @@ seed papers' analyses (de-noising, dimensionality, reaction times, behaviour).""
 
 from . import behaviour, denoising, dimensionality, latency, reaction_time, temporal
 
-from .ceiling import split_half_ceiling, variance_components_ceiling
+from .ceiling import average_and_ceiling, split_half_ceiling, variance_components_ceiling
 from .correlation import pearson_columns, spearman_brown
 from .encoding import MODES, encoding_score, shared_time_encoding, summarize
 from .folds import stimulus_folds
@@ -13,6 +13,7 @@ from .ridge import DEFAULT_ALPHAS, RidgeCV
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "average_and_ceiling",
     "behaviour",
     "denoising",
     "dimensionality",
