@@ -363,13 +363,13 @@ def align(a, b):
             f"(first has e.g. {ids_a[:3].tolist()}, second has e.g. {ids_b[:3].tolist()}); "
             "check that both use the same id scheme (e.g. image_id vs file name)"
         )
-    return (_take(a, "presentation", ids_a.get_indexer(shared)),
-            _take(b, "presentation", ids_b.get_indexer(shared)))
+    return (take_positions(a, "presentation", ids_a.get_indexer(shared)),
+            take_positions(b, "presentation", ids_b.get_indexer(shared)))
 
 
-def _take(da, dim, positions):
-    """``da.isel({dim: positions})``, without the copy when ``positions`` is a run of
-    consecutive entries in order (the common case: features and recording share their
+def take_positions(da, dim, positions):
+    """``da.isel({dim: positions})`` (a DataArray or Dataset), without the copy when
+    ``positions`` is a run of consecutive entries in order (the common case: features and recording share their
     stimuli, and a model's bins are a run of the recording's; a fancy-index copy of a
     3,200-image layer costs 0.3 s and its size in memory). A slice is a view, as xarray's
     basic indexing gives."""
@@ -405,7 +405,8 @@ def align_time_bins(a, b):
             "bins match on identical start and end (fix: set the model protocol's step_ms "
             "and onset_ms to the recording's bins, or select_time_bins)"
         )
-    return _take(a, "time_bin", keys[0].get_indexer(shared)), _take(b, "time_bin", keys[1].get_indexer(shared))
+    return (take_positions(a, "time_bin", keys[0].get_indexer(shared)),
+            take_positions(b, "time_bin", keys[1].get_indexer(shared)))
 
 
 def select_neuroids(da, **criteria):

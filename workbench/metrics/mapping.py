@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..assembly import average_repetitions, has_repetitions, select_neuroids, validate
+from ..assembly import average_repetitions, has_repetitions, select_neuroids, take_positions, validate
 from ..errors import MetricError
 from ..stats.groups import GroupSummary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
@@ -152,24 +152,17 @@ def score_regions(features, recording, layer_for_region, region_coord="region", 
     results = {}
     for (layer, _), regions in groups.items():
         names = [str(region) for region in regions]
-        chosen, neural = select_neuroids(features, layer=layer), recording.isel(neuroid=_run(np.isin(site_regions,
-                                                                                                    names)))
+        # a region's sites usually run consecutively: then a view, not a copy
+        sites = np.flatnonzero(np.isin(site_regions, names))
+        chosen, neural = select_neuroids(features, layer=layer), take_positions(recording, "neuroid", sites)
         if stimuli is not None:
             chosen, neural = select_stimuli(chosen, stimuli), select_stimuli(neural, stimuli)
         result = encoding_score(chosen, neural, estimator, **options)
         scored = result.coords[region_coord].values.astype(str)
         for region in regions:
-            results[region] = result if len(regions) == 1 else result.isel(neuroid=_run(scored == str(region)))
+            results[region] = (result if len(regions) == 1 else
+                               take_positions(result, "neuroid", np.flatnonzero(scored == str(region))))
     return {region: results[region] for region in layer_for_region}
-
-
-def _run(mask):
-    """The positions where ``mask`` holds, as a slice when they are consecutive (a region's
-    sites usually are: its part of a shared fit is then a view, not a copy)."""
-    positions = np.flatnonzero(mask)
-    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
-        return slice(int(positions[0]), int(positions[-1]) + 1)
-    return positions
 
 
 def map_layers_to_regions(features, recording, layers=None, region_coord="region", mapping_fraction=0.5,
