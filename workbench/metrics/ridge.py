@@ -445,7 +445,7 @@ class RidgeCV:
             if self.cv == "gcv":
                 criterion = bk.to_numpy(system.gcv_errors(alphas_b)).astype(np.float64)
             else:
-                criterion = None
+                terms = []  # each inner fold's error per alpha and target
                 for val_mask in validation_masks:
                     val = moments.total(val_mask)
                     if val.n == 0:
@@ -456,15 +456,15 @@ class RidgeCV:
                     inner = moments.system(train_mask & ~val_mask, self.standardize)
                     sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
-                        criterion = (0.0 if criterion is None else criterion) + sse / val.n
+                        terms.append(sse / val.n)
                     else:  # minimise 1 - R^2
                         total = bk.to_numpy(val.yyc).astype(np.float64)
                         with np.errstate(invalid="ignore", divide="ignore"):
-                            criterion = (0.0 if criterion is None else criterion) + np.where(
-                                total > 0, sse / total, np.inf)
-                if criterion is None:
+                            terms.append(np.where(total > 0, sse / total, np.inf))
+                if not terms:
                     raise MetricError(f"inner cross-validation (cv={self.cv}) has no held-out stimulus: the "
                                       "training set is too small (fix: more stimuli, fewer outer folds, or cv='gcv')")
+                criterion = sum(terms)
             # Ties go to the larger alpha: search the reversed (descending) grid.
             best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
         self.alpha_ = alphas[best]
