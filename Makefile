@@ -7,13 +7,14 @@ BIN    := $(VENV)/bin
 # PIP_TORCH_ARGS="--index-url <PyTorch CUDA wheel index>"` (see README, "GPU install").
 TORCH_SPEC     ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
-# pip byte-compiles what it installs on one core (torch alone: 18 s of a 26 s install); we
-# install without and compile the venv once on every core, skipping the packages' own test
-# suites. Not compiling at all is no option: where PYTHONDONTWRITEBYTECODE is set (CI), every
-# process would recompile what it imports (the suite 475 s -> 690 s). Fresh `make test` venv:
-# 141 s -> about 80 s on 2 cores. Files that do not compile (Python 2 examples) are skipped.
+# pip byte-compiles all it installs, on one core (torch alone: 18 s of a 26 s install); we
+# install without, and Python compiles the few hundred modules a run imports on first use.
+# Where PYTHONDONTWRITEBYTECODE is set (as in CI) that bytecode is never written and every
+# process would recompile its imports (the suite: 475 s -> 690 s), so there the venv is
+# compiled once, on every core, skipping the packages' own test suites (files that do not
+# compile, Python 2 examples, are skipped). Fresh `make test` venv: 141 s -> about 80 s.
 PIP            := $(BIN)/pip install --no-compile
-COMPILE         = $(BIN)/python -m compileall -qq -j 0 -x '/tests?/' \
+COMPILE         = [ -z "$$PYTHONDONTWRITEBYTECODE" ] || $(BIN)/python -m compileall -qq -j 0 -x '/tests?/' \
                   "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 DEMO_OUT       ?= reports/demo
 
