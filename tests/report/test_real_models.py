@@ -33,6 +33,7 @@ seed = 0
 n_permutations = 100
 n_stimuli = {n}
 stimulus_set = "objects"
+batch_size = 8  # several batches at 224 px; the preflight's probe then extracts 1 + 8 images, not all 32 again
 
 [[models]]
 name = "CORnet-S (random init)"
