@@ -31,17 +31,11 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(COMPILE)
 	touch $@
 
-# An extra installs with the base in one pip call (one resolution, one editable build), so
-# it also stamps the base as installed.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+# An extra (.installed-test, .installed-bench) installs with the base in one pip call (one
+# resolution, one editable build), so it also stamps the base as installed.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(PIP) $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(PIP) -e ".[test]"
-	$(COMPILE)
-	touch $(VENV)/.installed-base $@
-
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(PIP) $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(PIP) -e ".[bench]"
+	$(PIP) -e ".[$*]"
 	$(COMPILE)
 	touch $(VENV)/.installed-base $@
 
