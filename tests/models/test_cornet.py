@@ -47,6 +47,34 @@ def test_cornet_s_norms_per_repetition_follow_the_papers_times():
         assert hasattr(block, f"norm1_{times - 1}") and not hasattr(block, f"norm1_{times}")
 
 
+@pytest.mark.parametrize("name", ["cornet-z", "cornet-s"])
+def test_static_cornets_run_channels_last_with_the_values_of_the_plain_layout(name):
+    """CORnet-Z and -S keep their convolutions in NHWC (faster on CPU and GPU); every area's
+    output and the logits equal those of the same weights in the plain NCHW layout, and the
+    weights round-trip through a state dict into a plain-layout model."""
+    model = zoo.build(name, seed=0).eval()
+    assert model.V1.state_dict()[next(iter(model.V1.state_dict()))].is_contiguous(memory_format=torch.channels_last)
+    plain = zoo.build(name, seed=0).eval().to(memory_format=torch.contiguous_format)
+    plain.forward = lambda x: plain.decoder(plain.IT(plain.V4(plain.V2(plain.V1(x)))))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        ours, reference = {}, {}
+        for target, store in ((model, ours), (plain, reference)):
+            hooks = [getattr(target, area).register_forward_hook(
+                lambda module, inputs, output, area=area, store=store: store.__setitem__(area, output.clone()))
+                for area in ("V1", "V2", "V4", "IT")]
+            store["logits"] = target(x)
+            for hook in hooks:
+                hook.remove()
+    assert reference["V1"].is_contiguous() and ours["V1"].is_contiguous(memory_format=torch.channels_last)
+    for key, value in reference.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-4, atol=1e-4 * float(value.abs().max()))
+    loaded = zoo.build(name, seed=1).to(memory_format=torch.contiguous_format)
+    loaded.load_state_dict(model.state_dict())
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
 def test_a_data_parallel_state_dict_of_the_release_loads(tmp_path):
     source = zoo.build("cornet-z", seed=1)
     torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, tmp_path / "cornet_z.pth")
