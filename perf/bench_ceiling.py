@@ -10,6 +10,15 @@ import time
 
 from _cli import speed_parser
 
+
+def options():
+    """The command line (built before the heavy imports, so that --help is instant)."""
+    return speed_parser(__doc__, stimuli=400, sites=64, bins=20, reps=20, splits=5)
+
+
+if __name__ == "__main__":
+    options().parse_args()  # --help and a mistyped option answer at once, before the imports below
+
 import numpy as np
 import pandas as pd
 
@@ -48,7 +57,7 @@ def loop_baseline(trials, n_splits, seed):
 
 
 def main():
-    args = speed_parser(__doc__, stimuli=400, sites=64, bins=20, reps=20, splits=5).parse_args()
+    args = options().parse_args()
     trials = simulated_trials(args.stimuli, args.sites, args.bins, args.reps)
 
     start = time.perf_counter()

@@ -44,6 +44,22 @@ from pathlib import Path
 
 from _cli import speed_parser
 
+
+def options():
+    """The command line (built before the heavy imports, so that --help is instant)."""
+    parser = speed_parser(__doc__, device="auto", stimuli=1000, bins=10, sites=128, features=1024, permutations=10000)
+    parser.add_argument("--backend", default="torch", choices=["numpy", "torch"])
+    parser.add_argument("--skip-himalaya", action="store_true", help="e.g. on a machine without the bench extra")
+    parser.add_argument("--skip-pls", action="store_true")
+    parser.add_argument("--himalaya-shape", action="store_true", help="himalaya's published problem instead")
+    parser.add_argument("--fit-himalaya-shape", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--prediction-out", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == "__main__":
+    options().parse_args()  # --help and a mistyped option answer at once, before the imports below
+
 import numpy as np
 import xarray as xr
 
@@ -260,14 +276,7 @@ def himalaya_shape(args):
 
 
 def main():
-    parser = speed_parser(__doc__, device="auto", stimuli=1000, bins=10, sites=128, features=1024, permutations=10000)
-    parser.add_argument("--backend", default="torch", choices=["numpy", "torch"])
-    parser.add_argument("--skip-himalaya", action="store_true", help="e.g. on a machine without the bench extra")
-    parser.add_argument("--skip-pls", action="store_true")
-    parser.add_argument("--himalaya-shape", action="store_true", help="himalaya's published problem instead")
-    parser.add_argument("--fit-himalaya-shape", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--prediction-out", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = options().parse_args()
     if args.fit_himalaya_shape:
         return himalaya_shape_fit(args.fit_himalaya_shape, "cuda" if args.device == "cuda" else "cpu",
                                   args.prediction_out)

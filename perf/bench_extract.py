@@ -33,6 +33,29 @@ from pathlib import Path
 
 from _rss import peak_rss_gb
 
+
+def options():
+    """The command line (built before the heavy imports, so that --help is instant)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--model", default="bl")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--n-large", type=int, default=10000)
+    parser.add_argument("--n-raw", type=int, default=200)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--pool", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss-repeats", type=int, default=3)
+    parser.add_argument("--skip-rss", action="store_true", help="only the overhead figures")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak-RSS figures")
+    parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == "__main__":
+    options().parse_args()  # --help and a mistyped option answer at once, before the imports below
+
 import numpy as np
 import pandas as pd
 import torch
@@ -147,21 +170,7 @@ def run_child(args, n):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--model", default="bl")
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--n-large", type=int, default=10000)
-    parser.add_argument("--n-raw", type=int, default=200)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--pool", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rss-repeats", type=int, default=3)
-    parser.add_argument("--skip-rss", action="store_true", help="only the overhead figures")
-    parser.add_argument("--rss-only", action="store_true", help="only the peak-RSS figures")
-    parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = options().parse_args()
     if args.child_n:
         return child(args)
 

@@ -40,6 +40,16 @@ from pathlib import Path
 
 from _cli import speed_parser
 
+
+def options():
+    """The command line (built before the heavy imports, so that --help is instant)."""
+    return speed_parser(__doc__, recording="", workdir="/tmp/workbench-recording", model="cornet-s", n_stimuli=0,
+                        permutations=10000, folds=10, batch_size=32, device="auto")
+
+
+if __name__ == "__main__":
+    options().parse_args()  # --help and a mistyped option answer at once, before the imports below
+
 import numpy as np
 import pandas as pd
 
@@ -191,8 +201,7 @@ def brainscore_style(features, neural, n_folds, seed=0):
 
 
 def main():
-    args = speed_parser(__doc__, recording="", workdir="/tmp/workbench-recording", model="cornet-s", n_stimuli=0,
-                        permutations=10000, folds=10, batch_size=32, device="auto").parse_args()
+    args = options().parse_args()
     from workbench.metrics import map_layers_to_regions, score_regions
     from workbench.stats import heldout_permutation_test
     from workbench.storage import write_json

@@ -29,6 +29,17 @@ import time
 
 from _cli import speed_parser
 
+
+def options():
+    """The command line (built before the heavy imports, so that --help is instant)."""
+    return speed_parser(__doc__, items=1320, readouts=64, permutations=10000, loop_permutations=100,
+                        heldout_stimuli=320, heldout_sites=256, heldout_bins=30, heldout_permutations=10000,
+                        tg_pairs=30)
+
+
+if __name__ == "__main__":
+    options().parse_args()  # --help and a mistyped option answer at once, before the imports below
+
 import numpy as np
 import scipy.stats
 
@@ -168,9 +179,7 @@ def tg_assemblies(rng, n_stimuli, n_features, n_sites, n_bins):
 
 
 def main():
-    args = speed_parser(__doc__, items=1320, readouts=64, permutations=10000, loop_permutations=100,
-                        heldout_stimuli=320, heldout_sites=256, heldout_bins=30, heldout_permutations=10000,
-                        tg_pairs=30).parse_args()
+    args = options().parse_args()
     rng = np.random.default_rng(0)
     target = rng.uniform(0, 0.5, args.items)
     readouts = target[:, None] * rng.uniform(0, 1, args.readouts) + rng.standard_normal((args.items, args.readouts))
