@@ -162,6 +162,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, serial_re
     _, reference, _ = serial_report
     config = _write_config(tmp_path)
     out = tmp_path / "out"
+    _seed_data(reference, out / "cache")
     command = [SCRIPT, "report", "--config", str(config), "--out", str(out), "--no-progress", "--jobs", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tasks = out / "cache" / "tasks"
@@ -177,6 +178,14 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, serial_re
     subprocess.run(command, check=True, capture_output=True)
     assert {p.name: p.stat().st_mtime_ns for p in tasks.glob("*.json") if p.name in finished} == finished
     assert (out / "scores.json").read_text() == (reference / "scores.json").read_text()
+
+
+def _seed_data(reference, cache):
+    """Start ``cache`` with the serial report's simulated recordings (the tasks, the models and
+    the activations are still computed): the runs below test scheduling and resuming, and the
+    simulations are the same files (test_report_writes_every_output checks them)."""
+    shutil.copytree(reference / "cache" / "data", cache / "data")
+    return cache
 
 
 def _one_benchmark(tmp_path, reference, name="sim-macaque.V4.shared-time-ridge"):
@@ -196,7 +205,8 @@ def _one_benchmark(tmp_path, reference, name="sim-macaque.V4.shared-time-ridge")
 def test_two_worker_local_cluster_gives_exactly_the_serial_results(tmp_path, serial_report):
     # a worker trains the hidden network, then the two tasks run side by side
     config, expected = _one_benchmark(tmp_path, serial_report[1], "sim-macaque.IT.shared-time-ridge")
-    build_report(config, tmp_path / "out", jobs=2, progress=False)
+    build_report(config, tmp_path / "out", jobs=2, cache_dir=_seed_data(serial_report[1], tmp_path / "cache"),
+                 progress=False)
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["scores"] == expected
 
 
@@ -207,7 +217,8 @@ def test_an_existing_cluster_is_used_through_its_scheduler_address(tmp_path, ser
     # the hidden network is prepared on the cluster, then its tasks run there
     config, expected = _one_benchmark(tmp_path, serial_report[1])
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        build_report(config, tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
+        build_report(config, tmp_path / "out", scheduler=cluster.scheduler_address,
+                     cache_dir=_seed_data(serial_report[1], tmp_path / "cache"), progress=False)
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["scores"] == expected
 
 
