@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from workbench import WorkbenchError
-from workbench.object_stimuli import CATEGORIES, objects
+from workbench.object_stimuli import CATEGORIES, object_ids, objects
 from workbench.stimuli import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, digits, from_image_files
 
 IMAGENET = Preprocessing(size=48, channels="rgb", normalization="imagenet")
@@ -74,8 +74,23 @@ def test_objects_have_hvm_metadata_and_render_alike_at_any_resolution_and_subset
     np.testing.assert_allclose(chosen.images, small.images[[3, 40]], atol=1e-6)
     again = objects(n_per_object=1, variations=(0, 6), size=32, seed=0)
     np.testing.assert_array_equal(again.images, small.images)
+    assert object_ids(n_per_object=1, variations=(0, 6)) == list(small.stimulus_ids)  # without rendering
     # an object differs from its background: the centre of a V0 image is the object's colour
     assert small.images.shape[1] == 3 and np.ptp(small.images[0, :, 16, 16]) > 0
+
+
+def test_a_simulated_recordings_objects_are_a_seeded_subset_of_the_full_set():
+    """The simulator renders only the objects it keeps; they are the images (and ids, in
+    order) of rendering the whole set and taking the seeded subset."""
+    from workbench.simulators.macaque import embedded_stimuli
+
+    shown = embedded_stimuli("objects", 40, seed=3)
+    full = objects(n_per_object=1, seed=3, preprocessing=Preprocessing(size=32))
+    keep = np.sort(np.random.default_rng(3).choice(len(full), 40, replace=False))
+    assert list(shown.stimulus_ids) == list(full.stimulus_ids[keep])
+    np.testing.assert_allclose(shown.images, full.images[keep], atol=1e-6)
+    pd.testing.assert_frame_equal(shown.metadata[["stimulus_id", "background_id", "s"]],
+                                  full.metadata.iloc[keep].reset_index(drop=True)[["stimulus_id", "background_id", "s"]])
 
 
 def test_objects_reject_bad_arguments():

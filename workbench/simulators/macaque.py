@@ -363,7 +363,7 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     object for ``n_stimuli``, then a seeded subset) or ``"characters"`` (26 letters in 8
     fonts at 3 variation levels, enough per glyph, then a seeded subset); ``ids`` renders
     only those (the set's order). ``attrs["embedded"]`` records how to render them again."""
-    from workbench.object_stimuli import N_OBJECTS, CATEGORIES, objects
+    from workbench.object_stimuli import N_OBJECTS, CATEGORIES, object_ids, objects
 
     if name == "digits":
         # the hidden network reads 8 px digits (their native size)
@@ -375,10 +375,11 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         if not n_stimuli:
             raise WorkbenchError("the object stimuli need n_stimuli (how many the recording showed)")
         n_per_object = -(-n_stimuli // (len(CATEGORIES) * N_OBJECTS * 3))
+        if ids is None:  # a seeded subset of the full set, and only it rendered (the same images)
+            every = object_ids(n_per_object)
+            keep = np.sort(np.random.default_rng(seed).choice(len(every), n_stimuli, replace=False))
+            ids = [every[i] for i in keep]
         shown = objects(n_per_object=n_per_object, seed=seed, preprocessing=preprocessing, ids=ids)
-        if ids is None:
-            keep = np.sort(np.random.default_rng(seed).choice(len(shown), n_stimuli, replace=False))
-            shown = shown.subset(keep)
         shown.metadata["label"] = pd.Categorical(shown.metadata["category_name"], categories=CATEGORIES).codes
         shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
         embedded = {"name": "objects", "n_stimuli": n_stimuli, "seed": seed}
