@@ -20,6 +20,20 @@ def test_site_counts_per_region_and_their_checks(tmp_path):
             simulate_macaque(tmp_path / "bad.nc", n_stimuli=30, sites_per_region=bad)
 
 
+@pytest.mark.parametrize("stimuli", ["digits", "objects", "characters"])
+@pytest.mark.parametrize("option, bad", [("n_stimuli", -5), ("n_stimuli", 0), ("n_stimuli", 1.5), ("n_stimuli", True),
+                                         ("n_stimuli", None), ("n_repetitions", 1), ("n_repetitions", 2.5)])
+def test_bad_counts_are_named_errors_before_the_brain_is_built(tmp_path, monkeypatch, stimuli, option, bad):
+    """A negative, fractional or boolean count was a raw numpy error, and only after the
+    hidden network had been trained (about a minute)."""
+    from workbench.simulators import macaque
+
+    monkeypatch.setattr(macaque, "build_brain", lambda *a, **k: pytest.fail("the brain was built first"))
+    with pytest.raises(WorkbenchError, match=f"{option} must be an integer >= "):
+        simulate_macaque(tmp_path / "bad.nc", stimuli=stimuli, **{"n_stimuli": 30, option: bad})
+    assert not (tmp_path / "bad.nc").exists()
+
+
 def test_the_majajhong_preset_has_the_release_size():
     assert MAJAJHONG2015["n_stimuli"] == 3200 and tuple(MAJAJHONG2015["sites_per_region"]) == (88, 168)
     assert MAJAJHONG2015["n_repetitions"] == 50 and MAJAJHONG2015["stimuli"] == "objects"

@@ -175,8 +175,9 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     -------
     MacaqueSimulation
     """
-    if n_repetitions < 2:
-        raise WorkbenchError(f"n_repetitions must be >= 2 for a reliability, got {n_repetitions}")
+    # checked before the brain is trained (a minute), not after
+    _check_count("n_stimuli", n_stimuli, 1)
+    _check_count("n_repetitions", n_repetitions, 2, "for a reliability")
     start_ms, end_ms = time_window
     if not end_ms - start_ms >= bin_ms > 0:
         raise WorkbenchError(f"time_window {time_window} must span at least one {bin_ms} ms bin")
@@ -345,6 +346,12 @@ def _site_weights(units, n_sites, rng, population_rank):
     return components @ (rng.standard_normal((rank, n_sites)) / np.sqrt(rank))
 
 
+def _check_count(name, value, minimum, why=""):
+    """``value`` is an integer >= ``minimum`` (a bool or a float is not), else a WorkbenchError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise WorkbenchError(f"{name} must be an integer >= {minimum}{' ' + why if why else ''}, got {value!r}")
+
+
 def _site_counts(sites_per_region, regions):
     """One site count per region, from an int (every region) or a sequence (in order)."""
     counts = ([sites_per_region] * len(regions) if np.ndim(sites_per_region) == 0
@@ -365,6 +372,8 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     only those (the set's order). ``attrs["embedded"]`` records how to render them again."""
     from workbench.object_stimuli import N_OBJECTS, CATEGORIES, object_ids, objects
 
+    if name != "digits" or ids is None:  # digits are found by id alone (their set is fixed)
+        _check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
     if name == "digits":
         # the hidden network reads 8 px digits (their native size)
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=8)
@@ -372,8 +381,6 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         embedded = {"name": "digits", "n_stimuli": n_stimuli, "seed": seed}
     elif name == "objects":
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
-        if not n_stimuli:
-            raise WorkbenchError("the object stimuli need n_stimuli (how many the recording showed)")
         n_per_object = -(-n_stimuli // (len(CATEGORIES) * N_OBJECTS * 3))
         if ids is None:  # a seeded subset of the full set, and only it rendered (the same images)
             every = object_ids(n_per_object)
@@ -387,8 +394,6 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         from workbench.character_stimuli import FONTS, LETTERS, VARIATION_RANGES, characters
 
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
-        if not n_stimuli:
-            raise WorkbenchError("the character stimuli need n_stimuli (how many the recording showed)")
         n_per_glyph = -(-n_stimuli // (len(LETTERS) * len(FONTS) * len(VARIATION_RANGES)))
         shown = characters(n_per_glyph=n_per_glyph, seed=seed, preprocessing=preprocessing, ids=ids)
         if ids is None:
