@@ -1,6 +1,8 @@
 """The recording-scale options of the macaque simulator: per-region site counts, the
 MajajHong2015 preset, and the CLI that writes them."""
 
+import re
+
 import pytest
 
 import data_adapters
@@ -21,16 +23,21 @@ def test_site_counts_per_region_and_their_checks(tmp_path):
 
 
 @pytest.mark.parametrize("stimuli", ["digits", "objects", "characters"])
-@pytest.mark.parametrize("option, bad", [("n_stimuli", -5), ("n_stimuli", 0), ("n_stimuli", 1.5), ("n_stimuli", True),
-                                         ("n_stimuli", None), ("n_repetitions", 1), ("n_repetitions", 2.5)])
-def test_bad_counts_are_named_errors_before_the_brain_is_built(tmp_path, monkeypatch, stimuli, option, bad):
-    """A negative, fractional or boolean count was a raw numpy error, and only after the
-    hidden network had been trained (about a minute)."""
+@pytest.mark.parametrize("option, bad, words", [
+    ("n_stimuli", -5, "an integer >= 1"), ("n_stimuli", 0, "an integer >= 1"), ("n_stimuli", 1.5, "an integer >= 1"),
+    ("n_stimuli", True, "an integer >= 1"), ("n_stimuli", None, "an integer >= 1"),
+    ("n_repetitions", 1, "an integer >= 2"), ("n_repetitions", 2.5, "an integer >= 2"),
+    ("seed", -1, "an integer >= 0"), ("seed", 1.5, "an integer >= 0"), ("brain_seed", "0", "an integer >= 0"),
+    ("time_window", (0,), "(start_ms, end_ms)"), ("time_window", ("a", 3), "(start_ms, end_ms)"),
+    ("stimuli", "faces", "one of 'digits', 'objects', 'characters'")])
+def test_bad_options_are_named_errors_before_the_brain_is_built(tmp_path, monkeypatch, stimuli, option, bad, words):
+    """Negative, fractional or boolean counts and seeds, a malformed time window: raw numpy or
+    unpacking errors, some only after the hidden network had been trained (about a minute)."""
     from workbench.simulators import macaque
 
     monkeypatch.setattr(macaque, "build_brain", lambda *a, **k: pytest.fail("the brain was built first"))
-    with pytest.raises(WorkbenchError, match=f"{option} must be an integer >= "):
-        simulate_macaque(tmp_path / "bad.nc", stimuli=stimuli, **{"n_stimuli": 30, option: bad})
+    with pytest.raises(WorkbenchError, match=re.escape(f"{option} must be {words}")):
+        simulate_macaque(tmp_path / "bad.nc", **{"n_stimuli": 30, "stimuli": stimuli, option: bad})
     assert not (tmp_path / "bad.nc").exists()
 
 

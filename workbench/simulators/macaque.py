@@ -178,7 +178,14 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     # checked before the brain is trained (a minute), not after
     _check_count("n_stimuli", n_stimuli, 1)
     _check_count("n_repetitions", n_repetitions, 2, "for a reliability")
-    start_ms, end_ms = time_window
+    _check_count("seed", seed, 0)
+    _check_count("brain_seed", brain_seed, 0)
+    if stimuli not in EMBEDDED_SETS:
+        raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {stimuli!r}")
+    try:
+        start_ms, end_ms = (float(t) for t in time_window)
+    except (TypeError, ValueError):
+        raise WorkbenchError(f"time_window must be (start_ms, end_ms), got {time_window!r}") from None
     if not end_ms - start_ms >= bin_ms > 0:
         raise WorkbenchError(f"time_window {time_window} must span at least one {bin_ms} ms bin")
     counts = _site_counts(sites_per_region, regions)
@@ -346,6 +353,9 @@ def _site_weights(units, n_sites, rng, population_rank):
     return components @ (rng.standard_normal((rank, n_sites)) / np.sqrt(rank))
 
 
+EMBEDDED_SETS = ("digits", "objects", "characters")
+
+
 def _check_count(name, value, minimum, why=""):
     """``value`` is an integer >= ``minimum`` (a bool or a float is not), else a WorkbenchError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -402,7 +412,7 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
         embedded = {"name": "characters", "n_stimuli": n_stimuli, "seed": seed}
     else:
-        raise WorkbenchError(f"stimuli must be 'digits', 'objects' or 'characters', got {name!r}")
+        raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {name!r}")
     shown.attrs["embedded"] = embedded
     return shown
 
