@@ -32,6 +32,7 @@ import xarray as xr
 
 from workbench import stimuli as stimulus_sets
 from workbench.errors import WorkbenchError
+from workbench.simulators._checks import check_count
 from workbench.storage import atomic_path, write_json
 
 from data_adapters import bdata
@@ -114,8 +115,10 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
     -------
     BlurFmriSimulation
     """
-    if n_subjects < 1 or n_time_bins < 2 or n_repetitions < 1:
-        raise WorkbenchError("need n_subjects >= 1, n_time_bins >= 2 and n_repetitions >= 1")
+    for name, value, minimum in (("n_subjects", n_subjects, 1), ("n_images", n_images, 1),
+                                 ("voxels_per_roi", voxels_per_roi, 1), ("n_repetitions", n_repetitions, 1),
+                                 ("n_time_bins", n_time_bins, 2), ("image_size", image_size, 1), ("seed", seed, 0)):
+        check_count(name, value, minimum)
     if not 0 <= denoising_strength <= 1:
         raise WorkbenchError(f"denoising_strength must be in [0, 1], got {denoising_strength}")
     if n_time_bins > len(HRF_BINS):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.simulators._checks import check_count
 from workbench.storage import atomic_path
 
 MAX_RT_CONDITIONS = (500, 1000, 2000)
@@ -50,6 +51,11 @@ def simulate_human_ratings(path, n_images=60, n_workers=60, practice_trials=3, n
     """
     if format not in ("sqlite", "csv"):
         raise WorkbenchError(f"format must be 'sqlite' or 'csv', got {format!r}")
+    for name, value, minimum in (("n_workers", n_workers, 1), ("practice_trials", practice_trials, 0),
+                                 ("n_incomplete", n_incomplete, 0), ("seed", seed, 0)):
+        check_count(name, value, minimum)
+    if uncertainty is None:
+        check_count("n_images", n_images, 2, "(two categories)")
     rng = np.random.default_rng(seed)
     if uncertainty is None:
         stimulus_ids = np.array([f"img_{i:04d}" for i in range(n_images)])

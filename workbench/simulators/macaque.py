@@ -47,6 +47,7 @@ from workbench import stimuli as stimulus_sets
 from workbench.assembly import DIMS, to_netcdf
 from workbench.errors import WorkbenchError
 from workbench.models import PresentationProtocol, extract
+from workbench.simulators._checks import check_count
 
 # (region, layer of the hidden network, latency in ms): V4 reads the middle layer and answers
 # before IT, which reads the last.
@@ -176,10 +177,10 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     MacaqueSimulation
     """
     # checked before the brain is trained (a minute), not after
-    _check_count("n_stimuli", n_stimuli, 1)
-    _check_count("n_repetitions", n_repetitions, 2, "for a reliability")
-    _check_count("seed", seed, 0)
-    _check_count("brain_seed", brain_seed, 0)
+    check_count("n_stimuli", n_stimuli, 1)
+    check_count("n_repetitions", n_repetitions, 2, "for a reliability")
+    check_count("seed", seed, 0)
+    check_count("brain_seed", brain_seed, 0)
     if stimuli not in EMBEDDED_SETS:
         raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {stimuli!r}")
     try:
@@ -356,12 +357,6 @@ def _site_weights(units, n_sites, rng, population_rank):
 EMBEDDED_SETS = ("digits", "objects", "characters")
 
 
-def _check_count(name, value, minimum, why=""):
-    """``value`` is an integer >= ``minimum`` (a bool or a float is not), else a WorkbenchError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise WorkbenchError(f"{name} must be an integer >= {minimum}{' ' + why if why else ''}, got {value!r}")
-
-
 def _site_counts(sites_per_region, regions):
     """One site count per region, from an int (every region) or a sequence (in order)."""
     counts = ([sites_per_region] * len(regions) if np.ndim(sites_per_region) == 0
@@ -383,7 +378,7 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     from workbench.object_stimuli import N_OBJECTS, CATEGORIES, object_ids, objects
 
     if name != "digits" or ids is None:  # digits are found by id alone (their set is fixed)
-        _check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
+        check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
     if name == "digits":
         # the hidden network reads 8 px digits (their native size)
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=8)
