@@ -1,5 +1,7 @@
 """The project's exceptions: one base class so callers can catch everything we raise."""
 
+import numbers
+
 
 class WorkbenchError(Exception):
     """Base class of every error the workbench raises on purpose."""
@@ -48,3 +50,12 @@ class ConfigError(WorkbenchError, ValueError):
     def under(self, prefix):
         """The same error with its key inside ``prefix`` (e.g. ``models[0]``)."""
         return ConfigError(f"{prefix}.{self.key}" if self.key else prefix, self.problem)
+
+
+def check_count(name, value, minimum=None, why="", error=WorkbenchError):
+    """Raise ``error`` naming ``name`` unless ``value`` is an integer (a Python or numpy
+    integer; a bool or a float is not) and, when ``minimum`` is given, >= ``minimum``.
+    Checked where an option enters, so numpy never answers with its own TypeError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise error(f"{name} must be an integer{bound}{' ' + why if why else ''}, got {value!r}")

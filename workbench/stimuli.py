@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .assembly import control_character_id
-from .errors import WorkbenchError
+from .errors import WorkbenchError, check_count
 
 
 NORMALIZATIONS = ("set", "imagenet", "inception")
@@ -238,6 +238,7 @@ def digits(n_stimuli=None, size=8, seed=0, preprocessing=None, ids=None):
             raise WorkbenchError(f"not scikit-learn digits: {unknown[:3]} (ids look like 'digit_0042')")
         index = np.asarray([known[i] for i in wanted], dtype=int)
     elif n_stimuli is not None:
+        check_count("n_stimuli", n_stimuli)
         if not 0 < n_stimuli <= len(images):
             raise WorkbenchError(f"n_stimuli must be in 1..{len(images)}, got {n_stimuli}")
         index = np.sort(np.random.default_rng(seed).choice(len(images), n_stimuli, replace=False))

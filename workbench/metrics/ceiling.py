@@ -7,7 +7,7 @@ import pandas as pd
 import xarray as xr
 
 from ..assembly import averaged_from_moments, grouped_nanmean, stimulus_moments, validate
-from ..errors import MetricError
+from ..errors import MetricError, check_count
 from .correlation import nan_pearson_columns, pearson_columns, spearman_brown
 
 
@@ -54,8 +54,8 @@ def split_half_ceiling(trials, n_splits=10, seed=0):
         cell only; ``attrs["dropped_pairs"]`` and ``attrs["dropped_stimuli"]`` count them.
     """
     validate(trials)
-    if n_splits < 1:
-        raise MetricError(f"n_splits must be >= 1, got {n_splits}")
+    check_count("n_splits", n_splits, 1, error=MetricError)
+    check_count("seed", seed, 0, error=MetricError)
     codes, uniques = pd.factorize(trials.coords["stimulus_id"].values)
     counts = np.bincount(codes, minlength=len(uniques))
     usable = counts >= 2

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..assembly import DIMS
 from ..backend import resolve_device
-from ..errors import ExtractionError
+from ..errors import ExtractionError, check_count
 from .conventions import check_convention, detect_convention, run_steps, sees_offset
 from .protocol import PresentationProtocol
 from .reductions import Reduction
@@ -277,8 +277,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
         if not layers:
             raise ExtractionError("name the layers to record (this model has no default_layers)")
     layers = list(layers)
-    if batch_size < 1:
-        raise ExtractionError(f"batch_size must be >= 1, got {batch_size}")
+    check_count("batch_size", batch_size, 1, error=ExtractionError)
     images = stimuli.images if hasattr(stimuli.images, "content_digest") else np.asarray(stimuli.images)
     if images.ndim != 4 or not np.issubdtype(images.dtype, np.floating):
         raise ExtractionError(

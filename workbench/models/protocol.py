@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..errors import ExtractionError
+from ..errors import ExtractionError, check_count
 
 UNROLLINGS = ("network_per_step", "layer_per_step")
 
@@ -30,6 +30,8 @@ class PresentationProtocol:
     unrolling: str = "network_per_step"
 
     def __post_init__(self):
+        check_count("image_steps", self.image_steps, error=ExtractionError)
+        check_count("blank_steps", self.blank_steps, error=ExtractionError)
         if self.image_steps < 1 or self.blank_steps < 0:
             raise ExtractionError(
                 f"protocol needs image_steps >= 1 and blank_steps >= 0, got "

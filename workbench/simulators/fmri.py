@@ -31,8 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import stimuli as stimulus_sets
-from workbench.errors import WorkbenchError
-from workbench.simulators._checks import check_count
+from workbench.errors import WorkbenchError, check_count
 from workbench.storage import atomic_path, write_json
 
 from data_adapters import bdata

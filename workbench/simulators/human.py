@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.errors import WorkbenchError
-from workbench.simulators._checks import check_count
+from workbench.errors import WorkbenchError, check_count
 from workbench.storage import atomic_path
 
 MAX_RT_CONDITIONS = (500, 1000, 2000)

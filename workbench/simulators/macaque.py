@@ -45,9 +45,8 @@ import xarray as xr
 
 from workbench import stimuli as stimulus_sets
 from workbench.assembly import DIMS, to_netcdf
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, check_count
 from workbench.models import PresentationProtocol, extract
-from workbench.simulators._checks import check_count
 
 # (region, layer of the hidden network, latency in ms): V4 reads the middle layer and answers
 # before IT, which reads the last.

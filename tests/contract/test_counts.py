@@ -1,0 +1,48 @@
+"""Counts and seeds given to the public API are checked where they enter: a float, a bool or
+an out-of-range value is the project's error naming the option (it was numpy's TypeError or
+ValueError), and numpy integers are accepted."""
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import make_assembly
+from workbench import ExtractionError, MetricError, WorkbenchError
+from workbench.errors import check_count
+from workbench.metrics import split_half_ceiling
+from workbench.models import PresentationProtocol, extract, zoo
+from workbench.stimuli import digits
+
+
+def test_check_count_accepts_integers_and_names_what_it_refuses():
+    for good in (3, np.int64(3), np.uint8(3)):
+        check_count("n", good, 1)
+    for bad in (1.5, True, np.bool_(True), "3", None, np.float64(3.0)):
+        with pytest.raises(WorkbenchError, match=re.escape("n must be an integer, got")):
+            check_count("n", bad)
+    with pytest.raises(MetricError, match=re.escape("n must be an integer >= 2 (why), got 1")):
+        check_count("n", 1, 2, "(why)", error=MetricError)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: digits(1.5), WorkbenchError, "n_stimuli must be an integer"),
+    (lambda: digits(True), WorkbenchError, "n_stimuli must be an integer"),
+    (lambda: PresentationProtocol(1.5, 1), ExtractionError, "image_steps must be an integer"),
+    (lambda: PresentationProtocol(2, True), ExtractionError, "blank_steps must be an integer"),
+    (lambda: extract(zoo.build("b", channels=(4, 8)), digits(2, size=32), batch_size=1.5, progress=False,
+                     protocol=PresentationProtocol(2, 1)), ExtractionError, "batch_size must be an integer >= 1"),
+    (lambda: split_half_ceiling(make_assembly(repetitions=4), n_splits=1.5), MetricError,
+     "n_splits must be an integer >= 1"),
+    (lambda: split_half_ceiling(make_assembly(repetitions=4), seed=-1), MetricError, "seed must be an integer >= 0"),
+])
+def test_bad_counts_are_named_errors(call, error, words):
+    with pytest.raises(error, match=re.escape(words)):
+        call()
+
+
+def test_numpy_integer_counts_still_work():
+    assert len(digits(np.int64(3))) == 3
+    assert PresentationProtocol(np.int64(2), np.int64(1)).n_steps == 3
+    ceiling = split_half_ceiling(make_assembly(repetitions=4), n_splits=np.int64(2), seed=np.int64(1))
+    assert ceiling.sizes["neuroid"] == 4
