@@ -30,13 +30,8 @@ class PresentationProtocol:
     unrolling: str = "network_per_step"
 
     def __post_init__(self):
-        check_count("image_steps", self.image_steps, error=ExtractionError)
-        check_count("blank_steps", self.blank_steps, error=ExtractionError)
-        if self.image_steps < 1 or self.blank_steps < 0:
-            raise ExtractionError(
-                f"protocol needs image_steps >= 1 and blank_steps >= 0, got "
-                f"{self.image_steps} and {self.blank_steps}"
-            )
+        check_count("image_steps", self.image_steps, 1, error=ExtractionError)
+        check_count("blank_steps", self.blank_steps, 0, error=ExtractionError)
         if not self.step_ms > 0:
             raise ExtractionError(f"step_ms must be positive, got {self.step_ms}")
         if self.unrolling not in UNROLLINGS:

@@ -53,10 +53,9 @@ def simulate_human_ratings(path, n_images=60, n_workers=60, practice_trials=3, n
     for name, value, minimum in (("n_workers", n_workers, 1), ("practice_trials", practice_trials, 0),
                                  ("n_incomplete", n_incomplete, 0), ("seed", seed, 0)):
         check_count(name, value, minimum)
-    if uncertainty is None:
-        check_count("n_images", n_images, 2, "(two categories)")
     rng = np.random.default_rng(seed)
     if uncertainty is None:
+        check_count("n_images", n_images, 2, "(two categories)")
         stimulus_ids = np.array([f"img_{i:04d}" for i in range(n_images)])
         uncertainty = rng.uniform(0.0, 0.5, n_images)
     else:

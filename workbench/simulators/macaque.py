@@ -180,8 +180,7 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     check_count("n_repetitions", n_repetitions, 2, "for a reliability")
     check_count("seed", seed, 0)
     check_count("brain_seed", brain_seed, 0)
-    if stimuli not in EMBEDDED_SETS:
-        raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {stimuli!r}")
+    _check_embedded_set(stimuli)
     try:
         start_ms, end_ms = (float(t) for t in time_window)
     except (TypeError, ValueError):
@@ -356,6 +355,11 @@ def _site_weights(units, n_sites, rng, population_rank):
 EMBEDDED_SETS = ("digits", "objects", "characters")
 
 
+def _check_embedded_set(name):
+    if name not in EMBEDDED_SETS:
+        raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {name!r}")
+
+
 def _site_counts(sites_per_region, regions):
     """One site count per region, from an int (every region) or a sequence (in order)."""
     counts = ([sites_per_region] * len(regions) if np.ndim(sites_per_region) == 0
@@ -376,7 +380,8 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     only those (the set's order). ``attrs["embedded"]`` records how to render them again."""
     from workbench.object_stimuli import N_OBJECTS, CATEGORIES, object_ids, objects
 
-    if name != "digits" or ids is None:  # digits are found by id alone (their set is fixed)
+    _check_embedded_set(name)
+    if name != "digits":  # digits() checks its own n_stimuli, which it does not need with ids
         check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
     if name == "digits":
         # the hidden network reads 8 px digits (their native size)
@@ -394,7 +399,7 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         shown.metadata["label"] = pd.Categorical(shown.metadata["category_name"], categories=CATEGORIES).codes
         shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
         embedded = {"name": "objects", "n_stimuli": n_stimuli, "seed": seed}
-    elif name == "characters":
+    else:
         from workbench.character_stimuli import FONTS, LETTERS, VARIATION_RANGES, characters
 
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
@@ -405,8 +410,6 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
             shown = shown.subset(keep)
         shown.metadata["variation"] = "V" + shown.metadata["variation"].astype(str)
         embedded = {"name": "characters", "n_stimuli": n_stimuli, "seed": seed}
-    else:
-        raise WorkbenchError(f"stimuli must be one of {', '.join(map(repr, EMBEDDED_SETS))}, got {name!r}")
     shown.attrs["embedded"] = embedded
     return shown
 
