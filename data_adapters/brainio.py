@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.assembly import (DIMS, decode_attrs, select_neuroids, select_time_bins,
+from workbench.assembly import (DIMS, decode_attrs, is_member, select_neuroids, select_time_bins,
                                 time_bin_overlap, to_netcdf, validate)
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
@@ -112,7 +112,7 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
             da = merge_stimulus_set(da, frame, source=source)
             if stimulus_split is not None:
                 split_ids = frame.loc[split_mask(frame, stimulus_split, source), "stimulus_id"].astype(str)
-                da = da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, split_ids)))
+                da = da.isel(presentation=np.flatnonzero(is_member(da.coords["stimulus_id"].values, split_ids)))
         elif stimulus_split is not None:
             raise DataFormatError(path, "stimulus_split needs a stimulus_set", "pass stimulus_set=CSV")
         criteria = {k: v for k, v in (("region", region), ("animal", animal)) if v is not None}

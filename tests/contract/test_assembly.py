@@ -189,3 +189,16 @@ def test_failed_write_keeps_previous_file(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.json"]
+
+
+@pytest.mark.parametrize("values, wanted", [
+    (np.array(["s1", "s2", "s3", "s2"], dtype=object), ["s2", "zz", "s2"]),  # object ids, repeated wanted
+    (np.array(["V4", "IT", "V4"]), np.array(["IT"])),                          # numpy str
+    (np.array([1, 2, 3]), [1.0, 3]),                                          # numbers of mixed types
+    (np.array(["1", "2"]), [1]),                                              # text never equals a number
+    (np.array([], dtype=object), ["a"]),
+])
+def test_is_member_agrees_with_numpy_isin(values, wanted):
+    mask = A.is_member(values, wanted)
+    assert mask.dtype == bool
+    np.testing.assert_array_equal(mask, np.isin(values, wanted))

@@ -21,6 +21,17 @@ def test_pearson_columns_matches_numpy():
     assert np.isnan(pearson_columns(a, b)[0, 0])
 
 
+def test_pearson_columns_along_an_inner_axis_equals_the_transposed_computation():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((6, 40, 5)), rng.standard_normal((6, 40, 5))
+    a[2, :, 3] = 1.5  # a constant column along axis 1
+    r = pearson_columns(a, b, axis=1)
+    assert r.shape == (6, 5)
+    np.testing.assert_array_equal(r, pearson_columns(a.transpose(1, 0, 2), b.transpose(1, 0, 2)))
+    assert r[0, 1] == pytest.approx(np.corrcoef(a[0, :, 1], b[0, :, 1])[0, 1], abs=1e-12)
+    assert np.isnan(r[2, 3]) and np.isfinite(np.delete(r.ravel(), 2 * 5 + 3)).all()
+
+
 def test_spearman_brown_closed_form():
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
     assert spearman_brown(0.25, factor=4) == pytest.approx(1.0 / 1.75)

@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ..assembly import align, align_time_bins, average_repetitions, has_repetitions, validate
+from ..assembly import align, align_time_bins, average_repetitions, has_repetitions, is_member, validate
 from ..errors import AssemblyError, MetricError
 from ..scores import Score, Scores
 from .ceiling import CEILINGS, split_half_ceiling, variance_components_ceiling
@@ -82,12 +82,12 @@ def _check_variance(features, neural):
 
 def select_stimuli(da, ids):
     """The presentations of ``da`` whose ``stimulus_id`` is in ``ids`` (all repetitions)."""
-    return da.isel(presentation=np.flatnonzero(np.isin(da.coords["stimulus_id"].values, ids)))
+    return da.isel(presentation=np.flatnonzero(is_member(da.coords["stimulus_id"].values, ids)))
 
 
 def _restrict_trials(trials, neural):
     trials = select_stimuli(trials, neural.coords["stimulus_id"].values)
-    return trials.isel(time_bin=np.flatnonzero(np.isin(
+    return trials.isel(time_bin=np.flatnonzero(is_member(
         trials.coords["time_bin_start"].values, neural.coords["time_bin_start"].values)))
 
 
@@ -236,7 +236,7 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
         r = np.nanmean(fold_r, axis=0)
         r_std = np.nanstd(fold_r, axis=0)
-    temporal_r = (pearson_columns(prediction.transpose(1, 0, 2), Y.transpose(1, 0, 2))
+    temporal_r = (pearson_columns(prediction, Y, axis=1)
                   if n_bins >= 3 else np.full((n_stimuli, n_targets), np.nan))
     ceiling_method = ceiling
     if given_ceiling is not None:

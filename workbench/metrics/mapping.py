@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..assembly import average_repetitions, has_repetitions, select_neuroids, take_positions, validate
+from ..assembly import average_repetitions, has_repetitions, is_member, select_neuroids, take_positions, validate
 from ..errors import MetricError
 from ..stats.groups import GroupSummary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
@@ -153,7 +153,7 @@ def score_regions(features, recording, layer_for_region, region_coord="region", 
     for (layer, _), regions in groups.items():
         names = [str(region) for region in regions]
         # a region's sites usually run consecutively: then a view, not a copy
-        sites = np.flatnonzero(np.isin(site_regions, names))
+        sites = np.flatnonzero(is_member(site_regions, names))
         chosen, neural = select_neuroids(features, layer=layer), take_positions(recording, "neuroid", sites)
         if stimuli is not None:
             chosen, neural = select_stimuli(chosen, stimuli), select_stimuli(neural, stimuli)
