@@ -26,6 +26,17 @@ def sniff(path, head):
     return head.startswith(_MAGIC)
 
 
+def _groups(path):
+    """The names of the file's netCDF-4 groups (none for netCDF-3)."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(path) as handle:
+            return sorted(handle.groups)
+    except OSError:
+        return []
+
+
 def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=None, animal=None,
          time_window=None, lazy=False, chunk_mb=64, nan_policy="warn"):
     """Read a BrainIO assembly file into a validated Assembly.
@@ -78,10 +89,13 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
             else:
                 preferred = [n for n in ("data", "__xarray_dataarray_variable__") if n in names]
                 if len(preferred) != 1:
+                    groups = [] if names else _groups(path)
                     raise DataFormatError(
                         path,
-                        f"expected one data variable, found {names or 'none'}",
-                        "pass variable=NAME to choose one",
+                        f"expected one data variable, found {names or 'none'}"
+                        + (f" at the root; the file's groups {groups} are not read" if groups else ""),
+                        "re-save the assembly at the root (xarray's to_netcdf without group=), as BrainIO "
+                        "writes it" if groups else "pass variable=NAME to choose one",
                     )
                 variable = preferred[0]
         elif variable not in names:

@@ -106,7 +106,8 @@ def validate(da):
         if not _is_string_array(values):
             raise AssemblyError(
                 f"coord {coord!r} must hold strings, got dtype {values.dtype} "
-                f"(fix: da.assign_coords({coord}=da.{coord}.astype(str)))"
+                f"(fix: da.assign_coords({coord}=({REQUIRED_COORDS[coord]!r}, "
+                f"da.{coord}.values.astype(object).astype(str))))"
             )
         bad = control_character_id(values)
         if bad is not None:

@@ -202,3 +202,18 @@ def test_is_member_agrees_with_numpy_isin(values, wanted):
     mask = A.is_member(values, wanted)
     assert mask.dtype == bool
     np.testing.assert_array_equal(mask, np.isin(values, wanted))
+
+
+@pytest.mark.parametrize("coord, values", [
+    ("neuroid_id", lambda da: np.array(da.neuroid_id.values.astype(str), dtype=np.dtypes.StringDType())),  # zarr
+    ("neuroid_id", lambda da: np.arange(da.sizes["neuroid"])),
+    ("stimulus_id", lambda da: np.arange(da.sizes["presentation"]) % 4),
+])
+def test_the_fix_printed_for_non_string_ids_works_when_run(coord, values):
+    da = make_assembly()
+    da = da.assign_coords({coord: (A.REQUIRED_COORDS[coord], values(da))})
+    with pytest.raises(AssemblyError, match="must hold strings") as info:
+        A.validate(da)
+    fix = str(info.value).split("(fix: ", 1)[1][:-1]
+    fixed = eval(fix, {"da": da})
+    assert A.validate(fixed) is fixed

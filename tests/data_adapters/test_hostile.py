@@ -352,3 +352,14 @@ def test_a_semicolon_or_tab_separated_table_says_how_to_save_it(tmp_path):
     assert_named_error(tmp_path / "trials.csv", "separated by ';' (save it as a comma-separated CSV)")
     (tmp_path / "tabs.csv").write_text("worker\tstimulus_id\ttruth\tresponse\trt_ms\tmax_rt_ms\nw\ts\t1\t1\t400\t1000\n")
     assert_named_error(tmp_path / "tabs.csv", "separated by tabs")
+
+
+def test_an_assembly_saved_inside_a_netcdf_group_names_the_group(tmp_path):
+    from conftest import make_assembly
+    from workbench.assembly import to_netcdf
+
+    to_netcdf(make_assembly(), tmp_path / "root.nc")
+    with xr.open_dataset(tmp_path / "root.nc") as dataset:
+        dataset.load().to_netcdf(tmp_path / "grouped.nc", group="assembly")
+    error = assert_named_error(tmp_path / "grouped.nc", "groups ['assembly']")
+    assert "without group=" in str(error)
