@@ -198,7 +198,7 @@ def timings(args, model, protocol, device):
 
     stimuli = bench_stimuli(args.n, model.preprocessing)
     raw_stimuli = stimuli.subset(np.arange(min(args.n_raw, args.n)))
-    time_forward(model, stimuli.subset(np.arange(args.batch_size)), protocol, args.batch_size, device)  # warm-up
+    time_forward(model, stimuli.subset(np.arange(min(args.batch_size, args.n))), protocol, args.batch_size, device)  # warm-up
     forward, extracted, forward_raw, extracted_raw = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
