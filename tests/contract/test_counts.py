@@ -10,9 +10,18 @@ import pytest
 from conftest import make_assembly
 from workbench import ExtractionError, MetricError, WorkbenchError
 from workbench.errors import check_count
-from workbench.metrics import split_half_ceiling
+from workbench.metrics import PLSRegression, encoding_score, split_half_ceiling, stimulus_folds
+from workbench.metrics.dimensionality import participation_ratio_ci, principal_components
 from workbench.models import PresentationProtocol, extract, zoo
+from workbench.models.reductions import PCA, SparseRandomProjection
+from workbench.stats import bootstrap_encoding_ci, heldout_permutation_test, sign_flip_test
 from workbench.stimuli import digits
+
+RNG = np.random.default_rng(0)
+
+
+def _scored():
+    return encoding_score(make_assembly(n_stimuli=40), make_assembly(n_stimuli=40, repetitions=2), n_splits=3)
 
 
 def test_check_count_accepts_integers_and_names_what_it_refuses():
@@ -35,6 +44,26 @@ def test_check_count_accepts_integers_and_names_what_it_refuses():
     (lambda: split_half_ceiling(make_assembly(repetitions=4), n_splits=1.5), MetricError,
      "n_splits must be an integer >= 1"),
     (lambda: split_half_ceiling(make_assembly(repetitions=4), seed=-1), MetricError, "seed must be an integer >= 0"),
+    # the folds of every encoding fit, and the draws of every resampling test
+    (lambda: stimulus_folds(10, 2.5), MetricError, "n_splits must be an integer >= 2"),
+    (lambda: encoding_score(make_assembly(), make_assembly(repetitions=2), n_splits=True), MetricError,
+     "n_splits must be an integer >= 2"),
+    (lambda: stimulus_folds(10, 2, seed=0.5), MetricError, "seed must be an integer >= 0"),
+    (lambda: heldout_permutation_test(_scored(), n_permutations=1.5), MetricError, "n_permutations must be an integer"),
+    (lambda: heldout_permutation_test(_scored(), n_permutations=True), MetricError, "n_permutations must be an integer"),
+    (lambda: heldout_permutation_test(_scored(), n_permutations=10, seed=-1), MetricError, "seed must be an integer"),
+    (lambda: heldout_permutation_test(_scored(), n_permutations=10, chunk_size=0), MetricError,
+     "chunk_size must be an integer >= 1"),
+    (lambda: bootstrap_encoding_ci(_scored(), n_boot=2.5), MetricError, "n_boot must be an integer >= 1"),
+    (lambda: sign_flip_test(RNG.standard_normal(10), n_permutations="100"), MetricError, "n_permutations must be"),
+    (lambda: participation_ratio_ci(RNG.standard_normal((20, 5)), n_boot=True), MetricError, "n_boot must be"),
+    (lambda: principal_components(RNG.standard_normal((20, 5)), 1.5), MetricError, "n_components must be"),
+    (lambda: principal_components(RNG.standard_normal((20, 5)), 0), MetricError, "n_components must be"),
+    (lambda: PLSRegression(n_components=2.5).fit(RNG.standard_normal((20, 5)), RNG.standard_normal((20, 2))),
+     MetricError, "n_components must be an integer >= 1"),
+    (lambda: SparseRandomProjection(1.5), ExtractionError, "n_components must be an integer >= 1"),
+    (lambda: SparseRandomProjection("64"), ExtractionError, "n_components must be an integer >= 1"),
+    (lambda: PCA(10, n_fit=1), ExtractionError, "n_fit must be an integer >= 2"),
 ])
 def test_bad_counts_are_named_errors(call, error, words):
     with pytest.raises(error, match=re.escape(words)):
@@ -46,3 +75,6 @@ def test_numpy_integer_counts_still_work():
     assert PresentationProtocol(np.int64(2), np.int64(1)).n_steps == 3
     ceiling = split_half_ceiling(make_assembly(repetitions=4), n_splits=np.int64(2), seed=np.int64(1))
     assert ceiling.sizes["neuroid"] == 4
+    assert len(stimulus_folds(10, np.int64(2), seed=np.int64(3))) == 2
+    assert heldout_permutation_test(_scored(), n_permutations=np.int64(20), seed=np.int64(1)).n_permutations == 20
+    assert SparseRandomProjection(np.int64(16)).n_components == 16

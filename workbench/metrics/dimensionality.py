@@ -18,7 +18,7 @@ quadratic forms of its weight vector, so all draws of a chunk cost a handful of 
 import numpy as np
 import xarray as xr
 
-from ..errors import MetricError
+from ..errors import MetricError, check_count
 from .denoising import at_step, group_codes
 
 
@@ -131,6 +131,8 @@ def participation_ratio_ci(activity, n_boot=1000, seed=0, level=0.95):
     -------
     dict ``value``, ``ci_low``, ``ci_high``, ``n_boot``, ``seed``
     """
+    check_count("n_boot", n_boot, 1, error=MetricError)
+    check_count("seed", seed, 0, error=MetricError)
     x = normalized_activity(activity)
     gram = x @ x.T
     n = x.shape[0]
@@ -263,6 +265,7 @@ def cross_layer_dimensionality(activity_a, activity_b, n_units=None, seed=0):
 
 def principal_components(activity, n_components):
     """Top principal axes ``(n_units, k)`` (orthonormal) of centred activity."""
+    check_count("n_components", n_components, 1, error=MetricError)
     x = _matrix(activity)
     x = x - x.mean(0)
     _, s, vt = np.linalg.svd(x, full_matrices=False)

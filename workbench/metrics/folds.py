@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ..errors import MetricError
+from ..errors import MetricError, check_count
 
 
 def stimulus_folds(n_stimuli, n_splits, seed=0, strata=None):
@@ -17,8 +17,8 @@ def stimulus_folds(n_stimuli, n_splits, seed=0, strata=None):
     list of (numpy.ndarray, numpy.ndarray)
         ``(train_index, test_index)`` over stimuli, one pair per fold.
     """
-    if n_splits < 2:
-        raise MetricError(f"cross-validation needs >= 2 splits, got {n_splits}")
+    check_count("n_splits", n_splits, 2, "(cross-validation needs two folds)", error=MetricError)
+    check_count("seed", seed, 0, error=MetricError)
     if n_stimuli < n_splits:
         raise MetricError(f"{n_stimuli} stimuli cannot be split into {n_splits} folds")
     codes = np.zeros(n_stimuli, dtype=np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]

@@ -103,7 +103,7 @@ def response_latencies(result, test=None, n_boot=1000, seed=0, by="region", leve
         first = [c.first_bin for c in significant if c.unit == g]
         observed[g][0, 0] = float(min(first)) if first else np.nan
     draws = {g: [] for g in labels}
-    for _, size, sequence in permutation_chunks(seed, n_boot, 250):
+    for _, size, sequence in permutation_chunks(seed, n_boot, 250, name="n_boot"):
         weights = resample_weights(size, n, np.random.default_rng(sequence))
         for g, values in latencies(weighted_pearson(weights, stacked, n)).items():
             draws[g].append(values)

@@ -12,7 +12,7 @@ Predictions equal scikit-learn's up to its power-iteration tolerance.
 import numpy as np
 
 from ..backend import get_backend
-from ..errors import MetricError
+from ..errors import MetricError, check_count
 
 
 class PLSRegression:
@@ -46,6 +46,7 @@ class PLSRegression:
         ``groups`` is accepted for interface compatibility with :class:`RidgeCV` and
         ignored (PLS has no inner cross-validation).
         """
+        check_count("n_components", self.n_components, 1, error=MetricError)
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
         n_samples, n_features = X.shape

@@ -22,7 +22,7 @@ import zlib
 import numpy as np
 import torch
 
-from ..errors import ExtractionError
+from ..errors import ExtractionError, check_count
 
 
 def _flat(output):
@@ -119,8 +119,8 @@ class SparseRandomProjection(Reduction):
     """
 
     def __init__(self, n_components=256, seed=0, keep_small=False):
-        if int(n_components) < 1:
-            raise ExtractionError(f"n_components must be >= 1, got {n_components}")
+        check_count("n_components", n_components, 1, error=ExtractionError)
+        check_count("seed", seed, 0, error=ExtractionError)
         self.n_components = int(n_components)
         self.seed = int(seed)
         self.keep_small = bool(keep_small)
@@ -205,9 +205,9 @@ class PCA(Reduction):
     needs_fit = True
 
     def __init__(self, n_components=100, n_fit=200, seed=0):
-        if int(n_components) < 1 or int(n_fit) < 2:
-            raise ExtractionError(f"PCA needs n_components >= 1 and n_fit >= 2, got "
-                                  f"{n_components} and {n_fit}")
+        check_count("n_components", n_components, 1, error=ExtractionError)
+        check_count("n_fit", n_fit, 2, "(PCA needs two images)", error=ExtractionError)
+        check_count("seed", seed, 0, error=ExtractionError)
         self.n_components = int(n_components)
         self.n_fit = int(n_fit)
         self.seed = int(seed)

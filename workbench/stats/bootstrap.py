@@ -74,7 +74,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
 
     point = summaries(weighted_pearson(np.ones((1, n_stimuli)), stacked, n_stimuli))
     draws = {"value": {g: [] for g in point["value"]}, "normalized": {g: [] for g in point["value"]}}
-    for _, size, sequence in permutation_chunks(seed, n_boot, chunk_size):
+    for _, size, sequence in permutation_chunks(seed, n_boot, chunk_size, name="n_boot"):
         weights = resample_weights(size, n_stimuli, np.random.default_rng(sequence))
         boot = summaries(weighted_pearson(weights, stacked, n_stimuli))
         for name in draws:

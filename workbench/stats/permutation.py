@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import MetricError
+from ..errors import MetricError, check_count
 from .groups import GroupSummary
 from .kernels import gathered_dot, overlapping_calls_are_safe
 from .multiple import NullCounter
@@ -44,8 +44,12 @@ FLOAT32_TIES = 1e-5  # relative tolerance for ties of float32 null statistics
 MAX_PERMUTATIONS = 10_000_000
 
 
-def permutation_chunks(seed, n_permutations, chunk_size=1000):
+def permutation_chunks(seed, n_permutations, chunk_size=1000, name="n_permutations"):
     """Split ``n_permutations`` draws into seeded chunks.
+
+    Every resampling test draws through here, so its counts are checked here: integers
+    (not bools or floats) in range, the error naming the caller's option ``name``
+    (e.g. ``"n_boot"``).
 
     Returns
     -------
@@ -53,8 +57,11 @@ def permutation_chunks(seed, n_permutations, chunk_size=1000):
         Chunk ``i`` uses the ``i``-th child of ``SeedSequence(seed)``; chunks may run on
         different workers in any order and give the same draws.
     """
-    if not 1 <= n_permutations <= MAX_PERMUTATIONS:
-        raise MetricError(f"n_permutations must be between 1 and {MAX_PERMUTATIONS:,}, got {n_permutations}")
+    check_count(name, n_permutations, 1, error=MetricError)
+    if n_permutations > MAX_PERMUTATIONS:
+        raise MetricError(f"{name} must be between 1 and {MAX_PERMUTATIONS:,}, got {n_permutations}")
+    check_count("seed", seed, 0, error=MetricError)
+    check_count("chunk_size", chunk_size, 1, error=MetricError)
     starts = list(range(0, n_permutations, chunk_size))
     children = np.random.SeedSequence(seed).spawn(len(starts))
     return [(start, min(chunk_size, n_permutations - start), child) for start, child in zip(starts, children)]
