@@ -7,7 +7,7 @@ and brain assemblies of degraded images align by id. Random draws are seeded per
 
 import numpy as np
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, check_interval
 from .stimuli import StimulusSet, blur
 
 # Level 0 is the clean image; levels 1-4 get harder. The workbench's own parameter grid
@@ -55,8 +55,7 @@ def calibrated_noise_std(accuracy_at, target, high=8.0, iterations=14):
     float
         The std (rounded to 4 decimals) whose accuracy is closest to ``target`` from above.
     """
-    if not 0 < target < 1:
-        raise WorkbenchError(f"target accuracy must be in (0, 1), got {target}")
+    check_interval("target accuracy", target, "(0, 1)")
     if accuracy_at(high) > target:
         raise WorkbenchError(f"accuracy is still {accuracy_at(high):.3f} at noise std {high}; the target "
                              f"{target} needs a higher upper bound (high=)")
@@ -72,8 +71,7 @@ def calibrated_noise_std(accuracy_at, target, high=8.0, iterations=14):
 
 def low_contrast(stimulus_set, factor):
     """Scale contrast around the mean grey (0) by ``factor`` in (0, 1]."""
-    if not 0 < factor <= 1:
-        raise WorkbenchError(f"contrast factor must be in (0, 1], got {factor}")
+    check_interval("contrast factor", factor, "(0, 1]")
     return renamed(stimulus_set, stimulus_set.images * factor, f"contrast_{factor:g}",
                     {"degradation": "contrast", "level_value": factor})
 
@@ -85,8 +83,7 @@ def occlude(stimulus_set, fraction, block_px=None, seed=0):
     positions until the covered fraction reaches ``fraction``; the covered pixels take the
     image's own mean intensity.
     """
-    if not 0 <= fraction < 1:
-        raise WorkbenchError(f"occluded fraction must be in [0, 1), got {fraction}")
+    check_interval("occluded fraction", fraction, "[0, 1)")
     images = stimulus_set.images.copy()
     n, _, height, width = images.shape
     block = block_px or max(1, width // 4)

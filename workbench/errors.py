@@ -1,5 +1,6 @@
 """The project's exceptions: one base class so callers can catch everything we raise."""
 
+import math
 import numbers
 
 
@@ -59,3 +60,15 @@ def check_count(name, value, minimum=None, why="", error=WorkbenchError):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise error(f"{name} must be an integer{bound}{' ' + why if why else ''}, got {value!r}")
+
+
+def check_interval(name, value, interval="(0, 1)", error=WorkbenchError):
+    """Raise ``error`` naming ``name`` unless ``value`` is a real number (not a bool, not NaN)
+    inside ``interval``, written as in mathematics: ``"(0, 1)"``, ``"(0, 1]"``, ``"[0, 1)"``
+    or ``"[0, 1]"``. The companion of :func:`check_count` for levels, alphas and fractions."""
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    inside = (isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+              and (low <= value if interval[0] == "[" else low < value)
+              and (value <= high if interval[-1] == "]" else value < high))
+    if not inside:
+        raise error(f"{name} must be a number in {interval}, got {value!r}")

@@ -9,12 +9,13 @@ import pytest
 
 from conftest import make_assembly
 from workbench import ExtractionError, MetricError, WorkbenchError
-from workbench.errors import check_count
-from workbench.metrics import PLSRegression, encoding_score, split_half_ceiling, stimulus_folds
+from workbench.errors import check_count, check_interval
+from workbench.metrics import PLSRegression, RidgeCV, encoding_score, split_half_ceiling, stimulus_folds
+from workbench.metrics.latency import model_vs_brain
 from workbench.metrics.dimensionality import participation_ratio_ci, principal_components
 from workbench.models import PresentationProtocol, extract, zoo
 from workbench.models.reductions import PCA, SparseRandomProjection
-from workbench.stats import bootstrap_encoding_ci, heldout_permutation_test, sign_flip_test
+from workbench.stats import bootstrap_encoding_ci, fdr, heldout_permutation_test, sign_flip_test
 from workbench.stimuli import digits
 
 RNG = np.random.default_rng(0)
@@ -32,6 +33,19 @@ def test_check_count_accepts_integers_and_names_what_it_refuses():
             check_count("n", bad)
     with pytest.raises(MetricError, match=re.escape("n must be an integer >= 2 (why), got 1")):
         check_count("n", 1, 2, "(why)", error=MetricError)
+
+
+def test_check_interval_reads_its_interval_as_written():
+    check_interval("x", 0.5)
+    check_interval("x", np.float32(0.5))
+    check_interval("x", 1, "(0, 1]")
+    check_interval("x", 0, "[0, 1)")
+    for value, interval in ((0, "(0, 1)"), (1, "(0, 1)"), (1, "[0, 1)"), (0, "(0, 1]"), (1.5, "[0, 1]"), (-0.1, "[0, 1]")):
+        with pytest.raises(WorkbenchError, match=re.escape(f"x must be a number in {interval}, got {value!r}")):
+            check_interval("x", value, interval)
+    for bad in (float("nan"), True, "0.5", None, [0.5]):
+        with pytest.raises(MetricError, match="x must be a number in"):
+            check_interval("x", bad, error=MetricError)
 
 
 @pytest.mark.parametrize("call, error, words", [
@@ -64,6 +78,19 @@ def test_check_count_accepts_integers_and_names_what_it_refuses():
     (lambda: SparseRandomProjection(1.5), ExtractionError, "n_components must be an integer >= 1"),
     (lambda: SparseRandomProjection("64"), ExtractionError, "n_components must be an integer >= 1"),
     (lambda: PCA(10, n_fit=1), ExtractionError, "n_fit must be an integer >= 2"),
+    # levels and alphas: numbers inside their interval
+    (lambda: bootstrap_encoding_ci(_scored(), n_boot=10, level="95%"), MetricError, "level must be a number in (0, 1)"),
+    (lambda: participation_ratio_ci(RNG.standard_normal((20, 5)), n_boot=10, level=1.5), MetricError,
+     "level must be a number in (0, 1)"),
+    (lambda: model_vs_brain(_scored(), n_boot=2.5), MetricError, "n_boot must be an integer >= 1"),
+    (lambda: model_vs_brain(_scored(), n_boot=5, level=0), MetricError, "level must be a number in (0, 1)"),
+    (lambda: heldout_permutation_test(_scored(), n_permutations=10, clusters=True, cluster_alpha=-0.1), MetricError,
+     "cluster_alpha must be a number in (0, 1)"),
+    (lambda: fdr([0.01, 0.2], alpha=None), MetricError, "alpha must be a number in (0, 1)"),
+    (lambda: RidgeCV(alphas=["1", "10"]).fit(RNG.standard_normal((20, 3)), RNG.standard_normal((20, 2))),
+     MetricError, "alphas must be positive, finite numbers"),
+    (lambda: RidgeCV(alphas=True).fit(RNG.standard_normal((20, 3)), RNG.standard_normal((20, 2))),
+     MetricError, "alphas must be positive, finite numbers"),
 ])
 def test_bad_counts_are_named_errors(call, error, words):
     with pytest.raises(error, match=re.escape(words)):

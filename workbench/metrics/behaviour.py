@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.optimize
 from statsmodels.stats.contingency_tables import mcnemar
 
-from ..errors import MetricError
+from ..errors import MetricError, check_count, check_interval
 
 
 def _probabilities(p, name="probabilities"):
@@ -119,8 +119,7 @@ def false_rejection_rate(probabilities, labels, quantile=0.2):
     -------
     float
     """
-    if not 0 < quantile < 1:
-        raise MetricError(f"quantile must be in (0, 1), got {quantile}")
+    check_interval("quantile", quantile, "(0, 1)", error=MetricError)
     p = _probabilities(probabilities)[:, -1]
     labels = _labels(labels, len(p))
     threshold = np.quantile(p, quantile)
@@ -159,8 +158,8 @@ def calibration_curve(probabilities, labels, n_bins=50, floor=1e-6):
     pandas.DataFrame
         ``bin_low``, ``bin_high`` (edges), ``confidence``, ``accuracy``, ``n`` (pairs).
     """
-    if n_bins < 2 or not 0 < floor < 1:
-        raise MetricError(f"need n_bins >= 2 and 0 < floor < 1, got {n_bins}, {floor}")
+    check_count("n_bins", n_bins, 2, error=MetricError)
+    check_interval("floor", floor, "(0, 1)", error=MetricError)
     p = _probabilities(probabilities)[:, -1]
     labels = _labels(labels, len(p))
     truth = np.zeros(p.shape, dtype=np.float64)

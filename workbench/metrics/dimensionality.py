@@ -18,7 +18,7 @@ quadratic forms of its weight vector, so all draws of a chunk cost a handful of 
 import numpy as np
 import xarray as xr
 
-from ..errors import MetricError, check_count
+from ..errors import MetricError, check_count, check_interval
 from .denoising import at_step, group_codes
 
 
@@ -133,6 +133,7 @@ def participation_ratio_ci(activity, n_boot=1000, seed=0, level=0.95):
     """
     check_count("n_boot", n_boot, 1, error=MetricError)
     check_count("seed", seed, 0, error=MetricError)
+    check_interval("level", level, "(0, 1)", error=MetricError)
     x = normalized_activity(activity)
     gram = x @ x.T
     n = x.shape[0]

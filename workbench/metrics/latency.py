@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import MetricError
+from ..errors import MetricError, check_count, check_interval
 from ..scores import Score, Scores
 from ..stats.bootstrap import pearson_sums, resample_weights, weighted_pearson
 from ..stats.clusters import run_masses
@@ -70,6 +70,7 @@ def response_latencies(result, test=None, n_boot=1000, seed=0, by="region", leve
         latency: ``region`` ``"B-A"``, ``value`` = B's minus A's latency (ms), CI, and
         ``p_value`` (two-sided bootstrap).
     """
+    check_interval("level", level, "(0, 1)", error=MetricError)  # before the permutation test's work
     if test is None or getattr(test, "clusters", None) is None:
         test = heldout_permutation_test(result, n_permutations=n_permutations, seed=seed, by=by, clusters=True)
     clusters = test.clusters
@@ -153,6 +154,9 @@ def model_vs_brain(result, n_boot=1000, seed=0, by="region", level=0.95):
     """
     if "prediction" not in result:
         raise MetricError("model_vs_brain needs an encoding_score result (prediction and target)")
+    check_count("n_boot", n_boot, 1, error=MetricError)
+    check_count("seed", seed, 0, error=MetricError)
+    check_interval("level", level, "(0, 1)", error=MetricError)
     prediction = result["prediction"].transpose("presentation", "neuroid", "time_bin").values
     target = result["target"].transpose("presentation", "neuroid", "time_bin").values
     groups = (result.coords[by].values if by in result.coords else np.array(["all"] * result.sizes["neuroid"]))
@@ -210,8 +214,7 @@ def data_onset_ms(trials, fraction=0.5, seed=0):
     from ..assembly import average_repetitions, has_repetitions
     from .ceiling import split_half_ceiling
 
-    if not 0 < fraction <= 1:
-        raise MetricError(f"fraction must be in (0, 1], got {fraction}")
+    check_interval("fraction", fraction, "(0, 1]", error=MetricError)
     if has_repetitions(trials):
         course = split_half_ceiling(trials, seed=seed).clip(min=0).median("neuroid").values
         measure = "split_half_ceiling"

@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ..assembly import average_repetitions, has_repetitions, is_member, select_neuroids, take_positions, validate
-from ..errors import MetricError
+from ..errors import MetricError, check_interval
 from ..stats.groups import GroupSummary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
 
@@ -75,8 +75,7 @@ class LayerMapping:
 
 def split_stimuli(ids, fraction, seed=0, strata=None):
     """Seeded, stratified split of ``ids`` into (first, second) with ``fraction`` in first."""
-    if not 0 < fraction < 1:
-        raise MetricError(f"mapping_fraction must be in (0, 1), got {fraction}")
+    check_interval("mapping_fraction", fraction, "(0, 1)", error=MetricError)
     ids = np.asarray(ids)
     codes = np.zeros(len(ids), np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))

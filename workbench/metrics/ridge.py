@@ -376,9 +376,13 @@ class RidgeCV:
 
     # -- validation -------------------------------------------------------------------
     def _check_params(self):
-        alphas = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())
+        try:  # numbers only: text or bools (True == 1.0) are mistakes, not penalties
+            given = np.asarray(self.alphas)
+            alphas = np.sort(given.astype(np.float64).ravel()) if given.dtype.kind in "iuf" else np.empty(0)
+        except (TypeError, ValueError):  # ragged nesting
+            alphas = np.empty(0)
         if alphas.size == 0 or not np.all(np.isfinite(alphas)) or alphas.min() <= 0:
-            raise MetricError(f"alphas must be positive and finite, got {self.alphas!r}")
+            raise MetricError(f"alphas must be positive, finite numbers, got {self.alphas!r}")
         if self.scoring not in ("mse", "r2"):
             raise MetricError(f"scoring must be 'mse' or 'r2', got {self.scoring!r}")
         if self.solver not in ("auto", "primal", "dual"):

@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import stimuli as stimulus_sets
-from workbench.errors import WorkbenchError, check_count
+from workbench.errors import WorkbenchError, check_count, check_interval
 from workbench.storage import atomic_path, write_json
 
 from data_adapters import bdata
@@ -118,8 +118,7 @@ def simulate_blur_fmri(directory, n_subjects=3, rois=DEFAULT_ROIS, n_images=24,
                                  ("voxels_per_roi", voxels_per_roi, 1), ("n_repetitions", n_repetitions, 1),
                                  ("n_time_bins", n_time_bins, 2), ("image_size", image_size, 1), ("seed", seed, 0)):
         check_count(name, value, minimum)
-    if not 0 <= denoising_strength <= 1:
-        raise WorkbenchError(f"denoising_strength must be in [0, 1], got {denoising_strength}")
+    check_interval("denoising_strength", denoising_strength, "[0, 1]")
     if n_time_bins > len(HRF_BINS):
         raise WorkbenchError(f"at most {len(HRF_BINS)} time bins (the HRF profile's length)")
     if 2 * len(rois) * voxels_per_roi > np.prod(GRID):

@@ -7,7 +7,7 @@ weights ``W`` (draws x stimuli) all sums of all cells for all draws are one GEMM
 
 import numpy as np
 
-from ..errors import MetricError
+from ..errors import MetricError, check_interval
 from ..scores import Score, Scores
 from .groups import GroupSummary
 from .permutation import flat_cells, fold_standardized, permutation_chunks
@@ -59,8 +59,7 @@ def bootstrap_encoding_ci(result, n_boot=1000, seed=0, level=0.95, by="region", 
         ``ci_high``, ``normalized`` and extra ``normalized_ci_low``, ``normalized_ci_high``,
         ``n_boot``, ``level``.
     """
-    if not 0 < level < 1:
-        raise MetricError(f"level must be in (0, 1), got {level}")
+    check_interval("level", level, "(0, 1)", error=MetricError)
     fold = result.coords["fold"].values
     x = fold_standardized(flat_cells(result, "prediction"), fold)
     y = fold_standardized(flat_cells(result, "target"), fold)

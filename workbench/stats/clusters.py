@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import MetricError
+from ..errors import MetricError, check_interval
 
 ALTERNATIVES = ("greater", "two-sided")
 
@@ -174,6 +174,7 @@ def site_threshold(n, cluster_alpha=0.05, alternative="greater"):
         raise MetricError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     if n < 4:
         raise MetricError(f"cluster inference needs >= 4 held-out stimuli, got {n}")
+    check_interval("cluster_alpha", cluster_alpha, "(0, 1)", error=MetricError)
     tail = cluster_alpha / (2 if alternative == "two-sided" else 1)
     return float(scipy.stats.t.ppf(1 - tail, n - 2))
 

@@ -3,7 +3,7 @@
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
-from ..errors import MetricError
+from ..errors import MetricError, check_interval
 
 
 def _tolerance(observed, relative=1e-9):
@@ -77,6 +77,7 @@ def fdr(p_values, alpha=0.05, method="fdr_bh"):
     q_values : numpy.ndarray, same shape as ``p_values``
     reject : numpy.ndarray of bool
     """
+    check_interval("alpha", alpha, "(0, 1)", error=MetricError)
     p = np.asarray(p_values, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     reject = np.zeros(p.shape, bool)
