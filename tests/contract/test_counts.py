@@ -15,6 +15,7 @@ from workbench.metrics.latency import model_vs_brain
 from workbench.metrics.dimensionality import participation_ratio_ci, principal_components
 from workbench.models import PresentationProtocol, extract, zoo
 from workbench.models.reductions import PCA, SparseRandomProjection
+from workbench.models.training import train
 from workbench.stats import bootstrap_encoding_ci, fdr, heldout_permutation_test, sign_flip_test
 from workbench.stimuli import digits
 
@@ -78,6 +79,14 @@ def test_check_interval_reads_its_interval_as_written():
     (lambda: SparseRandomProjection(1.5), ExtractionError, "n_components must be an integer >= 1"),
     (lambda: SparseRandomProjection("64"), ExtractionError, "n_components must be an integer >= 1"),
     (lambda: PCA(10, n_fit=1), ExtractionError, "n_fit must be an integer >= 2"),
+    # training and the zoo's constructors (epochs=-1 trained nothing and wrote a model card)
+    (lambda: train("b", epochs=-1, memo=False), WorkbenchError, "epochs must be an integer >= 1"),
+    (lambda: train("b", epochs=1, n_train=0, memo=False), WorkbenchError, "n_train must be an integer >= 1"),
+    (lambda: train("b", seed=1.5, memo=False), WorkbenchError, "seed must be an integer >= 0"),
+    (lambda: zoo.build("bl", channels=(0, 8)), WorkbenchError, "each of channels must be an integer >= 1, got 0"),
+    (lambda: zoo.build("lindsay-ff", channels=(4.5, 8)), WorkbenchError, "each of channels must be an integer"),
+    (lambda: zoo.build("bl", channels=8), WorkbenchError, "channels must be a list of positive integers"),
+    (lambda: zoo.build("bl", chanels=(4, 8)), WorkbenchError, "takes no option 'chanels'; it takes channels"),
     # levels and alphas: numbers inside their interval
     (lambda: bootstrap_encoding_ci(_scored(), n_boot=10, level="95%"), MetricError, "level must be a number in (0, 1)"),
     (lambda: participation_ratio_ci(RNG.standard_normal((20, 5)), n_boot=10, level=1.5), MetricError,

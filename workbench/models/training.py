@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..degradations import LEVELS, degrade, jittered_noisy_sequences
 from ..backend import fixed_threads
-from ..errors import WorkbenchError
+from ..errors import WorkbenchError, check_count
 from ..stimuli import digits
 from ..storage import exclusive_entry, write_json
 from . import zoo
@@ -243,6 +243,10 @@ def train(name, seed=0, epochs=None, n_train=None, config=None, progress=True, b
     (torch.nn.Module, dict)
         The trained model (eval mode) and its model card.
     """
+    check_count("seed", seed, 0)
+    for option, value in (("epochs", epochs), ("n_train", n_train), ("batch_size", batch_size)):
+        if value is not None:  # None keeps the recipe's
+            check_count(option, value, 1)
     shared = os.environ.get(MODEL_CACHE_VARIABLE)
     if memo and shared and n_train is None and batch_size is None:
         return train_cached(name, shared, seed=seed, epochs=epochs, config=config, progress=progress)

@@ -4,7 +4,9 @@
 the call convention of :mod:`.base` and states its equations in its docstring.
 """
 
-from ...errors import WorkbenchError
+import inspect
+
+from ...errors import WorkbenchError, check_count
 from .base import ZooModel
 from .convrnn import ConvRNN, ReciprocalGatedCell
 from .cornet import CORnetRT, CORnetS, CORnetZ
@@ -69,7 +71,6 @@ def family_code_files(name):
     """Source files of a registered family's builder, found without calling it (an entry
     point's module is located, not imported)."""
     import importlib.util
-    import inspect
     from pathlib import Path
 
     builder = _plugins().get(name)
@@ -91,8 +92,6 @@ def available():
 def options(name):
     """The configuration options a built-in family's constructor takes (None: any, for a
     registered family or a constructor with ``**kwargs``)."""
-    import inspect
-
     if name not in ZOO:
         return None
     parameters = inspect.signature(ZOO[name][0]).parameters.values()
@@ -111,7 +110,9 @@ def build(name, **config):
     """A zoo model by name, with the paper's defaults overridden by ``config``."""
     if name in ZOO:
         cls, defaults = ZOO[name]
-        model = cls(**{**defaults, **config})
+        arguments = {**defaults, **config}
+        _check_arguments(name, arguments)
+        model = cls(**arguments)
         model.config["zoo_name"] = name
         return model
     builder = _plugins().get(name)
@@ -123,6 +124,21 @@ def build(name, **config):
         except Exception as error:
             raise WorkbenchError(f"model family {name!r}: cannot load its entry point ({error})") from error
     return builder(**config)
+
+
+def _check_arguments(name, arguments):
+    """Named errors for options the class does not take, and for channel counts that are not
+    positive integers (torch's own errors came from deep inside the first convolution)."""
+    unknown = unknown_options(name, arguments)
+    if unknown:
+        raise WorkbenchError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; it takes "
+                             f"{', '.join(options(name))}")
+    channels = arguments.get("channels")
+    if channels is not None:
+        if not isinstance(channels, (list, tuple)) or not channels:
+            raise WorkbenchError(f"model {name!r}: channels must be a list of positive integers, got {channels!r}")
+        for count in channels:
+            check_count(f"model {name!r}: each of channels", count, 1)
 
 
 def from_config(config):
