@@ -30,12 +30,23 @@ def resolve_device(device="auto"):
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):  # torch's message lists 20 device types
+        raise WorkbenchError(f"unknown device {device!r} (fix: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps')") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise WorkbenchError(
             f"device {device!r} requested but CUDA is not available "
             "(fix: device='auto' or 'cpu'; for a CUDA build of torch see README, GPU install)"
         )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise WorkbenchError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s) (fix: device='cuda' for the first)")
+    mps = getattr(torch.backends, "mps", None)
+    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+        raise WorkbenchError(f"device {device!r} requested but Apple MPS is not available (fix: device='auto' or 'cpu')")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise WorkbenchError(f"device {device!r}: the workbench runs on 'cpu', 'cuda' or 'mps'")
     return resolved
 
 

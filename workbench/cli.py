@@ -240,10 +240,16 @@ def _simulate(args):
     from .simulators import simulate_blur_fmri, simulate_human_ratings, simulate_macaque
 
     out = Path(args.out)
+    # an option the dataset does not have is refused, not ignored
+    applies = {"--stimulus-set": ("macaque",), "--scale": ("macaque",), "--sites": ("macaque",),
+               "--image-size": ("macaque",), "--repetitions": ("macaque", "blur-fmri")}
+    for option, kinds in applies.items():
+        if getattr(args, option[2:].replace("-", "_")) is not None and args.kind not in kinds:
+            raise WorkbenchError(f"{option} applies to {' and '.join(kinds)}, not to {args.kind}")
     if args.kind == "macaque":
         if out.suffix != ".nc":
             raise WorkbenchError(f"--out {out}: a BrainIO recording is a netCDF file, name it *.nc")
-        options = {"n_stimuli": 200, "stimuli": args.stimulus_set}
+        options = {"n_stimuli": 200, "stimuli": args.stimulus_set or "digits"}
         if args.scale == "majajhong2015":
             from .simulators.macaque import MAJAJHONG2015
 
@@ -259,14 +265,15 @@ def _simulate(args):
         print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}"
               + (f" (RGB PNGs of {args.image_size} px in {out.stem}_images/)" if args.image_size else ""))
     elif args.kind == "blur-fmri":
-        simulation = simulate_blur_fmri(out, n_subjects=args.n or 3, seed=args.seed)
+        simulation = simulate_blur_fmri(out, n_subjects=3 if args.n is None else args.n, seed=args.seed,
+                                        **({} if args.repetitions is None else {"n_repetitions": args.repetitions}))
         print(f"blur fMRI (BData .h5 and NIfTI per subject): {out}/")
         for subject, path in simulation.bdata.items():
             print(f"  {subject}: {path}")
     else:
         if out.suffix not in (".sqlite", ".db", ".csv"):
             raise WorkbenchError(f"--out {out}: name the ratings file *.sqlite (psiTurk) or *.csv (tidy trials)")
-        simulate_human_ratings(out, n_images=args.n or 60, seed=args.seed,
+        simulate_human_ratings(out, n_images=60 if args.n is None else args.n, seed=args.seed,
                                format="csv" if out.suffix == ".csv" else "sqlite")
         print(f"human animal/non-animal ratings ({'CSV' if out.suffix == '.csv' else 'psiTurk sqlite'}): {out}")
         print("simulated: these trial formats have no field to say so; keep the file name telling")
@@ -287,6 +294,8 @@ def _extract(args):
     spec = _checked_model(_model_spec(args.model, args.weights, args.train, args.seed, args=args))
     if not str(args.out).endswith(".zarr"):
         raise WorkbenchError(f"--out {args.out}: activations are written as a zarr store, name it *.zarr")
+    if args.background is not None and not args.stimuli:
+        raise WorkbenchError("--background applies to image files (--stimuli CSV); the digits have no transparency")
     model = spec.build(Path(args.cache))
     preprocessing = spec.preprocessing(model)  # the stimuli are rendered as the model declares
     stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), preprocessing=preprocessing,
@@ -413,7 +422,7 @@ def build_parser():
     simulate.add_argument("--n", type=int, default=None, metavar="N",
                           help="stimuli (macaque, default 200), subjects (blur-fmri, 3), images (human, 60)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    simulate.add_argument("--stimulus-set", default="digits", choices=["digits", "objects", "characters"],
+    simulate.add_argument("--stimulus-set", default=None, choices=["digits", "objects", "characters"],
                           help="macaque: digits, HvM-style RGB objects on natural backgrounds, or letters "
                                "rendered in 8 fonts (default digits)")
     simulate.add_argument("--scale", default=None, choices=["majajhong2015"],
@@ -422,7 +431,7 @@ def build_parser():
     simulate.add_argument("--sites", type=_site_list, default=None, metavar="N[,N]",
                           help="macaque: sites per region, one count or V4,IT (default 16)")
     simulate.add_argument("--repetitions", type=int, default=None, metavar="N",
-                          help="macaque: trials per stimulus (default 20)")
+                          help="trials per stimulus (macaque, default 20) or runs per image (blur-fmri, 2)")
     simulate.add_argument("--image-size", type=int, default=None, metavar="PX",
                           help="macaque: also write the stimuli as RGB PNGs of this size (a stimulus set on disk)")
     _progress_option(simulate)

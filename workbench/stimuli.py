@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .assembly import control_character_id
-from .errors import WorkbenchError, check_count
+from .errors import WorkbenchError, check_count, check_interval
 
 
 NORMALIZATIONS = ("set", "imagenet", "inception")
@@ -534,6 +534,8 @@ def from_image_files(stimulus_set, image_dir=None, size=32, greyscale=True, file
 
     from .errors import DataFormatError
 
+    if background is not None:  # NaN would composite into NaN pixels; 2.5 past white
+        check_interval("background", background, "[0, 1]")
     preprocessing = preprocessing or Preprocessing(size=size, channels="grey" if greyscale else "rgb")
     if not isinstance(stimulus_set, pd.DataFrame):
         # reading the CSV is a data adapter's job (stimuli sit below the adapters' users)

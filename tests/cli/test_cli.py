@@ -113,3 +113,22 @@ def test_score_options_out_of_range_name_the_option(tmp_path, capsys, option, va
     assert main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--no-train", "--out", str(out),
                  option, value, "--no-progress"]) == 2
     assert words in _one_line_error(capsys, "score") and not out.exists()
+
+
+@pytest.mark.parametrize("arguments, words", [
+    # an option the dataset or the input does not have is refused, not silently ignored
+    (["simulate", "human", "--out", "{tmp}/h.csv", "--repetitions", "3"], "--repetitions applies to macaque and blur-fmri"),
+    (["simulate", "blur-fmri", "--out", "{tmp}/f", "--image-size", "64"], "--image-size applies to macaque, not"),
+    (["simulate", "human", "--out", "{tmp}/h.csv", "--stimulus-set", "objects"], "--stimulus-set applies to macaque"),
+    (["extract", "b", "--out", "{tmp}/e.zarr", "--digits", "3", "--background", "1"], "--background applies to image"),
+    # a count of 0 was read as 'the default' (--n 0 simulated 3 subjects) or trained nothing (--epochs -1)
+    (["simulate", "blur-fmri", "--out", "{tmp}/f", "--n", "0"], "n_subjects must be an integer >= 1, got 0"),
+    (["simulate", "macaque", "--out", "{tmp}/m.nc", "--image-size", "0"], "image_size must be an integer >= 1"),
+    (["train", "b", "--out", "{tmp}/models", "--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
+    (["train", "b", "--out", "{tmp}/models", "--channels", "0,8"], "each of channels must be an integer >= 1"),
+    (["extract", "b", "--out", "{tmp}/e.zarr", "--digits", "3", "--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_options_that_cannot_apply_are_one_line_errors_and_write_nothing(tmp_path, capsys, arguments, words):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in arguments] + ["--no-progress"]) == 2
+    assert words in _one_line_error(capsys, arguments[0])
+    assert not any(tmp_path.iterdir())

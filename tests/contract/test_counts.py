@@ -5,6 +5,7 @@ ValueError), and numpy integers are accepted."""
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import make_assembly
@@ -17,7 +18,8 @@ from workbench.models import PresentationProtocol, extract, zoo
 from workbench.models.reductions import PCA, SparseRandomProjection
 from workbench.models.training import train
 from workbench.stats import bootstrap_encoding_ci, fdr, heldout_permutation_test, sign_flip_test
-from workbench.stimuli import digits
+from workbench.backend import resolve_device
+from workbench.stimuli import digits, from_image_files
 
 RNG = np.random.default_rng(0)
 
@@ -86,6 +88,10 @@ def test_check_interval_reads_its_interval_as_written():
     (lambda: zoo.build("bl", channels=(0, 8)), WorkbenchError, "each of channels must be an integer >= 1, got 0"),
     (lambda: zoo.build("lindsay-ff", channels=(4.5, 8)), WorkbenchError, "each of channels must be an integer"),
     (lambda: zoo.build("bl", channels=8), WorkbenchError, "channels must be a list of positive integers"),
+    (lambda: from_image_files(pd.DataFrame({"stimulus_id": ["a"], "filename": ["a.png"]}), background=float("nan")),
+     WorkbenchError, "background must be a number in [0, 1], got nan"),
+    (lambda: resolve_device("tpu"), WorkbenchError, "unknown device 'tpu' (fix: 'auto', 'cpu'"),
+    (lambda: resolve_device("xla"), WorkbenchError, "the workbench runs on 'cpu', 'cuda' or 'mps'"),
     (lambda: zoo.build("bl", chanels=(4, 8)), WorkbenchError, "takes no option 'chanels'; it takes channels"),
     # levels and alphas: numbers inside their interval
     (lambda: bootstrap_encoding_ci(_scored(), n_boot=10, level="95%"), MetricError, "level must be a number in (0, 1)"),

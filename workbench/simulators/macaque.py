@@ -180,6 +180,8 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     check_count("n_repetitions", n_repetitions, 2, "for a reliability")
     check_count("seed", seed, 0)
     check_count("brain_seed", brain_seed, 0)
+    if image_size is not None:  # None: no PNGs
+        check_count("image_size", image_size, 1, "(pixels; None writes no PNGs)")
     _check_embedded_set(stimuli)
     try:
         start_ms, end_ms = (float(t) for t in time_window)
