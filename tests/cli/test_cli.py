@@ -125,7 +125,7 @@ def test_score_options_out_of_range_name_the_option(tmp_path, capsys, option, va
     (["simulate", "blur-fmri", "--out", "{tmp}/f", "--n", "0"], "n_subjects must be an integer >= 1, got 0"),
     (["simulate", "macaque", "--out", "{tmp}/m.nc", "--image-size", "0"], "image_size must be an integer >= 1"),
     (["train", "b", "--out", "{tmp}/models", "--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
-    (["train", "b", "--out", "{tmp}/models", "--channels", "0,8"], "each of channels must be an integer >= 1"),
+    (["train", "b", "--out", "{tmp}/models", "--channels", "0,8"], "each count must be an integer >= 1, got 0"),
     (["extract", "b", "--out", "{tmp}/e.zarr", "--digits", "3", "--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_options_that_cannot_apply_are_one_line_errors_and_write_nothing(tmp_path, capsys, arguments, words):

@@ -76,7 +76,9 @@ def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
     (lambda t: t.replace('name = "B random"', 'name = "B \\u001b[31mrandom"'), "models[1].name",
      "holds a control character"),
     (lambda t: t.replace('zoo = "b"\ntrain = false\nconfig = { channels', 'zoo = "b"\ntrain = false\nconfig = { chanels'),
-     "models[1].config.chanels", "'b' takes no option 'chanels'; it takes channels"),
+     "models[1].config.chanels", "not an option of 'b'; it takes channels"),
+    (lambda t: t.replace('config = { channels = [', 'config = { channels = [0, '), "models[0].config.channels",
+     "each count must be an integer >= 1, got 0"),
     (lambda t: "x = " + "[" * 5000 + "]" * 5000 + "\n" + t, "--config", "nests arrays or tables too deeply"),
 ])
 def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_path, capsys, edit, key, words):

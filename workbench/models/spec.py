@@ -148,10 +148,9 @@ class ModelSpec:
             data.setdefault("train", "weights" not in data and data["zoo"] in RECIPES)
             if data["train"] and data["zoo"] not in RECIPES:
                 raise ConfigError("train", f"{data['zoo']!r} has no training recipe; give weights or train = false")
-            unknown = zoo.unknown_options(data["zoo"], data.get("config", {}))
-            if unknown:
-                raise ConfigError(f"config.{unknown[0]}", f"{data['zoo']!r} takes no option {unknown[0]!r}; it takes "
-                                  f"{', '.join(zoo.options(data['zoo']))}")
+            problem = zoo.config_problem(data["zoo"], data.get("config", {}))
+            if problem:
+                raise ConfigError(f"config.{problem[0]}", problem[1])
         else:
             entry = data["entry_point"]
             if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):

@@ -5,8 +5,9 @@ the call convention of :mod:`.base` and states its equations in its docstring.
 """
 
 import inspect
+import numbers
 
-from ...errors import WorkbenchError, check_count
+from ...errors import WorkbenchError
 from .base import ZooModel
 from .convrnn import ConvRNN, ReciprocalGatedCell
 from .cornet import CORnetRT, CORnetS, CORnetZ
@@ -111,7 +112,9 @@ def build(name, **config):
     if name in ZOO:
         cls, defaults = ZOO[name]
         arguments = {**defaults, **config}
-        _check_arguments(name, arguments)
+        problem = config_problem(name, arguments)
+        if problem:
+            raise WorkbenchError(f"model {name!r}, option {problem[0]!r}: {problem[1]}")
         model = cls(**arguments)
         model.config["zoo_name"] = name
         return model
@@ -126,19 +129,22 @@ def build(name, **config):
     return builder(**config)
 
 
-def _check_arguments(name, arguments):
-    """Named errors for options the class does not take, and for channel counts that are not
-    positive integers (torch's own errors came from deep inside the first convolution)."""
-    unknown = unknown_options(name, arguments)
+def config_problem(name, config):
+    """``(option, problem)`` for the first option of ``config`` that family ``name`` cannot take,
+    or None: an option its constructor lacks, or channel counts that are not positive
+    integers (torch's own error came from deep inside the first convolution). Used by
+    :func:`build` and by report configs, which name the config key."""
+    unknown = unknown_options(name, config)
     if unknown:
-        raise WorkbenchError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; it takes "
-                             f"{', '.join(options(name))}")
-    channels = arguments.get("channels")
-    if channels is not None:
-        if not isinstance(channels, (list, tuple)) or not channels:
-            raise WorkbenchError(f"model {name!r}: channels must be a list of positive integers, got {channels!r}")
-        for count in channels:
-            check_count(f"model {name!r}: each of channels", count, 1)
+        return unknown[0], f"not an option of {name!r}; it takes {', '.join(options(name))}"
+    channels = config.get("channels")
+    if channels is None:
+        return None
+    if not isinstance(channels, (list, tuple)) or not channels:
+        return "channels", f"must be a list of positive integers, got {channels!r}"
+    bad = [count for count in channels
+           if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1]
+    return ("channels", f"each count must be an integer >= 1, got {bad[0]!r}") if bad else None
 
 
 def from_config(config):
