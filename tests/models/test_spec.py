@@ -19,11 +19,21 @@ from workbench.models import ModelSpec, zoo
     ({"name": "m", "entry_point": "a:b", "train": True}, "train", "only zoo"),
     ({"name": "", "zoo": "bl"}, "name", "non-empty"),
     ({"name": "m", "zoo": "bl", "colour": 1}, "colour", "unknown key"),
+    ({"name": "m", "zoo": "bl", "config": {"channels": [4, -8]}}, "config.channels", "got -8"),
+    ({"name": "m", "zoo": "bl", "config": {"chanels": [4]}}, "config.chanels", "not an option of 'bl'"),
 ])
 def test_bad_specs_name_the_key(spec, key, words):
     with pytest.raises(ConfigError) as info:
         ModelSpec.from_dict(spec)
     assert info.value.key == key and words in info.value.problem
+
+
+@pytest.mark.parametrize("content", [b'{"model": "bl", "weights": "bl.pt"}', b"", b"\x89HDF\r\n"])
+def test_weights_that_are_not_a_torch_save_file_are_refused_while_validating(tmp_path, content):
+    (tmp_path / "bl.json").write_bytes(content)  # e.g. the model card given instead of its .pt
+    with pytest.raises(ConfigError, match="is not a torch.save file") as info:
+        ModelSpec.from_dict({"name": "m", "zoo": "bl", "weights": "bl.json"}, base=tmp_path)
+    assert info.value.key == "weights"
 
 
 def test_zoo_spec_defaults_and_round_trip(tmp_path):

@@ -165,6 +165,11 @@ class ModelSpec:
             path = path if path.is_absolute() or base is None else base / path
             if not path.is_file():
                 raise ConfigError("weights", f"file not found: {path}")
+            with open(path, "rb") as handle:  # a glance, not a load: a model card or a text file given by mistake
+                head = handle.read(2)
+            if head != b"PK" and not head.startswith(b"\x80"):  # torch.save's zip, or its legacy pickle
+                raise ConfigError("weights", f"{path} is not a torch.save file (give the .pt state dict the model "
+                                             "card names)")
             data["weights"] = str(path.resolve())
         if "layers" in data:
             data["layers"] = tuple(data["layers"])
