@@ -1,6 +1,7 @@
-"""Counts and seeds given to the public API are checked where they enter: a float, a bool or
-an out-of-range value is the project's error naming the option (it was numpy's TypeError or
-ValueError), and numpy integers are accepted."""
+"""Counts, seeds, levels and devices given to the public API are checked where they enter: a
+float, a bool, text or an out-of-range value is the project's error naming the option (it was
+numpy's or torch's TypeError/ValueError/RuntimeError, or silently accepted), and numpy
+integers are accepted."""
 
 import re
 
@@ -10,15 +11,15 @@ import pytest
 
 from conftest import make_assembly
 from workbench import ExtractionError, MetricError, WorkbenchError
+from workbench.backend import resolve_device
 from workbench.errors import check_count, check_interval
 from workbench.metrics import PLSRegression, RidgeCV, encoding_score, split_half_ceiling, stimulus_folds
-from workbench.metrics.latency import model_vs_brain
 from workbench.metrics.dimensionality import participation_ratio_ci, principal_components
+from workbench.metrics.latency import model_vs_brain
 from workbench.models import PresentationProtocol, extract, zoo
 from workbench.models.reductions import PCA, SparseRandomProjection
 from workbench.models.training import train
 from workbench.stats import bootstrap_encoding_ci, fdr, heldout_permutation_test, sign_flip_test
-from workbench.backend import resolve_device
 from workbench.stimuli import digits, from_image_files
 
 RNG = np.random.default_rng(0)
