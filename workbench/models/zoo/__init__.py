@@ -131,14 +131,14 @@ def build(name, **config):
 
 def config_problem(name, config):
     """``(option, problem)`` for the first option of ``config`` that family ``name`` cannot take,
-    or None: an option its constructor lacks, or channel counts that are not positive
+    or None: an option its constructor lacks, or (built-in families) channel counts that are not positive
     integers (torch's own error came from deep inside the first convolution). Used by
     :func:`build` and by report configs, which name the config key."""
     unknown = unknown_options(name, config)
     if unknown:
         return unknown[0], f"not an option of {name!r}; it takes {', '.join(options(name))}"
     channels = config.get("channels")
-    if channels is None:
+    if channels is None or name not in ZOO:  # a registered family's options mean what it says they mean
         return None
     if not isinstance(channels, (list, tuple)) or not channels:
         return "channels", f"must be a list of positive integers, got {channels!r}"
