@@ -57,6 +57,9 @@ def test_check_interval_reads_its_interval_as_written():
     (lambda: digits(True), WorkbenchError, "n_stimuli must be an integer"),
     (lambda: PresentationProtocol(1.5, 1), ExtractionError, "image_steps must be an integer"),
     (lambda: PresentationProtocol(2, True), ExtractionError, "blank_steps must be an integer"),
+    (lambda: PresentationProtocol(2, 1, step_ms="10"), ExtractionError, "step_ms must be a number in (0, inf)"),
+    (lambda: PresentationProtocol(2, 1, onset_ms=float("nan")), ExtractionError,
+     "onset_ms must be a number in (-inf, inf), got nan"),  # NaN gave NaN time bins
     (lambda: extract(zoo.build("b", channels=(4, 8)), digits(2, size=32), batch_size=1.5, progress=False,
                      protocol=PresentationProtocol(2, 1)), ExtractionError, "batch_size must be an integer >= 1"),
     (lambda: split_half_ceiling(make_assembly(repetitions=4), n_splits=1.5), MetricError,

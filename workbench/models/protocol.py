@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..errors import ExtractionError, check_count
+from ..errors import ExtractionError, check_count, check_interval
 
 UNROLLINGS = ("network_per_step", "layer_per_step")
 
@@ -32,8 +32,8 @@ class PresentationProtocol:
     def __post_init__(self):
         check_count("image_steps", self.image_steps, 1, error=ExtractionError)
         check_count("blank_steps", self.blank_steps, 0, error=ExtractionError)
-        if not self.step_ms > 0:
-            raise ExtractionError(f"step_ms must be positive, got {self.step_ms}")
+        check_interval("step_ms", self.step_ms, "(0, inf)", error=ExtractionError)
+        check_interval("onset_ms", self.onset_ms, "(-inf, inf)", error=ExtractionError)  # NaN or inf: no finite time bin
         if self.unrolling not in UNROLLINGS:
             raise ExtractionError(
                 f"unknown unrolling {self.unrolling!r}; choose one of {UNROLLINGS}"
