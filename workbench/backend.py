@@ -13,6 +13,11 @@ import torch
 from .errors import WorkbenchError
 
 
+def _mps_available():
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def resolve_device(device="auto"):
     """Return a :class:`torch.device`; ``"auto"`` picks CUDA, then Apple MPS, then CPU.
 
@@ -26,8 +31,7 @@ def resolve_device(device="auto"):
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -42,8 +46,7 @@ def resolve_device(device="auto"):
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise WorkbenchError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} "
                              "CUDA device(s) (fix: device='cuda' for the first)")
-    mps = getattr(torch.backends, "mps", None)
-    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+    if resolved.type == "mps" and not _mps_available():
         raise WorkbenchError(f"device {device!r} requested but Apple MPS is not available (fix: device='auto' or 'cpu')")
     if resolved.type not in ("cpu", "cuda", "mps"):
         raise WorkbenchError(f"device {device!r}: the workbench runs on 'cpu', 'cuda' or 'mps'")

@@ -3,6 +3,7 @@ float, a bool, text or an out-of-range value is the project's error naming the o
 numpy's or torch's TypeError/ValueError/RuntimeError, or silently accepted), and numpy
 integers are accepted."""
 
+import functools
 import re
 
 import numpy as np
@@ -25,6 +26,7 @@ from workbench.stimuli import digits, from_image_files
 RNG = np.random.default_rng(0)
 
 
+@functools.lru_cache(maxsize=1)  # one fit serves every case (the tests only read it)
 def _scored():
     return encoding_score(make_assembly(n_stimuli=40), make_assembly(n_stimuli=40, repetitions=2), n_splits=3)
 

@@ -34,6 +34,7 @@ from ..assembly import control_character_id
 from ..errors import ConfigError, WorkbenchError
 from ..stimuli import Preprocessing
 from .hub import is_hub_name
+from .weights import torch_save_format
 
 MAX_SEED = 2 ** 32 - 1  # numpy's legacy seeds are 32-bit (torch's 64-bit)
 
@@ -165,9 +166,7 @@ class ModelSpec:
             path = path if path.is_absolute() or base is None else base / path
             if not path.is_file():
                 raise ConfigError("weights", f"file not found: {path}")
-            with open(path, "rb") as handle:  # a glance, not a load: a model card or a text file given by mistake
-                head = handle.read(2)
-            if head != b"PK" and not head.startswith(b"\x80"):  # torch.save's zip, or its legacy pickle
+            if torch_save_format(path) is None:  # a glance, not a load: a model card or a text file by mistake
                 raise ConfigError("weights", f"{path} is not a torch.save file (give the .pt state dict the model "
                                              "card names)")
             data["weights"] = str(path.resolve())

@@ -19,6 +19,14 @@ def save_weights(model, path):
         torch.save(model.state_dict(), tmp)
 
 
+def torch_save_format(path):
+    """``"zip"`` (torch.save's container), ``"legacy"`` (its older pickle stream) or None (not
+    a torch.save file), from the first two bytes; nothing is loaded."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return "zip" if head == b"PK" else "legacy" if head.startswith(b"\x80") else None
+
+
 def load_weights(model, path, device="cpu"):
     """Load a state dict into ``model`` (``torch.load(..., weights_only=True)``).
 
@@ -39,8 +47,7 @@ def load_weights(model, path, device="cpu"):
         # weights_only refuses pickled objects: that is a file we will not execute. The
         # library's own message suggests turning that safety off, so it is not repeated.
         try:
-            with open(path, "rb") as handle:
-                zipped = handle.read(2) == b"PK"  # torch.save's zip container
+            zipped = torch_save_format(path) == "zip"
         except OSError:
             zipped = False
         kind = ("it holds pickled Python objects besides tensors" if zipped
