@@ -10,13 +10,15 @@ in :mod:`workbench.simulators`.
 
 from workbench.errors import DataFormatError
 
-from .registry import load, register_format, supported_formats
+from .registry import check_options, detect_format, load, register_format, supported_formats
 from .human import HumanRatings
 from .stimulus_set import load_stimulus_set, merge_stimulus_set
 
 __all__ = [
     "DataFormatError",
     "HumanRatings",
+    "check_options",
+    "detect_format",
     "load",
     "load_stimulus_set",
     "merge_stimulus_set",

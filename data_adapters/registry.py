@@ -71,22 +71,27 @@ def _load_plugins():
                           stacklevel=3)
 
 
-def _read(name, path, options):
-    """Call format ``name``'s reader; an option it does not take is a named error, not a
-    TypeError from deep inside."""
+def _check_options(name, path, options):
+    """An option format ``name``'s reader does not take is a named error, not a TypeError
+    from deep inside."""
     import inspect
 
-    reader = FORMATS[name][1]
     try:
-        parameters = inspect.signature(reader).parameters
+        parameters = inspect.signature(FORMATS[name][1]).parameters
     except (TypeError, ValueError):  # a builtin or C reader: let it check its own options
-        parameters = None
-    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         taken = [n for n in parameters if n != "path"]
         unknown = sorted(set(options) - set(taken))
         if unknown:
             raise DataFormatError(path, f"option {unknown[0]!r} does not apply to the {name} format",
                                   f"{name} takes {', '.join(taken) or 'no options'}")
+
+
+def _read(name, path, options):
+    """Call format ``name``'s reader with ``options`` (checked by :func:`_check_options`)."""
+    reader = FORMATS[name][1]
+    _check_options(name, path, options)
     try:
         return reader(path, **options)
     except MemoryError as error:  # a size no reader's own check foresaw: still a named error
@@ -121,6 +126,20 @@ def load(path, format=None, **options):
         The file is missing, unreadable or in no supported format; the message names the
         file and lists the supported formats.
     """
+    path = Path(path)
+    return _read(detect_format(path, format), path, options)
+
+
+def check_options(path, options, format=None):
+    """Raise :class:`DataFormatError` if an option in ``options`` does not apply to the format
+    of ``path`` (detected as :func:`load` does, reading only the file's head), before any
+    data is read: a report config is checked so, before its tasks run."""
+    path = Path(path)
+    _check_options(detect_format(path, format), path, options)
+
+
+def detect_format(path, format=None):
+    """The name of the format :func:`load` reads ``path`` as (``format`` checked when given)."""
     _load_plugins()
     path = Path(path)
     check_regular_file(path, allow_directory=True)
@@ -129,12 +148,12 @@ def load(path, format=None, **options):
             raise DataFormatError(
                 path, f"unknown format {format!r}", f"supported: {', '.join(FORMATS)}"
             )
-        return _read(format, path, options)
+        return format
     failures = []
     if path.is_dir():
         for name in DIRECTORY_FORMATS:
             if _sniffed(name, path, b"", failures):
-                return _read(name, path, options)
+                return name
         raise DataFormatError(path, "is a directory without a series of volumes",
                               "expected a data file, or a folder of .nii/.hdr volumes")
     try:
@@ -144,7 +163,7 @@ def load(path, format=None, **options):
         raise DataFormatError(path, f"cannot be read ({error.strerror})") from error
     for name in FORMATS:
         if _sniffed(name, path, head, failures):
-            return _read(name, path, options)
+            return name
     listing = "; ".join(f"{name}: {text}" for name, text in supported_formats().items())
     damaged = "".join(f"; the {name} check could not read it ({error})" for name, error in failures)
     line = first_line(head)  # a table separated otherwise (spreadsheets in comma-decimal locales export ';')

@@ -195,8 +195,25 @@ _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights"
 
 def _option_error(error):
     """A configuration error as the command line's: the option behind the key, the problem."""
+    if ".load_options" in error.key:
+        option = error.key.split(".load_options", 1)[1].lstrip(".")
+        return WorkbenchError(f"--load-option{' ' + option if option else ''}: {error.problem}")
     field = error.key.rsplit(".", 1)[-1]
     return WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}")
+
+
+def _load_option(text):
+    """``NAME=VALUE`` of --load-option: VALUE as JSON (numbers, lists, objects), else text."""
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. labels='{{\"f\": 0, \"j\": 1}}'), got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return name.strip(), parsed
 
 
 def _checked_model(model_spec):
@@ -324,6 +341,8 @@ def _score(args):
     for key in ("path", "stimuli"):
         if getattr(args, key):
             benchmark[key] = getattr(args, key)
+    if args.load_option:
+        benchmark["load_options"] = dict(args.load_option)
     # zoo models train by their recipe unless --no-train or --weights (the report's default)
     spec = _model_spec(args.model, args.weights, False if args.no_train else None, args.seed, args.epochs, args=args)
     config = _checked_config(spec, benchmark, {"seed": args.seed, "n_permutations": args.permutations,
@@ -474,6 +493,9 @@ def build_parser():
     score.add_argument("--out", required=True, metavar="FILE.json", help="scores file to write")
     score.add_argument("--path", default=None, help="data file of a real-file benchmark")
     score.add_argument("--stimuli", default=None, metavar="CSV", help="stimulus-set CSV of a real-file benchmark")
+    score.add_argument("--load-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
+                       help="an option of the data file's reader, repeatable; VALUE is JSON or text, e.g. "
+                            "--load-option 'labels={\"f\": 0, \"j\": 1}' --load-option worker_column=subject")
     score.add_argument("--no-train", action="store_true", help="score a zoo model untrained (default: its recipe)")
     score.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     score.add_argument("--seed", type=int, default=0, help="seed (default 0)")

@@ -107,6 +107,11 @@ class Benchmark:
         One of ``names`` or a match of ``pattern``.
     path, stimuli : str, optional
         A real-file variant's data file and stimulus-set CSV.
+    load_options : dict, optional
+        A real-file variant's options for :func:`data_adapters.load` (the format reader's:
+        e.g. ``labels={"f": 0, "j": 1}`` for key presses, ``fields=``, ``worker_column=``,
+        ``events=`` / ``masks=`` files for NIfTI, ``variable=`` for BrainIO). They enter the
+        identity, and files they name by content.
     seed, n_permutations, n_stimuli : int
         Run settings (the report's ``[settings]``); ``n_permutations`` may be ``"auto"``
         (:meth:`draws`).
@@ -134,7 +139,7 @@ class Benchmark:
     panel = Panel
 
     def __init__(self, identifier, path=None, stimuli=None, seed=0, n_permutations=1000, n_stimuli=200,
-                 cache_dir=None, stimulus_set="digits", batch_size=64, **options):
+                 cache_dir=None, stimulus_set="digits", batch_size=64, load_options=None, **options):
         self.identifier = identifier
         if stimulus_set not in STIMULUS_SETS:
             raise ConfigError("stimulus_set", f"must be one of {', '.join(STIMULUS_SETS)}, got {stimulus_set!r}")
@@ -149,8 +154,13 @@ class Benchmark:
         self.batch_size = batch_size  # how the work is done, not what it computes: not in identity()
         if self.needs_path and self.path is None:
             raise ConfigError("path", f"{identifier!r} reads a real file: give its path")
+        if load_options is not None and not (isinstance(load_options, dict)
+                                             and all(isinstance(k, str) and k.isidentifier() for k in load_options)):
+            raise ConfigError("load_options", "must be a table of the data format's reader options, e.g. "
+                              f"{{ labels = {{ f = 0, j = 1 }} }}, got {load_options!r}")
+        self.load_options = dict(load_options or {})
         if not self.needs_path:
-            for name, value in (("path", path), ("stimuli", stimuli)):
+            for name, value in (("path", path), ("stimuli", stimuli), ("load_options", load_options)):
                 if value is not None:
                     raise ConfigError(name, f"{identifier!r} is simulated and takes no {name}")
 
@@ -180,6 +190,8 @@ class Benchmark:
             identity["data"] = data_digest(self.path)
         if self.stimuli_path:
             identity["stimuli"] = _stimulus_files_digest(self.stimuli_path)
+        if self.load_options:  # (absent without: existing cache keys stay valid)
+            identity["load_options"] = options_identity(self.load_options)
         return identity
 
     # ---------------------------------------------------------------- the work
@@ -280,6 +292,25 @@ class VariantBenchmark(Benchmark):
         self.simulated, self.needs_path = simulated, not simulated
         super().__init__(identifier, **options)
         self.region = region
+
+
+def options_identity(options):
+    """Loader options as a cache identity: values as given, and the content of every file or
+    folder a text value names (an events table, a mask image), so an edited file is a new key."""
+    def named(value):
+        if isinstance(value, str) and value.strip() and len(value) < 4096:
+            try:
+                if Path(value).exists():
+                    return {"path": value, "content": data_digest(value)}
+            except OSError:  # a name too long or otherwise not a path
+                pass
+        if isinstance(value, (list, tuple)):
+            return [named(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): named(v) for k, v in value.items()}
+        return value
+
+    return {key: named(value) for key, value in sorted(options.items())}
 
 
 def data_digest(path):

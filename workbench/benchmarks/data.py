@@ -2,12 +2,14 @@
 datasets written once into the cache (atomically) in their real file formats."""
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import WorkbenchError
+from ..errors import DataWarning, WorkbenchError
 from ..storage import exclusive_entry
 
 def simulation_key(options, *code):
@@ -38,12 +40,17 @@ def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, e
     ids = [str(i) for i in stimulus_ids]
     if stimuli_csv:
         table = data_adapters.load_stimulus_set(stimuli_csv)
-        index = pd.Index(table["stimulus_id"].astype(str)).get_indexer(ids)
+        index = image_index(ids, table, stimuli_csv)
         if (index < 0).any():
             raise WorkbenchError(f"{source}: stimulus {ids[int(np.flatnonzero(index < 0)[0])]!r} has no image "
-                                 f"in {stimuli_csv}")
+                                 f"in {stimuli_csv} (matched by stimulus_id, then by file name)")
         chosen = table.iloc[index].reset_index(drop=True)
         chosen.attrs = dict(table.attrs)
+        if chosen["stimulus_id"].astype(str).tolist() != ids:
+            # labelled as the data names them (a file path, say), so everything downstream
+            # aligns with the data by stimulus_id; the set's own id is kept beside it
+            chosen["stimulus_set_id"] = chosen["stimulus_id"].astype(str)
+            chosen["stimulus_id"] = ids
         return from_image_files(chosen, preprocessing=preprocessing, lazy=True)  # bounded memory at scale
     embedded = embedded or {"name": "digits", "n_stimuli": None, "seed": 0}
     try:
@@ -53,6 +60,59 @@ def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, e
         raise WorkbenchError(f"{source}: {error} (pass stimuli= the recording's stimulus-set CSV)") from None
     order = pd.Index(shown.stimulus_ids).get_indexer(ids)
     return shown.subset(order)
+
+
+# jsPsych's html-keyboard-response saves the HTML it showed: <img src="img/cat_01.jpg">
+_IMG_SOURCE = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+
+
+def _file_keys(reference):
+    """What an image reference may be matched by, most specific first: the path as written
+    (the ``src`` of an ``<img>`` tag; no URL query or fragment; forward slashes), its file
+    name, its stem (the name less a file extension)."""
+    text = str(reference).strip()
+    found = _IMG_SOURCE.search(text)
+    if found:
+        text = found.group(1)
+    text = re.split(r"[?#]", text, maxsplit=1)[0].replace("\\", "/")
+    name = text.rsplit("/", 1)[-1]
+    # only a file extension is cut: "1.5" is not "1" with an extension
+    stem = re.sub(r"(?<=.)\.[A-Za-z][A-Za-z0-9]{0,4}$", "", name)
+    return list(dict.fromkeys(key for key in (text, name, stem) if key))
+
+
+def image_index(ids, table, stimuli_csv):
+    """Row of the stimulus-set ``table`` that shows each of ``ids`` (-1: none).
+
+    Data files name their stimuli in different ways: BrainIO by the set's ``stimulus_id``,
+    jsPsych by the image path it showed (``img/cat_01.jpg``, or the ``<img>`` tag of an HTML
+    stimulus), BIDS events by ``stim_file``. An id is matched to the set's ``stimulus_id``
+    first, then its path, file name or stem to the ``filename`` column's (or to a
+    ``stimulus_id``). A key that names two images is an error, not a guess.
+    """
+    set_ids = table["stimulus_id"].astype(str).tolist()
+    exact = {sid: row for row, sid in enumerate(set_ids)}
+    keys = {}
+    filenames = table["filename"].tolist() if "filename" in table else [None] * len(table)
+    for row, (sid, filename) in enumerate(zip(set_ids, filenames)):
+        references = [sid] + ([filename] if isinstance(filename, str) and filename.strip() else [])
+        for key in {key for reference in references for key in _file_keys(reference)}:
+            keys.setdefault(key, set()).add(row)
+    index = np.full(len(ids), -1, dtype=np.int64)
+    for i, data_id in enumerate(map(str, ids)):
+        if data_id in exact:
+            index[i] = exact[data_id]
+            continue
+        for key in _file_keys(data_id):
+            rows = keys.get(key)
+            if rows and len(rows) > 1:
+                names = ", ".join(repr(set_ids[r]) for r in sorted(rows)[:3])
+                raise WorkbenchError(f"stimulus {data_id!r} matches several images of {stimuli_csv} by {key!r} "
+                                     f"({names}): name the images uniquely, or give the data the set's stimulus_id")
+            if rows:
+                index[i] = next(iter(rows))
+                break
+    return index
 
 
 def embedded_of(assembly):
@@ -76,9 +136,9 @@ def embedded_of(assembly):
     return embedded
 
 
-def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
-    """The recording at ``path``, or the simulated one of ``stimulus_set`` (written once into
-    ``data_dir``)."""
+def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits", load_options=None):
+    """The recording at ``path`` (read with ``load_options``), or the simulated one of
+    ``stimulus_set`` (written once into ``data_dir``)."""
     import data_adapters
 
     from ..models import BLNet, extract
@@ -87,7 +147,7 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     from ..stimuli import digits
 
     if path:
-        return data_adapters.load(path), path
+        return data_adapters.load(path, **(load_options or {})), path
     from .. import character_stimuli, object_stimuli
 
     options = {"seed": seed, "n_stimuli": n_stimuli}
@@ -103,8 +163,9 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits"):
     return data_adapters.load(path), str(path)
 
 
-def blur_fmri(path, seed, data_dir):
-    """Per-subject blur-fMRI assemblies (repetitions averaged) and their files."""
+def blur_fmri(path, seed, data_dir, load_options=None):
+    """Per-subject blur-fMRI assemblies (repetitions averaged) and their files (a real file
+    read with ``load_options``)."""
     import data_adapters
 
     from ..assembly import average_repetitions
@@ -124,26 +185,36 @@ def blur_fmri(path, seed, data_dir):
                 simulation = simulate_blur_fmri(directory, write_nifti=False, seed=seed)
                 write_json(marker, {"bdata": {s: str(p) for s, p in simulation.bdata.items()}})
         paths = list(json.loads(marker.read_text())["bdata"].values())
-    return [average_repetitions(data_adapters.load(p)) for p in paths], paths
+    options = (load_options or {}) if path else {}
+    return [average_repetitions(data_adapters.load(p, **options)) for p in paths], paths
 
 
-def human_ratings(path, stimuli_csv, seed, data_dir):
-    """``(stimuli, per-image human uncertainty D, source)``: a user's ratings file with its
-    images, or simulated ratings of the Spoerer replication's noisy digits."""
+def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None):
+    """``(stimuli, per-image human uncertainty D, source)``: a user's ratings file (read with
+    ``load_options``) with its images, or simulated ratings of the Spoerer replication's noisy
+    digits. A rated stimulus is found in ``stimuli_csv`` by id, then by file name
+    (:func:`image_index`)."""
     import data_adapters
 
     from ..replications import human_uncertainty, spoerer_stimuli
     from ..simulators import simulate_human_ratings
 
     if path:
-        uncertainty = human_uncertainty(data_adapters.load(path))
+        uncertainty = human_uncertainty(data_adapters.load(path, **(load_options or {})))
+        rated = [str(i) for i in uncertainty.index]
         if stimuli_csv:
-            known = set(data_adapters.load_stimulus_set(stimuli_csv)["stimulus_id"].astype(str))
+            has_image = image_index(rated, data_adapters.load_stimulus_set(stimuli_csv), stimuli_csv) >= 0
         else:
-            known = {f"digit_{i:04d}" for i in range(1797)}
-        ids = [i for i in uncertainty.index if str(i) in known]
+            has_image = np.isin(rated, [f"digit_{i:04d}" for i in range(1797)])
+        ids = [i for i, keep in zip(uncertainty.index, has_image) if keep]
+        where = f"in {stimuli_csv}" if stimuli_csv else "among the embedded digits (pass stimuli= the stimulus-set CSV)"
         if not ids:
-            raise WorkbenchError(f"{path}: no rated stimulus has an image (e.g. {uncertainty.index[0]!r})")
+            raise WorkbenchError(f"{path}: no rated stimulus has an image {where} (e.g. {uncertainty.index[0]!r}; "
+                                 "matched by stimulus_id, then by file name)")
+        if len(ids) < len(rated):  # scored on the rest, but never silently
+            missing = [i for i, keep in zip(rated, has_image) if not keep]
+            warnings.warn(f"{path}: {len(missing)} of {len(rated)} rated stimuli have no image {where} and are left "
+                          f"out (e.g. {missing[:3]})", DataWarning, stacklevel=2)
         return render_stimuli(ids, path, stimuli_csv), uncertainty, path
     stimuli, planted = spoerer_stimuli(seed=seed)
     key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)

@@ -84,7 +84,7 @@ class BlurDenoising(VariantBenchmark):
 
     def load_data(self):
         """Per-subject assemblies (repetitions averaged) and their files."""
-        return blur_fmri(self.path, self.seed, self.cache_dir / "data")
+        return blur_fmri(self.path, self.seed, self.cache_dir / "data", self.load_options)
 
     def stimuli(self, model_spec=None, subjects=None, sources=None, model=None):
         """The clean images, rendered as the model declares (it also sees them blurred)."""

@@ -59,7 +59,7 @@ class RTUncertainty(VariantBenchmark):
 
     def load_data(self):
         """``(stimuli, human uncertainty per image, source)``."""
-        return human_ratings(self.path, self.stimuli_path, self.seed, self.cache_dir / "data")
+        return human_ratings(self.path, self.stimuli_path, self.seed, self.cache_dir / "data", self.load_options)
 
     def stimuli(self, model_spec=None):
         """The rated images (the noisy digits are rendered at the zoo's 32 px greyscale)."""

@@ -135,7 +135,7 @@ class SharedTimeEncoding(VariantBenchmark):
     def load_data(self):
         """The recording's sites in this region (trial level) and the file it came from."""
         recording, source = macaque_recording(self.path, self.seed, self.n_stimuli, self.cache_dir / "data",
-                                              self.stimulus_set)
+                                              self.stimulus_set, self.load_options)
         if "region" not in recording.coords or self.region not in set(recording.region.values):
             raise WorkbenchError(f"{source}: no sites with region == {self.region!r}")
         return recording.isel(neuroid=np.flatnonzero(recording.region.values == self.region)), source

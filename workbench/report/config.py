@@ -25,18 +25,20 @@
     name = "human.rt-uncertainty"          # a real-file variant
     path = "data/ratings.sqlite"
     stimuli = "data/stimulus_set.csv"      # optional: images (stimulus_id, filename); default digits
+    load_options = { labels = { f = 0, j = 1 } }  # optional: the file format reader's options
 
 A bare string is also accepted for a benchmark (``benchmarks = ["sim-human.rt-uncertainty"]``).
 Every problem raises :class:`ConfigError` naming the key, before anything is written.
 """
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, WorkbenchError
 
-BENCHMARK_KEYS = {"name", "path", "stimuli"}
+BENCHMARK_KEYS = {"name", "path", "stimuli", "load_options"}
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set", "batch_size"}
 DEFAULT_SETTINGS = {"seed": 0, "n_permutations": 1000, "title": "Brain-score report", "n_stimuli": 200,
                     "stimulus_set": "digits", "batch_size": 64}
@@ -94,7 +96,8 @@ def _benchmark(index, spec, base):
     try:
         cls, options = lookup(spec.get("name"))
         # the constructor checks which files the benchmark takes; nothing is read yet
-        cls(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), **options)
+        cls(spec["name"], path=spec.get("path"), stimuli=spec.get("stimuli"), load_options=spec.get("load_options"),
+            **options)
     except ConfigError as error:
         raise error.under(key) from None
     except WorkbenchError as error:
@@ -104,7 +107,40 @@ def _benchmark(index, spec, base):
     if "stimuli" in spec:
         benchmark["stimuli"] = _existing_path(spec["stimuli"], base, f"{key}.stimuli",
                                               "stimulus-set CSV not found", Path.is_file)
+    if "load_options" in spec:
+        benchmark["load_options"] = _load_options(spec["load_options"], base, spec.get("path"), f"{key}.load_options")
     return benchmark
+
+
+# a loader option's text value that looks like a file name (a folder in it, or an extension):
+# NIfTI's events table, mask and label images
+_FILE_LIKE = re.compile(r"[/\\]|\.[A-Za-z][A-Za-z0-9]{0,5}(\.gz)?$")
+
+
+def _load_options(options, base, path, key):
+    """Loader options, file names among their values (at any depth, e.g. ``masks = { V1 =
+    "masks/V1.nii.gz" }``) resolved against the config's folder and checked to exist, and
+    each option checked to apply to the data file's format; the reader checks the values
+    when a task loads the file."""
+    def resolve(value, where):
+        if isinstance(value, dict):
+            return {k: resolve(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str) and _FILE_LIKE.search(value):
+            return _existing_path(value, base, where, "file not found", Path.exists)
+        return value
+
+    resolved = {name: resolve(value, f"{key}.{name}") for name, value in options.items()}
+    if path is not None:  # an option the file's format does not take: named now, not in a task
+        import data_adapters
+
+        try:
+            data_adapters.check_options(_existing_path(path, base, key, "data path not found", Path.exists),
+                                        resolved)
+        except WorkbenchError as error:
+            raise ConfigError(key, str(error)) from None
+    return resolved
 
 
 def parse_config(data, base=Path("."), source="<dict>"):
