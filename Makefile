@@ -52,12 +52,15 @@ chromium:
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium) || \
 	  echo "warning: could not install chromium (apt-get); the report render test will fail"
 
-# Two pytest-xdist workers, a test module at a time each (conftest.py starts the longest first).
+# Two pytest-xdist workers, a test module at a time each (conftest.py starts the longest first;
+# xdist would otherwise reorder the modules by their number of tests, which put a module that
+# waits for the simulated brain's training first, and the longest modules later).
 # Side by side on 2 cores, BLAS and torch threads must not spin while waiting: two processes with
 # spinning 2-thread pools each ran 4-6x slower than one alone (OpenBLAS eigh 4x, torch training 6x).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test chromium
-	OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	  --no-loadscope-reorder
 
 bench: $(VENV)/.installed-bench
 
