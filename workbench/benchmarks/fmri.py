@@ -90,7 +90,13 @@ class BlurDenoising(VariantBenchmark):
         """The clean images, rendered as the model declares (it also sees them blurred)."""
         if subjects is None:
             subjects, sources = self.load_data()
-        clean_ids = sorted({str(i) for i in subjects[0].image_code.values})
+        first = subjects[0]
+        if "blur_level" in first.coords and (first.blur_level.values == 0).any():
+            # the clean presentations' own ids (a BIDS events table's image_code is a number
+            # shared with the blurred versions, its stimulus_id the image's name)
+            clean_ids = sorted({str(i) for i in first.stimulus_id.values[first.blur_level.values == 0]})
+        else:
+            clean_ids = sorted({str(i) for i in first.image_code.values})
         return render_stimuli(clean_ids, sources[0], self.stimuli_path,
                               preprocessing=self.model_input(model_spec, model))
 

@@ -99,18 +99,30 @@ def pattern_correlations(a, b, codes, n_groups):
 
 
 def _pairs(clean, noisy, pair_by):
-    """Row index into ``clean`` for every ``noisy`` presentation (by source id)."""
+    """Row index into ``clean`` for every ``noisy`` presentation (by source id).
+
+    A degraded image's pairing coord (``source_id`` or ``image_code``) names its clean
+    source: the clean presentation with the same value of that coord when the clean set has
+    it (a BIDS events table gives every image its numeric ``image_code``, clean ones
+    included), else the one whose ``stimulus_id`` it is (the workbench's renders, BData's
+    named codes)."""
     key = _pair_coord(noisy, pair_by)
     sources = noisy[key].values.astype(str)
-    index = pd.Index(clean["stimulus_id"].values.astype(str))
-    if index.has_duplicates:
-        raise MetricError("clean assembly repeats stimulus_id values; average repetitions first")
-    rows = index.get_indexer(sources)
-    if (rows < 0).any():
-        missing = sources[rows < 0]
-        raise MetricError(f"{len(missing)} degraded image(s) have no clean partner (e.g. {missing[0]!r} in "
-                          f"coord {key!r}); clean and degraded sets must be paired")
-    return rows
+    candidates = [key] if key in clean.coords and key != "stimulus_id" else []
+    rows, missing = None, None
+    for name in candidates + ["stimulus_id"]:
+        index = pd.Index(clean[name].values.astype(str))
+        if index.has_duplicates:
+            if name == "stimulus_id":
+                raise MetricError("clean assembly repeats stimulus_id values; average repetitions first")
+            continue  # not one clean image per code: not a pairing coord on this side
+        rows = index.get_indexer(sources)
+        if (rows >= 0).all():
+            return rows
+        missing = sources[rows < 0] if missing is None else missing
+    raise MetricError(f"{len(missing)} degraded image(s) have no clean partner (e.g. {str(missing[0])!r} in "
+                      f"coord {key!r}, looked up in the clean images' {' and '.join(candidates + ['stimulus_id'])}); "
+                      "clean and degraded sets must be paired")
 
 
 def _index_array(d, degraded, clean, rows, groups, definition):
