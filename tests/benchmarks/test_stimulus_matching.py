@@ -201,3 +201,18 @@ def test_score_takes_load_options_on_the_command_line(tmp_path, stimulus_set, ca
     assert "--load-option: " in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(argv + ["--load-option", "labels"])
+
+
+def test_hostile_references_are_matched_without_a_hang():
+    """A 100 kB stimulus field of repeated '<img ' tags took 38 s (a quadratic tag search):
+    a participant's browser writes these fields, so a hostile file could hang a report."""
+    import time
+
+    from workbench.benchmarks.data import _file_keys
+
+    table = pd.DataFrame({"stimulus_id": ["a"], "filename": ["img/a.png"]})
+    hostile = ["<img " * 20000, "<img src=" + "x" * 100000, "a/" * 50000, "<IMG " * 20000 + 'src="img/a.png">']
+    start = time.perf_counter()
+    assert image_index(hostile, table, "set.csv").tolist() == [-1, -1, -1, -1]
+    assert time.perf_counter() - start < 10  # a hang guard, not a speed figure: about 0.1 s
+    assert _file_keys('<img alt="a cat" src="img/a.png?x=1">') == ["img/a.png", "a.png", "a"]

@@ -63,7 +63,9 @@ def render_stimuli(stimulus_ids, source, stimuli_csv=None, preprocessing=None, e
 
 
 # jsPsych's html-keyboard-response saves the HTML it showed: <img src="img/cat_01.jpg">
-_IMG_SOURCE = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+# (bounded: an unbounded pattern took 38 s on 100 kB of "<img <img ...", quadratic)
+_IMG_SOURCE = re.compile(r"""<img\b[^>]{0,1000}?\bsrc\s*=\s*["']?([^"'\s>]{1,2048})""", re.IGNORECASE)
+_MAX_REFERENCE = 4096  # characters of a reference searched for a tag
 
 
 def _file_keys(reference):
@@ -71,7 +73,7 @@ def _file_keys(reference):
     (the ``src`` of an ``<img>`` tag; no URL query or fragment; forward slashes), its file
     name, its stem (the name less a file extension)."""
     text = str(reference).strip()
-    found = _IMG_SOURCE.search(text)
+    found = _IMG_SOURCE.search(text[:_MAX_REFERENCE])
     if found:
         text = found.group(1)
     text = re.split(r"[?#]", text, maxsplit=1)[0].replace("\\", "/")
