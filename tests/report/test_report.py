@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from workbench import DataFormatError, simulators
+from workbench.errors import DataWarning
 from workbench.cli import main
 from workbench.report.build import build_report
 from workbench.report.config import ConfigError, load_config, parse_config
@@ -303,7 +304,9 @@ name = "human.rt-uncertainty"
 path = "trials.csv"
 stimuli = "stimuli.csv"
 """)
-    scores = build_report(load_config(config), tmp_path / "out", jobs=1, progress=False)
+    # the simulated file's 3 practice images have no image file: left out, and said so
+    with pytest.warns(DataWarning, match=r"3 of 33 rated stimuli have no image .*practice_0"):
+        scores = build_report(load_config(config), tmp_path / "out", jobs=1, progress=False)
     assert not scores["failures"], scores["failures"]
     assert {r["n"] for r in scores["scores"]} == {30} and scores["simulated"] is False
     page = (tmp_path / "out" / "index.html").read_text()
