@@ -21,6 +21,9 @@ def _print_scores(scores):
             print(f"{record['model']:<24} {record['benchmark']:<36} {region:<4} value={record['value']:.3f} {p}")
     for failure in scores["failures"]:
         print(f"FAILED {failure['model']} x {failure['benchmark']}: {failure['error']}", file=sys.stderr)
+    if scores.get("warnings"):
+        print(f"{len(scores['warnings'])} data warning(s), listed in the scores file"
+              + (" and the report" if "title" in scores else ""), file=sys.stderr)
     return 1 if scores["failures"] else 0
 
 
@@ -330,7 +333,7 @@ def _extract(args):
 def _score(args):
     from pathlib import Path
 
-    from .report.build import check_writable, split_results
+    from .report.build import check_writable, data_warnings, split_results
     from .report.runner import execute, plan
     from .storage import write_json
 
@@ -353,7 +356,7 @@ def _score(args):
     check_writable(cache)
     results = execute(plan(config), cache, jobs=1, progress=not args.no_progress)
     records, failures = split_results(results)
-    scores = {"scores": records, "failures": failures, "settings": config.settings,
+    scores = {"scores": records, "failures": failures, "warnings": data_warnings(results), "settings": config.settings,
               "simulated": any(r["simulated"] for r in records)}
     write_json(out, scores)
     status = _print_scores(scores)

@@ -135,11 +135,19 @@ def test_a_report_reads_a_jspsych_file_with_the_configs_loader_options(tmp_path,
     from workbench.report.build import build_report
     from workbench.report.config import load_config
 
-    _jspsych_csv(tmp_path / "ratings.csv", [f"img/{n}.png" for n in IDS])
-    scores = build_report(load_config(_config(tmp_path, 'load_options = { labels = { f = 0, j = 1 } }')),
-                          tmp_path / "out", jobs=1, progress=False)
+    # one rated stimulus has no image: scored without it, and the report says so
+    _jspsych_csv(tmp_path / "ratings.csv", [f"img/{n}.png" for n in IDS] + ["img/<b>extra</b>.png"])
+    config = load_config(_config(tmp_path, 'load_options = { labels = { f = 0, j = 1 } }'))
+    with pytest.warns(DataWarning, match="1 of 13 rated stimuli have no image"):
+        scores = build_report(config, tmp_path / "out", jobs=1, progress=False)
     assert not scores["failures"], scores["failures"]
     assert [record["n"] for record in scores["scores"]] == [len(IDS)]
+    (warning,) = scores["warnings"]
+    assert warning["benchmark"] == "human.rt-uncertainty" and "img/<b>extra</b>.png" in warning["warning"]
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert 'id="data-warnings"' in page and "img/&lt;b&gt;extra&lt;/b&gt;.png" in page and "<b>extra" not in page
+    # a resumed run reads the task back from the cache, its warning with it
+    assert build_report(config, tmp_path / "out", jobs=1, progress=False)["warnings"] == scores["warnings"]
     # without the key labels the task fails, and says what to pass
     scores = build_report(load_config(_config(tmp_path)), tmp_path / "out2", jobs=1, progress=False)
     assert len(scores["failures"]) == 1 and "labels=" in str(scores["failures"])

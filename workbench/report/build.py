@@ -46,6 +46,12 @@ def split_results(results):
     return records, failures
 
 
+def data_warnings(results):
+    """``{model, benchmark, warning}`` of what the finished tasks' data warned about."""
+    return [{"model": r["model"], "benchmark": r["benchmark"], "warning": text}
+            for r in results if r["status"] != "error" for text in r.get("warnings", [])]
+
+
 def report_sections(benchmarks, results):
     """One :class:`~workbench.benchmarks.Section` per panel class, in the order the
     benchmarks first appear; each gets the finished tasks of its benchmarks."""
@@ -76,6 +82,7 @@ def build_report(config, out, jobs=1, scheduler=None, cache_dir=None, progress=T
     simulated = any(r["simulated"] for r in records) or all(b.simulated for b in benchmarks)
     scores = {"title": config.settings["title"], "simulated": simulated, "workbench": __version__,
               "settings": config.settings, "scores": records, "failures": failures,
+              "warnings": data_warnings(results),
               "normalization": "normalized = sum sign(r) r^2 / sum ceiling over a site's reliable bins, "
                                 "median over sites (split-half Spearman-Brown ceiling)"}
     sections = report_sections(benchmarks, results)

@@ -131,6 +131,11 @@ def render_batch_report(scores, config, benchmarks, sections, provenance):
     if scores["failures"]:
         parts.append('<h2 class="error">Failed tasks</h2>')
         parts.append(_table(scores["failures"], ["model", "benchmark", "error"], "failures"))
+    if scores.get("warnings"):
+        parts.append("<h2>Data warnings</h2>")
+        parts.append("<p class=small>What the data loaders warned about while scoring (the scores above include "
+                     "these data as described).</p>")
+        parts.append(_table(scores["warnings"], ["model", "benchmark", "warning"], "data-warnings"))
     parts.append("<h2>Provenance</h2>")
     parts.append(_table([{"key": k, "value": v} for k, v in provenance["versions"].items()], ["key", "value"]))
     parts.append(_citations(benchmarks))

@@ -20,6 +20,7 @@ needs are ready, so workers never train the same model twice.
 import json
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..backend import fixed_threads
-from ..errors import ConfigError
+from ..errors import ConfigError, DataWarning
 from ..keys import content_key, package_code_digest
 from ..storage import remove_stale_temporaries, write_json
 
@@ -101,6 +102,9 @@ def prepare_model(spec, cache_dir, threads=1):
     return spec["name"]
 
 
+MAX_WARNINGS = 20  # kept per task
+
+
 def result_path(cache_dir, task):
     return Path(cache_dir) / "tasks" / f"{task.key}.json"
 
@@ -136,11 +140,19 @@ def _compute(task, cache_dir, path):
     base = {"key": task.key, "model": task.model["name"] if task.model else None,
             "benchmark": task.benchmark["name"]}
     try:
-        benchmark = benchmark_of(task.benchmark, task.settings, cache_dir)
-        scores, panel = benchmark.run(task.model)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            benchmark = benchmark_of(task.benchmark, task.settings, cache_dir)
+            scores, panel = benchmark.run(task.model)
     except Exception as error:  # a failing task is reported and must not stop the others
         return {**base, "status": "error", "error": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exc(limit=6)}
+    finally:
+        for warning in caught:  # still shown where the task ran, as without the record
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    # what the data loaders warned about (stimuli left out, missing values, overlapping
+    # events) goes into the result, so the report shows it, resumed runs included
+    notes = list(dict.fromkeys(str(w.message)[:1000] for w in caught if issubclass(w.category, DataWarning)))
     records = []
     for score in scores:
         record = score.replace(model=base["model"], benchmark=base["benchmark"], benchmark_version=benchmark.version,
@@ -152,7 +164,8 @@ def _compute(task, cache_dir, path):
             record["data"] = record["data"].replace(str(Path(cache_dir)), CACHE_MARK)
         records.append(record)
     simulated = any(record["simulated"] for record in records) or benchmark.simulated
-    result = {**base, "records": records, "panel": panel, "simulated": simulated}
+    result = {**base, "records": records, "panel": panel, "simulated": simulated,
+              **({"warnings": notes[:MAX_WARNINGS]} if notes else {})}
     write_json(path, result)
     return {**result, "status": "ok", "seconds": time.perf_counter() - start}
 
