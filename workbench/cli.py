@@ -201,7 +201,7 @@ def _option_error(error):
     if ".load_options" in error.key:
         option = error.key.split(".load_options", 1)[1].lstrip(".")
         return WorkbenchError(f"--load-option{' ' + option if option else ''}: {error.problem}")
-    field = error.key.rsplit(".", 1)[-1]
+    field = error.key.rsplit(".", 1)[-1].split("[", 1)[0]
     return WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}")
 
 
@@ -341,9 +341,10 @@ def _score(args):
     if out.suffix != ".json":
         raise WorkbenchError(f"--out {out}: scores are written as JSON, name it *.json")
     benchmark = {"name": args.benchmark}
-    for key in ("path", "stimuli"):
-        if getattr(args, key):
-            benchmark[key] = getattr(args, key)
+    if args.path:
+        benchmark["path"] = args.path[0] if len(args.path) == 1 else list(args.path)
+    if args.stimuli:
+        benchmark["stimuli"] = args.stimuli
     if args.load_option:
         benchmark["load_options"] = dict(args.load_option)
     # zoo models train by their recipe unless --no-train or --weights (the report's default)
@@ -494,7 +495,8 @@ def build_parser():
     _model_arguments(score)
     score.add_argument("--benchmark", required=True, help="e.g. sim-macaque.IT.shared-time-ridge")
     score.add_argument("--out", required=True, metavar="FILE.json", help="scores file to write")
-    score.add_argument("--path", default=None, help="data file of a real-file benchmark")
+    score.add_argument("--path", default=None, nargs="+", metavar="PATH",
+                       help="data file of a real-file benchmark (blur-fmri: one per subject, several allowed)")
     score.add_argument("--stimuli", default=None, metavar="CSV", help="stimulus-set CSV of a real-file benchmark")
     score.add_argument("--load-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
                        help="an option of the data file's reader, repeatable; VALUE is JSON or text, e.g. "

@@ -53,3 +53,58 @@ def test_nifti_with_events_and_bdata_score_the_same_experiment_alike(tmp_path):
     assert nifti.extra["brain_value"] == pytest.approx(bdata.extra["brain_value"], abs=1e-5)
     assert nifti.extra["brain_pr_late"] == pytest.approx(bdata.extra["brain_pr_late"], rel=1e-5)
     assert nifti.value == pytest.approx(bdata.value, abs=1e-12)  # the model saw the same clean images
+
+
+def test_the_real_file_variant_given_every_subjects_file_equals_the_simulated_benchmark(tmp_path):
+    """One file per subject: the simulator's three BData files, given as a list, are the data of
+    the simulated benchmark, so the brain's planted LOC de-noising comes back identically."""
+    from workbench.benchmarks.data import blur_fmri
+
+    model = {"name": "b", "zoo": "b", "train": False, "config": {"channels": [4, 8, 8]}}
+    simulated = get("sim-blur-fmri.LOC.denoising", n_permutations=500, cache_dir=tmp_path / "sim")
+    (reference,) = simulated.score(model)
+    _, files = blur_fmri(None, 0, tmp_path / "sim" / "data")
+    assert len(files) == 3
+    real = get("blur-fmri.LOC.denoising", path=files, n_permutations=500, cache_dir=tmp_path / "real")
+    (score,) = real.score(model)
+    for name in ("brain_value", "brain_p_value", "brain_pr_early", "brain_pr_late"):
+        assert score.extra[name] == reference.extra[name], name
+    assert score.extra["brain_value"] > 0.1 and score.extra["brain_p_value"] < 0.01  # the planted effect
+    assert get("blur-fmri.LOC.denoising", path=files[:1]).identity() != real.identity()
+
+
+def test_several_files_only_where_the_data_come_one_file_per_subject(tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.report.config import parse_config
+
+    files = [tmp_path / f"sub-0{i}.h5" for i in (1, 2)]
+    for file in files:
+        file.write_bytes(b"\x89HDF\r\n\x1a\n")
+    model = {"name": "b", "zoo": "b", "train": False}
+
+    def benchmark(name, path):
+        return parse_config({"models": [model], "benchmarks": [{"name": name, "path": path}]}, base=tmp_path)
+
+    config = benchmark("blur-fmri.V1.denoising", [f.name for f in files])
+    assert config.benchmarks[0]["path"] == [str(f.resolve()) for f in files]
+    with pytest.raises(ConfigError, match="reads one data file, got 2") as info:
+        benchmark("human.rt-uncertainty", [f.name for f in files])
+    assert info.value.key == "benchmarks[0].path"
+    with pytest.raises(ConfigError, match="data path not found") as info:
+        benchmark("blur-fmri.V1.denoising", [files[0].name, "sub-09.h5"])
+    assert info.value.key == "benchmarks[0].path[1]"
+    with pytest.raises(ConfigError, match="non-empty list"):
+        benchmark("blur-fmri.V1.denoising", [])
+
+
+def test_score_takes_one_path_per_subject(tmp_path, capsys):
+    from workbench.cli import main
+
+    files = [str(tmp_path / f"sub-0{i}.h5") for i in (1, 2)]
+    for file in files:
+        open(file, "wb").write(b"\x89HDF\r\n\x1a\n")
+    argv = ["score", "b", "--no-train", "--out", str(tmp_path / "s.json"), "--no-progress", "--path", *files]
+    assert main(argv + ["--benchmark", "human.rt-uncertainty"]) == 2
+    assert "--path: 'human.rt-uncertainty' reads one data file, got 2" in capsys.readouterr().err
+    assert main(argv[:-2] + [files[0], str(tmp_path / "none.h5"), "--benchmark", "blur-fmri.V1.denoising"]) == 2
+    assert "--path: data path not found" in capsys.readouterr().err

@@ -23,7 +23,7 @@ Minimal example (see ``docs/architecture.md``, "Add a benchmark")::
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..errors import ConfigError, WorkbenchError
 from ..scores import Scores
@@ -106,7 +106,8 @@ class Benchmark:
     identifier : str
         One of ``names`` or a match of ``pattern``.
     path, stimuli : str, optional
-        A real-file variant's data file and stimulus-set CSV.
+        A real-file variant's data file and stimulus-set CSV. A benchmark whose data come one
+        file per subject (:attr:`files_per_subject`) takes a list of files for ``path``.
     load_options : dict, optional
         A real-file variant's options for :func:`data_adapters.load` (the format reader's:
         e.g. ``labels={"f": 0, "j": 1}`` for key presses, ``fields=``, ``worker_column=``,
@@ -132,6 +133,7 @@ class Benchmark:
     citation = ""
     simulated = True
     needs_path = False
+    files_per_subject = False
     model_free = False
     in_demo = False
     primary = "value"
@@ -144,7 +146,16 @@ class Benchmark:
         if stimulus_set not in STIMULUS_SETS:
             raise ConfigError("stimulus_set", f"must be one of {', '.join(STIMULUS_SETS)}, got {stimulus_set!r}")
         self.stimulus_set = stimulus_set
-        self.path = None if path is None else str(path)
+        if isinstance(path, (list, tuple)):
+            if not path or not all(isinstance(p, (str, PurePath)) for p in path):
+                raise ConfigError("path", f"must be a data file or a non-empty list of them, got {path!r}")
+            if len(path) > 1 and not self.files_per_subject:
+                raise ConfigError("path", f"{identifier!r} reads one data file, got {len(path)}")
+        elif path is not None and not isinstance(path, (str, PurePath)):
+            raise ConfigError("path", f"must be a data file, got {path!r}")
+        #: every data file (one per subject where the benchmark takes several); ``path`` is the first
+        self.paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else ([] if path is None else [str(path)])
+        self.path = self.paths[0] if self.paths else None
         self.stimuli_path = None if stimuli is None else str(stimuli)
         self.seed, self.n_permutations, self.n_stimuli = seed, n_permutations, n_stimuli
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path("workbench-cache")
@@ -186,8 +197,8 @@ class Benchmark:
                     "n_stimuli": self.n_stimuli}
         if self.stimulus_set != "digits":  # (absent for digits: existing cache keys stay valid)
             identity["stimulus_set"] = self.stimulus_set
-        if self.path:
-            identity["data"] = data_digest(self.path)
+        if self.path:  # one file: its digest alone, as before lists were taken
+            identity["data"] = data_digest(self.path) if len(self.paths) == 1 else [data_digest(p) for p in self.paths]
         if self.stimuli_path:
             identity["stimuli"] = _stimulus_files_digest(self.stimuli_path)
         if self.load_options:  # (absent without: existing cache keys stay valid)

@@ -166,8 +166,9 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits", lo
 
 
 def blur_fmri(path, seed, data_dir, load_options=None):
-    """Per-subject blur-fMRI assemblies (repetitions averaged) and their files (a real file
-    read with ``load_options``)."""
+    """Per-subject blur-fMRI assemblies (repetitions averaged) and their files: ``path``, one
+    file or a list of them (one per subject), each read with ``load_options``; else the
+    simulated experiment."""
     import data_adapters
 
     from ..assembly import average_repetitions
@@ -175,7 +176,7 @@ def blur_fmri(path, seed, data_dir, load_options=None):
     from ..storage import write_json
 
     if path:
-        paths = [path]
+        paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
     else:
         from ..stimuli import blur, digits
 

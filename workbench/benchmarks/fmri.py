@@ -78,13 +78,14 @@ class BlurDenoising(VariantBenchmark):
     simulated_regions, region_kind = ROIS, "ROI"
     version = "2"  # 2: stimuli rendered at the model's declared input, called by its convention
     citation = CITATION
+    files_per_subject = True  # the experiment comes one file per subject (BData or NIfTI run)
     in_demo = True
     units = "denoising_index"
     panel = DenoisingPanel
 
     def load_data(self):
         """Per-subject assemblies (repetitions averaged) and their files."""
-        return blur_fmri(self.path, self.seed, self.cache_dir / "data", self.load_options)
+        return blur_fmri(self.paths or None, self.seed, self.cache_dir / "data", self.load_options)
 
     def stimuli(self, model_spec=None, subjects=None, sources=None, model=None):
         """The clean images, rendered as the model declares (it also sees them blurred)."""

@@ -23,7 +23,7 @@
     name = "sim-macaque.IT.shared-time-ridge"
     [[benchmarks]]
     name = "human.rt-uncertainty"          # a real-file variant
-    path = "data/ratings.sqlite"
+    path = "data/ratings.sqlite"           # (blur-fmri: one file per subject, path = ["s1.h5", "s2.h5"])
     stimuli = "data/stimulus_set.csv"      # optional: images (stimulus_id, filename); default digits
     load_options = { labels = { f = 0, j = 1 } }  # optional: the file format reader's options
 
@@ -102,13 +102,17 @@ def _benchmark(index, spec, base):
         raise error.under(key) from None
     except WorkbenchError as error:
         raise ConfigError(f"{key}.name", str(error)) from None
-    if "path" in spec:
+    if isinstance(spec.get("path"), list):  # one file per subject (the constructor said it may)
+        benchmark["path"] = [_existing_path(p, base, f"{key}.path[{i}]", "data path not found", Path.exists)
+                             for i, p in enumerate(spec["path"])]
+    elif "path" in spec:
         benchmark["path"] = _existing_path(spec["path"], base, f"{key}.path", "data path not found", Path.exists)
     if "stimuli" in spec:
         benchmark["stimuli"] = _existing_path(spec["stimuli"], base, f"{key}.stimuli",
                                               "stimulus-set CSV not found", Path.is_file)
     if "load_options" in spec:
-        benchmark["load_options"] = _load_options(spec["load_options"], base, spec.get("path"), f"{key}.load_options")
+        benchmark["load_options"] = _load_options(spec["load_options"], base, benchmark.get("path"),
+                                                  f"{key}.load_options")
     return benchmark
 
 
@@ -132,12 +136,12 @@ def _load_options(options, base, path, key):
         return value
 
     resolved = {name: resolve(value, f"{key}.{name}") for name, value in options.items()}
-    if path is not None:  # an option the file's format does not take: named now, not in a task
-        import data_adapters
+    import data_adapters
 
+    # an option a data file's format does not take: named now, not in a task
+    for file in [] if path is None else path if isinstance(path, list) else [path]:
         try:
-            data_adapters.check_options(_existing_path(path, base, key, "data path not found", Path.exists),
-                                        resolved)
+            data_adapters.check_options(file, resolved)
         except WorkbenchError as error:
             raise ConfigError(key, str(error)) from None
     return resolved
