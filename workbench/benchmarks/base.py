@@ -155,7 +155,6 @@ class Benchmark:
             raise ConfigError("path", f"must be a data file, got {path!r}")
         #: every data file (one per subject where the benchmark takes several); ``path`` is the first
         self.paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else ([] if path is None else [str(path)])
-        self.path = self.paths[0] if self.paths else None
         self.stimuli_path = None if stimuli is None else str(stimuli)
         self.seed, self.n_permutations, self.n_stimuli = seed, n_permutations, n_stimuli
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path("workbench-cache")
@@ -174,6 +173,15 @@ class Benchmark:
             for name, value in (("path", path), ("stimuli", stimuli), ("load_options", load_options)):
                 if value is not None:
                     raise ConfigError(name, f"{identifier!r} is simulated and takes no {name}")
+
+    @property
+    def path(self):
+        """The data file of a real-file variant (the first of :attr:`paths`), or None."""
+        return self.paths[0] if self.paths else None
+
+    @path.setter
+    def path(self, value):  # one file; derived from paths, so the two never disagree
+        self.paths = [] if value is None else [str(value)]
 
     # ---------------------------------------------------------------- identification
     @classmethod
