@@ -3,7 +3,7 @@ array library (numpy or torch) the linear-algebra engines run on, and how many C
 result is computed with."""
 
 import contextlib
-import hashlib
+import contextvars
 import threading
 from collections import OrderedDict
 
@@ -111,20 +111,31 @@ class ArrayBackend:
             return torch.as_tensor(numpy.asarray(values), dtype=torch.long, device=self.device)
         return values
 
+    def empty(self, shape):
+        """An uninitialised array (every element is written before it is read)."""
+        if self.name == "torch":
+            return torch.empty(shape, dtype=self.dtype, device=self.device)
+        return numpy.empty(shape, dtype=self.dtype)
+
     def zeros(self, shape):
         if self.name == "torch":
             return torch.zeros(shape, dtype=self.dtype, device=self.device)
         return numpy.zeros(shape, dtype=self.dtype)
 
-    def eigh(self, matrix):
+    def eigh(self, matrix, remember=None):
         """Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
 
-        CPU results are remembered by the matrix's bytes (:class:`_EighMemo`): regions
-        scored on the same layer, stimuli and folds (V4 and IT mapped to one layer; every
-        layer of a layer-to-region mapping) decompose the same training Grams, and a second
-        decomposition of the same bytes is the same answer."""
-        key = _EIGH_MEMO.key(self, matrix)
-        found = None if key is None else _EIGH_MEMO.get(key)
+        Inside :func:`remembering_eigh` (or with ``remember=True``), CPU results are
+        remembered by the matrix's bytes (:class:`_EighMemo`), and a second decomposition of
+        the same bytes is the same answer: for callers that decompose the same Grams twice,
+        e.g. two regions scored one after the other on the same features, stimuli and folds.
+        Off by default: the workbench's own fits decompose every Gram once (regions on one
+        layer share one fit), and keeping each result cost about 2 % of a fit's time for no
+        hit. ``remember=False`` never looks (a timing of the decomposition itself)."""
+        if remember is None:
+            remember = _REMEMBER_EIGH.get()
+        entry = _EIGH_MEMO.entry(self, matrix) if remember else None
+        found = None if entry is None else _EIGH_MEMO.get(entry)
         if found is not None:
             return found
         if self.name == "torch":
@@ -133,8 +144,8 @@ class ArrayBackend:
             # numpy's LAPACK, not scipy's: scipy ships a second OpenBLAS whose idle threads
             # contend with numpy's GEMMs between calls (measured slower end to end).
             values, vectors = numpy.linalg.eigh(matrix)
-        if key is not None:
-            _EIGH_MEMO.put(key, values, vectors)
+        if entry is not None:
+            _EIGH_MEMO.put(entry, values, vectors)
         return values, vectors
 
     def sqrt(self, values):
@@ -154,6 +165,30 @@ class ArrayBackend:
         """Reorder axes (numpy ``transpose`` / torch ``permute``)."""
         return values.permute(*axes) if self.name == "torch" else values.transpose(axes)
 
+    def matmul(self, a, b, out=None):
+        """``a @ b``, written into ``out`` when given (a preallocated block: no copy after)."""
+        if self.name == "torch":
+            return torch.matmul(a, b, out=out)
+        return numpy.matmul(a, b, out=out)
+
+    def subtract_outer(self, matrix, u, v, inplace=False):
+        """``matrix - outer(u, v)`` (into ``matrix`` when ``inplace``): one pass over the
+        matrix with torch, no outer-product temporary."""
+        if self.name == "torch":
+            return matrix.addr_(u, v, alpha=-1) if inplace else torch.addr(matrix, u, v, alpha=-1)
+        if inplace:
+            matrix -= u[:, None] * v[None, :]
+            return matrix
+        return matrix - u[:, None] * v[None, :]
+
+    def fill_diagonal(self, matrix, value):
+        """Set the main diagonal of a square ``matrix`` to ``value`` in place."""
+        if self.name == "torch":
+            matrix.fill_diagonal_(value)
+        else:
+            numpy.fill_diagonal(matrix, value)
+        return matrix
+
     def stack(self, arrays):
         return torch.stack(list(arrays)) if self.name == "torch" else numpy.stack(list(arrays))
 
@@ -164,56 +199,71 @@ class ArrayBackend:
 
 
 class _EighMemo:
-    """The last eigendecompositions of CPU matrices, keyed by library, dtype, shape and a
-    BLAKE2b digest of the bytes: exact (equal bytes, equal answer), so nothing stale can be
-    served. Hashing a 512 x 512 float64 Gram takes ~2 ms against ~25 ms for its eigh on 2
-    cores. Bounded: matrices over :attr:`max_entry_bytes` are not kept, and the oldest go
-    once the total passes :attr:`max_bytes`. Each hit returns copies, so a caller that
-    writes into its result cannot change what the next caller gets."""
+    """The last eigendecompositions of CPU matrices, found by their exact bytes: a hit is an
+    identical matrix, so nothing stale can be served.
 
-    max_bytes = 64 * 2**20
+    A matrix is looked up by a fingerprint that costs O(p) (library, dtype, shape and its
+    diagonal and first row), and a candidate with that fingerprint counts only if its bytes
+    equal the matrix's (a comparison at memory speed, ~1 ms for a 1,024 x 1,024 float32
+    Gram). Hashing every matrix's bytes instead cost 4.4 ms per Gram on every call, a miss
+    included: 5 % of a cross-validated fit whose 20 Grams are all distinct. Each entry keeps
+    a copy of its matrix for that comparison. Bounded: matrices over
+    :attr:`max_entry_bytes` are not kept, and the oldest go once the total passes
+    :attr:`max_bytes`. Each hit returns copies, so a caller that writes into its result
+    cannot change what the next caller gets."""
+
+    max_bytes = 96 * 2**20
     max_entry_bytes = 16 * 2**20
 
     def __init__(self):
-        self._entries = OrderedDict()
+        self._entries = OrderedDict()  # fingerprint -> [(matrix bytes as integers, values, vectors)]
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
 
-    def key(self, backend, matrix):
+    def entry(self, backend, matrix):
+        """``(fingerprint, integer view of the matrix)``, or None for a matrix not kept (on
+        a GPU, with gradients, not floating point, or too large)."""
         if backend.name == "torch":
             if matrix.device.type != "cpu" or matrix.requires_grad:
                 return None
             data = matrix.detach().contiguous().numpy()
         else:
             data = numpy.ascontiguousarray(matrix)
-        if data.nbytes > self.max_entry_bytes or data.dtype.kind != "f":
+        if data.nbytes > self.max_entry_bytes or data.dtype.kind != "f" or data.ndim != 2 or 0 in data.shape:
             return None
-        digest = hashlib.blake2b(memoryview(data).cast("B"), digest_size=16).hexdigest()
-        return backend.name, str(data.dtype), data.shape, digest
+        # equal bytes, not equal values: -0.0 is not 0.0 and a NaN equals its own bytes
+        bits = data.view(f"u{data.dtype.itemsize}")
+        fingerprint = (backend.name, str(data.dtype), data.shape,
+                       numpy.diagonal(bits).tobytes(), bits[0].tobytes())
+        return fingerprint, bits
 
     @staticmethod
     def _copy(values):
         return values.clone() if isinstance(values, torch.Tensor) else values.copy()
 
-    def get(self, key):
+    def get(self, entry):
+        fingerprint, bits = entry
         with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return tuple(self._copy(value) for value in found)
+            for kept, values, vectors in self._entries.get(fingerprint, ()):
+                if numpy.array_equal(kept, bits):
+                    self._entries.move_to_end(fingerprint)
+                    self.hits += 1
+                    return self._copy(values), self._copy(vectors)
+        return None
 
-    def put(self, key, values, vectors):
+    def put(self, entry, values, vectors):
+        fingerprint, bits = entry
         with self._lock:
-            if key in self._entries:
+            candidates = self._entries.setdefault(fingerprint, [])
+            if any(numpy.array_equal(kept, bits) for kept, _, _ in candidates):
                 return
-            self._entries[key] = (self._copy(values), self._copy(vectors))
-            self._bytes += _nbytes(values) + _nbytes(vectors)
+            candidates.append((bits.copy(), self._copy(values), self._copy(vectors)))
+            self._entries.move_to_end(fingerprint)
+            self._bytes += bits.nbytes + _nbytes(values) + _nbytes(vectors)
             while self._bytes > self.max_bytes and len(self._entries) > 1:
                 _, old = self._entries.popitem(last=False)
-                self._bytes -= sum(_nbytes(value) for value in old)
+                self._bytes -= sum(kept.nbytes + _nbytes(v) + _nbytes(w) for kept, v, w in old)
 
     def clear(self):
         with self._lock:
@@ -227,6 +277,25 @@ def _nbytes(values):
 
 
 _EIGH_MEMO = _EighMemo()
+_REMEMBER_EIGH = contextvars.ContextVar("remember_eigh", default=False)
+
+
+@contextlib.contextmanager
+def remembering_eigh():
+    """Inside the block, :meth:`ArrayBackend.eigh` remembers CPU decompositions by the
+    matrix's bytes and answers a repeated matrix from memory (exact: equal bytes only).
+
+    Examples
+    --------
+    >>> with remembering_eigh():  # doctest: +SKIP
+    ...     v4 = encoding_score(features, recording.sel(neuroid=recording.region == "V4"))
+    ...     it = encoding_score(features, recording.sel(neuroid=recording.region == "IT"))
+    """
+    token = _REMEMBER_EIGH.set(True)
+    try:
+        yield _EIGH_MEMO
+    finally:
+        _REMEMBER_EIGH.reset(token)
 
 
 def get_backend(backend="numpy", device="auto", dtype="float32"):

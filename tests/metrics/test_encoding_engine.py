@@ -307,45 +307,83 @@ def test_a_remembered_eigendecomposition_is_the_same_answer_and_cannot_be_altere
     A = rng.standard_normal((30, 12))
     gram = bk.asarray(A.T @ A)
     backend._EIGH_MEMO.clear()
-    first_values, first_vectors = (bk.to_numpy(v).copy() for v in bk.eigh(gram))
-    values, vectors = bk.eigh(bk.asarray(A.T @ A))  # equal bytes, another array: remembered
-    assert backend._EIGH_MEMO.hits == 1
-    np.testing.assert_array_equal(bk.to_numpy(values), first_values)
-    np.testing.assert_array_equal(bk.to_numpy(vectors), first_vectors)
-    vectors[:] = 0  # a caller writing into its result leaves the next caller's answer alone
-    np.testing.assert_array_equal(bk.to_numpy(bk.eigh(gram)[1]), first_vectors)
-    changed = A.T @ A
-    changed[0, 0] += 1e-12  # one bit of one element: another matrix, decomposed afresh
-    values, _ = bk.eigh(bk.asarray(changed))
+    with backend.remembering_eigh():
+        first_values, first_vectors = (bk.to_numpy(v).copy() for v in bk.eigh(gram))
+        values, vectors = bk.eigh(bk.asarray(A.T @ A))  # equal bytes, another array: remembered
+        assert backend._EIGH_MEMO.hits == 1
+        np.testing.assert_array_equal(bk.to_numpy(values), first_values)
+        np.testing.assert_array_equal(bk.to_numpy(vectors), first_vectors)
+        vectors[:] = 0  # a caller writing into its result leaves the next caller's answer alone
+        np.testing.assert_array_equal(bk.to_numpy(bk.eigh(gram)[1]), first_vectors)
+        changed = A.T @ A
+        changed[0, 0] += 1e-12  # one bit of one element: another matrix, decomposed afresh
+        values, _ = bk.eigh(bk.asarray(changed))
+        assert backend._EIGH_MEMO.hits == 2
+        np.testing.assert_allclose(bk.to_numpy(values), np.linalg.eigvalsh(changed), rtol=1e-10)
+    bk.eigh(gram)  # outside the block nothing is looked up
     assert backend._EIGH_MEMO.hits == 2
-    np.testing.assert_allclose(bk.to_numpy(values), np.linalg.eigvalsh(changed), rtol=1e-10)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_matrix_that_shares_the_memos_fingerprint_but_not_its_bytes_is_decomposed_afresh(library):
+    """The memo finds candidates by diagonal and first row; only equal bytes are a hit."""
+    from workbench import backend
+
+    bk = backend.get_backend(library, "cpu", "float64")
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((40, 10))
+    gram = A.T @ A
+    other = gram.copy()
+    other[3, 5] = other[5, 3] = other[3, 5] + 0.5  # same diagonal and first row
+    negative_zero = gram.copy()
+    negative_zero[4, 6] = negative_zero[6, 4] = 0.0
+    backend._EIGH_MEMO.clear()
+    with backend.remembering_eigh():
+        bk.eigh(bk.asarray(gram))
+        values, _ = bk.eigh(bk.asarray(other))
+        assert backend._EIGH_MEMO.hits == 0
+        np.testing.assert_allclose(bk.to_numpy(values), np.linalg.eigvalsh(other), rtol=1e-10)
+        bk.eigh(bk.asarray(negative_zero))
+        flipped = negative_zero.copy()
+        flipped[4, 6] = flipped[6, 4] = -0.0  # equal values, other bytes: not the same matrix
+        bk.eigh(bk.asarray(flipped))
+        assert backend._EIGH_MEMO.hits == 0
+        bk.eigh(bk.asarray(other.copy()))
+        assert backend._EIGH_MEMO.hits == 1
+        bk.eigh(bk.asarray(other), remember=False)  # a timing of eigh itself: never served from the memo
+        assert backend._EIGH_MEMO.hits == 1
 
 
 def test_the_eigendecomposition_memo_keeps_its_memory_bound():
     from workbench import backend
 
     memo = backend._EighMemo()
-    memo.max_bytes = 3 * (200 * 200 + 200) * 8
+    memo.max_bytes = 3 * (2 * 200 * 200 + 200) * 8  # the matrix kept for comparison, its eigenvectors and values
     bk = backend.get_backend("numpy", dtype="float64")
     rng = np.random.default_rng(6)
     for _ in range(5):
         matrix = np.cov(rng.standard_normal((200, 300)))
-        memo.put(memo.key(bk, matrix), *np.linalg.eigh(matrix))
+        memo.put(memo.entry(bk, matrix), *np.linalg.eigh(matrix))
     assert len(memo._entries) == 3 and memo._bytes <= memo.max_bytes
     memo.max_entry_bytes = 100
-    assert memo.key(bk, matrix) is None  # too large to keep: decomposed every time
+    assert memo.entry(bk, matrix) is None  # too large to keep: decomposed every time
 
 
 def test_two_regions_on_one_layer_decompose_each_gram_once_with_the_same_scores():
-    """V4 and IT scored on the same features, stimuli and folds share every training Gram;
-    the second region's scores equal those computed with nothing remembered."""
+    """V4 and IT scored one after the other on the same features, stimuli and folds share
+    every training Gram; inside ``remembering_eigh`` each is decomposed once, and the second
+    region's scores equal those computed with nothing remembered."""
     from workbench import backend
 
     features, trials = _planted(n_stimuli=120, n_features=12, n_bins=3, n_sites=6, n_reps=2)
     first, second = trials.isel(neuroid=slice(0, 3)), trials.isel(neuroid=slice(3, 6))
     backend._EIGH_MEMO.clear()
     encoding_score(features, first, n_splits=4, seed=1)
-    remembered = encoding_score(features, second, n_splits=4, seed=1)
+    encoding_score(features, second, n_splits=4, seed=1)
+    assert backend._EIGH_MEMO.hits == 0 and not backend._EIGH_MEMO._entries  # off by default: nothing kept
+    with backend.remembering_eigh():
+        encoding_score(features, first, n_splits=4, seed=1)
+        remembered = encoding_score(features, second, n_splits=4, seed=1)
     assert backend._EIGH_MEMO.hits >= 4 * 2  # every outer fold's systems at least
     backend._EIGH_MEMO.clear()
     xr.testing.assert_identical(remembered, encoding_score(features, second, n_splits=4, seed=1))
