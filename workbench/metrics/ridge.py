@@ -48,25 +48,38 @@ class Moments:
         ``atoms`` ``(S,)`` gives each stimulus's atom in ``[0, n_atoms)``; all T samples
         of a stimulus go to its atom.
         """
-        stats = {name: [] for name in cls.fields}
+        p, t = X.shape[-1], Y.shape[-1]
+        # the Grams and cross-products are written into one block each (stacking them after
+        # copied every atom's p x p Gram once more)
+        G, C = backend.empty((n_atoms, p, p)), backend.empty((n_atoms, p, t))  # every atom's written below
+        stats = {name: [] for name in ("n", "sx", "sy", "yy")}
         for atom in range(n_atoms):
             rows = backend.index(np.flatnonzero(atoms == atom))
-            Xa = X[rows].reshape(-1, X.shape[-1])
-            Ya = Y[rows].reshape(-1, Y.shape[-1])
+            Xa = X[rows].reshape(-1, p)
+            Ya = Y[rows].reshape(-1, t)
             stats["n"].append(float(Xa.shape[0]))
             stats["sx"].append(Xa.sum(0))
             stats["sy"].append(Ya.sum(0))
-            stats["G"].append(Xa.T @ Xa)
-            stats["C"].append(Xa.T @ Ya)
+            backend.matmul(Xa.T, Xa, out=G[atom])
+            backend.matmul(Xa.T, Ya, out=C[atom])
             stats["yy"].append((Ya * Ya).sum(0))
         n = backend.asarray(np.asarray(stats.pop("n")))
-        moments = cls(n, **{name: backend.stack(values) for name, values in stats.items()})
+        moments = cls(n, G=G, C=C, **{name: backend.stack(values) for name, values in stats.items()})
         moments.backend = backend
         return moments
 
     def system(self, mask, standardize):
         """The training system (Gram eigendecomposition) of the atoms where ``mask``."""
         return _TrainingSystem(self.backend, self.total(mask), standardize)
+
+    def inner_system(self, outer, val, train_mask, val_mask, standardize):
+        """The training system of ``train_mask`` without the atoms of ``val_mask``: the outer
+        training set's moments (``outer.train``) minus the validation set's ``val``, one
+        subtraction per moment instead of a sum over the atoms it keeps."""
+        train_mask, val_mask = np.asarray(train_mask, bool), np.asarray(val_mask, bool)
+        if (val_mask & ~train_mask).any():  # not a part of the training set: from the atoms
+            return self.system(train_mask & ~val_mask, standardize)
+        return _TrainingSystem(self.backend, outer.train.minus(val), standardize)
 
     def total(self, mask):
         """Moments summed over the atoms where ``mask`` (bool, (A,)) is True.
@@ -76,11 +89,11 @@ class Moments:
         """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
-            return _Total(*(getattr(self, name)[:0].sum(0) for name in self.fields))
+            return _Total(self.backend, *(getattr(self, name)[:0].sum(0) for name in self.fields))
         if mask.all():
-            return _Total(*self._grand)
+            return _Total(self.backend, *self._grand)
         if mask.sum() == 1:  # one atom: its moments as they are
-            return _Total(*(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
+            return _Total(self.backend, *(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
         # atom by atom into one new array (an indexed sum would first copy the atoms' p x p
         # Grams: twice the memory traffic)
         if mask.sum() * 2 <= mask.size:
@@ -96,7 +109,7 @@ class Moments:
                     totals[i] += getattr(self, name)[atom]
                 else:
                     totals[i] -= getattr(self, name)[atom]
-        return _Total(*totals)
+        return _Total(self.backend, *totals)
 
 
 class _Total:
@@ -105,19 +118,25 @@ class _Total:
     sums (:meth:`_TrainingSystem.validation_errors`), and each ``p x p`` pass over memory
     costs about as much as a tenth of the rotation's GEMMs."""
 
-    def __init__(self, n, sx, sy, G, C, yy):
+    def __init__(self, backend, n, sx, sy, G, C, yy):
+        self.backend = backend
         self.n = float(n)
         self.sx, self.sy, self.G, self.C, self.yy = sx, sy, G, C, yy
         self.mean_x, self.mean_y = sx / self.n, sy / self.n
         self.yyc = yy - self.n * self.mean_y * self.mean_y
 
+    def minus(self, other):
+        """The moments of these samples without ``other``'s (a subset of them)."""
+        return _Total(self.backend, self.n - other.n, self.sx - other.sx, self.sy - other.sy, self.G - other.G,
+                      self.C - other.C, self.yy - other.yy)
+
     @property
     def Gc(self):
-        return self.G - (self.n * self.mean_x)[:, None] * self.mean_x[None, :]
+        return self.backend.subtract_outer(self.G, self.n * self.mean_x, self.mean_x)
 
     @property
     def Cc(self):
-        return self.C - (self.n * self.mean_x)[:, None] * self.mean_y[None, :]
+        return self.backend.subtract_outer(self.C, self.n * self.mean_x, self.mean_y)
 
 
 class _TrainingSystem:
@@ -153,9 +172,11 @@ class _TrainingSystem:
         # terms cost p^2 after the rotation instead of passes over p x p moments before it.
         a, b = self.Vs.T @ val.sx, self.Vs.T @ train.mean_x
         my = train.mean_y
-        M = self.Vs.T @ val.G @ self.Vs
-        M = M - a[:, None] * b[None, :] - b[:, None] * (a - val.n * b)[None, :]
-        P = self.Vs.T @ val.C - a[:, None] * my[None, :] - b[:, None] * (val.sy - val.n * my)[None, :]
+        bk = self.backend
+        M = bk.subtract_outer(bk.subtract_outer(self.Vs.T @ val.G @ self.Vs, a, b, inplace=True),
+                              b, a - val.n * b, inplace=True)
+        P = bk.subtract_outer(bk.subtract_outer(self.Vs.T @ val.C, a, my, inplace=True),
+                              b, val.sy - val.n * my, inplace=True)
         yy_val = val.yy - 2 * my * val.sy + val.n * my * my
         return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas)
 
@@ -188,6 +209,11 @@ class Rows:
     def system(self, mask, standardize):
         """The training system (kernel eigendecomposition) of the atoms where ``mask``."""
         return _KernelSystem(self.backend, self.total(mask), standardize)
+
+    def inner_system(self, outer, val, train_mask, val_mask, standardize):
+        """The training system of ``train_mask`` without ``val_mask``'s atoms (rows: taken
+        from the atoms; ``outer`` and ``val`` are not needed)."""
+        return self.system(np.asarray(train_mask, bool) & ~np.asarray(val_mask, bool), standardize)
 
 
 class _RowSet:
@@ -289,27 +315,28 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas):
     if bk.float64 is None:
         return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
     wide = bk.float64
-    M, P, Q, e, yy, alphas = (bk.asarray(v, dtype=wide) for v in (M, P, Q, e, yy, alphas))
+    # M stays in its dtype: K = M / gap promotes to float64 in the one pass that forms K
+    P, Q, e, yy, alphas = (bk.asarray(v, dtype=wide) for v in (P, Q, e, yy, alphas))
     values = bk.to_numpy(e)
     tolerance = _CLUSTER_GAP * (values[-1] + float(bk.to_numpy(alphas).max()))
     starts = np.flatnonzero(np.concatenate([[True], np.diff(values) > tolerance]))  # e is ascending
     sizes = np.diff(np.concatenate([starts, [len(values)]]))
     if int((sizes[sizes > 1] ** 2).sum()) * 4 > len(values) ** 2:
-        return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
+        return _squared_errors_direct(bk, bk.asarray(M, dtype=wide), P, Q, e, yy, alphas)
     d = 1.0 / (e[None, :] + alphas[:, None])  # (a, p)
     gap = e[None, :] - e[:, None]
     # An infinite gap zeroes K on the diagonal and inside clusters (summed directly below).
-    every = bk.index(np.arange(len(values)))
-    gap[every, every] = np.inf
+    bk.fill_diagonal(gap, np.inf)
     clustered = [slice(int(start), int(start + size)) for start, size in zip(starts, sizes) if size > 1]
     for block in clustered:
         gap[block, block] = np.inf
     K = M / gap
     alone = bk.asarray(np.repeat(sizes == 1, sizes), dtype=wide)  # singletons' own diagonal
-    quadratic = 2 * (d @ (Q * (K @ Q))) + (d * d) @ (Q * Q * (M.diagonal() * alone)[:, None])
+    diagonal = bk.asarray(M.diagonal(), dtype=wide)
+    quadratic = 2 * (d @ (Q * (K @ Q))) + (d * d) @ (Q * Q * (diagonal * alone)[:, None])
     for block in clustered:
         B = d[:, block, None] * Q[None, block]  # (a, m, t): the cluster, diagonal included
-        quadratic = quadratic + (B * (M[block, block] @ B)).sum(1)
+        quadratic = quadratic + (B * (bk.asarray(M[block, block], dtype=wide) @ B)).sum(1)
     return yy[None] - 2 * (d @ (Q * P)) + quadratic
 
 
@@ -457,7 +484,7 @@ class RidgeCV:
                         # over folds of one or two): no held-out error to add. Counted, it
                         # was 0/0 for every alpha, and the NaN chose the largest alpha
                         continue
-                    inner = moments.system(train_mask & ~val_mask, self.standardize)
+                    inner = moments.inner_system(system, val, train_mask, val_mask, self.standardize)
                     sse = bk.to_numpy(inner.validation_errors(val, alphas_b)).astype(np.float64)
                     if self.scoring == "mse":
                         terms.append(sse / val.n)
