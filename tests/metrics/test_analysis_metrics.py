@@ -223,6 +223,12 @@ def test_participation_ratio_ci_and_difference_test():
     same = dimensionality.participation_ratio_difference_test(high, rng.standard_normal((120, 20)),
                                                               n_permutations=500, seed=0)
     assert same["p_value"] > 0.01
+    # the bootstrap CI of the difference (the same images resampled in A and B): it holds the
+    # observed difference, excludes 0 where the test rejects, and is exactly 0 for B = A
+    assert test["ci_low"] < test["value"] < test["ci_high"] < 0
+    assert same["ci_low"] < 0 < same["ci_high"]
+    identical = dimensionality.participation_ratio_difference_test(low, low.copy(), n_permutations=100, seed=0)
+    assert identical["ci_low"] == identical["ci_high"] == 0.0
 
 
 def test_subspace_alignment_and_difference_pcs():

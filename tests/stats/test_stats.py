@@ -319,3 +319,38 @@ def test_tallies_beside_the_next_kernel_give_the_serial_loops_p_values(monkeypat
     xr.testing.assert_identical(overlapped.cells, serial.cells)
     assert overlapped.groups == serial.groups
     assert overlapped.clusters.clusters and overlapped.clusters == serial.clusters
+
+
+def test_percentile_and_t_intervals_have_their_nominal_coverage_and_known_values():
+    from workbench.stats.bootstrap import mean_ci, percentile_ci, t_interval
+
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal(12) + 1.0
+    low, high = t_interval(values)
+    expected = scipy_stats.t.interval(0.95, 11, loc=values.mean(), scale=scipy_stats.sem(values))
+    np.testing.assert_allclose([low, high], expected, rtol=1e-12)
+    assert all(np.isnan(t_interval([1.0])))
+    # a mean's percentile bootstrap CI is close to the normal-theory interval on 400 values
+    big = rng.standard_normal(400) + 0.3
+    half = 1.96 * big.std() / np.sqrt(len(big))
+    np.testing.assert_allclose(mean_ci(big), [big.mean() - half, big.mean() + half], atol=0.15 * half)
+    # coverage over 300 samples of 40: near 95 %
+    covered = [lo <= 0.0 <= hi for lo, hi in (mean_ci(rng.standard_normal(40), n_boot=400, seed=i)
+                                               for i in range(300))]
+    assert 0.89 <= np.mean(covered) <= 0.99
+    # same seed, same interval; draws without a finite statistic are left out; one unit: NaN
+    assert mean_ci(big, seed=4) == mean_ci(big, seed=4)
+    assert all(np.isnan(percentile_ci(lambda index: np.full(len(index), np.nan), 10)))
+    assert all(np.isnan(mean_ci([2.0])))
+    with pytest.raises(MetricError, match="n_boot"):
+        mean_ci(big, n_boot=0)
+
+
+def test_jackknife_interval_of_a_mean_is_the_t_interval():
+    """For the mean the delete-one jackknife standard error is exactly sd / sqrt(n)."""
+    from workbench.stats.bootstrap import jackknife_t_interval, t_interval
+
+    x = np.random.default_rng(12).standard_normal(30) * 2 + 1
+    interval = jackknife_t_interval(lambda weights: weights @ x / len(x), len(x), x.mean())
+    np.testing.assert_allclose(interval, t_interval(x), rtol=1e-10)
+    assert all(np.isnan(jackknife_t_interval(lambda w: w @ x[:2] / 2, 2, 1.0)))
