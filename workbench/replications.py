@@ -29,6 +29,7 @@ Replications (:data:`REPLICATIONS`):
 import dataclasses
 import functools
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,10 @@ SMALL = {"channels": (8, 16, 32)}
 N_IMAGES = 300
 N_PERMUTATIONS = 2000
 ALPHA = 0.05
+#: bootstrap draws of each finding's 95 % CI (percentile; over the claim's own unit: images,
+#: stimuli or sites); across network instances a Student-t interval, as the t-test there
+N_BOOT = 2000
+CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,8 @@ SOURCES = {
 
 @dataclass
 class Finding:
-    """One claim of a seed paper and what this run measured."""
+    """One claim of a seed paper and what this run measured: the effect with its 95 % CI
+    (``ci_method`` says how it was resampled, or why there is none) and p-value."""
 
     replication: str
     claim: str
@@ -99,6 +105,9 @@ class Finding:
     p_value: float
     reproduced: bool
     details: dict = field(default_factory=dict)
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    ci_method: str = ""
 
     def record(self):
         """The finding as a :class:`~workbench.scores.Score` (``value`` = effect; the claim,
@@ -106,14 +115,17 @@ class Finding:
         from .scores import Score
 
         return Score(value=self.effect, benchmark=f"replication.{self.replication}", p_value=self.p_value,
-                     simulated=True, seed=SEED,
+                     ci_low=self.ci_low, ci_high=self.ci_high, simulated=True, seed=SEED,
                      extra={"claim": self.claim, "source": SOURCES.get(self.replication, ""),
+                            "ci_method": self.ci_method,
                             "verdict": "reproduced" if self.reproduced else "not reproduced",
                             **{f"detail_{k}": _plain(v) for k, v in self.details.items()}})
 
     def __str__(self):
         verdict = "REPRODUCED" if self.reproduced else "NOT reproduced"
-        return f"[{self.replication}] {self.claim}: effect={self.effect:.4f} p={self.p_value:.4g} -> {verdict}"
+        ci = (f" 95% CI [{self.ci_low:.4f}, {self.ci_high:.4f}]" if np.isfinite([self.ci_low, self.ci_high]).all()
+              else "")
+        return f"[{self.replication}] {self.claim}: effect={self.effect:.4f}{ci} p={self.p_value:.4g} -> {verdict}"
 
 
 def _plain(value):
@@ -123,6 +135,32 @@ def _plain(value):
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         return value.item()
     return value
+
+
+def _ci(low_high, method):
+    """Finding keyword arguments for a CI ``(low, high)`` and how it was computed."""
+    low, high = low_high
+    return {"ci_low": float(low), "ci_high": float(high), "ci_method": method}
+
+
+def _spearman_ci(x, target, minus=None, seed=SEED):
+    """Bootstrap CI over items of Spearman rho(x, target), or of rho(x) - rho(minus) (the
+    same items resampled for both)."""
+    from .stats.bootstrap import percentile_ci
+    from .stats.resampling import unit_ranks
+
+    x, target = np.asarray(x, dtype=np.float64), np.asarray(target, dtype=np.float64)
+
+    def rho(values, index):
+        return (unit_ranks(values[index], axis=1) * unit_ranks(target[index], axis=1)).sum(1)
+
+    def statistic(index):
+        return rho(x, index) if minus is None else rho(x, index) - rho(minus, index)
+
+    if minus is not None:
+        minus = np.asarray(minus, dtype=np.float64)
+    observed = float(statistic(np.arange(len(x))[None])[0])
+    return percentile_ci(statistic, len(x), n_boot=N_BOOT, seed=seed, level=CI_LEVEL, observed=observed)
 
 
 _MODEL_CACHE = {"directory": None, "progress": False}
@@ -254,6 +292,8 @@ def _denoising_on_flipped(instances, name, layer, settings, alternative):
     across networks (their per-network means, one-sample t-test)."""
     from scipy.stats import ttest_1samp
 
+    from .stats.bootstrap import t_interval
+
     per_network, pooled = [], []
     for instance in instances:
         entry = instance["models"][name]
@@ -267,8 +307,10 @@ def _denoising_on_flipped(instances, name, layer, settings, alternative):
         if len(per_network) < 2:
             return {"value": float("nan"), "p_value": float("nan"), "n_flipped": n_flipped}
         test = ttest_1samp(per_network, 0.0, alternative=alternative)
+        low, high = t_interval(per_network, level=CI_LEVEL)
         return {"value": float(np.mean(per_network)), "p_value": float(test.pvalue), "n_flipped": n_flipped,
-                "sem": float(np.std(per_network, ddof=1) / np.sqrt(len(per_network)))}
+                "sem": float(np.std(per_network, ddof=1) / np.sqrt(len(per_network))),
+                "ci_low": low, "ci_high": high, "ci_method": f"t interval across {len(per_network)} networks"}
     values = pooled[0]
     if len(values) < MIN_FLIPPED:
         return {"value": float(values.mean()) if len(values) else float("nan"), "p_value": float("nan"),
@@ -277,7 +319,8 @@ def _denoising_on_flipped(instances, name, layer, settings, alternative):
     record = denoising.denoising_test(index, n_permutations=settings.n_permutations, seed=SEED,
                                       alternative=alternative)[0]
     return {"value": record["value"], "p_value": record["p_value"], "n_flipped": n_flipped,
-            "ci_low": record["ci_low"], "ci_high": record["ci_high"]}
+            "ci_low": record["ci_low"], "ci_high": record["ci_high"],
+            "ci_method": f"bootstrap over the {n_flipped} flipped images"}
 
 
 def lindsay(settings=REDUCED):
@@ -302,29 +345,62 @@ def lindsay(settings=REDUCED):
     def all_images(name, layer):
         return float(np.nanmean([i["models"][name]["index"].sel(group=layer).values.mean() for i in instances]))
 
+    def late_minus_early_ci(name):
+        """CI of d(last layer) - d(first layer) on the flipped images: the same images
+        resampled for both layers (one network), or a t interval across networks."""
+        from .stats.bootstrap import percentile_ci, t_interval
+
+        pairs = []
+        for instance in instances:
+            entry = instance["models"][name]
+            pairs.append(np.stack([entry["index"].sel(group=layer).values[entry["flipped"]]
+                                   for layer in (last, first)]))
+        if len(instances) >= 2:
+            differences = [np.nanmean(late) - np.nanmean(early) for late, early in pairs if late.size]
+            return _ci(t_interval(differences, level=CI_LEVEL), f"t interval across {len(differences)} networks")
+        late, early = pairs[0]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            interval = percentile_ci(lambda index: np.nanmean(late[index], 1) - np.nanmean(early[index], 1),
+                                     len(late), n_boot=N_BOOT, seed=SEED, level=CI_LEVEL,
+                                     observed=float(np.nanmean(late) - np.nanmean(early)))
+        return _ci(interval, f"bootstrap over the {len(late)} flipped images (both layers)")
+
+    def ci_of(result):
+        return {key: result[key] for key in ("ci_low", "ci_high", "ci_method") if key in result}
+
     findings = []
     predictive = _denoising_on_flipped(instances, "lindsay-predictive", first, settings, "greater")
     findings.append(Finding(
         "lindsay", f"predictive feedback de-noises {first} on the images it flips to correct (d > 0)",
         predictive["value"], predictive["p_value"], predictive["value"] > 0 and predictive["p_value"] < ALPHA,
-        {**common, **{k: v for k, v in predictive.items() if k not in ("value", "p_value")},
-         "d_all_images": all_images("lindsay-predictive", first)}))
+        {**common, **{k: v for k, v in predictive.items() if k not in ("value", "p_value", "ci_low", "ci_high",
+                                                                        "ci_method")},
+         "d_all_images": all_images("lindsay-predictive", first)}, **ci_of(predictive)))
     recurrent = [i["models"]["lindsay-predictive"]["pr_recurrent"] for i in instances]
     feedforward = [i["models"]["lindsay-predictive"]["pr_feedforward"] for i in instances]
     if len(instances) >= 2:
         across = dimensionality.participation_ratio_across_networks(recurrent, feedforward, alternative="less")
+        from .stats.bootstrap import t_interval
+
         pr = {"value": across["value"], "p_value": across["p_value"], "sem": across["sem"],
               "pr_recurrent": float(np.mean(across["pr_recurrent"])),
-              "pr_feedforward": float(np.mean(across["pr_feedforward"]))}
+              "pr_feedforward": float(np.mean(across["pr_feedforward"])),
+              **_ci(t_interval(across["differences"], level=CI_LEVEL),
+                    f"t interval across {len(across['differences'])} networks")}
     else:
         test = dimensionality.participation_ratio_difference_test(
-            recurrent[0], feedforward[0], n_permutations=settings.n_permutations, seed=SEED, alternative="less")
+            recurrent[0], feedforward[0], n_permutations=settings.n_permutations, seed=SEED, alternative="less",
+            level=CI_LEVEL)
         pr = {"value": test["value"], "p_value": test["p_value"], "pr_recurrent": test["pr_a"],
-              "pr_feedforward": test["pr_b"]}
+              "pr_feedforward": test["pr_b"],
+              **_ci((test["ci_low"], test["ci_high"]), f"jackknife over the {len(recurrent[0])} images")}
     findings.append(Finding("lindsay", f"predictive feedback lowers the participation ratio of {first} "
                                        "(clean + noisy images)",
                             pr["value"], pr["p_value"], pr["value"] < 0 and pr["p_value"] < ALPHA,
-                            {**common, **{k: v for k, v in pr.items() if k not in ("value", "p_value")}}))
+                            {**common, **{k: v for k, v in pr.items() if k not in ("value", "p_value", "ci_low",
+                                                                                 "ci_high", "ci_method")}},
+                            **ci_of(pr)))
     for name in ("lindsay-feedback", "lindsay-lateral"):
         early = _denoising_on_flipped(instances, name, first, settings, "greater")
         late = _denoising_on_flipped(instances, name, last, settings, "greater")
@@ -336,7 +412,8 @@ def lindsay(settings=REDUCED):
                                 {**common, f"d_{first}": early["value"], f"p_{first}": early["p_value"],
                                  f"d_{last}": late["value"], f"p_{last}": late["p_value"],
                                  "n_flipped": late["n_flipped"],
-                                 f"d_{last}_all_images": all_images(name, last)}))
+                                 f"d_{last}_all_images": all_images(name, last)},
+                                **late_minus_early_ci(name)))
     return findings
 
 
@@ -459,7 +536,7 @@ def spoerer(settings=REDUCED, workdir=None):
                                                      within="category_name")
         paired = rt.compare_rt_scores(records["trained"], records["random init"], measured,
                                       n_permutations=n_permutations, seed=SEED)
-        return records, paired
+        return records, paired, measured
 
     train_images, train_labels, clean, noise, u, metadata, planted = face_stimuli()
     clean_readout = BinaryReadout(model, steps).fit(train_images, train_labels)
@@ -480,26 +557,34 @@ def spoerer(settings=REDUCED, workdir=None):
          * rng.standard_normal(train_images.shape)).astype(np.float32) for _ in range(3)])
     readouts = {label: BinaryReadout(network, steps).fit(augmented, np.tile(train_labels, 4))
                 for label, network in networks}
-    records, paired = scores(
+    records, paired, measured = scores(
         {label: rt.readout_entropy(readout.probabilities(faces)) for label, readout in readouts.items()},
         planted, metadata["category_name"].to_numpy(), metadata["stimulus_id"].to_numpy(), "sim_face_ratings.sqlite")
     digits, planted_digits = spoerer_stimuli(settings.n_images)
-    ten_way, paired_ten_way = scores(
+    ten_way, paired_ten_way, _ = scores(
         {label: rt.readout_entropy(rt.cumulative_probabilities(
             _run(network, digits.images, steps)[0], cumulative=network.config.get("readout") != "cumulative"))
          for label, network in networks},
         planted_digits, digits.metadata["label"].to_numpy(), digits.stimulus_ids, "sim_human_ratings.sqlite")
     trained_record = records["trained"]
+    # the CIs resample the test faces: held-out RTs (thresholds as fitted) against D
+    rts = {label: record["rt"] for label, record in records.items()}
+    common = rts["trained"].index.intersection(rts["random init"].index)
+    uncertainty = measured.reindex(common).to_numpy(dtype=np.float64)
+    rt_trained, rt_random = (rts[label].reindex(common).to_numpy() for label in ("trained", "random init"))
+    how = f"bootstrap over the {len(common)} test faces (held-out RTs)"
     return [
         Finding("spoerer", "trained BL's entropy RTs (binary face readout) correlate with human uncertainty",
                 trained_record["value"], trained_record["p_value"],
                 trained_record["value"] > 0 and trained_record["p_value"] < 0.01,
                 {"p_within_category": trained_record["p_within"], "n": trained_record["n"], "noise_std_max": std_max,
-                 "rho_ten_way": ten_way["trained"]["value"], "p_ten_way": ten_way["trained"]["p_value"]}),
+                 "rho_ten_way": ten_way["trained"]["value"], "p_ten_way": ten_way["trained"]["p_value"]},
+                **_ci(_spearman_ci(rt_trained, uncertainty), how)),
         Finding("spoerer", "trained BL beats its random-init twin (binary readout; paired swap test, two-tailed)",
                 paired["difference"], paired["p_value"], paired["difference"] > 0 and paired["p_value"] < 0.01,
                 {"rho_random_init": paired["rho_b"], "p_random_init": records["random init"]["p_value"],
-                 "difference_ten_way": paired_ten_way["difference"], "p_ten_way": paired_ten_way["p_value"]}),
+                 "difference_ten_way": paired_ten_way["difference"], "p_ten_way": paired_ten_way["p_value"]},
+                **_ci(_spearman_ci(rt_trained, uncertainty, minus=rt_random), how)),
     ]
 
 
@@ -540,15 +625,21 @@ def hartmann(settings=REDUCED, n_frames=8):
     from scipy.stats import spearmanr
 
     rho = float(spearmanr(SNRS, tau)[0])
+    from .stats.bootstrap import mean_ci
+
+    per_image = last[low]["gruCNN"].astype(np.float64) - last[low]["cCNN+Bayes"].astype(np.float64)
     return [
         Finding("hartmann", f"gruCNN beats cCNN + Bayesian integration at SNR {low}", gap, test["p_value"],
                 gap > 0 and test["p_value"] < ALPHA,
                 {"gru_only": test["a_only"], "ccnn_only": test["b_only"],
                  # Hartmann's false rejection (correct category in the pooled lowest quintile)
                  "false_rejection_gruCNN": rejection[low]["gruCNN"],
-                 "false_rejection_ccnn_bayes": rejection[low]["cCNN+Bayes"]}),
+                 "false_rejection_ccnn_bayes": rejection[low]["cCNN+Bayes"]},
+                **_ci(mean_ci(per_image, n_boot=N_BOOT, seed=SEED, level=CI_LEVEL),
+                      f"bootstrap over the {len(per_image)} images (paired)")),
         Finding("hartmann", "gruCNN's integration time constant tau grows as SNR falls", -rho, float("nan"),
-                tau[0] > tau[-1] and rho < 0, {f"tau_snr_{s:g}": float(t) for s, t in zip(SNRS, tau)}),
+                tau[0] > tau[-1] and rho < 0, {f"tau_snr_{s:g}": float(t) for s, t in zip(SNRS, tau)},
+                ci_method=f"none: one tau per SNR level ({len(SNRS)} levels), nothing to resample"),
     ]
 
 
@@ -578,10 +669,15 @@ def crcn(settings=REDUCED):
     from scipy.stats import spearmanr
 
     rho = float(spearmanr(LEVELS["noise"], gaps)[0])
+    from .stats.bootstrap import mean_ci
+
+    change = per_image[-1] - per_image[0]
     return [Finding("crcn", "recurrent-minus-feedforward accuracy gap grows with noise level", effect,
                     float(test["p_value"][0]), effect > 0 and rho > 0 and test["p_value"][0] < ALPHA,
                     {"spearman_gap_vs_level": rho,
-                     **{f"gap_noise_{lv:g}": g for lv, g in zip(LEVELS["noise"], gaps)}})]
+                     **{f"gap_noise_{lv:g}": g for lv, g in zip(LEVELS["noise"], gaps)}},
+                    **_ci(mean_ci(change, n_boot=N_BOOT, seed=SEED, level=CI_LEVEL),
+                          f"bootstrap over the {len(change)} images (paired)"))]
 
 
 # ------------------------------------------------------------------ 5. Nayebi et al.
@@ -631,23 +727,30 @@ def nayebi(settings=REDUCED, workdir=None, progress=False):
     # response to the offset arrives before IT's; one window for both would start V4 late)
     offset_ms = {region: latency + protocol.image_steps * protocol.step_ms for region, latency in latencies.items()}
     findings = []
-    differences, p_values = {}, {}
+    differences, p_values, site_r = {}, {}, {}
     for region in latencies:
         a, b = (results[label].evaluation[region] for label in ("ConvRNN", "feedforward"))
         post = np.flatnonzero(a["time_bin_start"].values >= offset_ms[region])
         a, b = a.isel(time_bin=post), b.isel(time_bin=post)
         test = compare_encodings(a, b, n_permutations=settings.n_permutations, seed=SEED, alternative="greater")
-        r_a = float(np.nanmedian(np.nan_to_num(a["r"].values, nan=0.0).mean(-1)))
-        r_b = float(np.nanmedian(np.nan_to_num(b["r"].values, nan=0.0).mean(-1)))
+        site_r[region] = [np.nan_to_num(x["r"].transpose("neuroid", "time_bin").values, nan=0.0).mean(-1) for x in (a, b)]
+        r_a, r_b = (float(np.nanmedian(values)) for values in site_r[region])
         differences[region], p_values[region] = r_a - r_b, test.groups[region]["p_value"]
     worst = min(differences, key=differences.get)
+    from .stats.bootstrap import percentile_ci
+
+    sites_a, sites_b = site_r[worst]
+    interval = percentile_ci(lambda index: np.median(sites_a[index], 1) - np.median(sites_b[index], 1),
+                             len(sites_a), n_boot=N_BOOT, seed=SEED, level=CI_LEVEL, observed=differences[worst])
     findings.append(Finding("nayebi", "ConvRNN's shared-over-time fit beats a trained feedforward network "
                                       "after image offset",
                             differences[worst], max(p_values.values()),
                             all(differences[r] > 0 and p_values[r] < ALPHA for r in differences),
                             {**{f"r_difference_{r}": v for r, v in differences.items()},
                              **{f"p_{r}": v for r, v in p_values.items()},
-                             **{f"offset_ms_{r}": v for r, v in offset_ms.items()}}))
+                             **{f"offset_ms_{r}": v for r, v in offset_ms.items()}},
+                            **_ci(interval, f"bootstrap over the {len(sites_a)} {worst} sites (the region with "
+                                            "the smaller difference), fits held fixed")))
     layers = list(pd.unique(results["ConvRNN"].selection["layer"].values))
     chosen = results["ConvRNN"].layer_for_region
     order = [layers.index(chosen[region]) for region in sorted(latencies, key=latencies.get)]
@@ -660,7 +763,8 @@ def nayebi(settings=REDUCED, workdir=None, progress=False):
                                                                    .idxmax("layer").item())
                                 for region in latencies},
                              **{f"votes_{region}": dict(zip(layers, results["ConvRNN"].votes.sel(region=region)
-                                                            .values.tolist())) for region in latencies}}))
+                                                            .values.tolist())) for region in latencies}},
+                            ci_method="none: a difference of layer positions"))
     return findings
 
 

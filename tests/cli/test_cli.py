@@ -132,3 +132,17 @@ def test_options_that_cannot_apply_are_one_line_errors_and_write_nothing(tmp_pat
     assert main([a.replace("{tmp}", str(tmp_path)) for a in arguments] + ["--no-progress"]) == 2
     assert words in _one_line_error(capsys, arguments[0])
     assert not any(tmp_path.iterdir())
+
+
+def test_a_replication_claim_prints_its_effect_ci_and_p(capsys):
+    from workbench.cli import _print_scores
+
+    status = _print_scores({"scores": [
+        {"claim": "gru beats ccnn", "benchmark": "replication.hartmann", "verdict": "reproduced", "value": 0.196,
+         "ci_low": 0.12, "ci_high": 0.27, "p_value": 1.2e-7},
+        {"claim": "tau grows", "benchmark": "replication.hartmann", "verdict": "reproduced", "value": 1.0,
+         "ci_low": None, "ci_high": None, "p_value": None}], "failures": []})
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines[0].endswith("gru beats ccnn (effect 0.196, 95% CI [0.12, 0.27], p=1.2e-07)")
+    assert lines[1].endswith("tau grows (effect 1)")  # no CI, no p: nothing invented

@@ -9,6 +9,7 @@ non-replication (see the issue note for the discussion). Each test prints its fi
 
 import functools
 
+import numpy as np
 import pytest
 
 from workbench import replications
@@ -64,11 +65,27 @@ def test_seed_paper_claim(name, index):
     assert finding.reproduced, str(finding)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CLAIMS))
+def test_every_finding_reports_a_95_ci_around_its_effect_or_says_why_it_has_none(name):
+    for finding in findings(name):
+        assert finding.ci_method, finding
+        if finding.ci_method.startswith("none"):  # e.g. one tau per SNR level: nothing to resample
+            assert np.isnan(finding.ci_low) and np.isnan(finding.ci_high)
+        else:
+            assert finding.ci_low <= finding.effect <= finding.ci_high, (finding, finding.ci_method)
+            assert finding.ci_low < finding.ci_high, finding
+        assert " CI [" in str(finding) or finding.ci_method.startswith("none")
+
+
 def test_findings_are_records_for_reports():
-    finding = replications.Finding("x", "a claim <b>", 0.5, 0.01, True, {"n": 3})
+    finding = replications.Finding("x", "a claim <b>", 0.5, 0.01, True, {"n": 3}, ci_low=0.2, ci_high=0.8,
+                                   ci_method="bootstrap over 3 images")
     record = finding.record()
     assert record["benchmark"] == "replication.x" and record["verdict"] == "reproduced"
     assert record["simulated"] is True and record["detail_n"] == 3
+    assert (record["ci_low"], record["ci_high"], record["ci_method"]) == (0.2, 0.8, "bootstrap over 3 images")
+    assert "effect=0.5000 95% CI [0.2000, 0.8000] p=0.01" in str(finding)
     with pytest.raises(replications.WorkbenchError, match="available: lindsay"):
         replications.run_replication("nope")
 

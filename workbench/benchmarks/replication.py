@@ -9,10 +9,11 @@ from .registry import register
 class ReplicationPanel(Panel):
     title = "Replications of the seed papers"
     explanation = ("Each claim of a seed paper re-run on the embedded default at fixed sizes and seeds: the "
-                   "measured effect, its p-value and whether the claim held at this scale. Claims that do not "
+                   "measured effect with its 95 % confidence interval (ci_method: what was resampled, or why "
+                   "there is none), its p-value and whether the claim held at this scale. Claims that do not "
                    "hold are reported as such, never tuned. The source column names the paper each "
                    "claim comes from.")
-    columns = ("benchmark", "claim", "source", "value", "p_value", "verdict")
+    columns = ("benchmark", "claim", "source", "value", "ci_low", "ci_high", "ci_method", "p_value", "verdict")
 
 
 def _names():
@@ -26,7 +27,7 @@ class Replication(Benchmark):
     """One seed paper's claims, each a score with its effect, p-value and verdict."""
 
     names = _names()
-    version = "2"  # 2: the papers' metric definitions, calibrated noise, trained feedforward control
+    version = "3"  # 2: the papers' metric definitions, calibrated noise, trained feedforward control; 3: CIs
     in_demo = True
     model_free = True
     panel = ReplicationPanel
