@@ -26,6 +26,48 @@ def sniff(path, head):
     return head.startswith(_MAGIC)
 
 
+#: seconds the netCDF library may take to read a file's structure (a valid file takes well under
+#: 1 s, a 6.5 GB recording included; a damaged one can loop forever)
+OPEN_TIMEOUT_S = 20
+_OPENED = {}  # (path, size, mtime, inode) -> True: files whose structure opened in a child process
+_OPEN_CHECK = "import sys, netCDF4\nwith netCDF4.Dataset(sys.argv[1]) as d:\n    d.variables, d.groups, d.ncattrs()\n"
+
+
+def _check_opens(path):
+    """Open the file's structure in a child process first, with a time limit.
+
+    Found by fuzzing: a run of zero bytes in one object header of a netCDF-4 file made
+    libnetcdf loop forever at 100 % CPU inside ``netCDF4.Dataset`` (h5py opened the same
+    file at once), and no signal interrupts a loop in C. A child that does not finish in
+    :data:`OPEN_TIMEOUT_S`, or that dies of a signal (the library crashing), is a named error
+    here; any other failure is left to the open in this process, which names it. A file
+    checked once in a process (same size, modification time and inode) is not checked
+    again: about 0.1 s per new file.
+    """
+    import os
+    import subprocess
+    import sys
+
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _OPENED:
+        return
+    try:
+        child = subprocess.run([sys.executable, "-c", _OPEN_CHECK, str(path)], capture_output=True,
+                               timeout=OPEN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DataFormatError(path, f"the netCDF library did not finish reading the file's structure in "
+                                    f"{OPEN_TIMEOUT_S} s (damaged metadata)",
+                              "is the file truncated or corrupt? Re-export it") from None
+    except OSError:  # no interpreter to start (an embedded Python): open it here, unchecked
+        return
+    if child.returncode < 0:
+        raise DataFormatError(path, f"the netCDF library crashed reading the file's structure (signal "
+                                    f"{-child.returncode})", "is the file truncated or corrupt? Re-export it")
+    if child.returncode == 0:
+        _OPENED[key] = True
+
+
 def _groups(path):
     """The names of the file's netCDF-4 groups (none for netCDF-3)."""
     import netCDF4
@@ -75,6 +117,7 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         path; ``attrs['simulated']`` is False unless the file says otherwise.
     """
     check_nan_policy(path, nan_policy)
+    _check_opens(path)
     try:
         dataset = xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError, RuntimeError) as error:

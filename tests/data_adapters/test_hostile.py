@@ -363,3 +363,62 @@ def test_an_assembly_saved_inside_a_netcdf_group_names_the_group(tmp_path):
         dataset.load().to_netcdf(tmp_path / "grouped.nc", group="assembly")
     error = assert_named_error(tmp_path / "grouped.nc", "groups ['assembly']")
     assert "without group=" in str(error)
+
+
+def test_a_netcdf_file_that_hangs_the_netcdf_library_is_a_named_error_in_bounded_time(tmp_path):
+    """Found by fuzzing: 26 zero bytes in one object header of a netCDF-4 assembly made
+    libnetcdf loop forever in ``netCDF4.Dataset`` (no signal interrupts it). The structure is
+    opened in a time-limited child first. Run in a child here too, so a regression is a
+    failed test, not a hung run; another library version may read the file, or name
+    another problem: either is fine, a hang is not."""
+    import subprocess
+    import sys
+    import time
+
+    from workbench.assembly import to_netcdf
+
+    from conftest import make_assembly
+
+    to_netcdf(make_assembly(repetitions=2), tmp_path / "valid.nc")
+    damaged = bytearray((tmp_path / "valid.nc").read_bytes())
+    damaged[3632:3658] = bytes(26)
+    path = tmp_path / "damaged.nc"
+    path.write_bytes(bytes(damaged))
+    code = ("import sys, data_adapters\n"
+            "from data_adapters import brainio\n"
+            "from workbench.errors import DataFormatError\n"
+            "brainio.OPEN_TIMEOUT_S = 5\n"
+            "try:\n"
+            "    data_adapters.load(sys.argv[1])\n"
+            "    print('loaded')\n"
+            "except DataFormatError as error:\n"
+            "    print('named' if sys.argv[1] in str(error) else 'unnamed', error)\n")
+    start = time.perf_counter()
+    child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.startswith(("loaded", "named")), child.stdout
+    assert time.perf_counter() - start < 60
+
+
+def test_the_netcdf_open_check_names_a_hang_and_a_crash_and_leaves_other_errors_to_the_reader(tmp_path,
+                                                                                               monkeypatch):
+    from data_adapters import brainio
+    from workbench.assembly import to_netcdf
+
+    from conftest import make_assembly
+
+    path = tmp_path / "a.nc"
+    to_netcdf(make_assembly(repetitions=2), path)
+    monkeypatch.setattr(brainio, "_OPENED", {})
+    monkeypatch.setattr(brainio, "OPEN_TIMEOUT_S", 1)
+    monkeypatch.setattr(brainio, "_OPEN_CHECK", "import time\ntime.sleep(30)\n")
+    assert_named_error(path, "did not finish reading the file's structure in 1 s")
+    monkeypatch.setattr(brainio, "_OPEN_CHECK", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    assert_named_error(path, "crashed reading the file's structure")
+    monkeypatch.setattr(brainio, "_OPEN_CHECK", "raise OSError('not this child')\n")
+    assert data_adapters.load(path).sizes["presentation"] == 12  # the reader itself decides
+    assert not brainio._OPENED  # a failed check is not remembered
+    monkeypatch.undo()
+    monkeypatch.setattr(brainio, "_OPENED", {})
+    data_adapters.load(path)
+    assert len(brainio._OPENED) == 1  # checked once per file and version of it
