@@ -42,6 +42,7 @@ from .degradations import calibrated_noise_std, pixel_noise
 from .errors import WorkbenchError
 from .metrics import behaviour, denoising, dimensionality
 from .metrics import reaction_time as rt
+from .stats.bootstrap import mean_ci, percentile_ci, t_interval
 
 SEED = 0
 EPOCHS = 4
@@ -146,7 +147,6 @@ def _ci(low_high, method):
 def _spearman_ci(x, target, minus=None, seed=SEED):
     """Bootstrap CI over items of Spearman rho(x, target), or of rho(x) - rho(minus) (the
     same items resampled for both)."""
-    from .stats.bootstrap import percentile_ci
     from .stats.resampling import unit_ranks
 
     x, target = np.asarray(x, dtype=np.float64), np.asarray(target, dtype=np.float64)
@@ -292,8 +292,6 @@ def _denoising_on_flipped(instances, name, layer, settings, alternative):
     across networks (their per-network means, one-sample t-test)."""
     from scipy.stats import ttest_1samp
 
-    from .stats.bootstrap import t_interval
-
     per_network, pooled = [], []
     for instance in instances:
         entry = instance["models"][name]
@@ -348,8 +346,6 @@ def lindsay(settings=REDUCED):
     def late_minus_early_ci(name):
         """CI of d(last layer) - d(first layer) on the flipped images: the same images
         resampled for both layers (one network), or a t interval across networks."""
-        from .stats.bootstrap import percentile_ci, t_interval
-
         pairs = []
         for instance in instances:
             entry = instance["models"][name]
@@ -366,23 +362,22 @@ def lindsay(settings=REDUCED):
                                      observed=float(np.nanmean(late) - np.nanmean(early)))
         return _ci(interval, f"bootstrap over the {len(late)} flipped images (both layers)")
 
-    def ci_of(result):
-        return {key: result[key] for key in ("ci_low", "ci_high", "ci_method") if key in result}
+    def split(result):
+        """A test's result as (the finding's details, its CI keyword arguments)."""
+        ci = {key: result[key] for key in ("ci_low", "ci_high", "ci_method") if key in result}
+        return {k: v for k, v in result.items() if k not in ("value", "p_value", *ci)}, ci
 
     findings = []
     predictive = _denoising_on_flipped(instances, "lindsay-predictive", first, settings, "greater")
+    details, ci = split(predictive)
     findings.append(Finding(
         "lindsay", f"predictive feedback de-noises {first} on the images it flips to correct (d > 0)",
         predictive["value"], predictive["p_value"], predictive["value"] > 0 and predictive["p_value"] < ALPHA,
-        {**common, **{k: v for k, v in predictive.items() if k not in ("value", "p_value", "ci_low", "ci_high",
-                                                                        "ci_method")},
-         "d_all_images": all_images("lindsay-predictive", first)}, **ci_of(predictive)))
+        {**common, **details, "d_all_images": all_images("lindsay-predictive", first)}, **ci))
     recurrent = [i["models"]["lindsay-predictive"]["pr_recurrent"] for i in instances]
     feedforward = [i["models"]["lindsay-predictive"]["pr_feedforward"] for i in instances]
     if len(instances) >= 2:
         across = dimensionality.participation_ratio_across_networks(recurrent, feedforward, alternative="less")
-        from .stats.bootstrap import t_interval
-
         pr = {"value": across["value"], "p_value": across["p_value"], "sem": across["sem"],
               "pr_recurrent": float(np.mean(across["pr_recurrent"])),
               "pr_feedforward": float(np.mean(across["pr_feedforward"])),
@@ -395,12 +390,11 @@ def lindsay(settings=REDUCED):
         pr = {"value": test["value"], "p_value": test["p_value"], "pr_recurrent": test["pr_a"],
               "pr_feedforward": test["pr_b"],
               **_ci((test["ci_low"], test["ci_high"]), f"jackknife over the {len(recurrent[0])} images")}
+    details, ci = split(pr)
     findings.append(Finding("lindsay", f"predictive feedback lowers the participation ratio of {first} "
                                        "(clean + noisy images)",
                             pr["value"], pr["p_value"], pr["value"] < 0 and pr["p_value"] < ALPHA,
-                            {**common, **{k: v for k, v in pr.items() if k not in ("value", "p_value", "ci_low",
-                                                                                 "ci_high", "ci_method")}},
-                            **ci_of(pr)))
+                            {**common, **details}, **ci))
     for name in ("lindsay-feedback", "lindsay-lateral"):
         early = _denoising_on_flipped(instances, name, first, settings, "greater")
         late = _denoising_on_flipped(instances, name, last, settings, "greater")
@@ -625,8 +619,6 @@ def hartmann(settings=REDUCED, n_frames=8):
     from scipy.stats import spearmanr
 
     rho = float(spearmanr(SNRS, tau)[0])
-    from .stats.bootstrap import mean_ci
-
     per_image = last[low]["gruCNN"].astype(np.float64) - last[low]["cCNN+Bayes"].astype(np.float64)
     return [
         Finding("hartmann", f"gruCNN beats cCNN + Bayesian integration at SNR {low}", gap, test["p_value"],
@@ -669,8 +661,6 @@ def crcn(settings=REDUCED):
     from scipy.stats import spearmanr
 
     rho = float(spearmanr(LEVELS["noise"], gaps)[0])
-    from .stats.bootstrap import mean_ci
-
     change = per_image[-1] - per_image[0]
     return [Finding("crcn", "recurrent-minus-feedforward accuracy gap grows with noise level", effect,
                     float(test["p_value"][0]), effect > 0 and rho > 0 and test["p_value"][0] < ALPHA,
@@ -737,8 +727,6 @@ def nayebi(settings=REDUCED, workdir=None, progress=False):
         r_a, r_b = (float(np.nanmedian(values)) for values in site_r[region])
         differences[region], p_values[region] = r_a - r_b, test.groups[region]["p_value"]
     worst = min(differences, key=differences.get)
-    from .stats.bootstrap import percentile_ci
-
     sites_a, sites_b = site_r[worst]
     interval = percentile_ci(lambda index: np.median(sites_a[index], 1) - np.median(sites_b[index], 1),
                              len(sites_a), n_boot=N_BOOT, seed=SEED, level=CI_LEVEL, observed=differences[worst])

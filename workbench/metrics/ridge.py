@@ -51,7 +51,7 @@ class Moments:
         p, t = X.shape[-1], Y.shape[-1]
         # the Grams and cross-products are written into one block each (stacking them after
         # copied every atom's p x p Gram once more)
-        G, C = backend.empty((n_atoms, p, p)), backend.empty((n_atoms, p, t))  # every atom's written below
+        G, C = backend.empty((n_atoms, p, p)), backend.empty((n_atoms, p, t))
         stats = {name: [] for name in ("n", "sx", "sy", "yy")}
         for atom in range(n_atoms):
             rows = backend.index(np.flatnonzero(atoms == atom))

@@ -49,11 +49,11 @@ def percentile_ci(statistic, n_units, n_boot=2000, seed=0, level=0.95, chunk_siz
     """Percentile bootstrap CI of ``statistic`` over ``n_units`` resampled units; bias
     corrected (BC, Efron 1987) when the ``observed`` statistic is given.
 
-    The correction matters where resampling itself shifts the statistic: a participation
-    ratio of images drawn with repeats is lower than the sample's, so plain percentiles of a
-    PR difference lay wholly above the observed one. With ``observed``, the percentiles are
-    moved by ``z0 = Phi^-1(share of draws below it)`` (ties count half); for a mean, z0 is
-    about 0 and the interval is the plain percentile one.
+    The correction is for a bootstrap distribution whose median is off the observed value
+    (a rank correlation, a median): the percentiles are moved by ``z0 = Phi^-1(share of draws
+    below it)`` (ties count half); for a mean, z0 is about 0 and the interval is the plain
+    percentile one. It cannot help where nearly every draw lies on one side (a participation
+    ratio, which repeated images lower): use :func:`jackknife_t_interval` there.
 
     Parameters
     ----------
