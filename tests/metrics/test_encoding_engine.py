@@ -494,3 +494,93 @@ def test_regions_on_one_layer_are_fitted_together_with_each_regions_own_scores(e
         score_regions(features, trials, {"V4": "fc9"})
     with pytest.raises(MetricError, match="no 'area' neuroid coord"):
         score_regions(features, trials, {"V4": "conv1"}, region_coord="area")
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_reused_scratch_arrays_change_no_number_of_a_nested_fit(library, standardize, monkeypatch):
+    """The engine writes its per-fold p x p temporaries into a few reused arrays (Workspace).
+    A buffer overwritten while still in use would change the fit: with every request given a
+    fresh array instead, predictions, split-half predictions and alphas are bit-identical."""
+    from workbench import backend
+
+    features, trials = _planted(n_stimuli=90, n_features=14, n_bins=3, n_sites=5, n_reps=2, seed=4)
+    X = features.values.transpose(0, 2, 1)
+    Y = trials.values.reshape(2, 90, 5, 3).mean(0).transpose(0, 2, 1)
+    folds = stimulus_folds(90, 5, 0)
+
+    def fit():
+        model = RidgeCV(alphas=np.logspace(-2, 4, 7), standardize=standardize, backend=library, device="cpu")
+        predictions, alphas = model.cross_val_predict(X, Y, folds, split_half=True)
+        return predictions, alphas, model.split_prediction_
+
+    reused = fit()
+    original_get = backend.Workspace.get
+    monkeypatch.setattr(backend.Workspace, "get", lambda self, role, *args, **kwargs: original_get(
+        backend.Workspace(self.backend), role, *args, **kwargs))
+    fresh = fit()
+    for a, b in zip(reused, fresh):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_workspace_returns_one_array_per_role_and_eigh_writes_into_it(library):
+    from workbench.backend import Workspace, get_backend
+
+    bk = get_backend(library, "cpu", "float64")
+    workspace = Workspace(bk)
+    first = workspace.get("M", (4, 4))
+    assert workspace.get("M", (4, 4)) is first
+    assert workspace.get("M", (5, 4)) is not first and workspace.get("M", (5, 4)).shape == (5, 4)
+    wide = workspace.get("gap", (3, 3), bk.float64)
+    assert wide.dtype == bk.float64
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((20, 6))
+    gram = A.T @ A
+    out = workspace.eigh_out("inner", 6)
+    values, vectors = bk.eigh(bk.asarray(gram), out=out)
+    expected_values, expected_vectors = np.linalg.eigh(gram)
+    np.testing.assert_allclose(bk.to_numpy(values), expected_values, rtol=1e-10)
+    np.testing.assert_allclose(np.abs(bk.to_numpy(vectors)), np.abs(expected_vectors), atol=1e-8)
+    if library == "torch":  # LAPACK's layout: written in place, no copy after
+        assert vectors.data_ptr() == out[1].data_ptr() and vectors.stride() == (1, 6)
+        assert values.data_ptr() == out[0].data_ptr()
+    else:
+        assert out is None
+
+
+def test_stimuli_sorted_by_atom_give_the_moments_of_gathered_rows():
+    """Moments read each atom's rows as one block when the stimuli are sorted by atom, and
+    gather them when not: the same sums either way."""
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    bk = get_backend("numpy", dtype="float64")
+    rng = np.random.default_rng(9)
+    X, Y = rng.standard_normal((30, 2, 5)), rng.standard_normal((30, 2, 3))
+    atoms = rng.integers(0, 4, 30)
+    order = np.argsort(atoms, kind="stable")
+    gathered = ridge.Moments.from_data(bk, X, Y, atoms, 4)
+    blocks = ridge.Moments.from_data(bk, X[order], Y[order], atoms[order], 4)
+    for name in ridge.Moments.fields:
+        np.testing.assert_allclose(getattr(blocks, name), getattr(gathered, name), rtol=1e-12, atol=1e-12)
+
+
+def test_freed_memory_reuse_is_on_by_default_and_yields_to_the_users_settings():
+    import subprocess
+    import sys
+
+    code = "from workbench.backend import get_backend, reuse_freed_memory; get_backend(); print(reuse_freed_memory())"
+
+    def run(**env):
+        import os
+        environ = {key: value for key, value in os.environ.items()
+                   if key not in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "WORKBENCH_REUSE_FREED_MEMORY")}
+        done = subprocess.run([sys.executable, "-c", code], env={**environ, **env}, capture_output=True, text=True,
+                              check=True)
+        return done.stdout.strip()
+
+    import platform
+    assert run() == str(platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert run(WORKBENCH_REUSE_FREED_MEMORY="0") == "False"
+    assert run(MALLOC_TRIM_THRESHOLD_="65536") == "False"

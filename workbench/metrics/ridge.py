@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import pandas as pd
 
-from ..backend import get_backend
+from ..backend import Workspace, get_backend
 from ..errors import MetricError
 from .folds import deal_round_robin, fold_labels, stimulus_folds
 
@@ -46,15 +46,20 @@ class Moments:
         """Moments of ``X`` ``(S, T, p)`` and ``Y`` ``(S, T, t)`` per atom of stimuli.
 
         ``atoms`` ``(S,)`` gives each stimulus's atom in ``[0, n_atoms)``; all T samples
-        of a stimulus go to its atom.
+        of a stimulus go to its atom. Stimuli sorted by atom (as :meth:`RidgeCV._prepare`
+        writes them) are read in place, a block per atom; otherwise each atom's rows are
+        gathered into a copy first.
         """
         p, t = X.shape[-1], Y.shape[-1]
+        atoms = np.asarray(atoms)
+        in_order = bool(np.all(atoms[1:] >= atoms[:-1]))
+        bounds = np.searchsorted(atoms, np.arange(n_atoms + 1)) if in_order else None
         # the Grams and cross-products are written into one block each (stacking them after
         # copied every atom's p x p Gram once more)
         G, C = backend.empty((n_atoms, p, p)), backend.empty((n_atoms, p, t))
         stats = {name: [] for name in ("n", "sx", "sy", "yy")}
         for atom in range(n_atoms):
-            rows = backend.index(np.flatnonzero(atoms == atom))
+            rows = slice(bounds[atom], bounds[atom + 1]) if in_order else backend.index(np.flatnonzero(atoms == atom))
             Xa = X[rows].reshape(-1, p)
             Ya = Y[rows].reshape(-1, t)
             stats["n"].append(float(Xa.shape[0]))
@@ -66,11 +71,15 @@ class Moments:
         n = backend.asarray(np.asarray(stats.pop("n")))
         moments = cls(n, G=G, C=C, **{name: backend.stack(values) for name, values in stats.items()})
         moments.backend = backend
+        # the p x p temporaries of every fold (training and validation sums, rotations,
+        # eigenvectors, error terms) are written into the same few arrays, fold after fold
+        moments.workspace = Workspace(backend)
         return moments
 
     def system(self, mask, standardize):
-        """The training system (Gram eigendecomposition) of the atoms where ``mask``."""
-        return _TrainingSystem(self.backend, self.total(mask), standardize)
+        """The training system (Gram eigendecomposition) of the atoms where ``mask``: an
+        outer training set, whose moments stay intact for :meth:`inner_system`."""
+        return _TrainingSystem(self.backend, self.total(mask, into="outer"), standardize, self.workspace, "outer")
 
     def inner_system(self, outer, val, train_mask, val_mask, standardize):
         """The training system of ``train_mask`` without the atoms of ``val_mask``: the outer
@@ -78,38 +87,46 @@ class Moments:
         subtraction per moment instead of a sum over the atoms it keeps."""
         train_mask, val_mask = np.asarray(train_mask, bool), np.asarray(val_mask, bool)
         if (val_mask & ~train_mask).any():  # not a part of the training set: from the atoms
-            return self.system(train_mask & ~val_mask, standardize)
-        return _TrainingSystem(self.backend, outer.train.minus(val), standardize)
+            train = self.total(train_mask & ~val_mask, into="inner")
+        else:
+            train = outer.train.minus(val, self.workspace, "inner")
+        return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner")
 
-    def total(self, mask):
-        """Moments summed over the atoms where ``mask`` (bool, (A,)) is True.
+    def total(self, mask, into="val"):
+        """Moments summed over the atoms where ``mask`` (bool, (A,)) is True, the Gram and
+        cross-products written into the workspace's arrays of role ``into`` (the total of
+        one role is used up before the next of that role is asked for).
 
         A training set holds most atoms: it is the grand total minus the few excluded
         atoms (fewer p x p additions than summing the included ones).
         """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
-            return _Total(self.backend, *(getattr(self, name)[:0].sum(0) for name in self.fields))
+            return _Total(self.backend, *(getattr(self, name)[:0].sum(0) for name in self.fields), owned=True)
         if mask.all():
             return _Total(self.backend, *self._grand)
         if mask.sum() == 1:  # one atom: its moments as they are
             return _Total(self.backend, *(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
-        # atom by atom into one new array (an indexed sum would first copy the atoms' p x p
+        # atom by atom into one array (an indexed sum would first copy the atoms' p x p
         # Grams: twice the memory traffic)
+        bk, workspace = self.backend, self.workspace
+        out = {name: workspace.get(f"{into}.{name}", getattr(self, name).shape[1:]) for name in ("G", "C")}
         if mask.sum() * 2 <= mask.size:
             first, *rest = np.flatnonzero(mask)
-            totals = [getattr(self, name)[first] + getattr(self, name)[rest[0]] for name in self.fields]
+            totals = [bk.add(getattr(self, name)[first], getattr(self, name)[rest[0]], out=out.get(name))
+                      for name in self.fields]
             rest = rest[1:]
         else:
             first, *rest = np.flatnonzero(~mask)
-            totals = [grand - getattr(self, name)[first] for grand, name in zip(self._grand, self.fields)]
+            totals = [bk.subtract(grand, getattr(self, name)[first], out=out.get(name))
+                      for grand, name in zip(self._grand, self.fields)]
         for atom in rest:
             for i, name in enumerate(self.fields):  # in place for arrays (``n``'s are scalars)
                 if mask[atom]:
                     totals[i] += getattr(self, name)[atom]
                 else:
                     totals[i] -= getattr(self, name)[atom]
-        return _Total(self.backend, *totals)
+        return _Total(self.backend, *totals, owned=True)
 
 
 class _Total:
@@ -118,46 +135,58 @@ class _Total:
     sums (:meth:`_TrainingSystem.validation_errors`), and each ``p x p`` pass over memory
     costs about as much as a tenth of the rotation's GEMMs."""
 
-    def __init__(self, backend, n, sx, sy, G, C, yy):
+    def __init__(self, backend, n, sx, sy, G, C, yy, owned=False):
         self.backend = backend
+        # owned: G and C are this total's own arrays (not an atom's or the grand total's),
+        # which a consumer that is their last user may overwrite
+        self.owned = owned
         self.n = float(n)
         self.sx, self.sy, self.G, self.C, self.yy = sx, sy, G, C, yy
         self.mean_x, self.mean_y = sx / self.n, sy / self.n
         self.yyc = yy - self.n * self.mean_y * self.mean_y
 
-    def minus(self, other):
-        """The moments of these samples without ``other``'s (a subset of them)."""
-        return _Total(self.backend, self.n - other.n, self.sx - other.sx, self.sy - other.sy, self.G - other.G,
-                      self.C - other.C, self.yy - other.yy)
+    def minus(self, other, workspace, into):
+        """The moments of these samples without ``other``'s (a subset of them); the Gram
+        and cross-products into ``workspace``'s arrays of role ``into``."""
+        bk = self.backend
+        G = bk.subtract(self.G, other.G, out=workspace.get(f"{into}.G", self.G.shape))
+        C = bk.subtract(self.C, other.C, out=workspace.get(f"{into}.C", self.C.shape))
+        return _Total(bk, self.n - other.n, self.sx - other.sx, self.sy - other.sy, G, C, self.yy - other.yy,
+                      owned=True)
 
-    @property
-    def Gc(self):
-        return self.backend.subtract_outer(self.G, self.n * self.mean_x, self.mean_x)
-
-    @property
-    def Cc(self):
-        return self.backend.subtract_outer(self.C, self.n * self.mean_x, self.mean_y)
+    def centred(self, overwrite=False):
+        """The centred Gram and cross-products ``(Gc, Cc)``; computed in the raw ones' arrays
+        when ``overwrite`` (for a total used by nothing else afterwards)."""
+        bk, inplace = self.backend, overwrite and self.owned
+        return (bk.subtract_outer(self.G, self.n * self.mean_x, self.mean_x, inplace=inplace),
+                bk.subtract_outer(self.C, self.n * self.mean_x, self.mean_y, inplace=inplace))
 
 
 class _TrainingSystem:
     """The training set's standardised Gram eigendecomposition, shared by all alphas."""
 
-    def __init__(self, backend, train, standardize):
+    def __init__(self, backend, train, standardize, workspace=None, role="outer"):
+        """``role``: "outer" (a fit's training set, whose raw moments the inner systems
+        still need) or "inner" (used up before the next inner system is built: its
+        moments are centred in place). ``workspace`` holds this role's p x p arrays."""
         self.backend, self.train = backend, train
-        gram = train.Gc
+        self.workspace = workspace if workspace is not None else Workspace(backend)
+        gram, centred_c = train.centred(overwrite=role == "inner")
+        p = gram.shape[0]
         if standardize:
             variance = backend.clip_min(gram.diagonal() / train.n, 0.0)
             scale = backend.sqrt(variance)
             self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
-            gram /= self.scale[:, None] * self.scale[None, :]
+            gram /= self.scale[:, None] * self.scale[None, :]  # gram is a new or an owned array
         else:
             self.scale = train.mean_x * 0 + 1
-        eigenvalues, self.V = backend.eigh(gram)
+        eigenvalues, self.V = backend.eigh(gram, out=self.workspace.eigh_out(role, p))
         self.eigenvalues = backend.clip_min(eigenvalues, 0.0)
         # eigenvectors with the feature scaling folded in: Vs' G Vs is the standardised,
         # rotated Gram of any set of samples without scaling a p x p matrix first
-        self.Vs = self.V / self.scale[:, None] if standardize else self.V
-        self.Q = self.Vs.T @ train.Cc  # (p, t)
+        self.Vs = (backend.divide(self.V, self.scale[:, None], out=self.workspace.get(role + ".Vs", (p, p)))
+                   if standardize else self.V)
+        self.Q = self.Vs.T @ centred_c  # (p, t)
 
     def coefficients(self, alpha_per_target):
         """Standardised-space coefficients (p, t) with one alpha per target."""
@@ -172,13 +201,14 @@ class _TrainingSystem:
         # terms cost p^2 after the rotation instead of passes over p x p moments before it.
         a, b = self.Vs.T @ val.sx, self.Vs.T @ train.mean_x
         my = train.mean_y
-        bk = self.backend
-        M = bk.subtract_outer(bk.subtract_outer(self.Vs.T @ val.G @ self.Vs, a, b, inplace=True),
-                              b, a - val.n * b, inplace=True)
+        bk, workspace, p = self.backend, self.workspace, self.Vs.shape[0]
+        rotated = bk.matmul(bk.matmul(self.Vs.T, val.G, out=workspace.get("rotation", (p, p))), self.Vs,
+                            out=workspace.get("M", (p, p)))
+        M = bk.subtract_outer(bk.subtract_outer(rotated, a, b, inplace=True), b, a - val.n * b, inplace=True)
         P = bk.subtract_outer(bk.subtract_outer(self.Vs.T @ val.C, a, my, inplace=True),
                               b, val.sy - val.n * my, inplace=True)
         yy_val = val.yy - 2 * my * val.sy + val.n * my * my
-        return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas)
+        return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas, workspace)
 
     def gcv_errors(self, alphas):
         """Generalised cross-validation criterion, (n_alphas, t)."""
@@ -299,7 +329,7 @@ def _column_std(X, mean, block_bytes=32 * 2**20):
     return np.sqrt(squares / max(1, X.size // max(1, n_columns)))
 
 
-def _squared_errors(bk, M, P, Q, e, yy, alphas):
+def _squared_errors(bk, M, P, Q, e, yy, alphas, workspace=None):
     """Held-out sums of squared errors for every alpha, (n_alphas, t).
 
     With rotated coefficients ``b_a = Q / (e + a)`` the error is
@@ -310,7 +340,7 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas):
     ``K_ij = M_ij / (e_j - e_i)``. Pairs of (nearly) equal eigenvalues (ties, clipped
     zeros of a rank-deficient Gram) are summed directly within their cluster. Computed in
     float64 (the partial fractions cancel); the direct sum when float64 is unavailable or
-    clusters are large.
+    clusters are large. ``workspace`` (optional) holds the float64 ``p x p`` term.
     """
     if bk.float64 is None:
         return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
@@ -324,13 +354,14 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas):
     if int((sizes[sizes > 1] ** 2).sum()) * 4 > len(values) ** 2:
         return _squared_errors_direct(bk, bk.asarray(M, dtype=wide), P, Q, e, yy, alphas)
     d = 1.0 / (e[None, :] + alphas[:, None])  # (a, p)
-    gap = e[None, :] - e[:, None]
+    p = len(values)
+    gap = bk.subtract(e[None, :], e[:, None], out=None if workspace is None else workspace.get("gap", (p, p), wide))
     # An infinite gap zeroes K on the diagonal and inside clusters (summed directly below).
     bk.fill_diagonal(gap, np.inf)
     clustered = [slice(int(start), int(start + size)) for start, size in zip(starts, sizes) if size > 1]
     for block in clustered:
         gap[block, block] = np.inf
-    K = M / gap
+    K = bk.divide(M, gap, out=gap)  # read in float64 as it is divided: no widened copy of M
     alone = bk.asarray(np.repeat(sizes == 1, sizes), dtype=wide)  # singletons' own diagonal
     diagonal = bk.asarray(M.diagonal(), dtype=wide)
     quadratic = 2 * (d @ (Q * (K @ Q))) + (d * d) @ (Q * Q * (diagonal * alone)[:, None])
@@ -441,11 +472,12 @@ class RidgeCV:
             return Rows(self._bk, Xb, Yb, atoms)
         return Moments.from_data(self._bk, Xb, Yb, atoms, n_atoms)
 
-    def _prepare(self, X, Y):
+    def _prepare(self, X, Y, order=None):
         """Centre (and scale) globally before the float32 moments: the fits are invariant to
         it, and it keeps the moment subtractions well conditioned. Statistics and the
         subtraction are float64 (no precision lost to a large offset), written straight into
-        one contiguous array of the working dtype."""
+        one contiguous array of the working dtype, its stimuli (first axis) in ``order``
+        when given: sorted by atom, each atom's rows are one block, read without a copy."""
         work = np.float64 if self.dtype == "float64" else np.float32
         X, Y = np.asarray(X), np.asarray(Y)
         # reduced over the leading axes in place: X may be a transposed view (S, T, p), and
@@ -456,8 +488,15 @@ class RidgeCV:
         self._x_scale = np.where(scale > 0, scale, 1.0)
         self._y_offset = Y.mean(tuple(range(Y.ndim - 1)), dtype=np.float64)
         centred_x, centred_y = np.empty(X.shape, dtype=work), np.empty(Y.shape, dtype=work)
-        np.subtract(X, self._x_offset, out=centred_x, casting="unsafe")  # float64 math, one cast
-        np.subtract(Y, self._y_offset, out=centred_y, casting="unsafe")
+        if order is None:
+            np.subtract(X, self._x_offset, out=centred_x, casting="unsafe")  # float64 math, one cast
+            np.subtract(Y, self._y_offset, out=centred_y, casting="unsafe")
+        else:  # gathered a few MB at a time (never a whole reordered copy of X)
+            step = max(1, (8 * 2**20) // max(1, X[:1].nbytes))
+            for start in range(0, len(order), step):
+                rows = order[start:start + step]
+                np.subtract(X[rows], self._x_offset, out=centred_x[start:start + step], casting="unsafe")
+                np.subtract(Y[rows], self._y_offset, out=centred_y[start:start + step], casting="unsafe")
         if self.standardize:
             centred_x /= self._x_scale.astype(work)
         return self._bk.asarray(centred_x), self._bk.asarray(centred_y)
@@ -532,8 +571,9 @@ class RidgeCV:
             atoms = fold_labels(stimulus_folds(len(uniques), n_inner, self.seed), len(uniques))[codes]
         else:
             atoms = np.zeros(len(X), dtype=np.int64)
-        Xb, Yb = self._prepare(X[:, None, :], Y[:, None, :])
-        moments = self._data(Xb, Yb, atoms, n_inner)
+        order = np.argsort(atoms, kind="stable")
+        Xb, Yb = self._prepare(X[:, None, :], Y[:, None, :], order)
+        moments = self._data(Xb, Yb, atoms[order], n_inner)
         every = np.ones(n_inner, bool)
         return self._solve(moments, every, [np.arange(n_inner) == k for k in range(n_inner)], alphas)
 
@@ -582,15 +622,19 @@ class RidgeCV:
         atoms = outer * n_inner + inner
         atom_outer = np.repeat(np.arange(len(folds)), n_inner)
         atom_inner = np.tile(np.arange(n_inner), len(folds))
-        Xb, Yb = self._prepare(X, Y)
-        moments = self._data(Xb, Yb, atoms, len(folds) * n_inner)
+        # rows sorted by atom (each atom one block); position[s] is stimulus s's row
+        order = np.argsort(atoms, kind="stable")
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        Xb, Yb = self._prepare(X, Y, order)
+        moments = self._data(Xb, Yb, atoms[order], len(folds) * n_inner)
         predictions = np.empty(Y.shape, dtype=np.float64)
         chosen = np.empty((len(folds), Y.shape[-1]))
 
         def fit_and_predict(train_mask, test):
             validation = [train_mask & (atom_inner == j) for j in range(n_inner)]
             self._solve(moments, train_mask, validation, alphas)
-            rows = Xb[self._bk.index(test)].reshape(-1, X.shape[-1])
+            rows = Xb[self._bk.index(position[test])].reshape(-1, X.shape[-1])
             predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64)
             return (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
 
