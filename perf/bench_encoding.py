@@ -17,9 +17,11 @@ every method), float32. The engine's time is the median of 3 runs. Writes:
   in ``encoding_score_s``, and ``speedup_vs_pls_full`` compares that);
 - ``engine_vs_kernels``: the engine's time / the time of what it must compute, run alone:
   its eigendecompositions (the very matrices it decomposes, recorded during a run and
-  decomposed again in isolation) plus its other counted flops at the plain float32 matmul
-  rate measured here (1 = no overhead; goal <= 1.15); every term is a best of 3 runs, the
-  engine's too (``engine_best_s``; ``engine_s``, the median, is what the speedups use);
+  decomposed again in isolation, into output buffers as the engine does) plus its other
+  counted flops at the plain matmul rate measured here, float32's, and float64's for the
+  held-out error terms that must be float64 (1 = no overhead; goal <= 1.15); every term is
+  a best of 3 runs, the engine's too (``engine_best_s``; ``engine_s``, the median, is what
+  the speedups use);
   ``eigh_share_of_engine``: the eigensolver's share of the engine's time;
 - ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
   the encoding_score fit time.
@@ -82,10 +84,10 @@ def simulate(n_stimuli, n_bins, n_sites, n_features, seed=0):
     return X, Y
 
 
-def matmul_gflops(backend, n=2048, repeats=3):
+def matmul_gflops(backend, n=2048, repeats=3, dtype=None):
     rng = np.random.default_rng(0)
-    a = backend.asarray(rng.standard_normal((n, n)))
-    b = backend.asarray(rng.standard_normal((n, n)))
+    a = backend.asarray(rng.standard_normal((n, n)), dtype=dtype)
+    b = backend.asarray(rng.standard_normal((n, n)), dtype=dtype)
     best = np.inf
     for _ in range(repeats):
         backend.synchronize()
@@ -110,19 +112,27 @@ def engine_flops(n_stimuli, n_bins, n_features, n_sites, n_folds, n_inner, n_alp
             + n_folds * coefficients + predictions)
 
 
+def engine_float64_flops(n_features, n_sites, n_folds, n_inner, n_alphas):
+    """The part of :func:`engine_flops` the engine must compute in float64: the held-out
+    errors' partial fractions cancel, so K @ Q and the (a x p) @ (p x t) products run in
+    float64 (at the float64 matmul rate, about half the float32 one)."""
+    p, t, a = n_features, n_sites, n_alphas
+    return n_folds * n_inner * (2 * p * p * t + 4 * a * p * t)
+
+
 def engine_eigh_seconds(X, Y, folds, backend, repeats=3):
     """The engine's own eigendecompositions, run alone: the matrices it decomposes in one
     ``cross_val_predict`` are recorded, then each is decomposed again in isolation (best of
     ``repeats``). Returns (total seconds, count). LAPACK's divide and conquer deflates
     differently on different spectra, so a random matrix of the same size is not a stand-in."""
-    from workbench.backend import ArrayBackend
+    from workbench.backend import ArrayBackend, Workspace
 
     recorded = []
     original = ArrayBackend.eigh
 
-    def recording(self, matrix, remember=True):
+    def recording(self, matrix, remember=None, out=None):
         recorded.append(matrix.clone() if hasattr(matrix, "clone") else matrix.copy())
-        return original(self, matrix, remember)
+        return original(self, matrix, remember, out)
 
     ArrayBackend.eigh = recording
     try:
@@ -130,12 +140,14 @@ def engine_eigh_seconds(X, Y, folds, backend, repeats=3):
     finally:
         ArrayBackend.eigh = original
     total = 0.0
+    workspace = Workspace(backend)  # output buffers, as the engine passes them
     for matrix in recorded:
         best = np.inf
         for _ in range(repeats):
             backend.synchronize()
             start = time.perf_counter()
-            backend.eigh(matrix, remember=False)  # the decomposition itself, never a remembered answer
+            # the decomposition itself, never a remembered answer
+            backend.eigh(matrix, remember=False, out=workspace.eigh_out("alone", matrix.shape[0]))
             backend.synchronize()
             best = min(best, time.perf_counter() - start)
         total += best
@@ -307,16 +319,19 @@ def main():
     results["engine_s"] = engine_s
     results["median_r"] = float(np.median(r))
     gflops = matmul_gflops(backend)
+    gflops64 = matmul_gflops(backend, dtype=backend.float64) if backend.float64 is not None else gflops
     flops = engine_flops(args.stimuli, args.bins, args.features, args.sites, 5, 3, len(ALPHAS))
-    results["matmul_gflops"] = gflops
+    flops64 = engine_float64_flops(args.features, args.sites, 5, 3, len(ALPHAS)) if backend.float64 is not None else 0
+    results["matmul_gflops"], results["matmul_gflops_float64"] = gflops, gflops64
     results["engine_gflops"] = flops / engine_s / 1e9
     # what the engine must do, timed alone: its eigendecompositions (LAPACK's tridiagonal
     # reduction is memory-bound, so they run below matmul speed) and every other flop at the
-    # measured matmul rate; engine_vs_kernels is the engine's time over that (1 = no overhead)
+    # measured matmul rate of its precision (float32; the error terms' float64);
+    # engine_vs_kernels is the engine's time over that (1 = no overhead)
     eigh_s, n_eigh = engine_eigh_seconds(X, Y, folds, backend)  # one per inner fold and outer fit
     results["eigh_s"], results["eigh_count"] = eigh_s, n_eigh
-    other_flops = flops - n_eigh * 4 * args.features**3
-    results["kernels_s"] = eigh_s + other_flops / (gflops * 1e9)
+    other_flops = flops - n_eigh * 4 * args.features**3 - flops64
+    results["kernels_s"] = eigh_s + other_flops / (gflops * 1e9) + flops64 / (gflops64 * 1e9)
     # the kernels are each the best of 3 (eigh, matmul rate), so the engine is too: a ratio of
     # a median to minima counted this VM's 10-30 % drift as overhead
     results["engine_best_s"] = min(results["engine_s_runs"])
