@@ -307,3 +307,23 @@ def test_a_constant_prediction_scores_zero_where_the_data_vary():
     assert r[0] == pytest.approx(np.corrcoef(prediction[:, 0], target[:, 0])[0, 1], abs=1e-12)
     assert r[1] == 0.0 and np.isnan(r[2])
     assert np.isnan(pearson_columns(prediction, target)[1])  # the plain correlation stays undefined
+
+
+def test_a_prediction_that_varies_only_by_float32_round_off_scores_zero():
+    """Identical feature rows (a grey frame after image offset) give float32 predictions that
+    differ in the last bits; their correlation with the data is noise of size 1/sqrt(n) and
+    must not count (the positive control's feedforward network scored |r| up to 0.065 on
+    that noise, depending on a GEMM's summation order). A small real spread still counts."""
+    from workbench.metrics.correlation import prediction_r
+
+    rng = np.random.default_rng(1)
+    target = rng.standard_normal((200, 3))
+    level = np.float32(3.7)
+    bits = (level + np.float32(4e-7) * rng.integers(-2, 3, (200, 3)).astype(np.float32)).astype(np.float64)
+    bits[:, 1] = bits[:, 1] + 1e-6 * target[:, 1] / np.abs(target[:, 1]).max()  # round-off level, even if it correlates
+    real = 3.7 + 1e-3 * (target[:, 2] + rng.standard_normal(200))
+    prediction = np.column_stack([bits[:, 0], bits[:, 1], real])
+    assert np.abs(np.corrcoef(prediction[:, 0], target[:, 0])[0, 1]) > 0  # noise, not undefined
+    r = prediction_r(prediction, target)
+    assert r[0] == 0.0 and r[1] == 0.0
+    assert r[2] == pytest.approx(np.corrcoef(real, target[:, 2])[0, 1], abs=1e-12) and r[2] > 0.5

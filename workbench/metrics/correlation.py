@@ -39,11 +39,19 @@ def prediction_r(prediction, target):
     so a model that goes silent after image offset (a feedforward network shown a grey frame)
     would be scored only on the bins it can predict and could outrank the network that
     predicts every bin. Where the target itself is constant, r stays NaN (nothing to explain).
+
+    A prediction counts as constant when it varies by no more than the round-off of the
+    float32 engine that made it (a spread under 1e-5 of its own magnitude): identical
+    feature rows (a network shown the same grey frame for every image) give predictions
+    that differ only in the last bits, and their r with the target is the correlation of
+    that round-off with the data, any value within +-1/sqrt(n) that changes with the
+    summation order of a GEMM.
     """
     r = pearson_columns(prediction, target)
     spread = target.max(axis=0) - target.min(axis=0)
     scale = np.abs(target).max(initial=0)
-    return np.where(np.isnan(r) & (spread > 1e-12 * max(scale, 1e-300)), 0.0, r)
+    rounding = (prediction.max(axis=0) - prediction.min(axis=0)) <= 1e-5 * np.abs(prediction).max(axis=0)
+    return np.where((np.isnan(r) | rounding) & (spread > 1e-12 * max(scale, 1e-300)), 0.0, r)
 
 
 def nan_pearson_columns(a, b, min_pairs=3):
