@@ -492,7 +492,7 @@ class RidgeCV:
             np.subtract(X, self._x_offset, out=centred_x, casting="unsafe")  # float64 math, one cast
             np.subtract(Y, self._y_offset, out=centred_y, casting="unsafe")
         else:  # gathered a few MB at a time (never a whole reordered copy of X)
-            step = max(1, (8 * 2**20) // max(1, X[:1].nbytes))
+            step = max(1, (8 * 2**20) // max(1, X[:1].nbytes, Y[:1].nbytes))
             for start in range(0, len(order), step):
                 rows = order[start:start + step]
                 np.subtract(X[rows], self._x_offset, out=centred_x[start:start + step], casting="unsafe")
