@@ -309,21 +309,32 @@ def test_a_constant_prediction_scores_zero_where_the_data_vary():
     assert np.isnan(pearson_columns(prediction, target)[1])  # the plain correlation stays undefined
 
 
-def test_a_prediction_that_varies_only_by_float32_round_off_scores_zero():
-    """Identical feature rows (a grey frame after image offset) give float32 predictions that
-    differ in the last bits; their correlation with the data is noise of size 1/sqrt(n) and
-    must not count (the positive control's feedforward network scored |r| up to 0.065 on
-    that noise, depending on a GEMM's summation order). A small real spread still counts."""
+def test_a_prediction_that_varies_only_by_round_off_scores_zero():
+    """After image offset a network's features differ only in their last bits, and so do its
+    predictions; their correlation with the data is noise of size 1/sqrt(n) and must not
+    count (the macaque positive control's feedforward network scored |r| up to 0.065 on it,
+    depending on a GEMM's summation order). Round-off is judged against the same target's
+    spread in its other time bins, so a large offset does not hide a small real spread."""
     from workbench.metrics.correlation import prediction_r
 
     rng = np.random.default_rng(1)
-    target = rng.standard_normal((200, 3))
-    level = np.float32(3.7)
-    bits = (level + np.float32(4e-7) * rng.integers(-2, 3, (200, 3)).astype(np.float32)).astype(np.float64)
-    bits[:, 1] = bits[:, 1] + 1e-6 * target[:, 1] / np.abs(target[:, 1]).max()  # round-off level, even if it correlates
-    real = 3.7 + 1e-3 * (target[:, 2] + rng.standard_normal(200))
-    prediction = np.column_stack([bits[:, 0], bits[:, 1], real])
-    assert np.abs(np.corrcoef(prediction[:, 0], target[:, 0])[0, 1]) > 0  # noise, not undefined
+    n, bins = 200, 4
+    target = rng.standard_normal((n, bins, 2))
+    prediction = np.empty((n, bins, 2))
+    for site, offset in enumerate([0.0, 1000.0]):
+        signal = target[:, :2, site] + rng.standard_normal((n, 2))  # bins 0-1: the image is on
+        prediction[:, :2, site] = offset + signal
+        # bins 2-3: round-off (1e-7 of the spread), correlated with the data or not
+        prediction[:, 2, site] = offset + 3.0 + 1e-7 * target[:, 2, site]
+        prediction[:, 3, site] = offset + 3.0 + 1e-7 * rng.standard_normal(n)
+    assert abs(np.corrcoef(prediction[:, 2, 0], target[:, 2, 0])[0, 1]) > 0.9  # noise, not undefined
     r = prediction_r(prediction, target)
-    assert r[0] == 0.0 and r[1] == 0.0
-    assert r[2] == pytest.approx(np.corrcoef(real, target[:, 2])[0, 1], abs=1e-12) and r[2] > 0.5
+    assert np.all(r[2:] == 0.0)
+    for site in (0, 1):
+        for b in (0, 1):
+            assert r[b, site] == pytest.approx(np.corrcoef(prediction[:, b, site], target[:, b, site])[0, 1], abs=1e-9)
+    small = prediction.copy()
+    small[:, 2, 1] = 1000.0 + 1e-3 * target[:, 2, 1]  # a small real spread on a large offset counts
+    assert prediction_r(small, target)[2, 1] == pytest.approx(1.0, abs=1e-6)
+    flat = prediction[:, 0, :]  # 2-D: no other columns to judge round-off by; only exact constants
+    assert np.all(prediction_r(flat, target[:, 0, :]) == pytest.approx(r[0], abs=1e-12))

@@ -115,7 +115,8 @@ class SharedTimeEncoding(VariantBenchmark):
     simulated_regions = REGIONS
     # 2: permutation test, clusters, latencies; 3: declared model input; 4: onset from the data;
     # 5: layers chosen on 256 projected components, scored on 512, normalized pooled over each site's bins, sites above threshold
-    version = "5"
+    # 6: a bin whose prediction varies only by round-off scores r = 0, not the round-off's r with the data
+    version = "6"
     citation = CITATION
     in_demo = True
     primary = "normalized"

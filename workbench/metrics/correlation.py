@@ -40,17 +40,25 @@ def prediction_r(prediction, target):
     would be scored only on the bins it can predict and could outrank the network that
     predicts every bin. Where the target itself is constant, r stays NaN (nothing to explain).
 
-    A prediction counts as constant when it varies by no more than the round-off of the
-    float32 engine that made it (a spread under 1e-5 of its own magnitude): identical
-    feature rows (a network shown the same grey frame for every image) give predictions
-    that differ only in the last bits, and their r with the target is the correlation of
-    that round-off with the data, any value within +-1/sqrt(n) that changes with the
-    summation order of a GEMM.
+    A prediction counts as constant where it varies by no more than round-off: by at most
+    1e-5 of the largest spread the same target's prediction has in any other column (the
+    leading axes of ``prediction.shape[1:]``, e.g. time bins, against the last, targets).
+    Features of a network shown the same grey frame for every image after offset differ only
+    in their last bits (2e-8 to 3e-7 of their spread during the image), so do the late bins'
+    predictions (at most 1.2e-7 of the same site's spread while the image is on, in the
+    macaque positive control), and their r with the data is the correlation of that
+    round-off with it: any value within +-1/sqrt(n) (the control's feedforward network
+    scored |r| up to 0.065 this way, and the value moved with a GEMM's summation order).
+    Measured against the prediction's spread in the target's other columns, not against its
+    magnitude, so an offset in the data (a BOLD baseline of 1,000) cannot hide a small real
+    spread. Without other columns (2-D input) only an exactly constant prediction counts.
     """
     r = pearson_columns(prediction, target)
     spread = target.max(axis=0) - target.min(axis=0)
     scale = np.abs(target).max(initial=0)
-    rounding = (prediction.max(axis=0) - prediction.min(axis=0)) <= 1e-5 * np.abs(prediction).max(axis=0)
+    varies = prediction.max(axis=0) - prediction.min(axis=0)
+    others = tuple(range(varies.ndim - 1))  # the columns of each target (its last axis)
+    rounding = varies <= 1e-5 * varies.max(axis=others, keepdims=True) if others else varies <= 0
     return np.where((np.isnan(r) | rounding) & (spread > 1e-12 * max(scale, 1e-300)), 0.0, r)
 
 
