@@ -131,9 +131,9 @@ class Moments:
 
 class _Total:
     """Moments of one set of samples (raw sums), with the centred versions derived from them
-    when asked: a training system needs ``Gc`` and ``Cc``, a validation set only its raw
-    sums (:meth:`_TrainingSystem.validation_errors`), and each ``p x p`` pass over memory
-    costs about as much as a tenth of the rotation's GEMMs."""
+    when asked: a training system needs the centred ones (:meth:`centred`), a validation
+    set only its raw sums (:meth:`_TrainingSystem.validation_errors`), and each ``p x p``
+    pass over memory costs about as much as a tenth of the rotation's GEMMs."""
 
     def __init__(self, backend, n, sx, sy, G, C, yy, owned=False):
         self.backend = backend
