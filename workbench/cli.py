@@ -8,21 +8,16 @@ from . import __version__
 from .errors import WorkbenchError
 
 
-def _finite(value):
-    import math
-
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _print_scores(scores):
     """One line per score record, failures on stderr; the exit code (1 if a task failed)."""
+    from .scores import finite_number
     from .stats.permutation import p_floor_text
 
     for record in scores["scores"]:
         if record.get("claim"):  # a replication's claim
             low, high, p = (record.get(key) for key in ("ci_low", "ci_high", "p_value"))
-            ci = f", 95% CI [{low:.3g}, {high:.3g}]" if _finite(low) and _finite(high) else ""
-            p = f", p={p:.3g}" if _finite(p) else ""
+            ci = f", 95% CI [{low:.3g}, {high:.3g}]" if finite_number(low) and finite_number(high) else ""
+            p = f", p={p:.3g}" if finite_number(p) else ""
             print(f"{record['benchmark']:<24} {record['verdict']:<15} {record['claim']} "
                   f"(effect {record['value']:.3g}{ci}{p})")
         else:

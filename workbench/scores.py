@@ -149,15 +149,16 @@ class Score:
         if self.region:
             parts.append(str(self.region))
         text = " ".join(parts) + f": {self.value:.4g}"
-        if _finite(self.ci_low) and _finite(self.ci_high):
+        if finite_number(self.ci_low) and finite_number(self.ci_high):
             text += f" [{self.ci_low:.4g}, {self.ci_high:.4g}]"
-        if _finite(self.p_value):
+        if finite_number(self.p_value):
             text += f", p = {self.p_value:.4g}"
         return text
 
 
-def _finite(value):
-    return isinstance(value, (int, float)) and math.isfinite(value)
+def finite_number(value):
+    """Whether a record's field holds a finite number to print (not None, NaN, text or a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Scores(list):
