@@ -282,20 +282,33 @@ def test_float32_engine_keeps_precision_under_a_large_offset():
 
 def test_float32_features_score_as_their_float64_copy_and_the_column_scale_is_numpys():
     """encoding_score hands float32 features to RidgeCV as they are (no float64 copy of the
-    layer); its centring and scaling read the transposed view in float64 arithmetic, a
-    block at a time, and give numpy's statistics."""
-    from workbench.metrics.ridge import _column_std
+    layer). Centred about their means rounded to float32, a float32 layer (gathered by torch,
+    in float32 arithmetic) and its float64 copy (float64 arithmetic, one rounding) give the
+    same array, so the same scores; the column scale is numpy's standard deviation."""
+    from workbench.metrics.ridge import _centred_copy, _column_std
 
     features, trials = _planted(n_stimuli=120, n_features=12, n_bins=3, seed=3)
     as32 = features.astype(np.float32)
     as64 = as32.astype(np.float64)
     a, b = encoding_score(as32, trials, n_splits=4), encoding_score(as64, trials, n_splits=4)
-    np.testing.assert_allclose(a.r.values, b.r.values, atol=1e-6)
+    np.testing.assert_array_equal(a.r.values, b.r.values)
     np.testing.assert_array_equal(a.alpha.values, b.alpha.values)
     view = as32.values.transpose(0, 2, 1)  # (S, T, P), not contiguous
+    order = np.random.default_rng(0).permutation(len(view))
+    copy32, mean32, offset32 = _centred_copy(view, order, np.float32)
+    copy64, mean64, offset64 = _centred_copy(view.astype(np.float64), order, np.float32)
+    assert copy32.flags.c_contiguous and copy32.dtype == np.float32
+    np.testing.assert_array_equal(copy32, copy64)
+    np.testing.assert_array_equal(offset32, offset64)
     mean = view.mean((0, 1), dtype=np.float64)
+    np.testing.assert_allclose(mean32, mean, rtol=1e-12)
+    np.testing.assert_array_equal(offset32, mean.astype(np.float32))
+    exact = view[order].astype(np.float64) - offset32
+    np.testing.assert_allclose(copy32, exact, rtol=6e-8, atol=0)  # one float32 rounding
     expected = view.reshape(-1, view.shape[-1]).astype(np.float64).std(0)
-    np.testing.assert_allclose(_column_std(view, mean, block_bytes=1000), expected, rtol=1e-12)
+    np.testing.assert_allclose(_column_std(copy32, mean - offset32, block_bytes=1000), expected, rtol=1e-6)
+    wide, wide_mean, wide_offset = _centred_copy(view.astype(np.float64), order, np.float64)
+    np.testing.assert_allclose(_column_std(wide, wide_mean - wide_offset, block_bytes=1000), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("library", ["numpy", "torch"])
