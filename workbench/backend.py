@@ -193,6 +193,17 @@ class ArrayBackend:
             return matrix
         return matrix - u[:, None] * v[None, :]
 
+    def subtract_product(self, matrix, u, w, inplace=False):
+        """``matrix - u @ w`` (into ``matrix`` when ``inplace``): with ``u`` (m, k) and ``w``
+        (k, n) of a small rank k, one pass over the matrix with torch (k rank-one updates
+        were k passes)."""
+        if self.name == "torch":
+            return matrix.addmm_(u, w, alpha=-1) if inplace else torch.addmm(matrix, u, w, alpha=-1)
+        if inplace:
+            matrix -= u @ w
+            return matrix
+        return matrix - u @ w
+
     def subtract(self, a, b, out=None):
         """``a - b``, written into ``out`` when given."""
         if self.name == "torch":

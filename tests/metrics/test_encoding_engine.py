@@ -597,3 +597,60 @@ def test_freed_memory_reuse_is_on_by_default_and_yields_to_the_users_settings():
     assert run() == str(platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
     assert run(WORKBENCH_REUSE_FREED_MEMORY="0") == "False"
     assert run(MALLOC_TRIM_THRESHOLD_="65536") == "False"
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_totals_started_from_kept_sums_are_the_sums_of_their_atoms(library):
+    """Moments.total starts from whichever known sum is fewest atoms away (nothing, the grand
+    total, or a kept total); every mask gets the sum of its atoms, and the kept totals are not
+    changed by the totals and systems built from them."""
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    bk = get_backend(library, "cpu", "float64")
+    rng = np.random.default_rng(21)
+    n_atoms = 12
+    X, Y = rng.standard_normal((60, 2, 6)), rng.standard_normal((60, 2, 3))
+    atoms = np.sort(rng.integers(0, n_atoms, 60))
+    moments = ridge.Moments.from_data(bk, bk.asarray(X), bk.asarray(Y), atoms, n_atoms)
+    labels = np.arange(n_atoms) % 3
+    moments.keep_totals([labels == j for j in range(3)])
+    kept_before = [bk.to_numpy(kept.G).copy() for _, kept in moments._kept]
+
+    def expected(mask):
+        rows = np.isin(atoms, np.flatnonzero(mask))
+        Xm, Ym = X[rows].reshape(-1, 6), Y[rows].reshape(-1, 3)
+        return dict(n=len(Xm), sx=Xm.sum(0), G=Xm.T @ Xm, C=Xm.T @ Ym, yy=(Ym * Ym).sum(0))
+
+    masks = [labels == 0, (labels == 1) & (np.arange(n_atoms) != 4), np.arange(n_atoms) != 7,
+             np.arange(n_atoms) < 3, rng.random(n_atoms) < 0.5, np.arange(n_atoms) == 5]
+    for mask in masks:
+        for into in ("val", "inner", None):
+            total = moments.total(mask, into=into)
+            for name, value in expected(mask).items():
+                np.testing.assert_allclose(bk.to_numpy(getattr(total, name)) if name != "n" else total.n, value,
+                                           rtol=1e-10, atol=1e-10, err_msg=f"{name} of {mask}")
+    outer_mask = np.arange(n_atoms) // 3 != 1
+    system = moments.system(outer_mask, standardize=True)
+    for j in range(3):
+        val_mask = outer_mask & (labels == j)
+        val = moments.total(val_mask)
+        moments.inner_system(system, val, outer_mask, val_mask, standardize=True).validation_errors(
+            val, bk.asarray([0.1, 1.0]))
+    for before, (_, kept) in zip(kept_before, moments._kept):
+        np.testing.assert_array_equal(bk.to_numpy(kept.G), before)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_subtract_product_is_the_matrix_minus_a_low_rank_product(library):
+    from workbench.backend import get_backend
+
+    bk = get_backend(library, "cpu", "float64")
+    rng = np.random.default_rng(4)
+    matrix, u, w = rng.standard_normal((5, 4)), rng.standard_normal((5, 2)), rng.standard_normal((2, 4))
+    np.testing.assert_allclose(bk.to_numpy(bk.subtract_product(bk.asarray(matrix), bk.asarray(u), bk.asarray(w))),
+                               matrix - u @ w, rtol=1e-14)
+    target = bk.asarray(matrix.copy())
+    result = bk.subtract_product(target, bk.asarray(u), bk.asarray(w), inplace=True)
+    np.testing.assert_allclose(bk.to_numpy(target), matrix - u @ w, rtol=1e-14)
+    assert result is target

@@ -42,6 +42,7 @@ class Moments:
         self.n, self.sx, self.sy, self.G, self.C, self.yy = n, sx, sy, G, C, yy
         self.n_targets = C.shape[-1]
         self._grand = [getattr(self, name).sum(0) for name in self.fields]
+        self._kept = []  # (mask, total) of keep_totals
 
     @classmethod
     def from_data(cls, backend, X, Y, atoms, n_atoms):
@@ -94,34 +95,56 @@ class Moments:
             train = outer.train.minus(val, self.workspace, "inner")
         return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner")
 
+    def keep_totals(self, masks):
+        """Sum the atoms of each of ``masks`` (bool, (A,)) once and keep the totals, for
+        :meth:`total` to start from: e.g. each inner label's atoms over all outer folds, of
+        which every fold's validation set is one atom short (one subtraction per validation
+        set instead of a sum over the folds it spans). Each costs the moments' memory of one
+        more atom; worth it where its uses save more additions than it takes to make."""
+        for mask in masks:
+            mask = np.asarray(mask, dtype=bool)
+            made = self.total(mask, into=None)
+            # not owned: every later total that starts from it only reads it
+            self._kept.append((mask, _Total(self.backend, made.n, made.sx, made.sy, made.G, made.C, made.yy)))
+
     def total(self, mask, into="val"):
         """Moments summed over the atoms where ``mask`` (bool, (A,)) is True, the Gram and
         cross-products written into the workspace's arrays of role ``into`` (the total of
-        one role is used up before the next of that role is asked for).
+        one role is used up before the next of that role is asked for; None: new arrays).
 
-        A training set holds most atoms: it is the grand total minus the few excluded
-        atoms (fewer p x p additions than summing the included ones).
+        Each ``p x p`` addition is a pass over memory, so a total starts from whichever
+        known sum is fewest atoms away: nothing (a few atoms), the grand total (a training
+        set: all but a few), or a total kept by :meth:`keep_totals`.
         """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
-            return _Total(self.backend, *(getattr(self, name)[:0].sum(0) for name in self.fields), owned=True)
+            return _Total(self.backend, *(grand * 0 for grand in self._grand), owned=True)
         if mask.all():
             return _Total(self.backend, *self._grand)
         if mask.sum() == 1:  # one atom: its moments as they are
             return _Total(self.backend, *(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
+        # (atoms to add or subtract, base: None or field values); from nothing, the first
+        # atom is the base and one addition fewer is needed
+        starts = [(np.flatnonzero(mask), None), (np.flatnonzero(~mask), self._grand)]
+        starts += [(np.flatnonzero(mask ^ kept_mask), [getattr(kept, name) for name in self.fields])
+                   for kept_mask, kept in self._kept]
+        steps, base = min(starts, key=lambda start: len(start[0]) - (start[1] is None))
+        if base is not None and len(steps) == 0:
+            return _Total(self.backend, *base)
         # atom by atom into one array (an indexed sum would first copy the atoms' p x p
         # Grams: twice the memory traffic)
         bk, workspace = self.backend, self.workspace
-        out = {name: workspace.get(f"{into}.{name}", getattr(self, name).shape[1:]) for name in ("G", "C")}
-        if mask.sum() * 2 <= mask.size:
-            first, *rest = np.flatnonzero(mask)
+        out = {name: None if into is None else workspace.get(f"{into}.{name}", getattr(self, name).shape[1:])
+               for name in ("G", "C")}
+        first, *rest = steps
+        if base is None:
             totals = [bk.add(getattr(self, name)[first], getattr(self, name)[rest[0]], out=out.get(name))
                       for name in self.fields]
             rest = rest[1:]
         else:
-            first, *rest = np.flatnonzero(~mask)
-            totals = [bk.subtract(grand, getattr(self, name)[first], out=out.get(name))
-                      for grand, name in zip(self._grand, self.fields)]
+            operation = bk.add if mask[first] else bk.subtract
+            totals = [operation(value, getattr(self, name)[first], out=out.get(name))
+                      for value, name in zip(base, self.fields)]
         for atom in rest:
             for i, name in enumerate(self.fields):  # in place for arrays (``n``'s are scalars)
                 if mask[atom]:
@@ -206,9 +229,10 @@ class _TrainingSystem:
         bk, workspace, p = self.backend, self.workspace, self.Vs.shape[0]
         rotated = bk.matmul(bk.matmul(self.Vs.T, val.G, out=workspace.get("rotation", (p, p))), self.Vs,
                             out=workspace.get("M", (p, p)))
-        M = bk.subtract_outer(bk.subtract_outer(rotated, a, b, inplace=True), b, a - val.n * b, inplace=True)
-        P = bk.subtract_outer(bk.subtract_outer(self.Vs.T @ val.C, a, my, inplace=True),
-                              b, val.sy - val.n * my, inplace=True)
+        # both rank-one terms in one pass: [a b] @ [b, a - n b]'
+        M = bk.subtract_product(rotated, bk.stack([a, b]).T, bk.stack([b, a - val.n * b]), inplace=True)
+        P = bk.subtract_product(self.Vs.T @ val.C, bk.stack([a, b]).T, bk.stack([my, val.sy - val.n * my]),
+                                inplace=True)
         yy_val = val.yy - 2 * my * val.sy + val.n * my * my
         return _squared_errors(self.backend, M, P, self.Q, self.eigenvalues, yy_val, alphas, workspace)
 
@@ -237,6 +261,9 @@ class Rows:
         stimuli = np.flatnonzero(np.asarray(mask, dtype=bool)[self.atoms])
         index = self.backend.index(stimuli)
         return _RowSet(self.X[index].reshape(-1, self.X.shape[-1]), self.Y[index].reshape(-1, self.Y.shape[-1]))
+
+    def keep_totals(self, masks):
+        """Nothing to keep: each set's rows are gathered when it is asked for."""
 
     def system(self, mask, standardize):
         """The training system (kernel eigendecomposition) of the atoms where ``mask``."""
@@ -598,7 +625,8 @@ class RidgeCV:
 
     def _predict_prepared(self, Xb):
         """Predictions for already prepared (globally centred/scaled) backend rows."""
-        return (Xb - self._mean_x) @ self._beta + self._mean_y
+        # the training means folded into the intercept: no centred copy of the rows
+        return Xb @ self._beta + (self._mean_y - self._mean_x @ self._beta)
 
     # -- public API ---------------------------------------------------------------------
     def fit(self, X, Y, groups=None):
@@ -676,15 +704,26 @@ class RidgeCV:
         position[order] = np.arange(len(order))
         Xb, Yb = self._prepare(X, Y, order)
         moments = self._data(Xb, Yb, atoms[order], len(folds) * n_inner)
+        if n_inner > 1 and len(folds) >= 4:
+            # inner fold j of outer fold k is label j's atoms over all folds but k: from label
+            # j's kept total, one subtraction (summed afresh: len(folds) - 2 additions, so
+            # keeping costs len(folds) - 1 and saves len(folds) * (len(folds) - 3))
+            moments.keep_totals([atom_inner == j for j in range(n_inner)])
         predictions = np.empty(Y.shape, dtype=np.float64)
         chosen = np.empty((len(folds), Y.shape[-1]))
 
         def fit_and_predict(train_mask, test):
             validation = [train_mask & (atom_inner == j) for j in range(n_inner)]
             self._solve(moments, train_mask, validation, alphas)
-            rows = Xb[self._bk.index(position[test])].reshape(-1, X.shape[-1])
-            predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64)
-            return (predicted + self._y_offset).reshape(len(test), X.shape[1], -1)
+            where = position[test]
+            if len(where) == 0:
+                return np.empty((0,) + Y.shape[1:])
+            # a fold's test stimuli are its whole atoms: one block of the sorted rows, predicted
+            # in place, then put in the order of ``test`` (a gather of the narrower predictions)
+            first, last = where.min(), where.max() + 1
+            rows = Xb[first:last].reshape(-1, X.shape[-1])
+            predicted = self._bk.to_numpy(self._predict_prepared(rows)).reshape(last - first, X.shape[1], -1)
+            return predicted[where - first].astype(np.float64) + self._y_offset
 
         if predict_also is not None:
             # prepared like X (the same offsets and scales), so the other rows go through the
