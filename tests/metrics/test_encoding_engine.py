@@ -562,12 +562,15 @@ def test_a_workspace_returns_one_array_per_role_and_eigh_writes_into_it(library)
         assert out is None
 
 
-def test_stimuli_sorted_by_atom_give_the_moments_of_gathered_rows():
+@pytest.mark.parametrize("block_bytes", [1, 400, 2**20])
+def test_stimuli_sorted_by_atom_give_the_moments_of_gathered_rows(monkeypatch, block_bytes):
     """Moments read each atom's rows as one block when the stimuli are sorted by atom, and
-    gather them when not: the same sums either way."""
+    gather them when not: each atom's sums either way, however the atoms' Grams are split
+    into blocks of memory (one atom per block, a few, or all in one), and their grand total."""
     from workbench.backend import get_backend
     from workbench.metrics import ridge
 
+    monkeypatch.setattr(ridge, "_ATOM_BLOCK_BYTES", block_bytes)
     bk = get_backend("numpy", dtype="float64")
     rng = np.random.default_rng(9)
     X, Y = rng.standard_normal((30, 2, 5)), rng.standard_normal((30, 2, 3))
@@ -575,8 +578,16 @@ def test_stimuli_sorted_by_atom_give_the_moments_of_gathered_rows():
     order = np.argsort(atoms, kind="stable")
     gathered = ridge.Moments.from_data(bk, X, Y, atoms, 4)
     blocks = ridge.Moments.from_data(bk, X[order], Y[order], atoms[order], 4)
-    for name in ridge.Moments.fields:
-        np.testing.assert_allclose(getattr(blocks, name), getattr(gathered, name), rtol=1e-12, atol=1e-12)
+    assert len(blocks.G.blocks) == {1: 4, 400: 2, 2**20: 1}[block_bytes]  # 5 x 5 float64: 200 bytes
+    for atom in range(4):
+        Xa, Ya = X[atoms == atom].reshape(-1, 5), Y[atoms == atom].reshape(-1, 3)
+        expected = dict(n=len(Xa), sx=Xa.sum(0), sy=Ya.sum(0), G=Xa.T @ Xa, C=Xa.T @ Ya, yy=(Ya * Ya).sum(0))
+        for name in ridge.Moments.fields:
+            np.testing.assert_allclose(getattr(blocks, name)[atom], expected[name], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(getattr(gathered, name)[atom], expected[name], rtol=1e-12, atol=1e-12)
+    grand = blocks.total(np.ones(4, bool))
+    np.testing.assert_allclose(grand.G, X.reshape(-1, 5).T @ X.reshape(-1, 5), rtol=1e-12)
+    np.testing.assert_allclose(grand.C, X.reshape(-1, 5).T @ Y.reshape(-1, 3), rtol=1e-12)
 
 
 def test_freed_memory_reuse_is_on_by_default_and_yields_to_the_users_settings():

@@ -29,11 +29,44 @@ from .folds import deal_round_robin, fold_labels, stimulus_folds
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
 
 
+# Largest block of per-atom Grams (bytes): below the allocator's mmap threshold (32 MB, see
+# workbench.backend.reuse_freed_memory), a freed block goes back to the heap and the next fit
+# reuses its pages. One block for all atoms (60 MB for 15 atoms of 1,024 features) came from
+# mmap, new pages for every fit: 15,000 page faults, 12 ms of a 1.4 s fit.
+_ATOM_BLOCK_BYTES = 24 * 2**20
+
+
+class _AtomStack:
+    """Equal-shaped arrays, one per atom, indexed like a stacked array (``stack[atom]``) but
+    held in blocks of at most :data:`_ATOM_BLOCK_BYTES` each (one block when an atom is
+    larger)."""
+
+    def __init__(self, backend, count, shape):
+        per_atom = int(np.prod(shape)) * np.dtype(backend.dtype_name).itemsize
+        self.per_block = max(1, _ATOM_BLOCK_BYTES // max(1, per_atom))
+        self.blocks = [backend.empty((min(self.per_block, count - start),) + tuple(shape))
+                       for start in range(0, count, self.per_block)]
+        self.shape = (count,) + tuple(shape)
+
+    def __getitem__(self, atom):
+        return self.blocks[atom // self.per_block][atom % self.per_block]
+
+    def sum(self, axis=0):
+        """The sum over atoms (the only axis summed: ``axis`` 0)."""
+        if axis != 0:
+            raise ValueError("an atom stack is summed over its atoms only (axis=0)")
+        total = self.blocks[0].sum(0)
+        for block in self.blocks[1:]:
+            total += block.sum(0)
+        return total
+
+
 class Moments:
     """Per-atom sufficient statistics (backend arrays, leading axis = atom).
 
     ``n`` (A,), ``sx`` (A, p), ``sy`` (A, t), ``G`` = X'X (A, p, p), ``C`` = X'Y (A, p, t),
-    ``yy`` = sum of y**2 (A, t).
+    ``yy`` = sum of y**2 (A, t). ``G`` and ``C`` may be :class:`_AtomStack` s (indexed and
+    summed over atoms the same way).
     """
 
     fields = ("n", "sx", "sy", "G", "C", "yy")
@@ -57,9 +90,9 @@ class Moments:
         atoms = np.asarray(atoms)
         in_order = bool(np.all(atoms[1:] >= atoms[:-1]))
         bounds = np.searchsorted(atoms, np.arange(n_atoms + 1)) if in_order else None
-        # the Grams and cross-products are written into one block each (stacking them after
-        # copied every atom's p x p Gram once more)
-        G, C = backend.empty((n_atoms, p, p)), backend.empty((n_atoms, p, t))
+        # the Grams and cross-products are written in place into blocks of atoms (stacking
+        # them after copied every atom's p x p Gram once more)
+        G, C = _AtomStack(backend, n_atoms, (p, p)), _AtomStack(backend, n_atoms, (p, t))
         stats = {name: [] for name in ("n", "sx", "sy", "yy")}
         for atom in range(n_atoms):
             rows = slice(bounds[atom], bounds[atom + 1]) if in_order else backend.index(np.flatnonzero(atoms == atom))
