@@ -6,7 +6,7 @@
 
 The problem: stimuli x time bins stacked (shared-over-time map), 5 outer folds split by
 image, 20 alphas, per-target alpha from 3 inner folds over images (the same folds for
-every method), float32. The engine's time is the median of 3 runs. Writes:
+every method), float32. The engine's time is the median of 5 runs. Writes:
 
 - ``speedup_vs_himalaya``: himalaya ``RidgeCV`` (solver "svd", same alphas, splits and
   criterion: mean over inner folds of the fold MSE) time / the engine's time;
@@ -18,10 +18,12 @@ every method), float32. The engine's time is the median of 3 runs. Writes:
 - ``engine_vs_kernels``: the engine's time / the time of what it must compute, run alone:
   its eigendecompositions (the very matrices it decomposes, recorded during a run and
   decomposed again in isolation, into output buffers as the engine does; ``eigh_s``, the
-  fastest of 3 passes over all of them) plus its other counted flops at the plain matmul
+  fastest of 5 passes over all of them) plus its other counted flops at the plain matmul
   rate measured here, float32's, and float64's for the held-out error terms that must be
-  float64 (1 = no overhead; goal <= 1.15); every term is a best of 3 runs, the engine's
-  too (``engine_best_s``; ``engine_s``, the median, is what the speedups use);
+  float64 (1 = no overhead; goal <= 1.15); every term is a best of 5, the engine's too
+  (``engine_best_s``; ``engine_s``, the median, is what the speedups use), taken side by
+  side: each round runs the engine, then a pass over its decompositions, then the matmul
+  rates;
   ``eigh_share_of_engine``: the eigensolver's share of the engine's time;
 - ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
   the encoding_score fit time.
@@ -120,15 +122,11 @@ def engine_float64_flops(n_features, n_sites, n_folds, n_inner, n_alphas):
     return n_folds * n_inner * (2 * p * p * t + 4 * a * p * t)
 
 
-def engine_eigh_seconds(X, Y, folds, backend, repeats=3):
-    """The engine's own eigendecompositions, run alone: the matrices it decomposes in one
-    ``cross_val_predict`` are recorded, then decomposed again one after the other, nothing
-    else running, ``repeats`` times. Returns (seconds, count, per-matrix seconds): the
-    fastest pass over all of them (the engine's own estimator: its best of 3 whole runs), and
-    for comparison the sum of each matrix's fastest time, which no single pass attains and
-    which is 1-2 % lower. LAPACK's divide and conquer deflates differently on different
-    spectra, so a random matrix of the same size is not a stand-in."""
-    from workbench.backend import ArrayBackend, Workspace
+def record_engine_eighs(X, Y, folds, backend):
+    """The matrices one ``cross_val_predict`` decomposes (copies, in order). LAPACK's divide
+    and conquer deflates differently on different spectra, so a random matrix of the same
+    size is not a stand-in."""
+    from workbench.backend import ArrayBackend
 
     recorded = []
     original = ArrayBackend.eigh
@@ -142,17 +140,20 @@ def engine_eigh_seconds(X, Y, folds, backend, repeats=3):
         run_engine(X, Y, folds, backend)
     finally:
         ArrayBackend.eigh = original
-    workspace = Workspace(backend)  # output buffers, as the engine passes them
-    passes = np.empty((repeats, len(recorded)))
-    for repeat in range(repeats):
-        for i, matrix in enumerate(recorded):
-            backend.synchronize()
-            start = time.perf_counter()
-            # the decomposition itself, never a remembered answer
-            backend.eigh(matrix, remember=False, out=workspace.eigh_out("alone", matrix.shape[0]))
-            backend.synchronize()
-            passes[repeat, i] = time.perf_counter() - start
-    return float(passes.sum(1).min()), len(recorded), float(passes.min(0).sum())
+    return recorded
+
+
+def eigh_pass(recorded, backend, workspace):
+    """Seconds of each recorded decomposition, run alone one after the other, into output
+    buffers as the engine's are (the decomposition itself, never a remembered answer)."""
+    seconds = np.empty(len(recorded))
+    for i, matrix in enumerate(recorded):
+        backend.synchronize()
+        start = time.perf_counter()
+        backend.eigh(matrix, remember=False, out=workspace.eigh_out("alone", matrix.shape[0]))
+        backend.synchronize()
+        seconds[i] = time.perf_counter() - start
+    return seconds
 
 
 def run_engine(X, Y, folds, backend):
@@ -311,30 +312,44 @@ def main():
 
     results = {"backend": repr(backend), "stimuli": args.stimuli, "bins": args.bins, "sites": args.sites,
                "features": args.features, "alphas": len(ALPHAS), "outer_folds": 5, "inner_folds": 3}
-    # the engine's time is the median of 3 runs (seconds each; this machine's speed drifts
-    # by 10-30 % over minutes), the baselines' a single run (minutes each)
-    runs = [run_engine(X, Y, folds, backend) for _ in range(3)]
+    # Side by side: each of 5 rounds runs the engine, then its eigendecompositions alone,
+    # then the matmul rates, so that every term samples the same minutes (this VM's speed
+    # drifts by several % over a minute: timed one after the other, the terms caught
+    # different speeds). engine_s is the median of the engine's runs (the speedups use it);
+    # the baselines are a single run each (minutes).
+    from workbench.backend import Workspace
+
+    recorded = record_engine_eighs(X, Y, folds, backend)
+    workspace = Workspace(backend)
+    runs, passes, rates, rates64 = [], [], [], []
+    for _ in range(5):
+        runs.append(run_engine(X, Y, folds, backend))
+        passes.append(eigh_pass(recorded, backend, workspace))
+        rates.append(matmul_gflops(backend, repeats=2))
+        rates64.append(matmul_gflops(backend, repeats=2, dtype=backend.float64) if backend.float64 is not None
+                       else rates[-1])
     results["engine_s_runs"] = [run[0] for run in runs]
     engine_s = float(np.median(results["engine_s_runs"]))
     _, prediction, r, inner_labels = runs[0]
     results["engine_s"] = engine_s
     results["median_r"] = float(np.median(r))
-    gflops = matmul_gflops(backend)
-    gflops64 = matmul_gflops(backend, dtype=backend.float64) if backend.float64 is not None else gflops
+    gflops, gflops64 = max(rates), max(rates64)
     flops = engine_flops(args.stimuli, args.bins, args.features, args.sites, 5, 3, len(ALPHAS))
     flops64 = engine_float64_flops(args.features, args.sites, 5, 3, len(ALPHAS)) if backend.float64 is not None else 0
     results["matmul_gflops"], results["matmul_gflops_float64"] = gflops, gflops64
     results["engine_gflops"] = flops / engine_s / 1e9
     # what the engine must do, timed alone: its eigendecompositions (LAPACK's tridiagonal
-    # reduction is memory-bound, so they run below matmul speed) and every other flop at the
-    # measured matmul rate of its precision (float32; the error terms' float64);
-    # engine_vs_kernels is the engine's time over that (1 = no overhead)
-    eigh_s, n_eigh, results["eigh_s_sum_of_minima"] = engine_eigh_seconds(X, Y, folds, backend)  # one per inner fold and outer fit
+    # reduction is memory-bound, so they run below matmul speed; the fastest pass over all of
+    # them, the engine's own estimator; the sum of each matrix's fastest time, which no pass
+    # attains, is 1-2 % lower) and every other flop at the measured matmul rate of its
+    # precision (float32; the error terms' float64); engine_vs_kernels is the engine's best
+    # run over that (1 = no overhead)
+    passes = np.array(passes)
+    eigh_s, n_eigh = float(passes.sum(1).min()), len(recorded)
     results["eigh_s"], results["eigh_count"] = eigh_s, n_eigh
+    results["eigh_s_sum_of_minima"] = float(passes.min(0).sum())
     other_flops = flops - n_eigh * 4 * args.features**3 - flops64
     results["kernels_s"] = eigh_s + other_flops / (gflops * 1e9) + flops64 / (gflops64 * 1e9)
-    # the kernels are each the best of 3 (eigh, matmul rate), so the engine is too: a ratio of
-    # a median to minima counted this VM's 10-30 % drift as overhead
     results["engine_best_s"] = min(results["engine_s_runs"])
     results["engine_vs_kernels"] = results["engine_best_s"] / results["kernels_s"]
     results["eigh_share_of_engine"] = eigh_s / results["engine_best_s"]
