@@ -204,6 +204,13 @@ class ArrayBackend:
             return matrix
         return matrix - u @ w
 
+    def copy(self, source, out):
+        """Write ``source`` into the array ``out`` (of the same shape); returns ``out``."""
+        if self.name == "torch":
+            return out.copy_(source)
+        out[...] = source
+        return out
+
     def subtract(self, a, b, out=None):
         """``a - b``, written into ``out`` when given."""
         if self.name == "torch":

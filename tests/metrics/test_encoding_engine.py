@@ -665,3 +665,32 @@ def test_subtract_product_is_the_matrix_minus_a_low_rank_product(library):
     result = bk.subtract_product(target, bk.asarray(u), bk.asarray(w), inplace=True)
     np.testing.assert_allclose(bk.to_numpy(target), matrix - u @ w, rtol=1e-14)
     assert result is target
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_error(library, standardize):
+    """An inner system rotates its validation set's Gram and cross-products and its own
+    cross-products with one GEMM (Moments._pair); the held-out errors equal those of the
+    separate products, whether the validation total was summed into its place or copied
+    there (one atom, or a total made elsewhere)."""
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    bk = get_backend(library, "cpu", "float64")
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((80, 2, 7)), rng.standard_normal((80, 2, 3))
+    atoms = np.sort(rng.integers(0, 8, 80))
+    moments = ridge.Moments.from_data(bk, bk.asarray(X), bk.asarray(Y), atoms, 8)
+    alphas = bk.asarray(np.logspace(-2, 3, 6))
+    train_mask = np.arange(8) < 6
+    outer = moments.system(train_mask, standardize)
+    for val_mask, elsewhere in ((np.isin(np.arange(8), [0, 2, 4]), False), (np.arange(8) == 3, False),
+                                (np.isin(np.arange(8), [1, 5]), True)):
+        val = moments.total(val_mask, into=None if elsewhere else "val")
+        inner = moments.inner_system(outer, val, train_mask, val_mask, standardize)
+        errors = bk.to_numpy(inner.validation_errors(val, alphas)).copy()
+        separate_val = moments.total(val_mask, into=None)
+        separate = ridge._TrainingSystem(bk, moments.total(train_mask & ~val_mask, into=None), standardize)
+        expected = bk.to_numpy(separate.validation_errors(separate_val, alphas))
+        np.testing.assert_allclose(errors, expected, rtol=1e-10)
