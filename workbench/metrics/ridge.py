@@ -545,11 +545,20 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas, workspace=None):
         K[block, block] = 0.0
     alone = bk.asarray(np.repeat(sizes == 1, sizes), dtype=wide)  # singletons' own diagonal
     diagonal = bk.asarray(M.diagonal(), dtype=wide)
-    # -2 sum_i d_ai Q_i P_i and the pairs' 2 sum_i d_ai Q_i (K Q)_i share one (a x p) GEMM
+    # -2 sum_i d_ai Q_i P_i and the pairs' 2 sum_i d_ai Q_i (K Q)_i share one (a x p) GEMM;
+    # each p x t float64 term is let go as soon as it is used (with 30,000 targets each is
+    # 240 MB: holding them all raised a fit's peak by a quarter of a GB)
     linear = K @ Q
     linear -= P
+    del P
     linear *= Q
-    errors = 2 * (d @ linear) + (d * d) @ (Q * Q * (diagonal * alone)[:, None])
+    errors = d @ linear
+    del linear
+    errors *= 2
+    squares = Q * Q
+    squares *= (diagonal * alone)[:, None]
+    errors += (d * d) @ squares
+    del squares
     for block in clustered:
         B = d[:, block, None] * Q[None, block]  # (a, m, t): the cluster, diagonal included
         errors = errors + (B * (bk.asarray(M[block, block], dtype=wide) @ B)).sum(1)
