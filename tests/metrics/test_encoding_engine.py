@@ -669,19 +669,23 @@ def test_subtract_product_is_the_matrix_minus_a_low_rank_product(library):
 
 @pytest.mark.parametrize("library", ["numpy", "torch"])
 @pytest.mark.parametrize("standardize", [False, True])
-def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_error(library, standardize):
-    """An inner system rotates its validation set's Gram and cross-products and its own
-    cross-products with one GEMM (Moments._pair); the held-out errors equal those of the
-    separate products, whether the validation total was summed into its place or copied
-    there (one atom, or a total made elsewhere)."""
+@pytest.mark.parametrize("n_features", [9, 7])
+def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_error(library, standardize,
+                                                                                    n_features):
+    """With thin cross-products (2 t + 2 <= p: 9 features for 3 targets) an inner system
+    rotates its validation set's Gram and cross-products and its own cross-products with one
+    GEMM (Moments._pair); the held-out errors equal those of the separate products (as with 7
+    features), whether the validation total was summed into its place or copied there (one
+    atom, or a total made elsewhere)."""
     from workbench.backend import get_backend
     from workbench.metrics import ridge
 
     bk = get_backend(library, "cpu", "float64")
     rng = np.random.default_rng(8)
-    X, Y = rng.standard_normal((80, 2, 7)), rng.standard_normal((80, 2, 3))
+    X, Y = rng.standard_normal((80, 2, n_features)), rng.standard_normal((80, 2, 3))
     atoms = np.sort(rng.integers(0, 8, 80))
     moments = ridge.Moments.from_data(bk, bk.asarray(X), bk.asarray(Y), atoms, 8)
+    assert moments._rotated_together == (n_features == 9)
     alphas = bk.asarray(np.logspace(-2, 3, 6))
     train_mask = np.arange(8) < 6
     outer = moments.system(train_mask, standardize)
@@ -689,6 +693,7 @@ def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_er
                                 (np.isin(np.arange(8), [1, 5]), True)):
         val = moments.total(val_mask, into=None if elsewhere else "val")
         inner = moments.inner_system(outer, val, train_mask, val_mask, standardize)
+        assert (inner._rotated is not None) == moments._rotated_together
         errors = bk.to_numpy(inner.validation_errors(val, alphas)).copy()
         separate_val = moments.total(val_mask, into=None)
         separate = ridge._TrainingSystem(bk, moments.total(train_mask & ~val_mask, into=None), standardize)

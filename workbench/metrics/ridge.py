@@ -127,11 +127,20 @@ class Moments:
             train = self.total(train_mask & ~val_mask, into="inner")
         else:
             train = outer.train.minus(val, self._arrays("inner"))
+        if not self._rotated_together:
+            return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner")
         if train.C is not self._arrays("inner")["C"]:
             train = self._placed(train, "inner")
         if val.G is not self._arrays("val")["G"] or val.C is not self._arrays("val")["C"]:
             val = self._placed(val, "val")  # a total made elsewhere: copied into its place
         return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner", val=val, pair=self._pair())
+
+    @property
+    def _rotated_together(self):
+        """Whether validation sets use :meth:`_pair`: where the cross-products are thin (2 t
+        + 2 <= p). With more targets their products are square or wide GEMMs already, and
+        the block would hold two more p x t arrays for the whole fit."""
+        return 2 * self.C.shape[-1] + 2 <= self.G.shape[-1]
 
     def _pair(self, fresh=False):
         """The workspace block ``[G_val | C_val | C_inner | sx_val | mean_inner]`` (p, p + 2t
@@ -155,7 +164,7 @@ class Moments:
         new arrays; "val" and "inner": their parts of :meth:`_pair`)."""
         if into is None:
             return {"G": None, "C": None}
-        if into in ("val", "inner"):
+        if into in ("val", "inner") and self._rotated_together:
             self._pair()
             return self._pair_parts[into]
         return {name: self.workspace.get(f"{into}.{name}", getattr(self, name).shape[1:]) for name in ("G", "C")}
@@ -188,7 +197,7 @@ class Moments:
         set: all but a few), or a total kept by :meth:`keep_totals`.
         """
         mask = np.asarray(mask, dtype=bool)
-        if into == "val":  # a new validation set: its pair block asked for afresh
+        if into == "val" and self._rotated_together:  # a new validation set: its block asked for afresh
             self._pair(fresh=True)
         if not mask.any():
             return _Total(self.backend, *(grand * 0 for grand in self._grand), owned=True)
@@ -198,7 +207,7 @@ class Moments:
         elif mask.sum() == 1:  # one atom: its moments as they are
             found = _Total(self.backend, *(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
         if found is not None:
-            return found if into not in ("val", "inner") else self._placed(found, into)
+            return self._placed(found, into) if into in ("val", "inner") and self._rotated_together else found
         # (atoms to add or subtract, base: None or field values); from nothing, the first
         # atom is the base and one addition fewer is needed
         starts = [(np.flatnonzero(mask), None), (np.flatnonzero(~mask), self._grand)]
@@ -207,7 +216,7 @@ class Moments:
         steps, base = min(starts, key=lambda start: len(start[0]) - (start[1] is None))
         if base is not None and len(steps) == 0:
             found = _Total(self.backend, *base)
-            return found if into not in ("val", "inner") else self._placed(found, into)
+            return self._placed(found, into) if into in ("val", "inner") and self._rotated_together else found
         # atom by atom into one array (an indexed sum would first copy the atoms' p x p
         # Grams: twice the memory traffic)
         bk = self.backend
