@@ -129,10 +129,8 @@ class Moments:
             train = outer.train.minus(val, self._arrays("inner"))
         if not self._rotated_together:
             return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner")
-        if train.C is not self._arrays("inner")["C"]:
-            train = self._placed(train, "inner")
-        if val.G is not self._arrays("val")["G"] or val.C is not self._arrays("val")["C"]:
-            val = self._placed(val, "val")  # a total made elsewhere: copied into its place
+        # totals made elsewhere are copied into their places in the pair block
+        train, val = self._placed(train, "inner"), self._placed(val, "val")
         return _TrainingSystem(self.backend, train, standardize, self.workspace, "inner", val=val, pair=self._pair())
 
     @property
@@ -169,12 +167,6 @@ class Moments:
             return self._pair_parts[into]
         return {name: self.workspace.get(f"{into}.{name}", getattr(self, name).shape[1:]) for name in ("G", "C")}
 
-    def _place(self, total, into):
-        """``(G, C)`` of ``total`` in role ``into``'s arrays (copied there when elsewhere)."""
-        out = self._arrays(into)
-        return tuple(value if out[name] is None or value is out[name] else self.backend.copy(value, out[name])
-                     for name, value in (("G", total.G), ("C", total.C)))
-
     def keep_totals(self, masks):
         """Sum the atoms of each of ``masks`` (bool, (A,)) once and keep the totals, for
         :meth:`total` to start from: e.g. each inner label's atoms over all outer folds, of
@@ -207,7 +199,7 @@ class Moments:
         elif mask.sum() == 1:  # one atom: its moments as they are
             found = _Total(self.backend, *(getattr(self, name)[int(np.flatnonzero(mask)[0])] for name in self.fields))
         if found is not None:
-            return self._placed(found, into) if into in ("val", "inner") and self._rotated_together else found
+            return self._placed(found, into)
         # (atoms to add or subtract, base: None or field values); from nothing, the first
         # atom is the base and one addition fewer is needed
         starts = [(np.flatnonzero(mask), None), (np.flatnonzero(~mask), self._grand)]
@@ -215,8 +207,7 @@ class Moments:
                    for kept_mask, kept in self._kept]
         steps, base = min(starts, key=lambda start: len(start[0]) - (start[1] is None))
         if base is not None and len(steps) == 0:
-            found = _Total(self.backend, *base)
-            return self._placed(found, into) if into in ("val", "inner") and self._rotated_together else found
+            return self._placed(_Total(self.backend, *base), into)
         # atom by atom into one array (an indexed sum would first copy the atoms' p x p
         # Grams: twice the memory traffic)
         bk = self.backend
@@ -239,10 +230,16 @@ class Moments:
         return _Total(self.backend, *totals, owned=True)
 
     def _placed(self, total, into):
-        """``total`` with its Gram and cross-products copied into role ``into``'s arrays
-        (the pair block's parts must hold them; a copy is one pass, where it occurs: a
+        """``total`` as it is, or, for a part of :meth:`_pair` ("val", "inner"), with its Gram
+        and cross-products copied there if they are elsewhere (one pass, where it occurs: a
         validation set of one atom or equal to a kept total)."""
-        G, C = self._place(total, into)
+        if into not in ("val", "inner") or not self._rotated_together:
+            return total
+        out = self._arrays(into)
+        if total.G is out["G"] and total.C is out["C"]:
+            return total
+        G, C = (value if value is out[name] else self.backend.copy(value, out[name])
+                for name, value in (("G", total.G), ("C", total.C)))
         return _Total(self.backend, total.n, total.sx, total.sy, G, C, total.yy, owned=True)
 
 
