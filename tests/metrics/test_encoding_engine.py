@@ -699,3 +699,30 @@ def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_er
         separate = ridge._TrainingSystem(bk, moments.total(train_mask & ~val_mask, into=None), standardize)
         expected = bk.to_numpy(separate.validation_errors(separate_val, alphas))
         np.testing.assert_allclose(errors, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("where", ["features", "targets"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_ridge_refuses_non_finite_input_with_a_clear_error(where, value):
+    """RidgeCV used directly (encoding_score checks its inputs itself) names the bad input
+    instead of failing inside the eigensolver."""
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((40, 5)), rng.standard_normal((40, 2))
+    (X if where == "features" else Y)[7, 1] = value
+    with pytest.raises(MetricError, match=f"the {where} hold NaN or infinite values in 1 column.*column 1"):
+        RidgeCV(alphas=[1.0, 10.0]).fit(X, Y)
+    with pytest.raises(MetricError, match=f"the {where} hold NaN"):
+        RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X[:, None], Y[:, None], stimulus_folds(40, 4, 0))
+
+
+def test_ridge_refuses_empty_input_and_values_beyond_its_dtype_with_a_clear_error():
+    with pytest.raises(MetricError, match=r"beyond float32's range in 1 column.*RidgeCV\(dtype='float64'\)"):
+        RidgeCV().fit(np.c_[np.ones(30), np.full(30, 1e39)], np.ones((30, 2)))
+    # in float64 the same column fits (a ridge prediction at the features' mean is the targets' mean)
+    np.testing.assert_allclose(RidgeCV(alphas=[1.0], dtype="float64").fit(
+        np.c_[np.arange(30.0), np.full(30, 1e39)], np.arange(30.0)[:, None]).predict(np.c_[[14.5], [1e39]]), 14.5,
+        rtol=1e-9)
+    with pytest.raises(MetricError, match="nothing to fit"):
+        RidgeCV().fit(np.zeros((30, 0)), np.ones((30, 2)))
+    with pytest.raises(MetricError, match="nothing to fit"):
+        RidgeCV().fit(np.zeros((30, 3)), np.ones((30, 0)))

@@ -483,12 +483,14 @@ def _centred_copy(values, order, work):
         target.sub_(torch.from_numpy(offset))
         return copy, mean, offset.astype(np.float64)
     mean = values.mean(tuple(range(values.ndim - 1)), dtype=np.float64)
-    offset = mean.astype(work).astype(np.float64)
+    with np.errstate(over="ignore"):  # a mean beyond float32's range: refused by the caller
+        offset = mean.astype(work).astype(np.float64)
     order = np.arange(len(values)) if order is None else np.asarray(order)
     step = max(1, (8 * 2**20) // max(1, values[:1].nbytes))
-    for start in range(0, len(order), step):
-        rows = order[start:start + step]
-        np.subtract(values[rows], offset, out=copy[start:start + step], casting="unsafe")  # float64 math, one cast
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: refused by the caller
+        for start in range(0, len(order), step):
+            rows = order[start:start + step]
+            np.subtract(values[rows], offset, out=copy[start:start + step], casting="unsafe")  # float64 math, one cast
     return copy, mean, offset
 
 
@@ -680,8 +682,23 @@ class RidgeCV:
         are one block, read without a copy. The scale is each column's standard deviation,
         taken from the centred copy."""
         work = np.float64 if self.dtype == "float64" else np.float32
+        X, Y = np.asarray(X), np.asarray(Y)
+        if X.size == 0 or Y.size == 0:
+            raise MetricError(f"nothing to fit: features {X.shape} and targets {Y.shape} (samples first, then "
+                              "features or targets; fix: at least one sample, feature and target)")
         centred_x, mean_x, self._x_offset = _centred_copy(X, order, work)
-        centred_y, _, self._y_offset = _centred_copy(Y, order, work)
+        centred_y, mean_y, self._y_offset = _centred_copy(Y, order, work)
+        # a NaN or infinity anywhere makes its column's mean non-finite: checked for free
+        for name, mean, offset in (("features", mean_x, self._x_offset), ("targets", mean_y, self._y_offset)):
+            bad = np.flatnonzero(~np.isfinite(mean))
+            if len(bad):
+                raise MetricError(f"the {name} hold NaN or infinite values in {len(bad)} column(s) (e.g. column "
+                                  f"{int(bad[0])}); fix: drop or impute them before fitting")
+            bad = np.flatnonzero(~np.isfinite(offset))
+            if len(bad):
+                raise MetricError(f"the {name} are beyond {np.dtype(work).name}'s range in {len(bad)} column(s) "
+                                  f"(e.g. column {int(bad[0])}, mean {mean[bad[0]]:.3g}); fix: rescale them, or "
+                                  "RidgeCV(dtype='float64')")
         if self.standardize:
             # about the columns' exact means (the offset is the mean rounded to ``work``)
             scale = _column_std(centred_x, mean_x - self._x_offset)
