@@ -726,3 +726,18 @@ def test_ridge_refuses_empty_input_and_values_beyond_its_dtype_with_a_clear_erro
         RidgeCV().fit(np.zeros((30, 0)), np.ones((30, 2)))
     with pytest.raises(MetricError, match="nothing to fit"):
         RidgeCV().fit(np.zeros((30, 3)), np.ones((30, 0)))
+
+
+def test_cross_val_predict_refuses_mismatched_shapes_and_folds_with_a_clear_error():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 3, 5)), rng.standard_normal((40, 3, 2))
+    folds = stimulus_folds(40, 4, 0)
+    for a, b in ((X, Y[:30]), (X, Y[:, :2]), (X[:, 0], Y)):
+        with pytest.raises(MetricError, match="must be 3-D with the same stimuli and bins"):
+            RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(a, b, folds)
+    with pytest.raises(MetricError, match="at least 2 outer folds"):
+        RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X, Y, [(np.arange(0), np.arange(40))])
+    with pytest.raises(MetricError, match=r"fold 1's test stimuli must be integer positions in \[0, 40\)"):
+        RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X, Y, [folds[0], (folds[1][0], folds[1][1] + 40)] + folds[2:])
+    with pytest.raises(MetricError, match="predict_also must be"):
+        RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X, Y, folds, predict_also=X[:, :, :4])

@@ -46,6 +46,10 @@ def fold_labels(folds, n_stimuli):
     """The outer fold holding out each stimulus, ``(n_stimuli,)`` ints."""
     labels = np.full(n_stimuli, -1, dtype=np.int64)
     for k, (_, test) in enumerate(folds):
+        test = np.asarray(test)
+        if test.size and (test.dtype.kind not in "iu" or test.min() < -n_stimuli or test.max() >= n_stimuli):
+            raise MetricError(f"fold {k}'s test stimuli must be integer positions in [0, {n_stimuli}), got "
+                              f"{test.dtype} values {test.min()!r}..{test.max()!r}")
         labels[test] = k
     if (labels < 0).any():
         raise MetricError("folds must hold out every stimulus exactly once")

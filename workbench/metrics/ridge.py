@@ -814,6 +814,17 @@ class RidgeCV:
         alphas : numpy.ndarray, shape (n_folds, n_targets)
         """
         alphas, n_inner = self._setup()
+        X, Y = np.asarray(X), np.asarray(Y)
+        if X.ndim != 3 or Y.ndim != 3 or X.shape[:2] != Y.shape[:2]:
+            raise MetricError(f"X (stimuli, time bins, features) and Y (stimuli, time bins, targets) must be 3-D "
+                              f"with the same stimuli and bins, got {X.shape} and {Y.shape}")
+        if predict_also is not None and (np.ndim(predict_also) != 3 or np.shape(predict_also)[0] != X.shape[0]
+                                         or np.shape(predict_also)[2] != X.shape[2]):
+            raise MetricError(f"predict_also must be (stimuli, bins, features) with X's stimuli and features "
+                              f"{X.shape[0], X.shape[2]}, got {np.shape(predict_also)}")
+        if len(folds) < 2:
+            raise MetricError(f"cross_val_predict needs at least 2 outer folds (each fold's map is trained on the "
+                              f"others), got {len(folds)}")
         n_stimuli = X.shape[0]
         outer = fold_labels(folds, n_stimuli)
         # Inner label of each stimulus, dealt within each outer fold: for outer fold k,
