@@ -741,3 +741,16 @@ def test_cross_val_predict_refuses_mismatched_shapes_and_folds_with_a_clear_erro
         RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X, Y, [folds[0], (folds[1][0], folds[1][1] + 40)] + folds[2:])
     with pytest.raises(MetricError, match="predict_also must be"):
         RidgeCV(alphas=[1.0, 10.0]).cross_val_predict(X, Y, folds, predict_also=X[:, :, :4])
+
+
+def test_pls_refuses_non_finite_and_mismatched_input_with_a_clear_error():
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((30, 6)), rng.standard_normal((30, 2))
+    bad = X.copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(MetricError, match="the features hold NaN or infinite values in 1 column.*column 2"):
+        PLSRegression(2).fit(bad, Y)
+    with pytest.raises(MetricError, match="must be 2-D with the same rows"):
+        PLSRegression(2).fit(X, Y[:20])
+    with pytest.raises(MetricError, match="must be 2-D with the same rows"):
+        PLSRegression(2).fit(X[:, 0], Y)

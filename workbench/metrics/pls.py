@@ -49,6 +49,8 @@ class PLSRegression:
         check_count("n_components", self.n_components, 1, error=MetricError)
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
+        if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+            raise MetricError(f"X and Y must be 2-D with the same rows, got {X.shape} and {Y.shape}")
         n_samples, n_features = X.shape
         if not 1 <= self.n_components <= min(n_samples - 1, n_features):
             raise MetricError(
@@ -57,6 +59,11 @@ class PLSRegression:
             )
         bk = get_backend(self.backend, self.device, self.dtype)
         x_mean, y_mean = X.mean(0), Y.mean(0)
+        for name, mean in (("features", x_mean), ("targets", y_mean)):  # a NaN or infinity anywhere shows here
+            bad = np.flatnonzero(~np.isfinite(mean))
+            if len(bad):
+                raise MetricError(f"the {name} hold NaN or infinite values in {len(bad)} column(s) (e.g. column "
+                                  f"{int(bad[0])}); fix: drop or impute them before fitting")
         x_std = X.std(0, ddof=1) if self.scale else np.ones(n_features)
         y_std = Y.std(0, ddof=1) if self.scale else np.ones(Y.shape[1])
         x_std = np.where(x_std > 0, x_std, 1.0)
