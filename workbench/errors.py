@@ -3,6 +3,8 @@
 import math
 import numbers
 
+import numpy as np
+
 
 class WorkbenchError(Exception):
     """Base class of every error the workbench raises on purpose."""
@@ -60,6 +62,16 @@ def check_count(name, value, minimum=None, why="", error=WorkbenchError):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise error(f"{name} must be an integer{bound}{' ' + why if why else ''}, got {value!r}")
+
+
+def check_finite_columns(name, column_means, error=WorkbenchError):
+    """Raise ``error`` naming ``name`` if any of ``column_means`` (one per column, over all
+    samples) is NaN or infinite: a NaN or infinity anywhere in a column makes its mean so,
+    so an estimator that takes the means anyway checks its whole input at no cost."""
+    bad = np.flatnonzero(~np.isfinite(column_means))
+    if len(bad):
+        raise error(f"the {name} hold NaN or infinite values in {len(bad)} column(s) (e.g. column {int(bad[0])}); "
+                    "fix: drop or impute them before fitting")
 
 
 def check_interval(name, value, interval="(0, 1)", error=WorkbenchError):

@@ -12,7 +12,7 @@ Predictions equal scikit-learn's up to its power-iteration tolerance.
 import numpy as np
 
 from ..backend import get_backend
-from ..errors import MetricError, check_count
+from ..errors import MetricError, check_count, check_finite_columns
 
 
 class PLSRegression:
@@ -59,11 +59,8 @@ class PLSRegression:
             )
         bk = get_backend(self.backend, self.device, self.dtype)
         x_mean, y_mean = X.mean(0), Y.mean(0)
-        for name, mean in (("features", x_mean), ("targets", y_mean)):  # a NaN or infinity anywhere shows here
-            bad = np.flatnonzero(~np.isfinite(mean))
-            if len(bad):
-                raise MetricError(f"the {name} hold NaN or infinite values in {len(bad)} column(s) (e.g. column "
-                                  f"{int(bad[0])}); fix: drop or impute them before fitting")
+        check_finite_columns("features", x_mean, error=MetricError)
+        check_finite_columns("targets", y_mean, error=MetricError)
         x_std = X.std(0, ddof=1) if self.scale else np.ones(n_features)
         y_std = Y.std(0, ddof=1) if self.scale else np.ones(Y.shape[1])
         x_std = np.where(x_std > 0, x_std, 1.0)

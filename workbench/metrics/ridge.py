@@ -23,7 +23,7 @@ import torch
 import pandas as pd
 
 from ..backend import Workspace, get_backend
-from ..errors import MetricError
+from ..errors import MetricError, check_finite_columns
 from .folds import deal_round_robin, fold_labels, stimulus_folds
 
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
@@ -688,12 +688,8 @@ class RidgeCV:
                               "features or targets; fix: at least one sample, feature and target)")
         centred_x, mean_x, self._x_offset = _centred_copy(X, order, work)
         centred_y, mean_y, self._y_offset = _centred_copy(Y, order, work)
-        # a NaN or infinity anywhere makes its column's mean non-finite: checked for free
         for name, mean, offset in (("features", mean_x, self._x_offset), ("targets", mean_y, self._y_offset)):
-            bad = np.flatnonzero(~np.isfinite(mean))
-            if len(bad):
-                raise MetricError(f"the {name} hold NaN or infinite values in {len(bad)} column(s) (e.g. column "
-                                  f"{int(bad[0])}); fix: drop or impute them before fitting")
+            check_finite_columns(name, mean, error=MetricError)
             bad = np.flatnonzero(~np.isfinite(offset))
             if len(bad):
                 raise MetricError(f"the {name} are beyond {np.dtype(work).name}'s range in {len(bad)} column(s) "
