@@ -268,6 +268,33 @@ def test_held_out_errors_for_all_alphas_equal_refitting_each(kind, monkeypatch):
     np.testing.assert_allclose(errors, expected, rtol=1e-8)
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_held_out_errors_see_only_the_symmetric_part_of_the_rotated_gram(library):
+    """The rotated validation Gram M is symmetric in exact arithmetic, but a float32 GEMM
+    leaves it asymmetric by ~1e-7 of its scale. The errors are a quadratic form in M, blind
+    to its antisymmetric part; the partial fractions must be too (they divide by eigenvalue
+    gaps: here, taken as it was, an asymmetry of 1e-7 shifted the errors by 1.5e-6 of their
+    range over alphas; on bench_encoding's float32 problem by 5e-5, against 1e-8 without)."""
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    rng = np.random.default_rng(5)
+    p, t = 60, 4
+    e = np.sort(np.concatenate([rng.uniform(1, 100, p - 10), 50 + np.arange(10) * 5e-5]))  # gaps of 1e-6 x 50
+    R = rng.standard_normal((p, 2 * p))
+    M = R @ R.T / p
+    antisymmetric = rng.standard_normal((p, p))
+    antisymmetric = (antisymmetric - antisymmetric.T) * 1e-7 * np.abs(M).max()
+    P, Q = rng.standard_normal((p, t)), rng.standard_normal((p, t)) * 10
+    yy, alphas = rng.uniform(100, 200, t), np.logspace(-2, 4, 12)
+    bk = get_backend(library, "cpu", "float64")
+    args = [bk.asarray(v) for v in (P, Q, e, yy, alphas)]
+    expected = bk.to_numpy(ridge._squared_errors_direct(bk, bk.asarray(M), *args))
+    got = bk.to_numpy(ridge._squared_errors(bk, bk.asarray(M + antisymmetric), *args))
+    spread = expected.max(0) - expected.min(0)
+    assert (np.abs(got - expected) / spread).max() < 1e-10
+
+
 def test_float32_engine_keeps_precision_under_a_large_offset():
     """Raw signals (BOLD ~1000, small fluctuations) are centred in float64 before the
     float32 moments, so a large offset costs no precision."""

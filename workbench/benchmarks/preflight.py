@@ -37,7 +37,7 @@ def encoding_bytes(n_stimuli, n_bins, n_features, n_targets, n_folds=10, n_inner
     data = samples * (n_features * (8 + 4) + n_targets * (8 + 4))  # float64 inputs, float32 prepared copies
     atoms = n_folds * n_inner + (n_inner if n_folds >= 4 else 0)  # + each inner label's kept total
     moments = atoms * (n_features ** 2 + n_features * n_targets) * 4
-    systems = 12 * n_features ** 2 * 8  # Gram, eigenvectors, the float64 error terms (M, K, gaps)
+    systems = 12 * n_features ** 2 * 8 + n_features ** 2 * 4  # Gram, eigenvectors, error terms (M, M', K)
     dual = min(samples, n_features) < n_features  # more features than samples: n x n kernels instead
     if dual:
         moments = 0

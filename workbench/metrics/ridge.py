@@ -519,10 +519,10 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas, workspace=None):
     ``n_alphas * p^2 * t`` done directly; the partial fractions
     ``1/((e_i+a)(e_j+a)) = (1/(e_i+a) - 1/(e_j+a)) / (e_j - e_i)`` turn it into one
     ``p^2 t`` GEMM shared by all alphas, ``2 sum_i d_ai Q_i (K Q)_i`` with the antisymmetric
-    ``K_ij = M_ij / (e_j - e_i)``. Pairs of (nearly) equal eigenvalues (ties, clipped
-    zeros of a rank-deficient Gram) are summed directly within their cluster. Computed in
+    ``K_ij = M_ij / (e_j - e_i)`` (of M's symmetric part). Pairs of (nearly) equal eigenvalues
+    (ties, clipped zeros of a rank-deficient Gram) are summed directly within their cluster. Computed in
     float64 (the partial fractions cancel); the direct sum when float64 is unavailable or
-    clusters are large. ``workspace`` (optional) holds the float64 ``p x p`` term ``K``.
+    clusters are large. ``workspace`` (optional) holds the ``p x p`` terms (``K``, ``M'``).
     """
     if bk.float64 is None:
         return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
@@ -537,15 +537,23 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas, workspace=None):
         return _squared_errors_direct(bk, bk.asarray(M, dtype=wide), P, Q, e, yy, alphas)
     d = 1.0 / (e[None, :] + alphas[:, None])  # (a, p)
     p = len(values)
-    K = (Workspace(bk) if workspace is None else workspace).get("K", (p, p), wide)
-    # K = M / gap a block of rows at a time: each block's gap is divided while it is still in
-    # cache (a whole p x p float64 gap went through memory twice more: 20 % of this function)
+    workspace = Workspace(bk) if workspace is None else workspace
+    K = workspace.get("K", (p, p), wide)
+    # K from M's symmetric part, (M + M') / (2 gap): exactly antisymmetric, as the identity
+    # needs. M = Vs' G Vs is symmetric, but a float32 GEMM leaves it asymmetric by ~1e-7 of
+    # its scale, and K's symmetric part does not cancel: it is amplified by (e + a) / gap,
+    # up to 1 / _CLUSTER_GAP (errors off by 5e-5 of their range over alphas, 1e-8 with it)
+    twice_m = bk.copy(M.T, workspace.get("M.T", (p, p), M.dtype))  # a blocked transpose
+    twice_m += M  # rounds M_ij + M_ji and M_ji + M_ij alike
+    twice_e = 2 * e  # exact: 2 e_j - 2 e_i is exactly twice the gap
+    # K a block of rows at a time: each block's gap is divided while it is still in cache (a
+    # whole p x p float64 gap went through memory twice more: 20 % of this function)
     rows = max(1, _K_BLOCK_BYTES // (8 * p))
     with np.errstate(divide="ignore", invalid="ignore"):  # the diagonal and clusters: zeroed below
         for start in range(0, p, rows):
             block = slice(start, start + rows)
-            bk.subtract(e[None, :], e[block, None], out=K[block])
-            bk.divide(M[block], K[block], out=K[block])  # M read in float64: no widened copy
+            bk.subtract(twice_e[None, :], twice_e[block, None], out=K[block])
+            bk.divide(twice_m[block], K[block], out=K[block])  # read in float64: no widened copy
     # zero on the diagonal and inside clusters (their pairs are summed directly below)
     bk.fill_diagonal(K, 0.0)
     clustered = [slice(int(start), int(start + size)) for start, size in zip(starts, sizes) if size > 1]
