@@ -9,7 +9,8 @@ def pearson_columns(a, b, axis=0):
     Parameters
     ----------
     a, b : numpy.ndarray
-        Same shape ``(n_samples, ...)`` (samples along ``axis``).
+        Same shape ``(n_samples, ...)`` (samples along ``axis``). Computed in float64
+        whatever their dtype (float32 sums of products lose about 1e-7 of r).
     axis : int
         The samples' axis. Correlating along an inner axis in place is 4x faster than along
         axis 0 of a transposed view, which strides through memory, and gives the same values.
@@ -19,6 +20,7 @@ def pearson_columns(a, b, axis=0):
     numpy.ndarray
         ``a``'s shape without ``axis``; NaN where either column is constant.
     """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
     squares_a, squares_b = (a * a).sum(axis=axis), (b * b).sum(axis=axis)
@@ -68,6 +70,7 @@ def nan_pearson_columns(a, b, min_pairs=3):
     Returns ``(r, n_pairs)``: ``r`` is NaN where fewer than ``min_pairs`` rows are finite
     in both (or a column is constant over them); ``n_pairs`` counts the rows used.
     """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     valid = np.isfinite(a) & np.isfinite(b)
     n = valid.sum(axis=0)
     count = np.maximum(n, 1)
