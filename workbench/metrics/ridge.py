@@ -519,10 +519,10 @@ def _squared_errors(bk, M, P, Q, e, yy, alphas, workspace=None):
     ``n_alphas * p^2 * t`` done directly; the partial fractions
     ``1/((e_i+a)(e_j+a)) = (1/(e_i+a) - 1/(e_j+a)) / (e_j - e_i)`` turn it into one
     ``p^2 t`` GEMM shared by all alphas, ``2 sum_i d_ai Q_i (K Q)_i`` with the antisymmetric
-    ``K_ij = M_ij / (e_j - e_i)`` (of M's symmetric part). Pairs of (nearly) equal eigenvalues
-    (ties, clipped zeros of a rank-deficient Gram) are summed directly within their cluster. Computed in
-    float64 (the partial fractions cancel); the direct sum when float64 is unavailable or
-    clusters are large. ``workspace`` (optional) holds the ``p x p`` terms (``K``, ``M'``).
+    ``K_ij = M_ij / (e_j - e_i)`` (of M's symmetric part). Pairs of (nearly) equal
+    eigenvalues (ties, clipped zeros of a rank-deficient Gram) are summed directly within
+    their cluster. Computed in float64 (the partial fractions cancel); the direct sum when
+    float64 is unavailable or clusters are large. ``workspace`` (optional) holds the ``p x p`` terms (``K``, ``M'``).
     """
     if bk.float64 is None:
         return _squared_errors_direct(bk, M, P, Q, e, yy, alphas)
