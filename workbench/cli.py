@@ -282,13 +282,18 @@ def _simulate(args):
         for key, value in (("n_stimuli", args.n), ("n_repetitions", args.repetitions), ("sites_per_region", args.sites)):
             if value is not None:
                 options[key] = value
-        simulation = simulate_macaque(out, seed=args.seed, progress=not args.no_progress, image_size=args.image_size,
+        # the images are written too, as a release's stimulus set is on disk (--stimuli reads
+        # them); by default at the size the hidden network read them
+        from .simulators.macaque import NATIVE_IMAGE_SIZE
+
+        image_size = NATIVE_IMAGE_SIZE[options["stimuli"]] if args.image_size is None else args.image_size
+        simulation = simulate_macaque(out, seed=args.seed, progress=not args.no_progress, image_size=image_size,
                                       **options)
         sites = ", ".join(f"{int((simulation.rates.region == r).sum())} {r}" for r, _, _ in simulation.regions)
         print(f"macaque recording (BrainIO netCDF, 10 ms bins; {options['n_stimuli']} {options['stimuli']} x "
               f"{simulation.n_repetitions} repetitions; {sites} sites): {out}")
-        print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')}"
-              + (f" (RGB PNGs of {args.image_size} px in {out.stem}_images/)" if args.image_size else ""))
+        print(f"stimulus set: {out.with_name(out.stem + '_stimuli.csv')} (RGB PNGs of {image_size} px in "
+              f"{out.stem}_images/)")
     elif args.kind == "blur-fmri":
         simulation = simulate_blur_fmri(out, n_subjects=3 if args.n is None else args.n, seed=args.seed,
                                         **({} if args.repetitions is None else {"n_repetitions": args.repetitions}))
@@ -461,7 +466,8 @@ def build_parser():
     simulate.add_argument("--repetitions", type=int, default=None, metavar="N",
                           help="trials per stimulus (macaque, default 20) or runs per image (blur-fmri, 2)")
     simulate.add_argument("--image-size", type=int, default=None, metavar="PX",
-                          help="macaque: also write the stimuli as RGB PNGs of this size (a stimulus set on disk)")
+                          help="macaque: size of the stimulus PNGs written beside the recording (default: the "
+                               "size the simulated brain saw: 8 px digits, 32 px objects and characters)")
     _progress_option(simulate)
     simulate.set_defaults(run=_simulate)
 

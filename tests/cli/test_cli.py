@@ -52,7 +52,15 @@ def test_simulate_writes_each_dataset_in_its_release_format(tmp_path, capsys):
     assert main(["simulate", "macaque", "--out", str(tmp_path / "rec.nc"), "--n", "30", "--no-progress"]) == 0
     recording = data_adapters.load(tmp_path / "rec.nc")
     assert recording.attrs["simulated"] and len(set(recording.stimulus_id.values)) == 30
-    assert (tmp_path / "rec_stimuli.csv").is_file()
+    # the stimulus set is on disk as a release's is: PNGs at the size the simulated brain saw
+    # (8 px digits), each named by the CSV, so that --stimuli can show them to a model
+    from PIL import Image
+
+    table = data_adapters.load_stimulus_set(tmp_path / "rec_stimuli.csv")
+    assert set(table["stimulus_id"]) == set(recording.stimulus_id.values)
+    files = [tmp_path / name for name in table["filename"]]
+    assert all(path.is_file() for path in files)
+    assert Image.open(files[0]).size == (8, 8) and Image.open(files[0]).mode == "RGB"
     assert main(["simulate", "human", "--out", str(tmp_path / "ratings.csv"), "--n", "12"]) == 0
     shown = set(data_adapters.load(tmp_path / "ratings.csv").per_stimulus.stimulus_id)
     assert len({s for s in shown if s.startswith("img_")}) == 12  # besides the practice images
@@ -81,6 +89,20 @@ def test_extract_streams_the_same_activations_as_the_api(tmp_path, capsys):
     assert main(["extract", "b", "--out", str(tmp_path / "x.zarr"), "--weights", str(tmp_path / "none.pt")]) == 2
     assert _one_line_error(capsys, "extract").startswith("workbench extract: error: --weights: file not found")
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_simulated_recording_scores_from_its_files_as_the_readme_shows(tmp_path):
+    """README: ``workbench simulate macaque --out rec.nc``, then ``workbench score MODEL
+    --path rec.nc --stimuli rec_stimuli.csv``: the model is shown the PNGs the CSV names
+    (the CSV used to name PNGs that were never written, and scoring failed on the first)."""
+    rec = tmp_path / "rec.nc"
+    assert main(["simulate", "macaque", "--out", str(rec), "--n", "40", "--no-progress"]) == 0
+    assert main(["score", "b", "--no-train", "--benchmark", "macaque.IT.shared-time-ridge", "--path", str(rec),
+                 "--stimuli", str(tmp_path / "rec_stimuli.csv"), "--permutations", "20",
+                 "--out", str(tmp_path / "scores.json"), "--no-progress"]) == 0
+    scored = json.loads((tmp_path / "scores.json").read_text())
+    assert not scored["failures"] and len(scored["scores"]) == 1
+    assert np.isfinite(scored["scores"][0]["value"])
 
 
 def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):

@@ -169,7 +169,9 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
         generating network scored as a model); default: trained once per process.
     image_size : int, optional
         Also write every stimulus as an RGB PNG of this size into ``<stem>_images/`` (the
-        stimulus CSV names them), as a real stimulus set on disk.
+        stimulus CSV names them in its ``filename`` column), as a real stimulus set on disk;
+        :data:`NATIVE_IMAGE_SIZE` is the size the hidden network reads. None: no PNGs, and
+        the CSV names no files (its ``id`` names the embedded stimuli).
 
     Returns
     -------
@@ -355,6 +357,8 @@ def _site_weights(units, n_sites, rng, population_rank):
 
 
 EMBEDDED_SETS = ("digits", "objects", "characters")
+#: pixels at which the hidden network reads each embedded set (digits: their native 8 px)
+NATIVE_IMAGE_SIZE = {"digits": 8, "objects": 32, "characters": 32}
 
 
 def _check_embedded_set(name):
@@ -387,11 +391,11 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
         check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
     if name == "digits":
         # the hidden network reads 8 px digits (their native size)
-        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=8)
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=NATIVE_IMAGE_SIZE[name])
         shown = stimulus_sets.digits(n_stimuli, seed=seed, preprocessing=preprocessing, ids=ids)
         embedded = {"name": "digits", "n_stimuli": n_stimuli, "seed": seed}
     elif name == "objects":
-        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=NATIVE_IMAGE_SIZE[name])
         n_per_object = -(-n_stimuli // (len(CATEGORIES) * N_OBJECTS * 3))
         if ids is None:  # a seeded subset of the full set, and only it rendered (the same images)
             every = object_ids(n_per_object)
@@ -404,7 +408,7 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     else:
         from workbench.character_stimuli import FONTS, LETTERS, VARIATION_RANGES, characters
 
-        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=32)
+        preprocessing = preprocessing or stimulus_sets.Preprocessing(size=NATIVE_IMAGE_SIZE[name])
         n_per_glyph = -(-n_stimuli // (len(LETTERS) * len(FONTS) * len(VARIATION_RANGES)))
         shown = characters(n_per_glyph=n_per_glyph, seed=seed, preprocessing=preprocessing, ids=ids)
         if ids is None:
@@ -441,17 +445,19 @@ def _hvm_metadata(stimuli, rng):
 
 
 def _write_stimulus_set(path, metadata, embedded, image_size=None):
-    """``<stem>_stimuli.csv`` beside the assembly, with HvM's column names (and the images
-    as RGB PNGs in ``<stem>_images/`` when ``image_size`` is given)."""
+    """``<stem>_stimuli.csv`` beside the assembly, with HvM's column names, and, when
+    ``image_size`` is given, the images as RGB PNGs in ``<stem>_images/`` with their
+    ``filename`` column (without, the stimuli are the embedded set, named by ``id``)."""
     from workbench.storage import atomic_path
 
     folder = f"{path.stem}_images"
     frame = pd.DataFrame({"id": metadata["stimulus_id"], "obj": metadata["object_name"],
                           "category": metadata["category_name"], "var": metadata["variation"],
-                          "label": metadata["label"],
-                          "filename": [f"{folder}/{i}.png" if image_size else f"{i}.png"
-                                       for i in metadata["stimulus_id"]]})
+                          "label": metadata["label"]})
     if image_size:
+        # without images the table names no files: a filename column of absent PNGs read as a
+        # stimulus set on disk and failed only when a model was to be shown them
+        frame["filename"] = [f"{folder}/{i}.png" for i in metadata["stimulus_id"]]
         _write_images(path.with_name(folder), embedded, image_size, metadata["stimulus_id"])
     with atomic_path(path.with_name(f"{path.stem}_stimuli.csv")) as tmp:
         frame.to_csv(tmp, index=False)
