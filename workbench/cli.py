@@ -303,9 +303,24 @@ def _simulate(args):
     else:
         if out.suffix not in (".sqlite", ".db", ".csv"):
             raise WorkbenchError(f"--out {out}: name the ratings file *.sqlite (psiTurk) or *.csv (tidy trials)")
-        simulate_human_ratings(out, n_images=60 if args.n is None else args.n, seed=args.seed,
-                               format="csv" if out.suffix == ".csv" else "sqlite")
+        # ratings of images on disk, as a study's are: the Spoerer replication's noisy digits,
+        # whose planted uncertainty grows with their noise (as sim-human.rt-uncertainty's)
+        from .models.training import N_TEST
+        from .replications import spoerer_stimuli
+        from .simulators.images import write_stimulus_set
+
+        n_images = 60 if args.n is None else args.n
+        if not 2 <= n_images <= N_TEST:
+            raise WorkbenchError(f"--n {n_images}: human ratings rate 2 to {N_TEST} images (the held-out "
+                                 "digits)")
+        stimuli, planted = spoerer_stimuli(n=n_images, seed=args.seed)
+        simulate_human_ratings(out, uncertainty=planted, seed=args.seed, format="csv" if out.suffix == ".csv" else "sqlite")
+        csv = write_stimulus_set(out, stimuli)
         print(f"human animal/non-animal ratings ({'CSV' if out.suffix == '.csv' else 'psiTurk sqlite'}): {out}")
+        print(f"stimulus set: {csv} (greyscale PNGs of the rated noisy digits in {out.stem}_images/; planted "
+              "uncertainty grows with each image's noise)")
+        print("each participant's first 3 trials are practice (of images not in the set): "
+              "--load-option practice_trials=3 drops them")
         print("simulated: these trial formats have no field to say so; keep the file name telling")
         return
     print("simulated: the file is marked simulated=True and reports that read it say so")

@@ -63,7 +63,7 @@ def test_simulate_writes_each_dataset_in_its_release_format(tmp_path, capsys):
     assert Image.open(files[0]).size == (8, 8) and Image.open(files[0]).mode == "RGB"
     assert main(["simulate", "human", "--out", str(tmp_path / "ratings.csv"), "--n", "12"]) == 0
     shown = set(data_adapters.load(tmp_path / "ratings.csv").per_stimulus.stimulus_id)
-    assert len({s for s in shown if s.startswith("img_")}) == 12  # besides the practice images
+    assert len({s for s in shown if not s.startswith("practice_")}) == 12
     assert main(["simulate", "blur-fmri", "--out", str(tmp_path / "fmri"), "--n", "1"]) == 0
     assert data_adapters.load(tmp_path / "fmri" / "sub-01.h5").attrs["simulated"]
     assert main(["simulate", "macaque", "--out", str(tmp_path / "rec.h5")]) == 2
@@ -103,6 +103,33 @@ def test_a_simulated_recording_scores_from_its_files_as_the_readme_shows(tmp_pat
     scored = json.loads((tmp_path / "scores.json").read_text())
     assert not scored["failures"] and len(scored["scores"]) == 1
     assert np.isfinite(scored["scores"][0]["value"])
+
+
+def test_simulated_ratings_come_with_their_images_and_their_planted_truth(tmp_path):
+    """``workbench simulate human`` writes ratings of images on disk (the noisy digits whose
+    planted uncertainty grows with their noise) and the CSV naming them, so that the
+    real-file benchmark scores a model on them; before, the ratings named images
+    (img_0000...) that existed nowhere."""
+    import data_adapters
+    from scipy.stats import spearmanr
+
+    from workbench.replications import human_uncertainty
+
+    ratings = tmp_path / "ratings.sqlite"
+    assert main(["simulate", "human", "--out", str(ratings), "--n", "40"]) == 0
+    table = data_adapters.load_stimulus_set(tmp_path / "ratings_stimuli.csv")
+    assert len(table) == 40 and all((tmp_path / name).is_file() for name in table["filename"])
+    measured = human_uncertainty(data_adapters.load(ratings, practice_trials=3))  # what the benchmark reads
+    assert set(measured.index) == set(table["stimulus_id"])
+    # the planted truth is in the files: measured uncertainty grows with each image's noise
+    noise = table.set_index("stimulus_id")["level_value"].astype(float)
+    assert spearmanr(measured, noise.loc[measured.index]).statistic > 0.5  # 0.69: D is estimated from ~45 answers
+    assert main(["simulate", "human", "--out", str(tmp_path / "many.csv"), "--n", "501"]) == 2
+    assert main(["score", "b", "--no-train", "--benchmark", "human.rt-uncertainty", "--path", str(ratings),
+                 "--stimuli", str(tmp_path / "ratings_stimuli.csv"), "--load-option", "practice_trials=3",
+                 "--permutations", "20", "--out", str(tmp_path / "scores.json"), "--no-progress"]) == 0
+    scored = json.loads((tmp_path / "scores.json").read_text())
+    assert not scored["failures"] and not scored.get("warnings") and scored["scores"][0]["n"] == 40
 
 
 def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):

@@ -485,9 +485,7 @@ def _poisson_trials(rates, n_repetitions, rng):
 
 def _write_images(folder, embedded, size, ids, batch=128):
     """Each stimulus as an 8-bit RGB PNG (the embedded set rendered in [0, 1] at ``size``)."""
-    from PIL import Image
-
-    from workbench.storage import atomic_path
+    from .images import write_png
 
     rgb = stimulus_sets.Preprocessing(size=size, channels="rgb", normalization="imagenet")
     folder.mkdir(parents=True, exist_ok=True)
@@ -496,5 +494,4 @@ def _write_images(folder, embedded, size, ids, batch=128):
         raw = embedded_stimuli(embedded["name"], embedded["n_stimuli"], embedded["seed"], preprocessing=rgb,
                                ids=ids[start:start + batch])
         for sid, image in zip(raw.stimulus_ids, rgb.unit_range(raw.images)):
-            with atomic_path(folder / f"{sid}.png") as tmp:
-                Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
+            write_png(folder / f"{sid}.png", image)
