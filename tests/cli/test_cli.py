@@ -132,6 +132,50 @@ def test_simulated_ratings_come_with_their_images_and_their_planted_truth(tmp_pa
     assert not scored["failures"] and not scored.get("warnings") and scored["scores"][0]["n"] == 40
 
 
+BLNET = """import torch
+from torch import nn
+
+
+class BLNet(nn.Module):  # as published (Spoerer et al. 2020): one RGB image in, a readout per step out
+    def __init__(self, times=4):
+        super().__init__()
+        self.times, self.bottom, self.lateral = times, nn.Conv2d(3, 8, 5, stride=4, padding=2), nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        h, readouts = None, []
+        for _ in range(self.times):
+            h = torch.relu(self.bottom(x) + (self.lateral(h) if h is not None else 0))
+            readouts.append(self.fc(h.mean((2, 3))))
+        return readouts
+
+
+def build():
+    torch.manual_seed(0)
+    return BLNet()
+"""
+
+
+def test_reaction_times_of_a_224_px_model_that_loops_over_one_image(tmp_path, monkeypatch):
+    """A BLnet written as people write it (static 224 px RGB input, a list of per-step
+    readouts) is scored on rated images on disk, shown at its declared input; the simulated
+    variant, whose noisy digits exist only at 32 px, says which variant can show it."""
+    (tmp_path / "user_blnet.py").write_text(BLNET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ratings = tmp_path / "ratings.csv"
+    assert main(["simulate", "human", "--out", str(ratings), "--n", "30"]) == 0
+    common = ["--permutations", "20", "--no-progress"]
+    assert main(["score", "user_blnet:build", "--benchmark", "human.rt-uncertainty", "--path", str(ratings),
+                 "--stimuli", str(tmp_path / "ratings_stimuli.csv"), "--load-option", "practice_trials=3",
+                 "--out", str(tmp_path / "real.json"), *common]) == 0
+    real = json.loads((tmp_path / "real.json").read_text())
+    assert not real["failures"] and real["scores"][0]["n"] == 30 and -1 <= real["scores"][0]["value"] <= 1
+    assert main(["score", "user_blnet:build", "--benchmark", "sim-human.rt-uncertainty",
+                 "--out", str(tmp_path / "sim.json"), *common]) == 1
+    failure = json.loads((tmp_path / "sim.json").read_text())["failures"][0]["error"]
+    assert "expects 224 px RGB" in failure and "human.rt-uncertainty with path= and stimuli=" in failure
+
+
 def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
     from workbench.report.build import build_report
     from workbench.report.config import parse_config

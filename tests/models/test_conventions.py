@@ -95,3 +95,67 @@ def test_a_feedforward_declaration_on_a_recurrent_model_is_refused(rgb):
     with pytest.raises(ExtractionError, match="ran 3 times in one call of a feedforward model"):
         extract(user_static_rt.build(times=3), rgb, layers=["IT"], progress=False, convention="feedforward",
                 protocol=PresentationProtocol(2, 0))
+
+
+class _PerStep(torch.nn.Module):
+    """A readout per step: ``frames`` models take (B, T, C, H, W); static ones loop over one
+    image and return a list of (B, K) (BLnet-style) or a (B, T, K) tensor."""
+
+    def __init__(self, kind, times=5):
+        super().__init__()
+        self.kind, self.times = kind, times
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 3)
+
+    def readout(self, x, h):
+        h = torch.relu(self.conv(x) + (h if h is not None else 0))
+        return h, self.fc(h.mean((2, 3)))
+
+    def forward(self, x):
+        h, outs = None, []
+        if self.kind == "frames":
+            for t in range(x.shape[1]):
+                h, out = self.readout(x[:, t], h)
+                outs.append(out)
+            return torch.stack(outs, 1), {"h": h}  # (logits, states)
+        for _ in range(self.times):
+            h, out = self.readout(x, h)
+            outs.append(out)
+        if self.kind == "final":
+            return outs[-1]
+        return outs if self.kind == "list" else torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("kind, declared, steps", [("frames", None, 8), ("frames", "frames", 8),
+                                                   ("list", None, 5), ("list", "static_recurrent", 5),
+                                                   ("tensor", None, 5)])
+def test_step_readouts_of_frames_and_static_recurrent_models(kind, declared, steps):
+    """Reaction times read a readout per step: from a frames model shown the image for each
+    frame, or from a model that loops over one image inside forward (BLnet as published),
+    declared or found by calling it; each step's readout is the model's own."""
+    from workbench.models.conventions import step_readouts
+
+    torch.manual_seed(0)
+    model, images = _PerStep(kind).eval(), torch.randn(6, 1, 8, 8)
+    with torch.no_grad():
+        logits = step_readouts(model, images, 8, declared)
+        assert logits.shape == (6, steps, 3)
+        h, expected = None, []
+        for _ in range(steps):
+            h, out = model.readout(images, h)  # a held image: every frame is the same image
+            expected.append(out)
+    torch.testing.assert_close(logits, torch.stack(expected, 1))
+
+
+def test_step_readouts_refuse_one_readout_and_uncallable_models_by_name():
+    from workbench.models.conventions import step_readouts
+
+    images = torch.randn(4, 1, 8, 8)
+    with pytest.raises(ExtractionError, match=r"per-step readouts .* returned \(4, 3\)"):
+        step_readouts(_PerStep("final").eval(), images, 8)
+    with pytest.raises(ExtractionError, match="a feedforward model gives one readout"):
+        step_readouts(_PerStep("list").eval(), images, 8, "feedforward")
+    with pytest.raises(ExtractionError, match=r"model\(frames\) failed .*; model\(x\) failed .*Declare"):
+        step_readouts(torch.nn.Linear(3, 3), images, 8)
+    with pytest.raises(ExtractionError, match=r"calling the model as declared \(frames\) failed"):
+        step_readouts(_PerStep("list").eval(), images, 8, "frames")

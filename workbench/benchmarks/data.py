@@ -192,10 +192,11 @@ def blur_fmri(path, seed, data_dir, load_options=None):
     return [average_repetitions(data_adapters.load(p, **options)) for p in paths], paths
 
 
-def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None):
+def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None, preprocessing=None):
     """``(stimuli, per-image human uncertainty D, source)``: a user's ratings file (read with
-    ``load_options``) with its images, or simulated ratings of the Spoerer replication's noisy
-    digits. A rated stimulus is found in ``stimuli_csv`` by id, then by file name
+    ``load_options``) with its images rendered at ``preprocessing`` (default the zoo's 32 px
+    greyscale), or simulated ratings of the Spoerer replication's noisy digits (32 px
+    greyscale). A rated stimulus is found in ``stimuli_csv`` by id, then by file name
     (:func:`image_index`)."""
     import data_adapters
 
@@ -218,7 +219,7 @@ def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None):
             missing = [i for i, keep in zip(rated, has_image) if not keep]
             warnings.warn(f"{path}: {len(missing)} of {len(rated)} rated stimuli have no image {where} and are left "
                           f"out (e.g. {missing[:3]})", DataWarning, stacklevel=2)
-        return render_stimuli(ids, path, stimuli_csv), uncertainty, path
+        return render_stimuli(ids, path, stimuli_csv, preprocessing=preprocessing), uncertainty, path
     stimuli, planted = spoerer_stimuli(seed=seed)
     key = simulation_key({"seed": seed}, simulate_human_ratings, spoerer_stimuli)
     path = Path(data_dir) / f"sim_human_seed{seed}_{key}.sqlite"

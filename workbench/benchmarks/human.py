@@ -9,7 +9,7 @@ Spearman rho between those RTs and human uncertainty D = 0.5 - |0.5 - PC|.
 
 import numpy as np
 
-from ..errors import WorkbenchError
+from ..errors import ExtractionError, WorkbenchError
 from ..scores import Score, Scores
 from ..stimuli import Preprocessing
 from .base import Panel, VariantBenchmark
@@ -51,46 +51,49 @@ class RTUncertainty(VariantBenchmark):
     """Entropy reaction times vs human uncertainty on held-out images."""
 
     dataset, metric, regional = "human", "rt-uncertainty", False
-    version = "2"  # 2: refuses models that are not called with frames or expect another input
+    # 2: refuses models that are not called with frames or expect another input; 3: also
+    # reads models that loop over one image (per-step readouts), and the real-file variant
+    # shows its images at the model's declared input
+    version = "3"
     citation = CITATION
     in_demo = True
     units = "spearman_rho"
     panel = ReactionTimePanel
 
-    def load_data(self):
-        """``(stimuli, human uncertainty per image, source)``."""
-        return human_ratings(self.path, self.stimuli_path, self.seed, self.cache_dir / "data", self.load_options)
+    def load_data(self, preprocessing=None):
+        """``(stimuli, human uncertainty per image, source)``; the rated images of a ratings
+        file rendered at ``preprocessing`` (default the zoo's 32 px greyscale)."""
+        return human_ratings(self.path, self.stimuli_path, self.seed, self.cache_dir / "data", self.load_options,
+                             preprocessing=preprocessing)
 
     def stimuli(self, model_spec=None):
-        """The rated images (the noisy digits are rendered at the zoo's 32 px greyscale)."""
-        return self.load_data()[0]
+        """The rated images: a ratings file's as the model declares its input; the simulated
+        variant's noisy digits at the zoo's 32 px greyscale (the only size they exist at)."""
+        return self.load_data(self.model_input(model_spec) if self.path else None)[0]
 
     def run(self, model_spec):
         import torch
         import xarray as xr
 
         from ..metrics import reaction_time as rt
+        from ..models.conventions import step_readouts
         from ..models.spec import ModelSpec
 
         spec = ModelSpec.from_dict(model_spec)
         model = spec.build(self.cache_dir)
         convention = spec.convention_of(model)
-        if convention not in (None, "frames"):
-            raise WorkbenchError(f"model {spec.name!r} ({convention}) cannot give reaction times: this benchmark reads "
-                                 "the per-step decision logits of a model called with frames (B, T, C, H, W)")
-        stimuli, uncertainty, source = self.load_data()
         declared = self.model_input(spec, model)
-        if declared != Preprocessing():
-            raise WorkbenchError(f"model {spec.name!r} expects {declared.describe()}; this benchmark's "
-                                 "noisy digits exist only at the zoo's 32 px greyscale")
+        if not self.path and declared != Preprocessing():
+            raise WorkbenchError(f"model {spec.name!r} expects {declared.describe()}; this benchmark's simulated "
+                                 "noisy digits exist only at the zoo's 32 px greyscale (the real-file variant, "
+                                 "human.rt-uncertainty with path= and stimuli=, renders its images at any input)")
+        stimuli, uncertainty, source = self.load_data(declared if self.path else None)
         with torch.no_grad():
             images = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))
-            frames = images[:, None].expand(-1, STEPS, -1, -1, -1)
-            logits = model.eval()(frames)
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        if logits.ndim != 3:
-            raise WorkbenchError(f"model {spec.name!r} must return per-step logits (batch, steps, classes) "
-                                 f"for reaction times; got shape {tuple(logits.shape)}")
+            try:
+                logits = step_readouts(model.eval(), images, STEPS, convention)
+            except ExtractionError as error:
+                raise WorkbenchError(f"model {spec.name!r}: {error}") from error
         cumulative = getattr(model, "config", {}).get("readout") != "cumulative"
         entropy = rt.readout_entropy(rt.cumulative_probabilities(logits.numpy(), cumulative=cumulative))
         category = next((c for c in ("category_name", "label", "object_name") if c in stimuli.metadata), None)

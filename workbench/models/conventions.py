@@ -123,3 +123,52 @@ def run_steps(model, batch, protocol, convention, recorder):
         before = [torch.zeros_like(outputs[0])] * offset
         steps[name] = before + outputs + [outputs[-1]] * (n_steps - offset - len(outputs))
     return steps
+
+
+def step_readouts(model, images, steps, convention=None):
+    """Per-step readouts ``(batch, n_steps, classes)`` of ``model`` shown the static
+    ``images`` ``(batch, C, H, W)``: what reaction times are read from.
+
+    ``"frames"``: ``model(frames)`` with each image held for ``steps`` frames, returning
+    ``(batch, steps, classes)`` (or a tuple whose first item is that). ``"static_recurrent"``:
+    ``model(images)``, recurrence inside, returning one readout per step of its own loop: a
+    list or tuple of ``(batch, classes)`` tensors (BLnet-style) or one ``(batch, n_steps,
+    classes)`` tensor. ``None`` (undeclared): frames if the model takes them, else the
+    static call. A feedforward model has one readout, hence no reaction time: an error.
+    """
+    if convention == "feedforward":
+        raise ExtractionError("a feedforward model gives one readout per image, not one per step: reaction times "
+                              "need a recurrent model (convention 'frames' or 'static_recurrent')")
+    attempts = {"frames": lambda: model(images[:, None].expand(-1, steps, -1, -1, -1)),
+                "static_recurrent": lambda: model(images)}
+    tried = [convention] if convention else ["frames", "static_recurrent"]
+    problems = []
+    for name in tried:
+        try:
+            output = attempts[name]()
+        except Exception as error:  # noqa: BLE001 - probing an undeclared model; reported below
+            if convention:
+                raise ExtractionError(f"calling the model as declared ({name}) failed: "
+                                      f"{type(error).__name__}: {str(error)[:200]}") from error
+            problems.append(f"model({'frames' if name == 'frames' else 'x'}) failed "
+                            f"({type(error).__name__}: {str(error)[:120]})")
+            continue
+        return _as_step_logits(output, name, len(images))
+    raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
+                          + ". Declare its convention ('frames' or 'static_recurrent')")
+
+
+def _as_step_logits(output, convention, batch):
+    """A model's output as ``(batch, n_steps, classes)``, or an error saying what it gave."""
+    if isinstance(output, (list, tuple)) and output and all(torch.is_tensor(o) and o.ndim == 2 for o in output):
+        if convention == "static_recurrent" and len({tuple(o.shape) for o in output}) == 1:
+            return torch.stack(list(output), 1)  # one readout per step of the model's loop
+    if isinstance(output, (list, tuple)) and output and torch.is_tensor(output[0]) and output[0].ndim == 3:
+        output = output[0]  # (logits, states) and the like
+    if torch.is_tensor(output) and output.ndim == 3 and output.shape[0] == batch:
+        return output
+    shape = (f"a {type(output).__name__} of {len(output)}" if isinstance(output, (list, tuple))
+             else tuple(output.shape) if torch.is_tensor(output) else type(output).__name__)
+    raise ExtractionError(f"reaction times need per-step readouts (batch, steps, classes), or, for a model "
+                          f"called with one image, a list of (batch, classes) per step; called as {convention}, it "
+                          f"returned {shape}")
