@@ -159,3 +159,24 @@ def test_step_readouts_refuse_one_readout_and_uncallable_models_by_name():
         step_readouts(torch.nn.Linear(3, 3), images, 8)
     with pytest.raises(ExtractionError, match=r"calling the model as declared \(frames\) failed"):
         step_readouts(_PerStep("list").eval(), images, 8, "frames")
+
+
+def test_an_undeclared_static_model_that_also_runs_on_frames_is_called_with_one_image():
+    """A model that flattens its input runs on a 5-D frames batch too, returning nonsense of
+    the wrong shape: undeclared, it is then called with the image, as it was written to be."""
+    from workbench.models.conventions import step_readouts
+
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(1, 3)
+
+        def forward(self, x):
+            pooled = x.reshape(len(x), -1).mean(1, keepdim=True)  # any input shape
+            return [self.fc(pooled) * (t + 1) for t in range(3)]  # 3 steps of its own loop
+
+    model, images = Flat(), torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        logits = step_readouts(model, images, 8)
+        assert logits.shape == (4, 3, 3)
+        torch.testing.assert_close(logits[:, 2], 3 * model.fc(images.reshape(4, -1).mean(1, keepdim=True)))

@@ -153,7 +153,12 @@ def step_readouts(model, images, steps, convention=None):
             problems.append(f"model({'frames' if name == 'frames' else 'x'}) failed "
                             f"({type(error).__name__}: {str(error)[:120]})")
             continue
-        return _as_step_logits(output, name, len(images))
+        try:
+            return _as_step_logits(output, name, len(images))
+        except ExtractionError as error:
+            if convention or name == tried[-1]:
+                raise
+            problems.append(f"model(frames) ran but gave no per-step readouts ({error})")  # try model(x)
     raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
                           + ". Declare its convention ('frames' or 'static_recurrent')")
 
