@@ -113,11 +113,11 @@ class _PerStep(torch.nn.Module):
 
     def forward(self, x):
         h, outs = None, []
-        if self.kind == "frames":
+        if self.kind.startswith("frames"):
             for t in range(x.shape[1]):
                 h, out = self.readout(x[:, t], h)
                 outs.append(out)
-            return torch.stack(outs, 1), {"h": h}  # (logits, states)
+            return outs if self.kind == "frames-list" else (torch.stack(outs, 1), {"h": h})  # (logits, states)
         for _ in range(self.times):
             h, out = self.readout(x, h)
             outs.append(out)
@@ -126,7 +126,7 @@ class _PerStep(torch.nn.Module):
         return outs if self.kind == "list" else torch.stack(outs, 1)
 
 
-@pytest.mark.parametrize("kind, declared, steps", [("frames", None, 8), ("frames", "frames", 8),
+@pytest.mark.parametrize("kind, declared, steps", [("frames", None, 8), ("frames", "frames", 8), ("frames-list", None, 8),
                                                    ("list", None, 5), ("list", "static_recurrent", 5),
                                                    ("tensor", None, 5)])
 def test_step_readouts_of_frames_and_static_recurrent_models(kind, declared, steps):

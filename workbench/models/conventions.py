@@ -130,10 +130,11 @@ def step_readouts(model, images, steps, convention=None):
     ``images`` ``(batch, C, H, W)``: what reaction times are read from.
 
     ``"frames"``: ``model(frames)`` with each image held for ``steps`` frames, returning
-    ``(batch, steps, classes)`` (or a tuple whose first item is that). ``"static_recurrent"``:
-    ``model(images)``, recurrence inside, returning one readout per step of its own loop: a
-    list or tuple of ``(batch, classes)`` tensors (BLnet-style) or one ``(batch, n_steps,
-    classes)`` tensor. ``None`` (undeclared): frames if the model takes them, else the
+    ``(batch, steps, classes)`` (or a tuple whose first item is that) or a list of ``steps``
+    ``(batch, classes)``. ``"static_recurrent"``: ``model(images)``, recurrence inside,
+    returning one readout per step of its own loop: a list or tuple of ``(batch, classes)``
+    tensors (BLnet-style) or one ``(batch, n_steps, classes)`` tensor. ``None``
+    (undeclared): frames if the model takes them and gives per-step readouts, else the
     static call. A feedforward model has one readout, hence no reaction time: an error.
     """
     if convention == "feedforward":
@@ -154,7 +155,7 @@ def step_readouts(model, images, steps, convention=None):
                             f"({type(error).__name__}: {str(error)[:120]})")
             continue
         try:
-            return _as_step_logits(output, name, len(images))
+            return _as_step_logits(output, name, len(images), steps)
         except ExtractionError as error:
             if convention or name == tried[-1]:
                 raise
@@ -163,11 +164,14 @@ def step_readouts(model, images, steps, convention=None):
                           + ". Declare its convention ('frames' or 'static_recurrent')")
 
 
-def _as_step_logits(output, convention, batch):
-    """A model's output as ``(batch, n_steps, classes)``, or an error saying what it gave."""
+def _as_step_logits(output, convention, batch, steps):
+    """A model's output as ``(batch, n_steps, classes)``, or an error saying what it gave
+    (``steps``: the frames a frames model was shown)."""
     if isinstance(output, (list, tuple)) and output and all(torch.is_tensor(o) and o.ndim == 2 for o in output):
-        if convention == "static_recurrent" and len({tuple(o.shape) for o in output}) == 1:
-            return torch.stack(list(output), 1)  # one readout per step of the model's loop
+        # one readout per step of the model's loop, or per frame (as many as it was shown)
+        same = len({tuple(o.shape) for o in output}) == 1 and output[0].shape[0] == batch
+        if same and (convention == "static_recurrent" or len(output) == steps):
+            return torch.stack(list(output), 1)
     if isinstance(output, (list, tuple)) and output and torch.is_tensor(output[0]) and output[0].ndim == 3:
         output = output[0]  # (logits, states) and the like
     if torch.is_tensor(output) and output.ndim == 3 and output.shape[0] == batch:
