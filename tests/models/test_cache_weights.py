@@ -52,6 +52,42 @@ def test_weights_round_trip_and_wrong_architecture(tmp_path):
         load_weights(model, tmp_path / "missing.pt")
 
 
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_training_checkpoints_give_the_model_state_dict_they_hold(tmp_path):
+    """Checkpoints as training code writes them: Lightning's ``{"state_dict": {"model.…"},
+    "epoch", ...}``, ``{"model": …, "optimizer": …}``, a DataParallel or torch.compile
+    model's prefixed names; the one state dict with the model's names is loaded."""
+    model = BLNet(seed=3)
+    own = model.state_dict()
+    checkpoints = {
+        "lightning": {"state_dict": {f"model.{k}": v for k, v in own.items()}, "epoch": 3, "global_step": 9,
+                      "hyper_parameters": {"lr": 0.1}},
+        "model_and_optimizer": {"model": own, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "epoch": 2},
+        "data_parallel": {f"module.{k}": v for k, v in own.items()},
+        "compiled_in_data_parallel": {f"module._orig_mod.{k}": v for k, v in own.items()},
+    }
+    for name, checkpoint in checkpoints.items():
+        torch.save(checkpoint, tmp_path / f"{name}.pt")
+        assert _same_weights(load_weights(BLNet(seed=4), tmp_path / f"{name}.pt"), model), name
+
+
+def test_checkpoints_without_one_clear_state_dict_are_named_errors(tmp_path):
+    model, other = BLNet(seed=3), BLNet(seed=5)
+    torch.save({"model": model.state_dict(), "ema": other.state_dict()}, tmp_path / "two.pt")
+    with pytest.raises(ExtractionError, match=r"two.pt.*several state dicts of this model \('model', 'ema'\)"):
+        load_weights(BLNet(seed=4), tmp_path / "two.pt")
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "none.pt")
+    with pytest.raises(ExtractionError, match=r"none.pt.*keys 'epoch', 'lr'.*no state dict of tensors"):
+        load_weights(model, tmp_path / "none.pt")
+    # one nested state dict of another network: the architecture check says what differs
+    torch.save({"model": BLNet(channels=(4, 8)).state_dict(), "epoch": 1}, tmp_path / "other.pt")
+    with pytest.raises(ExtractionError, match="another architecture than BLNet"):
+        load_weights(model, tmp_path / "other.pt")
+
+
 def test_the_activation_key_covers_the_extraction_code(monkeypatch):
     """Cached activations depend on the code that runs the model and stores its states
     (conventions, protocol, reductions, the store), not only on the model's own code: each

@@ -83,6 +83,19 @@ def test_a_data_parallel_state_dict_of_the_release_loads(tmp_path):
         torch.testing.assert_close(target.state_dict()[key], value)
 
 
+def test_the_release_checkpoint_loads(tmp_path):
+    """The CORnet release's .pth files are training checkpoints (its get_model reads
+    ``ckpt["state_dict"]``): epoch, architecture name, DataParallel state dict, optimizer."""
+    source = zoo.build("cornet-z", seed=1)
+    checkpoint = {"epoch": 25, "arch": "CORnet_Z",
+                  "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
+                  "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "momentum": 0.9, "params": [0, 1]}]}}
+    torch.save(checkpoint, tmp_path / "cornet_z-5c427c9c.pth")
+    target = load_weights(zoo.build("cornet-z", seed=2), tmp_path / "cornet_z-5c427c9c.pth")
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[key], value)
+
+
 def test_cornet_s_calls_map_to_steps_one_area_per_step(images):
     model = zoo.build("cornet-s", seed=0)
     protocol = PresentationProtocol(image_steps=6, blank_steps=2, unrolling="layer_per_step")

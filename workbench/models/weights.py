@@ -55,12 +55,8 @@ def load_weights(model, path, device="cpu"):
         raise WeightsFileError(path, f"cannot be loaded as weights: {kind} ({type(error).__name__})",
                               "save the model's state_dict() with torch.save; the workbench never "
                               "unpickles arbitrary objects") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsFileError(path, f"expected a state dict of tensors, got {type(state).__name__}",
-                              "save the model's state_dict() with torch.save")
     expected = model.state_dict()
-    if state and all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in expected):
-        state = {k[len("module."):]: v for k, v in state.items()}  # saved from a DataParallel wrapper
+    state = _model_state(state, expected, path)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mis_shaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
@@ -76,3 +72,52 @@ def load_weights(model, path, device="cpu"):
             + " (fix: build the model with the config it was trained with)")
     model.load_state_dict(state)
     return model
+
+
+# Prefixes that wrappers put before a model's own parameter names: DataParallel and
+# DistributedDataParallel ("module."), torch.compile ("_orig_mod."), a LightningModule or
+# training wrapper holding the network as an attribute ("model.", "net.", "network.")
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.")
+
+
+def _is_state_dict(value):
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def _unwrapped(state, expected):
+    """``state`` with wrapper prefixes removed while every key has one and the model's own
+    names have none (a model whose parameters really start with "model." keeps them)."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                stripped = True
+    return state
+
+
+def _model_state(loaded, expected, path):
+    """The model's state dict in what ``torch.load`` returned: the dict itself, or, in a
+    training checkpoint (``{"state_dict": ..., "epoch": 3}``, ``{"model": ..., "optimizer":
+    ...}``), the one nested state dict whose names are the model's (wrapper prefixes removed).
+    Several that fit (a model and its EMA copy) or none: a named error."""
+    if not isinstance(loaded, dict):
+        raise WeightsFileError(path, f"expected a state dict of tensors, got {type(loaded).__name__}",
+                              "save the model's state_dict() with torch.save")
+    if _is_state_dict(loaded):
+        return _unwrapped(loaded, expected)
+    nested = {key: _unwrapped(value, expected) for key, value in loaded.items() if _is_state_dict(value)}
+    fitting = [key for key, value in nested.items() if set(value) == set(expected)]
+    if len(fitting) == 1:
+        return nested[fitting[0]]
+    keys = ", ".join(repr(k) for k in list(loaded)[:8])
+    if len(fitting) > 1:
+        raise WeightsFileError(path, f"a checkpoint with several state dicts of this model ({', '.join(map(repr, fitting))})",
+                              "save the one to score: torch.save(checkpoint[KEY], 'weights.pt')")
+    if len(nested) == 1:  # the architecture check names what differs
+        return next(iter(nested.values()))
+    what = f"state dicts under {', '.join(map(repr, nested))}, none with this model's names" if nested else \
+        "no state dict of tensors"
+    raise WeightsFileError(path, f"a checkpoint dict (keys {keys}) with {what}",
+                          "save the model's state_dict() with torch.save")
