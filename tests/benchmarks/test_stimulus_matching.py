@@ -224,3 +224,28 @@ def test_hostile_references_are_matched_without_a_hang():
     assert image_index(hostile, table, "set.csv").tolist() == [-1, -1, -1, -1]
     assert time.perf_counter() - start < 10  # a hang guard, not a speed figure: about 0.1 s
     assert _file_keys('<img alt="a cat" src="img/a.png?x=1">') == ["img/a.png", "a.png", "a"]
+
+
+def test_a_data_file_of_another_kind_is_a_named_error(tmp_path, stimulus_set, shared_data):
+    """A benchmark given its stimulus CSV as the data, or one dataset's file for another's
+    benchmark, says what the file holds and where it goes (before: a raw AttributeError)."""
+    from conftest import make_assembly
+
+    from workbench import simulators
+    from workbench.assembly import to_netcdf
+    from workbench.benchmarks.data import load_data_file
+    from workbench.errors import DataFormatError
+
+    to_netcdf(make_assembly(repetitions=2), tmp_path / "rec.nc")
+    ratings = simulators.simulate_human_ratings(tmp_path / "ratings.csv", format="csv", n_workers=3, n_images=4).path
+    csv_file = shared_data / "hvm" / "hvm_stimulus_metadata.csv"
+    cases = [(csv_file, "recording", "holds a stimulus set .* not a neural recording .*pass it as stimuli="),
+             (stimulus_set, "ratings", "holds a stimulus set .* not human ratings"),
+             (tmp_path / "rec.nc", "ratings", "holds a neural recording .* not human ratings .*macaque"),
+             (ratings, "recording", "holds human ratings .* not a neural recording .*human.rt-uncertainty")]
+    for path, wanted, words in cases:
+        with pytest.raises(DataFormatError, match=words) as caught:
+            load_data_file(path, wanted)
+        assert str(path) in str(caught.value)
+    assert load_data_file(tmp_path / "rec.nc", "recording").dims[0] == "presentation"
+    assert hasattr(load_data_file(ratings, "ratings"), "per_stimulus")

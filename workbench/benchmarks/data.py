@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataWarning, WorkbenchError
+from ..errors import DataFormatError, DataWarning, WorkbenchError
 from ..storage import exclusive_entry
 
 def simulation_key(options, *code):
@@ -138,6 +138,31 @@ def embedded_of(assembly):
     return embedded
 
 
+# what data_adapters.load returns, by the kind of data a file holds
+DATA_KINDS = {"recording": "a neural recording (an assembly: BrainIO netCDF, BData, NIfTI)",
+              "ratings": "human ratings (psiTurk sqlite, a CSV of trials, jsPsych)",
+              "stimulus set": "a stimulus set (the list of images)"}
+
+
+def load_data_file(path, wanted, load_options=None):
+    """``data_adapters.load(path, **load_options)``, refused with a named error when the file
+    holds another kind of data than ``wanted`` ("recording" or "ratings"): a benchmark given
+    its stimulus CSV as the data, or one dataset's file for another's benchmark."""
+    import data_adapters
+    import xarray as xr
+
+    loaded = data_adapters.load(path, **(load_options or {}))
+    kind = ("recording" if isinstance(loaded, xr.DataArray) else "stimulus set" if isinstance(loaded, pd.DataFrame)
+            else "ratings" if hasattr(loaded, "per_stimulus") else None)
+    if kind != wanted:
+        fix = {"stimulus set": "pass it as stimuli=/--stimuli, and the data file as path=/--path",
+               "recording": "data for the macaque.* and blur-fmri.* benchmarks",
+               "ratings": "data for human.rt-uncertainty"}.get(kind)
+        raise DataFormatError(path, f"holds {DATA_KINDS.get(kind, f'a {type(loaded).__name__}')}, not "
+                              f"{DATA_KINDS[wanted]}", fix)
+    return loaded
+
+
 def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits", load_options=None):
     """The recording at ``path`` (read with ``load_options``), or the simulated one of
     ``stimulus_set`` (written once into ``data_dir``)."""
@@ -149,7 +174,7 @@ def macaque_recording(path, seed, n_stimuli, data_dir, stimulus_set="digits", lo
     from ..stimuli import digits
 
     if path:
-        return data_adapters.load(path, **(load_options or {})), path
+        return load_data_file(path, "recording", load_options), path
     from .. import character_stimuli, object_stimuli
 
     options = {"seed": seed, "n_stimuli": n_stimuli}
@@ -169,8 +194,6 @@ def blur_fmri(path, seed, data_dir, load_options=None):
     """Per-subject blur-fMRI assemblies (repetitions averaged) and their files: ``path``, one
     file or a list of them (one per subject), each read with ``load_options``; else the
     simulated experiment."""
-    import data_adapters
-
     from ..assembly import average_repetitions
     from ..simulators import simulate_blur_fmri
     from ..storage import write_json
@@ -189,7 +212,7 @@ def blur_fmri(path, seed, data_dir, load_options=None):
                 write_json(marker, {"bdata": {s: str(p) for s, p in simulation.bdata.items()}})
         paths = list(json.loads(marker.read_text())["bdata"].values())
     options = (load_options or {}) if path else {}
-    return [average_repetitions(data_adapters.load(p, **options)) for p in paths], paths
+    return [average_repetitions(load_data_file(p, "recording", options)) for p in paths], paths
 
 
 def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None, preprocessing=None):
@@ -204,7 +227,7 @@ def human_ratings(path, stimuli_csv, seed, data_dir, load_options=None, preproce
     from ..simulators import simulate_human_ratings
 
     if path:
-        uncertainty = human_uncertainty(data_adapters.load(path, **(load_options or {})))
+        uncertainty = human_uncertainty(load_data_file(path, "ratings", load_options))
         rated = [str(i) for i in uncertainty.index]
         if stimuli_csv:
             has_image = image_index(rated, data_adapters.load_stimulus_set(stimuli_csv), stimuli_csv) >= 0
