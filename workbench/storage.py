@@ -36,8 +36,11 @@ def atomic_path(path):
     The temporary file is removed if the block raises.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner()}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner()}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:  # named by the file asked for, not by a temporary name it never saw
+        raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

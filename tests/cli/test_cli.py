@@ -46,6 +46,19 @@ def _one_line_error(capsys, command):
     return err
 
 
+def test_an_output_that_cannot_be_written_is_named_as_asked(tmp_path, capsys):
+    """An --out under a file (or any place the folder cannot be made) is one line naming the
+    path asked for; before, a store named the hidden temporary it tried to create."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for argv in (["extract", "b", "--out", str(blocker / "acts.zarr"), "--digits", "4", "--no-progress"],
+                 ["simulate", "human", "--out", str(blocker / "ratings.csv")]):
+        assert main(argv) == 1
+        err = _one_line_error(capsys, argv[0])
+        assert f"{blocker / argv[argv.index('--out') + 1].rsplit('/', 1)[-1]}: cannot write here" in err
+        assert ".tmp" not in err
+
+
 def test_simulate_writes_each_dataset_in_its_release_format(tmp_path, capsys):
     import data_adapters
 

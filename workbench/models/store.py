@@ -59,7 +59,10 @@ class ZarrSink:
     def open(self, template):
         import dask.array
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(self.path)) from None
         remove_stale_temporaries(self.path.parent, self.path.name)
         self.tmp = self.path.with_name(f".{self.path.name}.{owner()}.{uuid.uuid4().hex}.tmp")
         lazy = dask.array.zeros(template.shape, dtype=np.float32,
@@ -70,8 +73,12 @@ class ZarrSink:
         # Writes coords and metadata now; the data chunks are filled batch by batch.
         # Uncompressed: float activations barely compress, and compressing would take CPU
         # from the forward pass the write overlaps with.
-        dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True,
-                        encoding={VARIABLE: {"compressors": None}})
+        try:
+            dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True,
+                            encoding={VARIABLE: {"compressors": None}})
+        except OSError as error:  # named by the store asked for, not by its temporary
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(self.path)) from None
         import zarr
 
         self._array = zarr.open_group(str(self.tmp), mode="r+", zarr_format=2)[VARIABLE]
