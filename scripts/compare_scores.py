@@ -4,7 +4,8 @@ claim), every value both have compared exactly (NaN equals NaN, JSON null is NaN
     python scripts/compare_scores.py OLD/scores.json NEW/scores.json [--rtol 0]
 
 Prints the keys only one side has (schema changes) and every differing value; exits 1 when
-a record is missing on either side or a shared value differs.
+a record is missing on either side or a shared value differs, and 2, with one line naming
+the file, when either is not a readable scores.json.
 """
 
 import argparse
@@ -13,10 +14,22 @@ import math
 import sys
 
 
+def _fail(message):
+    print(f"compare_scores: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _records(path):
-    data = json.loads(open(path, encoding="utf-8").read())
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        _fail(f"{path}: cannot be read as a report's scores.json ({error})")
+    records = data.get("scores") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        _fail(f"{path}: not a report's scores.json (no list of score records under 'scores')")
     out = {}
-    for record in data["scores"]:
+    for record in records:
         key = (record.get("model"), record.get("benchmark"), record.get("region", record.get("group")),
                record.get("claim"))
         out[key] = record
