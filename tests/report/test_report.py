@@ -81,6 +81,10 @@ def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
     (lambda t: t.replace('config = { channels = [', 'config = { channels = [0, '), "models[0].config.channels",
      "each count must be an integer >= 1, got 0"),
     (lambda t: "x = " + "[" * 5000 + "]" * 5000 + "\n" + t, "--config", "nests arrays or tables too deeply"),
+    # one benchmark listed twice (one recording with and without its stimuli, two animals'
+    # files): records that no reader could tell apart
+    (lambda t: t + '[[benchmarks]]\nname = "sim-human.rt-uncertainty"\n', "benchmarks[3]",
+     "'sim-human.rt-uncertainty' is listed already (benchmarks[1])"),
 ])
 def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_path, capsys, edit, key, words):
     config = _write_config(tmp_path, edit(SMALL_TOML))

@@ -194,6 +194,16 @@ def parse_config(data, base=Path("."), source="<dict>"):
     if duplicated:
         raise ConfigError("models", f"model names must be unique; repeated: {duplicated[0]!r}")
     benchmarks = tuple(_benchmark(i, spec, base) for i, spec in enumerate(data["benchmarks"]))
+    # a score is known by model x benchmark name (scores.json records, provenance, the page):
+    # two entries of one name, e.g. one recording with and without its stimulus set, or two
+    # animals' files, would give records no reader could tell apart
+    first = {}
+    for i, benchmark in enumerate(benchmarks):
+        if benchmark["name"] in first:
+            raise ConfigError(f"benchmarks[{i}]", f"{benchmark['name']!r} is listed already (benchmarks["
+                              f"{first[benchmark['name']]}]): their scores would be indistinguishable (fix: one "
+                              "entry per benchmark name; score other files or options in another report)")
+        first[benchmark["name"]] = i
     return ReportConfig(models, benchmarks, settings, source)
 
 
