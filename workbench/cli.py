@@ -283,10 +283,11 @@ def _simulate(args):
             if value is not None:
                 options[key] = value
         # the images are written too, as a release's stimulus set is on disk (--stimuli reads
-        # them); by default at the size the hidden network read them
-        from .simulators.macaque import NATIVE_IMAGE_SIZE
+        # them); by default as the simulated brain saw them (its input size), so that a model
+        # shown the files sees what the embedded route shows it
+        from .simulators.macaque import DEFAULT_BRAIN
 
-        image_size = NATIVE_IMAGE_SIZE[options["stimuli"]] if args.image_size is None else args.image_size
+        image_size = DEFAULT_BRAIN["input_size"] if args.image_size is None else args.image_size
         simulation = simulate_macaque(out, seed=args.seed, progress=not args.no_progress, image_size=image_size,
                                       **options)
         sites = ", ".join(f"{int((simulation.rates.region == r).sum())} {r}" for r, _, _ in simulation.regions)
@@ -482,7 +483,7 @@ def build_parser():
                           help="trials per stimulus (macaque, default 20) or runs per image (blur-fmri, 2)")
     simulate.add_argument("--image-size", type=int, default=None, metavar="PX",
                           help="macaque: size of the stimulus PNGs written beside the recording (default: the "
-                               "size the simulated brain saw: 8 px digits, 32 px objects and characters)")
+                               "size the simulated brain saw them at, 32 px)")
     _progress_option(simulate)
     simulate.set_defaults(run=_simulate)
 

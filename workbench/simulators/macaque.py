@@ -170,8 +170,8 @@ def simulate_macaque(path, n_stimuli=200, sites_per_region=16, n_repetitions=20,
     image_size : int, optional
         Also write every stimulus as an RGB PNG of this size into ``<stem>_images/`` (the
         stimulus CSV names them in its ``filename`` column), as a real stimulus set on disk;
-        :data:`NATIVE_IMAGE_SIZE` is the size the hidden network reads. None: no PNGs, and
-        the CSV names no files (its ``id`` names the embedded stimuli).
+        the brain's ``input_size`` (32 px by default) is the size it saw them at. None: no
+        PNGs, and the CSV names no files (its ``id`` names the embedded stimuli).
 
     Returns
     -------
@@ -357,7 +357,8 @@ def _site_weights(units, n_sites, rng, population_rank):
 
 
 EMBEDDED_SETS = ("digits", "objects", "characters")
-#: pixels at which the hidden network reads each embedded set (digits: their native 8 px)
+#: pixels at which each embedded set is rendered when no size is asked for (digits: their
+#: native 8 px); the simulated brain sees them at its own input size
 NATIVE_IMAGE_SIZE = {"digits": 8, "objects": 32, "characters": 32}
 
 
@@ -390,7 +391,6 @@ def embedded_stimuli(name, n_stimuli, seed, preprocessing=None, ids=None):
     if name != "digits":  # digits() checks its own n_stimuli, which it does not need with ids
         check_count("n_stimuli", n_stimuli, 1)  # how many the recording showed
     if name == "digits":
-        # the hidden network reads 8 px digits (their native size)
         preprocessing = preprocessing or stimulus_sets.Preprocessing(size=NATIVE_IMAGE_SIZE[name])
         shown = stimulus_sets.digits(n_stimuli, seed=seed, preprocessing=preprocessing, ids=ids)
         embedded = {"name": "digits", "n_stimuli": n_stimuli, "seed": seed}
