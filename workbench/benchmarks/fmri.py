@@ -125,6 +125,7 @@ class BlurDenoising(VariantBenchmark):
         from ..metrics.denoising import denoising_test, fmri_denoising_index
         from ..metrics.dimensionality import participation_ratio
         from ..models import extract
+        from ..models.conventions import LoopLongerThanProtocol
         from ..models.spec import ModelSpec
         from ..stimuli import blur
 
@@ -136,14 +137,26 @@ class BlurDenoising(VariantBenchmark):
         layers = spec.layers_of(model)
         protocol = spec.protocol(model, STEPS, 0)
         convention = spec.convention_of(model)
-        parts = []
-        for shown, level in ((clean, 0.0), (blur(clean, BLUR_LEVEL), BLUR_LEVEL)):
-            da = extract(model, shown, layers=layers, protocol=protocol, progress=False, convention=convention)
-            source_ids = (shown.metadata["source_id"].to_numpy(str) if "source_id" in shown.metadata
-                          else shown.stimulus_ids)
-            extra = [name for name, c in da.coords.items() if c.dims == ("presentation",) and name != "stimulus_id"]
-            parts.append(da.drop_vars(extra).assign_coords(blur_level=("presentation", np.full(len(shown), level)),
-                                                           image_code=("presentation", np.asarray(source_ids))))
+
+        def extracted(protocol):
+            parts = []
+            for shown, level in ((clean, 0.0), (blur(clean, BLUR_LEVEL), BLUR_LEVEL)):
+                da = extract(model, shown, layers=layers, protocol=protocol, progress=False, convention=convention)
+                source_ids = (shown.metadata["source_id"].to_numpy(str) if "source_id" in shown.metadata
+                              else shown.stimulus_ids)
+                extra = [name for name, c in da.coords.items() if c.dims == ("presentation",) and name != "stimulus_id"]
+                parts.append(da.drop_vars(extra).assign_coords(
+                    blur_level=("presentation", np.full(len(shown), level)),
+                    image_code=("presentation", np.asarray(source_ids))))
+            return parts
+
+        try:
+            parts = extracted(protocol)
+        except LoopLongerThanProtocol as error:
+            # a model looping over one image more than STEPS times: its own loop is the time
+            # axis (early and late are its first responsive step and its final state, as with
+            # any longer protocol, since the final state is held); both sets with the same axis
+            parts = extracted(spec.protocol(model, error.steps_needed, 0))
         activity = xr.concat(parts, dim="presentation")
         layer = depth_matched_layer(layers, self.region, list(ROIS))
         units = select_neuroids(activity, layer=layer)

@@ -25,6 +25,15 @@ from ..errors import ExtractionError
 CONVENTIONS = ("frames", "static_recurrent", "feedforward")
 
 
+class LoopLongerThanProtocol(ExtractionError):
+    """A static-recurrent model's loop ran more times than the protocol has steps.
+    ``steps_needed``: the steps that would hold every recorded layer's calls."""
+
+    def __init__(self, message, steps_needed):
+        super().__init__(message)
+        self.steps_needed = steps_needed
+
+
 def check_convention(convention):
     if convention not in CONVENTIONS:
         raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
@@ -112,14 +121,16 @@ def run_steps(model, batch, protocol, convention, recorder):
     order = list(dict.fromkeys(_area(name) for name in recorder.call_order))
     calls = recorder.pop()
     steps = {}
+    offsets = {name: order.index(_area(name)) if protocol.unrolling == "layer_per_step" else 0 for name in calls}
+    needed = max((offsets[name] + len(outputs) for name, outputs in calls.items()), default=0)
     for name, outputs in calls.items():
         if not outputs:
             raise ExtractionError(f"layer {name!r} was never called by model(x)")
-        offset = order.index(_area(name)) if protocol.unrolling == "layer_per_step" else 0
+        offset = offsets[name]
         if offset + len(outputs) > n_steps:
-            raise ExtractionError(
+            raise LoopLongerThanProtocol(
                 f"layer {name!r} ran {len(outputs)} times (from step {offset}), more than the protocol's {n_steps} "
-                "steps (fix: a protocol with more image_steps + blank_steps)")
+                "steps (fix: a protocol with more image_steps + blank_steps)", needed)
         before = [torch.zeros_like(outputs[0])] * offset
         steps[name] = before + outputs + [outputs[-1]] * (n_steps - offset - len(outputs))
     return steps
