@@ -108,22 +108,3 @@ def test_score_takes_one_path_per_subject(tmp_path, capsys):
     assert "--path: 'human.rt-uncertainty' reads one data file, got 2" in capsys.readouterr().err
     assert main(argv[:-2] + [files[0], str(tmp_path / "none.h5"), "--benchmark", "blur-fmri.V1.denoising"]) == 2
     assert "--path: data path not found" in capsys.readouterr().err
-
-
-def test_a_model_looping_over_one_image_longer_than_the_protocol_is_scored_on_its_own_loop(tmp_path, monkeypatch):
-    """A static-recurrent model whose loop runs 6 times (the benchmark shows 4 steps) is
-    scored on its own loop, exactly as with a protocol long enough from the start (its final
-    state is held); before, extraction refused it with a fix the user could not apply."""
-    from pathlib import Path
-
-    from workbench.benchmarks import fmri
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "models" / "fixtures"))
-    model = {"name": "looper", "entry_point": "user_static_rt:build", "config": {"times": 6, "width": 8},
-             "input_size": 32}
-    (retried,) = get("sim-blur-fmri.V1.denoising", n_permutations=50, cache_dir=tmp_path).score(model)
-    monkeypatch.setattr(fmri, "STEPS", 8)
-    (long_enough,) = get("sim-blur-fmri.V1.denoising", n_permutations=50, cache_dir=tmp_path).score(model)
-    assert np.isfinite(retried.value) and retried.value == long_enough.value
-    assert retried.extra["pr_early"] == long_enough.extra["pr_early"]
-    assert retried.extra["pr_late"] == long_enough.extra["pr_late"]

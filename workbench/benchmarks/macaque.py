@@ -187,6 +187,7 @@ class SharedTimeEncoding(VariantBenchmark):
         from ..metrics import map_layers_to_regions, summarize
         from ..metrics.latency import data_onset_ms, response_latencies
         from ..models.cache import cached_extract
+        from ..models.conventions import LoopLongerThanProtocol
         from ..models.reductions import SparseRandomProjection
         from ..models.spec import ModelSpec
         from ..stats import bootstrap_encoding_ci, heldout_permutation_test
@@ -199,11 +200,19 @@ class SharedTimeEncoding(VariantBenchmark):
         onset_ms, onset_measure = data_onset_ms(recording, seed=self.seed)
         protocol = spec.protocol(model, IMAGE_STEPS, BLANK_STEPS, onset_ms=onset_ms)
         reduction = SparseRandomProjection(PROJECTION, seed=self.seed, keep_small=True)
-        features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
-                                     protocol=protocol, reduction=reduction, progress=False,
-                                     convention=spec.convention_of(model), batch_size=self.batch_size,
-                                     before=lambda hit: self.preflight(model, spec, shown, recording, protocol,
-                                                                       reduction, extracting=not hit))
+        try:
+            features, _ = cached_extract(model, shown, self.cache_dir / "activations", layers=spec.layers_of(model),
+                                         protocol=protocol, reduction=reduction, progress=False,
+                                         convention=spec.convention_of(model), batch_size=self.batch_size,
+                                         before=lambda hit: self.preflight(model, spec, shown, recording, protocol,
+                                                                           reduction, extracting=not hit))
+        except LoopLongerThanProtocol as error:
+            # here the steps are the recording's 10 ms bins: calls past its window have no data
+            # to be compared with, so the model is refused, with a fix its author can apply
+            raise WorkbenchError(
+                f"model {spec.name!r} loops over one image for {error.steps_needed} steps; this benchmark's "
+                f"time axis is {protocol.n_steps} steps of {protocol.step_ms:g} ms, the recording's window (fix: "
+                f"build the model with at most {protocol.n_steps} iterations of its loop)") from error
         features = features.load()
         convention = features.attrs["extraction"]["convention"]
         mapping = map_layers_to_regions(sketch(features), recording, seed=self.seed, evaluation_features=features)
