@@ -30,17 +30,25 @@ _FILE_MODE = _default_mode()
 
 
 @contextlib.contextmanager
+def named_as(path):
+    """Re-raise an ``OSError`` of the block as one named by ``path``, the output the user
+    asked for, not by the temporary beside it that the failing call saw."""
+    try:
+        yield
+    except OSError as error:
+        raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(path)) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     The temporary file is removed if the block raises.
     """
     path = Path(path)
-    try:
+    with named_as(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner()}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:  # named by the file asked for, not by a temporary name it never saw
-        raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

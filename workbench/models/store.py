@@ -24,7 +24,7 @@ import xarray as xr
 
 from ..assembly import DIMS, decode_attrs, encode_attrs, validate
 from ..errors import AssemblyError, DataFormatError, ExtractionError
-from ..storage import owner, remove_stale_temporaries
+from ..storage import named_as, owner, remove_stale_temporaries
 
 VARIABLE = "activations"
 MARKER = "COMPLETE"
@@ -59,10 +59,8 @@ class ZarrSink:
     def open(self, template):
         import dask.array
 
-        try:
+        with named_as(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(self.path)) from None
         remove_stale_temporaries(self.path.parent, self.path.name)
         self.tmp = self.path.with_name(f".{self.path.name}.{owner()}.{uuid.uuid4().hex}.tmp")
         lazy = dask.array.zeros(template.shape, dtype=np.float32,
@@ -74,11 +72,12 @@ class ZarrSink:
         # Uncompressed: float activations barely compress, and compressing would take CPU
         # from the forward pass the write overlaps with.
         try:
-            dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True,
-                            encoding={VARIABLE: {"compressors": None}})
-        except OSError as error:  # named by the store asked for, not by its temporary
+            with named_as(self.path):
+                dataset.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=True,
+                                encoding={VARIABLE: {"compressors": None}})
+        except OSError:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            raise type(error)(error.errno, f"cannot write here ({error.strerror})", str(self.path)) from None
+            raise
         import zarr
 
         self._array = zarr.open_group(str(self.tmp), mode="r+", zarr_format=2)[VARIABLE]
