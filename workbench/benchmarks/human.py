@@ -87,7 +87,7 @@ class RTUncertainty(VariantBenchmark):
             raise WorkbenchError(f"model {spec.name!r} expects {declared.describe()}; this benchmark's simulated "
                                  "noisy digits exist only at the zoo's 32 px greyscale (the real-file variant, "
                                  "human.rt-uncertainty with path= and stimuli=, renders its images at any input)")
-        stimuli, uncertainty, source = self.load_data(declared if self.path else None)
+        stimuli, uncertainty, source = self.load_data(declared)  # the simulated variant's digits: 32 px
         with torch.no_grad():
             images = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))
             try:

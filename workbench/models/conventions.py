@@ -122,7 +122,6 @@ def run_steps(model, batch, protocol, convention, recorder):
     calls = recorder.pop()
     steps = {}
     offsets = {name: order.index(_area(name)) if protocol.unrolling == "layer_per_step" else 0 for name in calls}
-    needed = max((offsets[name] + len(outputs) for name, outputs in calls.items()), default=0)
     for name, outputs in calls.items():
         if not outputs:
             raise ExtractionError(f"layer {name!r} was never called by model(x)")
@@ -130,7 +129,8 @@ def run_steps(model, batch, protocol, convention, recorder):
         if offset + len(outputs) > n_steps:
             raise LoopLongerThanProtocol(
                 f"layer {name!r} ran {len(outputs)} times (from step {offset}), more than the protocol's {n_steps} "
-                "steps (fix: a protocol with more image_steps + blank_steps)", needed)
+                "steps (fix: a protocol with more image_steps + blank_steps)",
+                max(offsets[other] + len(calls[other]) for other in calls))
         before = [torch.zeros_like(outputs[0])] * offset
         steps[name] = before + outputs + [outputs[-1]] * (n_steps - offset - len(outputs))
     return steps
