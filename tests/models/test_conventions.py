@@ -180,3 +180,28 @@ def test_an_undeclared_static_model_that_also_runs_on_frames_is_called_with_one_
         logits = step_readouts(model, images, 8)
         assert logits.shape == (4, 3, 3)
         torch.testing.assert_close(logits[:, 2], 3 * model.fc(images.reshape(4, -1).mean(1, keepdim=True)))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-5), (torch.bfloat16, 0.05)])
+def test_a_model_cast_to_another_precision_is_given_images_in_its_own(rgb, dtype, tolerance):
+    """``model.double()`` or ``model.to(torch.bfloat16)`` refuses float32 images ("Input type
+    (float) and bias type (double) should be the same"): extraction and per-step readouts
+    give each model its own dtype, and return float32 values close to the float32 model's."""
+    from workbench.models.conventions import model_dtype, step_readouts
+
+    reference = user_static_rt.build()
+    cast = user_static_rt.build().to(dtype)
+    assert model_dtype(cast) == dtype and model_dtype(torch.nn.ReLU()) == torch.float32
+    expected = extract(reference, rgb, layers=["IT"], progress=False)
+    got = extract(cast, rgb, layers=["IT"], progress=False)
+    assert got.dtype == np.float32 and got.attrs["extraction"]["convention"] == "static_recurrent"
+    scale = float(np.abs(expected.values).max())
+    assert np.abs(got.values - expected.values).max() <= tolerance * scale
+
+    per_step = _PerStep("list")
+    images = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        expected_logits = step_readouts(per_step.eval(), images, 8)
+        logits = step_readouts(per_step.to(dtype), images, 8)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected_logits, atol=tolerance * float(expected_logits.abs().max()), rtol=0)

@@ -34,6 +34,16 @@ class LoopLongerThanProtocol(ExtractionError):
         self.steps_needed = steps_needed
 
 
+def model_dtype(model):
+    """The floating dtype ``model`` computes in, which its inputs are given: that of its first
+    floating parameter (or buffer), float32 when it has none. A model cast with
+    ``model.double()`` or ``model.to(torch.bfloat16)`` refuses float32 images."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
 def check_convention(convention):
     if convention not in CONVENTIONS:
         raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
@@ -151,6 +161,7 @@ def step_readouts(model, images, steps, convention=None):
     if convention == "feedforward":
         raise ExtractionError("a feedforward model gives one readout per image, not one per step: reaction times "
                               "need a recurrent model (convention 'frames' or 'static_recurrent')")
+    images = images.to(model_dtype(model))
     attempts = {"frames": lambda: model(images[:, None].expand(-1, steps, -1, -1, -1)),
                 "static_recurrent": lambda: model(images)}
     tried = [convention] if convention else ["frames", "static_recurrent"]
@@ -166,7 +177,7 @@ def step_readouts(model, images, steps, convention=None):
                             f"({type(error).__name__}: {str(error)[:120]})")
             continue
         try:
-            return _as_step_logits(output, name, len(images), steps)
+            return _as_step_logits(output, name, len(images), steps).float()
         except ExtractionError as error:
             if convention or name == tried[-1]:
                 raise

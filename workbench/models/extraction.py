@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
-from .conventions import check_convention, detect_convention, run_steps, sees_offset
+from .conventions import check_convention, detect_convention, model_dtype, run_steps, sees_offset
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -145,7 +145,7 @@ def resolve_convention(model, layers, images, convention=None, device=None):
     model.eval()
     try:
         with torch.inference_mode():
-            sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32)).to(device)
+            sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32)).to(device, model_dtype(model))
             return detect_convention(model, layers, sample, LayerRecorder)
     finally:
         model.train(was_training)
@@ -217,7 +217,7 @@ def _fit_reduction(model, images, layers, reduction, protocol, device, autocast,
     with LayerRecorder(model, layers, transform=lambda name, out: out.float()) as recorder:
         for start in range(0, len(subset), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[subset[start:start + batch_size]],
-                                                          dtype=np.float32)).to(device)
+                                                          dtype=np.float32)).to(device, model_dtype(model))
             with _autocast(device, autocast):
                 calls = run_steps(model, batch, protocol, convention, recorder)
             for name, outputs in calls.items():
@@ -302,7 +302,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
                 starts = range(0, len(images), batch_size)
                 for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
                     batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size],
-                                                                  dtype=np.float32)).to(device)
+                                                                  dtype=np.float32)).to(device, model_dtype(model))
                     with _autocast(device, autocast):
                         calls = run_steps(model, batch, protocol, convention, recorder)
                     if buffers is None:  # the first batch fixes the units: allocate once
