@@ -205,3 +205,84 @@ def test_a_model_cast_to_another_precision_is_given_images_in_its_own(rgb, dtype
         logits = step_readouts(per_step.to(dtype), images, 8)
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, expected_logits, atol=tolerance * float(expected_logits.abs().max()), rtol=0)
+
+
+class _WholeSequence(torch.nn.Module):
+    """A frames model whose layers run once over all the frames, as video models are
+    written: a CNN on every frame at once (time folded into the batch, image- or
+    step-major), a 3-D convolution over (batch, C, steps, H, W), and nn.GRUs over
+    (batch, steps, features) and (steps, batch, features)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)  # image-major rows
+        self.conv_tm = torch.nn.Conv2d(3, 2, 3, stride=8, padding=1)  # step-major rows
+        self.conv3d = torch.nn.Conv3d(4, 2, (1, 3, 3), padding=(0, 1, 1))  # (B, C, T, H, W)
+        self.gru = torch.nn.GRU(4 * 16 * 16, 6, batch_first=True)  # (B, T, F)
+        self.gru_tf = torch.nn.GRU(6, 5)  # (T, B, F): nn.GRU's default layout
+        self.fc = torch.nn.Linear(5, 3)
+
+    def forward(self, frames):
+        batch, steps = frames.shape[:2]
+        c = torch.relu(self.conv(frames.flatten(0, 1)))  # (B * T, 4, 16, 16)
+        self.conv_tm(frames.transpose(0, 1).flatten(0, 1))  # (T * B, 2, 8, 8): recorded only
+        volume = c.view(batch, steps, *c.shape[1:]).transpose(1, 2)  # (B, 4, T, 16, 16)
+        self.conv3d(volume)
+        out, _ = self.gru(c.view(batch, steps, -1))
+        out_tf, _ = self.gru_tf(out.transpose(0, 1))
+        return self.fc(out_tf.transpose(0, 1))
+
+
+def test_layers_that_run_once_over_the_whole_sequence_are_split_into_their_steps(rgb):
+    """Each such layer's steps are found (by how its time axis follows the number of frames,
+    and how the first image's steps come out when it is shown alone) and recorded as the
+    steps of a frames model; each step equals the module's own output for that step."""
+    from workbench.models.conventions import split_steps
+
+    model = _WholeSequence().eval()
+    layers = ["conv", "conv_tm", "conv3d", "gru", "gru_tf"]
+    assert resolve_convention(model, layers, rgb.images) == "frames"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    got = extract(model, rgb, layers=layers, protocol=protocol, progress=False)
+    assert got.attrs["extraction"]["sequence_layers"] == {
+        "conv": "rows:batch-major", "conv_tm": "rows:time-major", "conv3d": "axis:2", "gru": "axis:1",
+        "gru_tf": "axis:0"}
+    frames = protocol.frames(torch.from_numpy(np.asarray(rgb.images, dtype=np.float32)))
+    outputs = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            outputs[name] = output[0] if isinstance(output, tuple) else output
+        return hook
+
+    hooks = [getattr(model, name).register_forward_hook(keep(name)) for name in layers]
+    with torch.no_grad():
+        model(frames)
+    for hook in hooks:
+        hook.remove()
+    batch, steps = frames.shape[:2]
+    expected = {"conv": outputs["conv"].view(batch, steps, -1),
+                "conv_tm": outputs["conv_tm"].view(steps, batch, -1).transpose(0, 1),
+                "conv3d": outputs["conv3d"].transpose(1, 2).reshape(batch, steps, -1),
+                "gru": outputs["gru"], "gru_tf": outputs["gru_tf"].transpose(0, 1)}
+    for name in layers:
+        values = got.sel(neuroid=got.coords["layer"] == name).values  # (images, units, steps)
+        np.testing.assert_allclose(values, expected[name].permute(0, 2, 1).numpy(), rtol=1e-4, atol=1e-5)
+    assert split_steps(torch.zeros(7, 3), "rows:batch-major", 5) is None  # 7 rows: not 5 steps of images
+
+
+def test_a_feature_axis_as_long_as_the_steps_is_not_taken_for_time():
+    """A static model that flattens whatever it is given also runs on frames, returning
+    (batch, 3) where 3 is its classes: with 3 and with 4 frames it returns 3 columns, so
+    no time axis follows the frames, and it is called as the static model it is."""
+
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(1, 3)
+
+        def forward(self, x):
+            return self.fc(x.reshape(len(x), -1).mean(1, keepdim=True))
+
+    assert resolve_convention(Flat(), ["fc"], digits(4, size=8).images) == "feedforward"

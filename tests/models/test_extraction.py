@@ -70,7 +70,8 @@ def test_module_called_once_per_forward_is_reported(stimuli):
         def forward(self, frames):
             return self.head(frames[:, 0].flatten(1))
 
-    with pytest.raises(ExtractionError, match="called 1 times for 3 steps"):
+    with pytest.raises(ExtractionError, match=r"'head' ran once for the whole sequence, but its output \(2, 4\) "
+                                              "holds no time axis that follows the steps"):
         extract(OncePerForward(), stimuli, layers=["head"], protocol=PresentationProtocol(2, 1),
                 progress=False, convention="frames")
 

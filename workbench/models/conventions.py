@@ -1,7 +1,8 @@
 """Calling conventions: how a model is called, and how its calls become time steps.
 
-- ``"frames"``: ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``; every recorded
-  module runs once per step (the seed zoo, CORnet-RT). The protocol's grey frames after the
+- ``"frames"``: ``model(frames)`` with ``frames`` ``(batch, steps, C, H, W)``; a recorded
+  module runs once per step (the seed zoo, CORnet-RT) or once over the whole sequence, its
+  output holding the steps (:func:`sequence_layouts`). The protocol's grey frames after the
   image reach the model, so it sees the stimulus offset.
 - ``"static_recurrent"``: ``model(x)`` with ``x`` ``(batch, C, H, W)`` and the recurrence
   inside ``forward`` (CORnet-S, BLnet-style ``times`` loops). A reused module's k-th call is
@@ -60,39 +61,136 @@ def sees_offset(convention):
 def detect_convention(model, layers, images, recorder_type):
     """The convention of ``model``, found by calling it on ``images`` (two of them).
 
-    ``frames`` is tried first (a static model rejects a 5-D input loudly), then a 4-D call:
+    ``frames`` is tried first (a static model rejects a 5-D input loudly; layers run once per
+    step, or once over the sequence with a time axis :func:`sequence_layouts` finds), then a 4-D call:
     every recorded layer once is ``feedforward``, some more than once is
     ``static_recurrent``. Anything else is an error naming the conventions.
     """
     sample = images[:2]
     problems = []
-    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
-        for convention, inputs, expected in (("frames", torch.stack([sample, sample], 1), 2),
-                                             ("static", sample, None)):
+    for convention, inputs, expected in (("frames", torch.stack([sample, sample], 1), 2),
+                                         ("static", sample, None)):
+        with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
             try:
                 model(inputs)
             except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
-                recorder.pop()
                 problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
                                 f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
                 continue
             counts = {name: len(calls) for name, calls in recorder.pop().items()}
-            if expected is not None:
-                if all(n == expected for n in counts.values()):
+        if expected is not None:
+            if all(n == expected for n in counts.values()):
+                return "frames"
+            if all(n in (1, expected) for n in counts.values()):
+                try:  # layers that run once over the whole sequence, holding its steps
+                    sequence_layouts(model, layers, sample, recorder_type)
                     return "frames"
-                problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
-                continue
-            silent = [name for name, n in counts.items() if n == 0]
-            if silent:
-                problems.append(f"model(x) never called layer(s) {silent}")
-            elif all(n == 1 for n in counts.values()):
-                return "feedforward"
-            else:
-                return "static_recurrent"
+                except ExtractionError as error:
+                    problems.append(str(error))
+                    continue
+            problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
+            continue
+        silent = [name for name, n in counts.items() if n == 0]
+        if silent:
+            problems.append(f"model(x) never called layer(s) {silent}")
+        elif all(n == 1 for n in counts.values()):
+            return "feedforward"
+        else:
+            return "static_recurrent"
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
         + ". Declare it: convention = 'frames' | 'static_recurrent' | 'feedforward' in the model's config "
           "entry (or a `convention` attribute on the model)")
+
+
+# How a frames model's layer that runs once over the whole sequence holds the steps: its
+# output's rows as (image, step) pairs ("rows:batch-major", as ``frames.flatten(0, 1)`` folds
+# them, e.g. a CNN applied to every frame at once) or (step, image) pairs ("rows:time-major"),
+# or a time axis ("axis:1": (batch, steps, ...), nn.GRU(batch_first=True); "axis:0": (steps,
+# batch, ...), nn.GRU's default; "axis:2": (batch, C, steps, H, W), a 3-D convolution)
+SEQUENCE_LAYOUTS = ("rows:batch-major", "rows:time-major", "axis:0", "axis:1", "axis:2")
+
+
+def split_steps(output, layout, steps):
+    """The per-step outputs ``(batch, ...)`` of one sequence output of ``layout``
+    (:data:`SEQUENCE_LAYOUTS`), or None when ``output``'s shape holds no ``steps`` steps."""
+    if layout.startswith("rows:"):
+        if output.ndim == 0 or output.shape[0] % steps:
+            return None
+        if layout == "rows:batch-major":
+            return output.reshape(output.shape[0] // steps, steps, *output.shape[1:]).unbind(1)
+        return output.reshape(steps, output.shape[0] // steps, *output.shape[1:]).unbind(0)
+    axis = int(layout[-1])
+    if output.ndim <= max(axis, 1) or output.shape[axis] != steps:
+        return None
+    return output.unbind(axis)
+
+
+def _fitting_layouts(shape, batch, steps):
+    found = ["rows:batch-major", "rows:time-major"] if shape and shape[0] == batch * steps else []
+    for axis in (0, 1, 2):
+        other = 1 if axis == 0 else 0
+        if len(shape) > max(axis, other) and shape[axis] == steps and shape[other] == batch:
+            found.append(f"axis:{axis}")
+    return found
+
+
+def sequence_layouts(model, layers, images, recorder_type):
+    """``{layer: layout}`` for the layers of a frames model that run once over the whole
+    sequence rather than once per step (:data:`SEQUENCE_LAYOUTS`); ``{}`` when every layer
+    runs once per step.
+
+    Found by calling ``model`` on frames of two images (``images`` ``(n, C, H, W)``, the
+    first two used): shown for 3 and for 4 steps, a layer's time axis is the one whose
+    length follows the steps (so no axis of features is taken for time), and folded rows
+    are ordered by the layout that gives the first image's steps as the model computes
+    them for that image alone. An :class:`ExtractionError` names a layer that fits none.
+    """
+    pair = images[:2] if len(images) >= 2 else torch.cat([images, images.flip(-1).flip(-2) * 0.5])
+
+    def run(frames):
+        with recorder_type(model, layers, transform=lambda name, output: output) as recorder:
+            model(frames)
+            return recorder.pop()
+
+    def frames(batch, steps):
+        return torch.stack([batch] * 2 + [torch.zeros_like(batch)] * (steps - 2), 1)
+
+    three = run(frames(pair, 3))
+    counts = {name: len(calls) for name, calls in three.items()}
+    wrong = {name: n for name, n in counts.items() if n not in (1, 3)}
+    if wrong:
+        raise ExtractionError(f"model(frames) ran, but the layers were called {counts} times for 3 steps "
+                              "(record modules that run once per step, or once over the whole sequence)")
+    once = [name for name, n in counts.items() if n == 1]
+    if not once:
+        return {}
+    four, alone = run(frames(pair, 4)), run(frames(pair[:1], 3))
+    layouts = {}
+    for name in once:
+        if len(four[name]) != 1 or len(alone[name]) != 1:
+            raise ExtractionError(f"layer {name!r} ran once over 3 frames but {len(four[name])} times over 4")
+        output = three[name][0]
+        fitting = [layout for layout in _fitting_layouts(tuple(output.shape), 2, 3)
+                   if layout in _fitting_layouts(tuple(four[name][0].shape), 2, 4)]
+        matching = []
+        for layout in fitting:  # the first image's steps as computed with the second, and alone
+            own = split_steps(alone[name][0], layout, 3)
+            if own is None:
+                continue
+            own, together = torch.stack(own, 1).float(), torch.stack(split_steps(output, layout, 3), 1)[:1].float()
+            scale = float(own.abs().max()) if own.numel() else 0.0
+            if own.shape == together.shape and torch.allclose(together, own, rtol=1e-3, atol=1e-3 * scale + 1e-6):
+                matching.append(layout)
+        if not matching:
+            raise ExtractionError(
+                f"layer {name!r} ran once for the whole sequence, but its output {tuple(output.shape)} holds "
+                "no time axis that follows the steps (looked for (batch x steps) rows, (batch, steps, ...), "
+                "(steps, batch, ...) and (batch, C, steps, ...)), so it has no response per step (fix: leave it out "
+                "of the recorded layers: layers = [...] in the config entry, --layers on the command line)")
+        # rows of identical steps fit either order: the order frames.flatten(0, 1) gives
+        layouts[name] = matching[0]
+    return layouts
 
 
 def _area(name):
@@ -109,7 +207,7 @@ def run_steps(model, batch, protocol, convention, recorder):
         for name, outputs in calls.items():
             if len(outputs) != n_steps:
                 raise ExtractionError(f"layer {name!r} was called {len(outputs)} times for {n_steps} steps; "
-                                      "record modules that run once per step")
+                                      "record modules that run once per step, or once over the whole sequence")
         return calls
     if convention == "feedforward":
         model(batch)

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
-from .conventions import check_convention, detect_convention, model_dtype, run_steps, sees_offset
+from .conventions import (check_convention, detect_convention, model_dtype, run_steps, sees_offset, sequence_layouts,
+                          split_steps)
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -38,6 +39,12 @@ class LayerRecorder:
     transform : callable, optional
         ``transform(name, output) -> tensor`` applied to each output where it was made
         (on its device); default: detach, move to the CPU as float32.
+    sequences : dict of str to str, optional
+        Layers that run once over a whole sequence of ``steps`` frames, and how their output
+        holds the steps (:func:`~workbench.models.conventions.sequence_layouts`): each such
+        output is recorded as ``steps`` calls, one per step.
+    steps : int, optional
+        The frames of each call (needed with ``sequences``).
 
     Attributes
     ----------
@@ -47,7 +54,7 @@ class LayerRecorder:
         Per-sample shape of each layer's raw output (from its first call).
     """
 
-    def __init__(self, model, layers, transform=None):
+    def __init__(self, model, layers, transform=None, sequences=None, steps=None):
         modules = dict(model.named_modules())
         unknown = [name for name in layers if name not in modules or name == ""]
         if unknown:
@@ -61,6 +68,7 @@ class LayerRecorder:
         self.layers = list(layers)
         self._modules = [modules[name] for name in self.layers]
         self._transform = transform or (lambda name, output: output.detach().to("cpu", torch.float32))
+        self.sequences, self.steps = dict(sequences or {}), steps
         self._handles = []
         self.shapes = {}
         self.calls = {name: [] for name in self.layers}
@@ -74,12 +82,18 @@ class LayerRecorder:
                 raise ExtractionError(
                     f"layer {name!r} returned {type(output).__name__}, not a tensor"
                 )
-            shape = tuple(output.shape[1:])
+            layout = self.sequences.get(name)
+            parts = [output] if layout is None else split_steps(output, layout, self.steps)
+            if parts is None:
+                raise ExtractionError(f"layer {name!r} returned {tuple(output.shape)}, which does not hold the "
+                                      f"{self.steps} steps of its sequence as it did when detected ({layout})")
             if not self.calls[name]:
                 self.call_order.append(name)
-            if self.shapes.setdefault(name, shape) != shape:
-                raise ExtractionError(f"layer {name!r} changed shape from {self.shapes[name]} to {shape}")
-            self.calls[name].append(self._transform(name, output.detach()))
+            for part in parts:
+                shape = tuple(part.shape[1:])
+                if self.shapes.setdefault(name, shape) != shape:
+                    raise ExtractionError(f"layer {name!r} changed shape from {self.shapes[name]} to {shape}")
+                self.calls[name].append(self._transform(name, part.detach()))
 
         return record
 
@@ -208,13 +222,14 @@ def _template(stimuli, layers, shapes, reduction, protocol, model, options):
     )
 
 
-def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention):
+def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention, sequences):
     """Fit a reduction (PCA) on the raw outputs of a seeded subset of stimuli."""
     rng = np.random.default_rng(getattr(reduction, "seed", 0))
     n_fit = min(getattr(reduction, "n_fit", len(images)), len(images))
     subset = np.sort(rng.choice(len(images), size=n_fit, replace=False))
     collected = {name: [] for name in layers}
-    with LayerRecorder(model, layers, transform=lambda name, out: out.float()) as recorder:
+    with LayerRecorder(model, layers, transform=lambda name, out: out.float(), sequences=sequences,
+                       steps=protocol.n_steps) as recorder:
         for start in range(0, len(subset), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[subset[start:start + batch_size]],
                                                           dtype=np.float32)).to(device, model_dtype(model))
@@ -296,9 +311,17 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     buffers = None
     try:
         with torch.inference_mode():
+            sequences = {}
+            if convention == "frames":  # layers that run once over the whole sequence of frames
+                sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32))
+                sequences = sequence_layouts(model, layers, sample.to(device, model_dtype(model)), LayerRecorder)
+                if sequences:
+                    options["sequence_layers"] = sequences
             if reduction.needs_fit:
-                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention)
-            with LayerRecorder(model, layers, transform=reduction) as recorder:
+                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention,
+                               sequences)
+            with LayerRecorder(model, layers, transform=reduction, sequences=sequences,
+                               steps=protocol.n_steps) as recorder:
                 starts = range(0, len(images), batch_size)
                 for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
                     batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size],
