@@ -152,6 +152,17 @@ def _model_arguments(parser):
     parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
     parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception"],
                         help="input normalisation (default: the model's)")
+    parser.add_argument("--layers", default=None, metavar="A,B",
+                        help="comma-separated module paths to record (default: the model's default_layers, "
+                             "else every stage and block two levels deep)")
+
+
+def _layer_list(text):
+    """--layers: comma-separated module paths."""
+    layers = [name.strip() for name in text.split(",") if name.strip()]
+    if not layers:
+        raise WorkbenchError(f"--layers: no layer named in {text!r} (e.g. --layers V1,IT)")
+    return layers
 
 
 def _train(args):
@@ -184,6 +195,8 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
     for key in ("convention", "input_size", "channels", "normalization"):
         if args is not None and getattr(args, key, None) is not None:
             spec[key] = getattr(args, key)
+    if args is not None and getattr(args, "layers", None) is not None:
+        spec["layers"] = _layer_list(args.layers)
     if weights:
         spec["weights"] = weights
     if train is not None:
@@ -195,7 +208,7 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
 
 # the command-line option behind each configuration key, for error messages
 _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights", "epochs": "--epochs",
-                  "convention": "--convention", "input_size": "--input-size", "channels": "--channels",
+                  "convention": "--convention", "layers": "--layers", "input_size": "--input-size", "channels": "--channels",
                   "normalization": "--normalization", "stimulus_set": "--stimulus-set",
                   "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
                   "n_permutations": "--permutations", "n_stimuli": "--n-stimuli", "batch_size": "--batch-size"}
@@ -347,7 +360,7 @@ def _extract(args):
     stimuli = (from_image_files(data_adapters.load_stimulus_set(args.stimuli), preprocessing=preprocessing,
                                 background=args.background)
                if args.stimuli else digits(args.digits, seed=args.seed, preprocessing=preprocessing))
-    layers = [name.strip() for name in args.layers.split(",")] if args.layers else spec.layers_of(model)
+    layers = spec.layers_of(model)  # --layers is in the spec
     activations = extract(model, stimuli, layers=layers, batch_size=args.batch_size, device=args.device,
                           progress=not args.no_progress, reduction=SpatialPool() if args.pool else None,
                           store=args.out, convention=spec.convention_of(model))
@@ -503,7 +516,6 @@ def build_parser():
                          help="grey level in [0, 1] of the page the images were shown on (1 = white): transparent "
                               "pixels are composited over it (without it, transparent images are an error)")
     extract.add_argument("--digits", type=int, default=200, metavar="N", help="digits to show without --stimuli")
-    extract.add_argument("--layers", default=None, help="comma-separated module paths (default: the model's)")
     extract.add_argument("--pool", action="store_true", help="average each channel over space on the device")
     extract.add_argument("--batch-size", type=int, default=64)
     extract.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda...")

@@ -221,6 +221,20 @@ def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
     assert "--path: 'macaque.IT.shared-time-ridge' reads a real file" in _one_line_error(capsys, "score")
 
 
+def test_score_records_the_layers_it_is_given(tmp_path, capsys):
+    """``score --layers`` (as ``extract --layers``): the benchmark commits to one of them; a
+    model's whole-sequence head is left out this way. An empty list is refused by name."""
+    out = tmp_path / "s.json"
+    assert main(["score", "b", "--no-train", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--n-stimuli", "60",
+                 "--permutations", "20", "--layers", "layers.1", "--out", str(out), "--no-progress"]) == 0
+    scored = json.loads(out.read_text())
+    assert not scored["failures"] and scored["scores"][0]["layer"] == "layers.1"
+    capsys.readouterr()
+    assert main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--layers", " , ",
+                 "--out", str(tmp_path / "t.json")]) == 2
+    assert "--layers: no layer named in ' , '" in _one_line_error(capsys, "score")
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--batch-size", "0", "--batch-size: must be a positive integer"),  # named settings.batch_size before
     ("--permutations", "99999999999", "--permutations: must be at most 10,000,000"),
