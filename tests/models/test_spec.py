@@ -101,3 +101,32 @@ def test_an_edited_or_shadowed_entry_point_module_is_imported_afresh(tmp_path, m
     first = spec.identity()["code"]
     (configs / "shadowed_net_for_spec_test.py").write_text(source.format(3))
     assert spec.identity()["code"] != first and spec.build().out_channels == 3
+
+
+def test_a_builder_that_fails_or_returns_torchscript_is_a_named_one_line_error(tmp_path):
+    """The user's builder raising (here TorchScript refusing to compile a forward) is named
+    with the call that failed, on one line; a TorchScript module, whose layers run without
+    Python hooks, is refused with the fix; so is a TorchScript layer inside a Python model."""
+    from workbench.errors import ExtractionError, WorkbenchError
+    from workbench.models import extract
+    from workbench.stimuli import digits
+
+    source = ("import torch\n\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        self.conv = torch.nn.Conv2d(1, 2, 3)\n\n    def forward(self, x, steps=2):\n"
+              "        for _ in range(steps):\n            x = x + 0\n        return self.conv(x)\n\n\n"
+              "def broken(width=2):\n    return torch.jit.script(Net())\n\n\n"
+              "def traced():\n    return torch.jit.trace(Net(), torch.zeros(1, 1, 8, 8))\n\n\n"
+              "def inner():\n    net = Net()\n    net.conv = torch.jit.script(net.conv)\n    return net\n")
+    (tmp_path / "user_scripted_nets.py").write_text(source)
+    spec = ModelSpec.from_dict({"name": "s", "entry_point": "user_scripted_nets:broken", "config": {"width": 3}},
+                               base=tmp_path)
+    with pytest.raises(WorkbenchError) as error:
+        spec.build()
+    message = str(error.value)
+    assert message.startswith("model 's': its builder user_scripted_nets:broken(width=3) raised RuntimeError: ")
+    assert "range" in message and "\n" not in message
+    with pytest.raises(WorkbenchError, match="a TorchScript module .* cannot be recorded .*fix: return the model"):
+        ModelSpec.from_dict({"name": "t", "entry_point": "user_scripted_nets:traced"}, base=tmp_path).build()
+    model = ModelSpec.from_dict({"name": "i", "entry_point": "user_scripted_nets:inner"}, base=tmp_path).build()
+    with pytest.raises(ExtractionError, match=r"layer\(s\) \['conv'\] are TorchScript modules"):
+        extract(model, digits(2, size=8), layers=["conv"], progress=False)

@@ -65,6 +65,11 @@ class LayerRecorder:
             )
         if len(set(layers)) != len(layers):
             raise ExtractionError(f"layers listed twice: {layers}")
+        scripted = [name for name in layers if isinstance(modules[name], torch.jit.ScriptModule)]
+        if scripted:
+            raise ExtractionError(f"layer(s) {scripted} are TorchScript modules (torch.jit.script/trace), which run "
+                                  "without Python hooks, so their outputs cannot be recorded (fix: build them from "
+                                  "their Python classes)")
         self.layers = list(layers)
         self._modules = [modules[name] for name in self.layers]
         self._transform = transform or (lambda name, output: output.detach().to("cpu", torch.float32))

@@ -236,7 +236,19 @@ class ModelSpec:
             else:
                 model = zoo.build(self.zoo, seed=self.seed, **self.config)
         else:
-            model = self.entry_function()(**self.config)
+            builder = self.entry_function()
+            try:
+                model = builder(**self.config)
+            except Exception as error:  # noqa: BLE001 - the user's code: named, with its own message
+                detail = " ".join(str(error).split())  # one line (TorchScript's errors span many)
+                raise WorkbenchError(
+                    f"model {self.name!r}: its builder {self.entry_point}({_arguments(self.config)}) raised "
+                    f"{type(error).__name__}: {detail[:600]}{' ...' if len(detail) > 600 else ''}") from error
+        if isinstance(model, torch.jit.ScriptModule):
+            raise WorkbenchError(f"model {self.name!r}: its builder returned a TorchScript module "
+                                 "(torch.jit.script/trace), whose layers run without Python hooks and cannot be "
+                                 "recorded (fix: return the model built from its Python class, and load its "
+                                 "weights with weights = FILE)")
         if not isinstance(model, torch.nn.Module):
             raise WorkbenchError(f"model {self.name!r}: its builder returned {type(model).__name__}, "
                                  "not a torch.nn.Module")
@@ -365,3 +377,8 @@ def _importable(folder):
         for path in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(path)
+
+
+def _arguments(config):
+    """``config`` as the keyword arguments of a call, for messages."""
+    return ", ".join(f"{key}={value!r}" for key, value in config.items())
