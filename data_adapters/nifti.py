@@ -90,9 +90,12 @@ def series_files(directory, required=True):
 
 
 def header_tr(image):
-    """Repetition time (s) of a 4-D image's header, or None when it gives none."""
+    """Repetition time (s) of a 4-D image's header, or None when it gives none. An Analyze
+    header has no time units (its 4th voxel size is often a placeholder 1 or 0): None."""
+    if not hasattr(image.header, "get_xyzt_units"):
+        return None
     zooms = image.header.get_zooms()
-    units = image.header.get_xyzt_units()[1] if hasattr(image.header, "get_xyzt_units") else "sec"
+    units = image.header.get_xyzt_units()[1]
     tr = float(zooms[3]) if len(zooms) > 3 else 0.0
     tr = tr / {"msec": 1e3, "usec": 1e6}.get(units, 1.0)
     return tr if tr > 0 else None
@@ -206,6 +209,25 @@ def _load_image(spec, name, path):
     raise DataFormatError(path, f"{name} must be an image path or a nibabel image, got {type(spec).__name__}")
 
 
+def _oriented(image):
+    """Whether ``image``'s affine is stored (NIfTI; SPM's Analyze with its ``.mat``), not
+    made up from the voxel sizes as for a plain Analyze header (which stores no orientation)."""
+    import nibabel as nib
+
+    if isinstance(image, nib.Nifti1Pair):  # NIfTI-1 and -2, single file or pair
+        return True
+    name = image.get_filename()
+    return name is not None and Path(name).with_suffix(".mat").is_file()
+
+
+def _same_grid(image, series):
+    """Whether ``image`` lies on the series' voxel grid: equal affines, or, where either has
+    no stored orientation (Analyze), equal voxel sizes (the shapes are compared before)."""
+    if _oriented(image) and _oriented(series):
+        return np.allclose(image.affine, series.affine, atol=1e-3)
+    return np.allclose(np.abs(image.header.get_zooms()[:3]), np.abs(series.header.get_zooms()[:3]), atol=1e-3)
+
+
 def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None):
     """``{roi_name: boolean 3-D array}`` from mask images, a label image, or ``"epi"``
     (``data``: the series' values, already read, for the EPI mask)."""
@@ -225,7 +247,7 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
                 raise DataFormatError(_file_of(image, path),
                                       f"mask {roi!r} has shape {image.shape[:3]}, the series {shape}",
                                       "resample the mask to the BOLD grid first")
-            if not np.allclose(image.affine, series.affine, atol=1e-3):
+            if not _same_grid(image, series):
                 raise DataFormatError(_file_of(image, path),
                                       f"mask {roi!r} is on another grid (affine differs)",
                                       "resample the mask to the BOLD grid first")
@@ -236,7 +258,7 @@ def roi_masks(series, path, masks=None, labels=None, label_names=None, data=None
         if image.shape[:3] != shape:
             raise DataFormatError(source, f"label image has shape {image.shape[:3]}, the series {shape}",
                                   "resample the label image to the BOLD grid first")
-        if not np.allclose(image.affine, series.affine, atol=1e-3):
+        if not _same_grid(image, series):
             raise DataFormatError(source, "the label image is on another grid (its affine differs from the series')",
                                   "resample the label image to the BOLD grid first (nearest neighbour)")
         raw = np.nan_to_num(_image_values(image, path, "label image"))

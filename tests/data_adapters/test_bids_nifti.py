@@ -214,3 +214,25 @@ def test_the_header_tr_is_read_in_its_own_time_unit(unit, zoom):
     image.header.set_xyzt_units("mm", unit)
     image.header["pixdim"][4] = zoom
     assert header_tr(image) == pytest.approx(2.0)
+
+
+def test_an_analyze_series_needs_tr_s_and_is_labelled_by_voxel_grid(bold, tmp_path):
+    """An Analyze header stores no time unit (its 4th voxel size is a placeholder) and no
+    orientation (nibabel makes its affine up from the voxel sizes, x flipped): the series
+    asks for tr_s instead of cutting trials at 1 s volumes, and a NIfTI label image of its
+    shape and voxel sizes labels it (the made-up affine was refused as 'another grid');
+    labels of other voxel sizes are still refused."""
+    _, labels, data = bold
+    analyze = tmp_path / "series.img"
+    nib.save(nib.AnalyzeImage(np.nan_to_num(data, nan=0.0), np.eye(4)), analyze)
+    events = _events(tmp_path / "events.tsv", "onset|duration|stimulus_id\n0|2|a\n20|2|b\n")
+    with pytest.raises(DataFormatError, match=r"series.img: the header gives no repetition time \(pass tr_s="):
+        data_adapters.load(analyze, events=events, labels=labels)
+    loaded = data_adapters.load(analyze, events=events, labels=labels, tr_s=TR, n_time_bins=2)
+    nifti = data_adapters.load(bold[0], events=events, labels=labels, n_time_bins=2, nan_policy="propagate")
+    assert loaded.sizes == nifti.sizes
+    np.testing.assert_allclose(loaded.values, np.nan_to_num(nifti.values, nan=0.0), rtol=1e-6)
+    coarse = tmp_path / "coarse_labels.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(labels).dataobj), np.diag([2.0, 2.0, 2.0, 1.0])), coarse)
+    with pytest.raises(DataFormatError, match="coarse_labels.nii.gz: the label image is on another grid"):
+        data_adapters.load(analyze, events=events, labels=coarse, tr_s=TR, n_time_bins=2)
