@@ -150,7 +150,7 @@ def _model_arguments(parser):
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
                         help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")
     parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
-    parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception"],
+    parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception", "unit"],
                         help="input normalisation (default: the model's)")
     parser.add_argument("--layers", default=None, metavar="A,B",
                         help="comma-separated module paths to record (default: the model's default_layers, "

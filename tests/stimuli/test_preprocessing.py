@@ -32,6 +32,12 @@ def test_digits_rendered_for_an_imagenet_model():
     assert "size=48" in shown.identifier and "imagenet" in shown.identifier
     inception = digits(5, seed=3, preprocessing=Preprocessing(48, "rgb", "inception"))
     assert inception.images.min() == -1.0 and inception.images.max() <= 1.0  # [-1, 1]: ink 0 -> -1
+    # "unit": ToTensor() without Normalize: the pixels in [0, 1] as they are, grey or RGB
+    unit = digits(5, seed=3, preprocessing=Preprocessing(48, "rgb", "unit"))
+    np.testing.assert_allclose(unit.images, raw, atol=1e-6)
+    grey = digits(5, seed=3, preprocessing=Preprocessing(48, "grey", "unit"))
+    np.testing.assert_allclose(grey.images[:, 0], raw[:, 0], atol=1e-6)
+    assert Preprocessing(48, "grey", "unit").describe() == "48 px greyscale, pixels in [0, 1]"
 
 
 def test_the_zoo_default_is_bit_identical_and_ids_render_a_chosen_subset():
