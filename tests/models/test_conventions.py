@@ -286,3 +286,68 @@ def test_a_feature_axis_as_long_as_the_steps_is_not_taken_for_time():
             return self.fc(x.reshape(len(x), -1).mean(1, keepdim=True))
 
     assert resolve_convention(Flat(), ["fc"], digits(4, size=8).images) == "feedforward"
+
+
+class _Cell(torch.nn.Module):
+    """A recurrent cell the caller steps: forward(x, hidden=None) -> (readout, hidden)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.lateral = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 3)
+        self.state = torch.nn.Identity()  # the hidden state, recorded
+
+    def forward(self, x, hidden=None):
+        drive = self.conv(x)
+        hidden = self.state(torch.tanh(drive + (self.lateral(hidden) if hidden is not None else 0)))
+        return self.fc(hidden.mean((2, 3))), hidden
+
+
+class _CellOverFrames(torch.nn.Module):
+    """The same cell stepped inside forward over (B, T, C, H, W) frames."""
+
+    convention = "frames"
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, frames):
+        hidden, readouts = None, []
+        for t in range(frames.shape[1]):
+            readout, hidden = self.cell(frames[:, t], hidden)
+            readouts.append(readout)
+        return torch.stack(readouts, 1)
+
+
+def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
+    """convention='stepwise' calls model(frame, state) once per frame with the state it
+    returned: every step's activations and readouts equal those of the same cell stepped by
+    a frames model; it sees the offset; it is never guessed, and a cell that returns no
+    state is a named error."""
+    from workbench.models.conventions import sees_offset, step_readouts
+
+    cell = _Cell().eval()
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    stepped = extract(cell, rgb, layers=["conv", "state"], protocol=protocol, progress=False,
+                      convention="stepwise")
+    framed = extract(_CellOverFrames(cell), rgb, layers=["cell.conv", "cell.state"], protocol=protocol,
+                     progress=False)
+    np.testing.assert_array_equal(stepped.values, framed.values)
+    assert stepped.attrs["extraction"]["convention"] == "stepwise" and sees_offset("stepwise")
+    state = stepped.sel(neuroid=stepped.layer == "state").values
+    assert np.abs(state[..., 3] - state[..., 2]).max() > 1e-3  # the grey frame after the image reaches it
+    images = torch.from_numpy(np.asarray(rgb.images, dtype=np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(step_readouts(cell, images, 6, "stepwise"),
+                                   _CellOverFrames(cell)(images[:, None].expand(-1, 6, -1, -1, -1)))
+    assert resolve_convention(cell, ["conv"], rgb.images) != "stepwise"  # declared only
+
+    class NoState(_Cell):
+        def forward(self, x, hidden=None):
+            return super().forward(x, hidden)[1]
+
+    with pytest.raises(ExtractionError, match=r"a stepwise model returns \(output, state\) .* returned \(6, 4, 16, 16\)"):
+        extract(NoState().eval(), rgb, layers=["conv"], protocol=protocol, progress=False, convention="stepwise")

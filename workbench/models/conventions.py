@@ -11,6 +11,10 @@
   module's top-level area in the order the areas first run. Before its first call a module
   reads 0 (no response yet); after its last it holds its final state: the model was given one
   static image, so it **cannot see the stimulus offset**, and scores say so.
+- ``"stepwise"``: ``model(frame, state) -> (output, state)`` once per step, the state it
+  returns passed to its next call (``None`` at the first): recurrent models written as a cell
+  the caller steps (``forward(x, hidden=None)``). Like ``frames``, the model is shown every
+  frame, the grey ones after the image too, so it sees the offset. Never detected: declare it.
 - ``"feedforward"``: ``model(x)`` once per distinct input: the response to the image fills the
   image steps and the response to the grey frame fills the blank steps. With the shared-over-
   time map this is the field's feedforward baseline: one map, no dynamics beyond onset/offset.
@@ -23,7 +27,7 @@ import torch
 
 from ..errors import ExtractionError
 
-CONVENTIONS = ("frames", "static_recurrent", "feedforward")
+CONVENTIONS = ("frames", "static_recurrent", "stepwise", "feedforward")
 
 
 class LoopLongerThanProtocol(ExtractionError):
@@ -49,7 +53,8 @@ def check_convention(convention):
     if convention not in CONVENTIONS:
         raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
                               "'frames' (model(frames) with (B, T, C, H, W)), 'static_recurrent' "
-                              "(model(x) with (B, C, H, W), recurrence inside) and 'feedforward' (model(x) once)")
+                              "(model(x) with (B, C, H, W), recurrence inside), 'stepwise' (model(frame, state) -> "
+                              "(output, state) once per step) and 'feedforward' (model(x) once)")
     return convention
 
 
@@ -201,6 +206,14 @@ def run_steps(model, batch, protocol, convention, recorder):
     """Call ``model`` on ``batch`` ``(B, C, H, W)`` by ``convention`` and return the recorded
     outputs as ``name -> list of protocol.n_steps tensors`` (one per step)."""
     n_steps = protocol.n_steps
+    if convention == "stepwise":
+        _step_through(model, protocol.frames(batch))
+        calls = recorder.pop()
+        for name, outputs in calls.items():
+            if len(outputs) != n_steps:
+                raise ExtractionError(f"layer {name!r} was called {len(outputs)} times for {n_steps} steps of a "
+                                      "stepwise model; record modules that run once per step")
+        return calls
     if convention == "frames":
         model(protocol.frames(batch))
         calls = recorder.pop()
@@ -244,6 +257,22 @@ def run_steps(model, batch, protocol, convention, recorder):
     return steps
 
 
+def _step_through(model, frames):
+    """Call a stepwise model on ``frames`` ``(batch, steps, C, H, W)`` one step at a time,
+    threading its state; returns the outputs, one per step."""
+    state, outputs = None, []
+    for t in range(frames.shape[1]):
+        returned = model(frames[:, t], state)
+        if not isinstance(returned, (tuple, list)) or len(returned) != 2:
+            shape = tuple(returned.shape) if torch.is_tensor(returned) else type(returned).__name__
+            raise ExtractionError(f"a stepwise model returns (output, state) from model(frame, state); this one "
+                                  f"returned {shape} (fix: return the state with the output, or declare another "
+                                  "convention)")
+        output, state = returned
+        outputs.append(output)
+    return outputs
+
+
 def step_readouts(model, images, steps, convention=None):
     """Per-step readouts ``(batch, n_steps, classes)`` of ``model`` shown the static
     ``images`` ``(batch, C, H, W)``: what reaction times are read from.
@@ -261,7 +290,8 @@ def step_readouts(model, images, steps, convention=None):
                               "need a recurrent model (convention 'frames' or 'static_recurrent')")
     images = images.to(model_dtype(model))
     attempts = {"frames": lambda: model(images[:, None].expand(-1, steps, -1, -1, -1)),
-                "static_recurrent": lambda: model(images)}
+                "static_recurrent": lambda: model(images),
+                "stepwise": lambda: _step_through(model, images[:, None].expand(-1, steps, -1, -1, -1))}
     tried = [convention] if convention else ["frames", "static_recurrent"]
     problems = []
     for name in tried:
