@@ -325,8 +325,9 @@ class _CellOverFrames(torch.nn.Module):
 def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
     """convention='stepwise' calls model(frame, state) once per frame with the state it
     returned: every step's activations and readouts equal those of the same cell stepped by
-    a frames model; it sees the offset; it is never guessed, and a cell that returns no
-    state is a named error."""
+    a frames model; it sees the offset; it is detected by its state changing its output (not
+    for a model returning (logits, features)), and a cell that returns no state is a named
+    error."""
     from workbench.models.conventions import sees_offset, step_readouts
 
     cell = _Cell().eval()
@@ -339,11 +340,28 @@ def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
     assert stepped.attrs["extraction"]["convention"] == "stepwise" and sees_offset("stepwise")
     state = stepped.sel(neuroid=stepped.layer == "state").values
     assert np.abs(state[..., 3] - state[..., 2]).max() > 1e-3  # the grey frame after the image reaches it
+    # a lateral connection the first step skips (no state yet) reads 0 there, then its calls
+    lateral = extract(cell, rgb, layers=["lateral"], protocol=protocol, progress=False).values  # detected
+    assert np.abs(lateral[..., 0]).max() == 0
+    with torch.no_grad():
+        _, first = cell(torch.from_numpy(np.asarray(rgb.images, dtype=np.float32)), None)
+        np.testing.assert_allclose(lateral[..., 1], cell.lateral(first).flatten(1).numpy(), rtol=1e-5, atol=1e-6)
     images = torch.from_numpy(np.asarray(rgb.images, dtype=np.float32))
     with torch.no_grad():
         torch.testing.assert_close(step_readouts(cell, images, 6, "stepwise"),
                                    _CellOverFrames(cell)(images[:, None].expand(-1, 6, -1, -1, -1)))
-    assert resolve_convention(cell, ["conv"], rgb.images) != "stepwise"  # declared only
+    assert resolve_convention(cell, ["conv"], rgb.images) == "stepwise"  # its state changes its readout
+
+    class Features(torch.nn.Module):  # (logits, features) and a second argument that is no state
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x, scale=None):
+            features = self.conv(x)
+            return features.mean((2, 3)), features
+
+    assert resolve_convention(Features(), ["conv"], rgb.images) == "feedforward"
 
     class NoState(_Cell):
         def forward(self, x, hidden=None):

@@ -14,7 +14,8 @@
 - ``"stepwise"``: ``model(frame, state) -> (output, state)`` once per step, the state it
   returns passed to its next call (``None`` at the first): recurrent models written as a cell
   the caller steps (``forward(x, hidden=None)``). Like ``frames``, the model is shown every
-  frame, the grey ones after the image too, so it sees the offset. Never detected: declare it.
+  frame, the grey ones after the image too, so it sees the offset. Detected when ``model(x)``
+  returns such a pair and its output changes with the state passed back.
 - ``"feedforward"``: ``model(x)`` once per distinct input: the response to the image fills the
   image steps and the response to the grey frame fills the blank steps. With the shared-over-
   time map this is the field's feedforward baseline: one map, no dynamics beyond onset/offset.
@@ -68,8 +69,10 @@ def detect_convention(model, layers, images, recorder_type):
 
     ``frames`` is tried first (a static model rejects a 5-D input loudly; layers run once per
     step, or once over the sequence with a time axis :func:`sequence_layouts` finds), then a 4-D call:
-    every recorded layer once is ``feedforward``, some more than once is
-    ``static_recurrent``. Anything else is an error naming the conventions.
+    every recorded layer once is ``feedforward`` (or ``stepwise``, when it returned a pair
+    ``(output, state)`` whose state, passed back as ``model(x, state)``, changes its output),
+    some more than once is ``static_recurrent``. Anything else is an error naming the
+    conventions.
     """
     sample = images[:2]
     problems = []
@@ -77,7 +80,7 @@ def detect_convention(model, layers, images, recorder_type):
                                          ("static", sample, None)):
         with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
             try:
-                model(inputs)
+                returned = model(inputs)
             except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
                 problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
                                 f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
@@ -96,6 +99,8 @@ def detect_convention(model, layers, images, recorder_type):
             problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
             continue
         silent = [name for name, n in counts.items() if n == 0]
+        if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
+            return "stepwise"  # (a layer the first step skips, e.g. a lateral with no state yet, may be silent)
         if silent:
             problems.append(f"model(x) never called layer(s) {silent}")
         elif all(n == 1 for n in counts.values()):
@@ -104,8 +109,24 @@ def detect_convention(model, layers, images, recorder_type):
             return "static_recurrent"
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
-        + ". Declare it: convention = 'frames' | 'static_recurrent' | 'feedforward' in the model's config "
-          "entry (or a `convention` attribute on the model)")
+        + ". Declare it: convention = 'frames' | 'static_recurrent' | 'stepwise' | 'feedforward' in the model's "
+          "config entry (or a `convention` attribute on the model)")
+
+
+def _takes_its_state(model, x, returned):
+    """Whether ``model(x)`` returned ``(output, state)`` that ``model(x, state)`` takes back,
+    its output then depending on the state: a cell the caller steps. A feedforward model
+    returning (logits, features) fails this (its second argument, if any, is not a state
+    its output depends on)."""
+    if not isinstance(returned, (tuple, list)) or len(returned) != 2 or not torch.is_tensor(returned[0]):
+        return False
+    try:
+        again = model(x, returned[1])
+    except Exception:  # noqa: BLE001 - probing: it does not take its state back
+        return False
+    if not isinstance(again, (tuple, list)) or len(again) != 2 or not torch.is_tensor(again[0]):
+        return False
+    return again[0].shape == returned[0].shape and not torch.allclose(again[0].float(), returned[0].float())
 
 
 # How a frames model's layer that runs once over the whole sequence holds the steps: its
@@ -207,13 +228,27 @@ def run_steps(model, batch, protocol, convention, recorder):
     outputs as ``name -> list of protocol.n_steps tensors`` (one per step)."""
     n_steps = protocol.n_steps
     if convention == "stepwise":
-        _step_through(model, protocol.frames(batch))
-        calls = recorder.pop()
-        for name, outputs in calls.items():
-            if len(outputs) != n_steps:
-                raise ExtractionError(f"layer {name!r} was called {len(outputs)} times for {n_steps} steps of a "
-                                      "stepwise model; record modules that run once per step")
-        return calls
+        # one step at a time, so that each call is known by its step: a module a step skips
+        # (a lateral connection with no state yet) reads 0 before its first call and holds
+        # its output after one, as a static-recurrent model's modules do
+        per_step = {}
+        for step, _ in _step_through(model, protocol.frames(batch), after_step=recorder.pop):
+            for name, outputs in step.items():
+                if len(outputs) > 1:
+                    raise ExtractionError(f"layer {name!r} ran {len(outputs)} times in one step of a stepwise "
+                                          "model; record modules that run once per step")
+                per_step.setdefault(name, []).append(outputs[0] if outputs else None)
+        steps = {}
+        for name, outputs in per_step.items():
+            known = [output for output in outputs if output is not None]
+            if not known:
+                raise ExtractionError(f"layer {name!r} was never called by the stepwise model")
+            held = torch.zeros_like(known[0])
+            steps[name] = []
+            for output in outputs:
+                held = held if output is None else output
+                steps[name].append(held)
+        return steps
     if convention == "frames":
         model(protocol.frames(batch))
         calls = recorder.pop()
@@ -257,9 +292,10 @@ def run_steps(model, batch, protocol, convention, recorder):
     return steps
 
 
-def _step_through(model, frames):
+def _step_through(model, frames, after_step=None):
     """Call a stepwise model on ``frames`` ``(batch, steps, C, H, W)`` one step at a time,
-    threading its state; returns the outputs, one per step."""
+    threading its state; returns ``(after_step(), output)`` per step when ``after_step`` is
+    given (e.g. the recorder's calls of that step), else the outputs."""
     state, outputs = None, []
     for t in range(frames.shape[1]):
         returned = model(frames[:, t], state)
@@ -269,7 +305,7 @@ def _step_through(model, frames):
                                   f"returned {shape} (fix: return the state with the output, or declare another "
                                   "convention)")
         output, state = returned
-        outputs.append(output)
+        outputs.append(output if after_step is None else (after_step(), output))
     return outputs
 
 
