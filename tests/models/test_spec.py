@@ -130,3 +130,39 @@ def test_a_builder_that_fails_or_returns_torchscript_is_a_named_one_line_error(t
     model = ModelSpec.from_dict({"name": "i", "entry_point": "user_scripted_nets:inner"}, base=tmp_path).build()
     with pytest.raises(ExtractionError, match=r"layer\(s\) \['conv'\] are TorchScript modules"):
         extract(model, digits(2, size=8), layers=["conv"], progress=False)
+
+
+def test_candidate_layers_that_never_respond_per_step_are_left_out_declared_ones_are_not(tmp_path):
+    """A model naming no layers is recorded at its candidates; those that give no response per
+    step (an auxiliary head that runs only in training; a frames model's classifier of the
+    last step, with no time axis) are left out instead of failing the task. Layers the user
+    declares are kept as given (extraction names what is wrong with them)."""
+    from workbench.errors import ExtractionError
+    from workbench.models import extract
+    from workbench.stimuli import digits
+
+    source = ("import torch\nfrom torch import nn\n\n\nclass Aux(nn.Module):\n    def __init__(self):\n"
+              "        super().__init__()\n        self.conv = nn.Conv2d(1, 2, 3)\n        self.aux = nn.Linear(2, 3)\n"
+              "        self.fc = nn.Linear(2, 3)\n\n    def forward(self, x):\n        h = self.conv(x).mean((2, 3))\n"
+              "        return (self.fc(h), self.aux(h)) if self.training else self.fc(h)\n\n\n"
+              "class Last(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        self.conv = nn.Conv2d(1, 2, 3, padding=1)\n        self.gru = nn.GRU(2, 4, batch_first=True)\n"
+              "        self.fc = nn.Linear(4, 3)\n\n    def forward(self, frames):\n        b, t = frames.shape[:2]\n"
+              "        h = self.conv(frames.flatten(0, 1)).mean((2, 3)).view(b, t, -1)\n"
+              "        return self.fc(self.gru(h)[0][:, -1])\n\n\n"
+              "def aux():\n    torch.manual_seed(0)\n    return Aux()\n\n\n"
+              "def last():\n    torch.manual_seed(0)\n    return Last()\n")
+    (tmp_path / "user_heads.py").write_text(source)
+    entry = {"input_size": 16, "channels": "grey"}
+    spec = ModelSpec.from_dict({"name": "a", "entry_point": "user_heads:aux", **entry}, base=tmp_path)
+    model = spec.build()
+    assert spec.layers_of(model) == ["conv", "fc"]
+    spec = ModelSpec.from_dict({"name": "l", "entry_point": "user_heads:last", **entry}, base=tmp_path)
+    model = spec.build()
+    assert spec.layers_of(model) == ["conv", "gru"]
+    extract(model, digits(3, size=16), layers=spec.layers_of(model), progress=False)  # frames, sequence layers
+    declared = ModelSpec.from_dict({"name": "d", "entry_point": "user_heads:last", "layers": ["conv", "fc"], **entry},
+                                   base=tmp_path)
+    assert declared.layers_of(model) == ["conv", "fc"]
+    with pytest.raises(ExtractionError, match="'fc' ran once for the whole sequence, but its output"):
+        extract(model, digits(3, size=16), layers=declared.layers_of(model), progress=False)

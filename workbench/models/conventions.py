@@ -90,20 +90,25 @@ def detect_convention(model, layers, images, recorder_type):
             if all(n == expected for n in counts.values()):
                 return "frames"
             if all(n in (1, expected) for n in counts.values()):
-                try:  # layers that run once over the whole sequence, holding its steps
-                    sequence_layouts(model, layers, sample, recorder_type)
+                # layers that run once over the whole sequence, holding its steps: frames if
+                # any layer responds per step (extraction names a recorded one that does not)
+                once = [name for name, n in counts.items() if n == 1]
+                if (sequence_layouts(model, once, sample, recorder_type, strict=False)
+                        or any(n == expected for n in counts.values())):
                     return "frames"
-                except ExtractionError as error:
-                    problems.append(str(error))
-                    continue
+                problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {once} ran once "
+                                "for 2 frames, with no time axis that follows the frames)")
+                continue
             problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
             continue
-        silent = [name for name, n in counts.items() if n == 0]
+        # layers it never called (an unused head, a lateral the first step skips) do not
+        # decide: extraction names any that a recording needs
+        called = [n for n in counts.values() if n > 0]
         if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
-            return "stepwise"  # (a layer the first step skips, e.g. a lateral with no state yet, may be silent)
-        if silent:
-            problems.append(f"model(x) never called layer(s) {silent}")
-        elif all(n == 1 for n in counts.values()):
+            return "stepwise"
+        if not called:
+            problems.append(f"model(x) never called layer(s) {list(counts)}")
+        elif all(n == 1 for n in called):
             return "feedforward"
         else:
             return "static_recurrent"
@@ -161,7 +166,7 @@ def _fitting_layouts(shape, batch, steps):
     return found
 
 
-def sequence_layouts(model, layers, images, recorder_type):
+def sequence_layouts(model, layers, images, recorder_type, strict=True):
     """``{layer: layout}`` for the layers of a frames model that run once over the whole
     sequence rather than once per step (:data:`SEQUENCE_LAYOUTS`); ``{}`` when every layer
     runs once per step.
@@ -170,7 +175,8 @@ def sequence_layouts(model, layers, images, recorder_type):
     first two used): shown for 3 and for 4 steps, a layer's time axis is the one whose
     length follows the steps (so no axis of features is taken for time), and folded rows
     are ordered by the layout that gives the first image's steps as the model computes
-    them for that image alone. An :class:`ExtractionError` names a layer that fits none.
+    them for that image alone. An :class:`ExtractionError` names a layer that fits none
+    (``strict=False``: such layers are left out of the answer).
     """
     pair = images[:2] if len(images) >= 2 else torch.cat([images, images.flip(-1).flip(-2) * 0.5])
 
@@ -185,7 +191,7 @@ def sequence_layouts(model, layers, images, recorder_type):
     three = run(frames(pair, 3))
     counts = {name: len(calls) for name, calls in three.items()}
     wrong = {name: n for name, n in counts.items() if n not in (1, 3)}
-    if wrong:
+    if wrong and strict:
         raise ExtractionError(f"model(frames) ran, but the layers were called {counts} times for 3 steps "
                               "(record modules that run once per step, or once over the whole sequence)")
     once = [name for name, n in counts.items() if n == 1]
@@ -195,6 +201,8 @@ def sequence_layouts(model, layers, images, recorder_type):
     layouts = {}
     for name in once:
         if len(four[name]) != 1 or len(alone[name]) != 1:
+            if not strict:
+                continue
             raise ExtractionError(f"layer {name!r} ran once over 3 frames but {len(four[name])} times over 4")
         output = three[name][0]
         fitting = [layout for layout in _fitting_layouts(tuple(output.shape), 2, 3)
@@ -209,6 +217,8 @@ def sequence_layouts(model, layers, images, recorder_type):
             if own.shape == together.shape and torch.allclose(together, own, rtol=1e-3, atol=1e-3 * scale + 1e-6):
                 matching.append(layout)
         if not matching:
+            if not strict:
+                continue
             raise ExtractionError(
                 f"layer {name!r} ran once for the whole sequence, but its output {tuple(output.shape)} holds "
                 "no time axis that follows the steps (looked for (batch x steps) rows, (batch, steps, ...), "
@@ -217,6 +227,29 @@ def sequence_layouts(model, layers, images, recorder_type):
         # rows of identical steps fit either order: the order frames.flatten(0, 1) gives
         layouts[name] = matching[0]
     return layouts
+
+
+def responding_layers(model, layers, images, convention, recorder_type):
+    """The ``layers`` that give a response per step when ``model`` is called by
+    ``convention`` on ``images`` (two of them): called at all (not an unused head or an
+    auxiliary classifier that runs only in training) and, for ``frames``, once per step or
+    once over the sequence with a time axis. For a model's candidate layers, which nobody
+    chose; declared layers are never pruned (extraction names what is wrong with them)."""
+    sample = images[:2]
+    counts = {}
+    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
+        if convention == "frames":
+            model(torch.stack([sample, sample], 1))
+        elif convention == "stepwise":
+            _step_through(model, torch.stack([sample, sample], 1))
+        else:
+            model(sample)
+        counts = {name: len(calls) for name, calls in recorder.pop().items()}
+    if convention == "frames":
+        once = [name for name, n in counts.items() if n == 1]
+        timed = sequence_layouts(model, once, sample, recorder_type, strict=False) if once else {}
+        return [name for name in layers if counts[name] == 2 or name in timed]
+    return [name for name in layers if counts[name] > 0]
 
 
 def _area(name):

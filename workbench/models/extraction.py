@@ -21,6 +21,7 @@ from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
 from .conventions import (check_convention, detect_convention, model_dtype, run_steps, sees_offset, sequence_layouts,
                           split_steps)
+from .conventions import responding_layers as conventions_responding_layers
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -168,6 +169,30 @@ def resolve_convention(model, layers, images, convention=None, device=None):
             return detect_convention(model, layers, sample, LayerRecorder)
     finally:
         model.train(was_training)
+
+
+def responding_layers(model, layers, preprocessing, convention=None):
+    """The ``layers`` of ``model`` that respond at every step (called at all; for a frames
+    model, once per step or once over the sequence with a time axis), found by calling it on
+    two seeded random images of its declared input ``preprocessing``
+    (:func:`workbench.models.conventions.responding_layers`); all of them when none does
+    (extraction then says why). For candidate layers, never for declared ones."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((2, preprocessing.n_channels, preprocessing.size, preprocessing.size))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            sample = torch.from_numpy(images.astype(np.float32)).to(device, model_dtype(model))
+            convention = convention or getattr(model, "convention", None) or detect_convention(
+                model, layers, sample, LayerRecorder)
+            found = conventions_responding_layers(model, layers, sample, check_convention(convention), LayerRecorder)
+    except ExtractionError:
+        return list(layers)  # extraction reports what fails, with the layers as given
+    finally:
+        model.train(was_training)
+    return found or list(layers)
 
 
 def resolve_protocol(model, protocol):

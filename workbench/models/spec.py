@@ -309,14 +309,25 @@ class ModelSpec:
     def layers_of(self, model):
         """The layers to record: the spec's, else the model's ``default_layers``, else the
         candidates of :func:`workbench.models.hub.candidate_layers` (every stage and block
-        with parameters, two levels deep); the benchmarks commit to one per region."""
+        with parameters, two levels deep) that respond at every step when the model is called
+        (:func:`workbench.models.extraction.responding_layers`); the benchmarks commit to one
+        per region."""
         from .hub import candidate_layers
 
-        layers = list(self.layers or getattr(model, "default_layers", []) or candidate_layers(model))
-        if not layers:
+        declared = list(self.layers or getattr(model, "default_layers", []) or [])
+        if declared:
+            return declared
+        candidates = candidate_layers(model)
+        if candidates:
+            from .extraction import responding_layers
+
+            # candidates nobody chose: those that give no response per step (an unused head, an
+            # auxiliary classifier that runs only in training) are left out, not a failed task
+            candidates = responding_layers(model, candidates, self.preprocessing(model), self.convention_of(model))
+        if not candidates:
             raise WorkbenchError(f"model {self.name!r} names no layers: add layers = [...] to its config entry "
                                  "(command line: --layers)")
-        return layers
+        return candidates
 
     def preprocessing(self, model):
         """How ``model`` must see images: the spec's declaration over the model's
