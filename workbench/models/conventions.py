@@ -229,14 +229,13 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True):
     return layouts
 
 
-def responding_layers(model, layers, images, convention, recorder_type):
+def stepped_layers(model, layers, images, convention, recorder_type):
     """The ``layers`` that give a response per step when ``model`` is called by
     ``convention`` on ``images`` (two of them): called at all (not an unused head or an
     auxiliary classifier that runs only in training) and, for ``frames``, once per step or
     once over the sequence with a time axis. For a model's candidate layers, which nobody
     chose; declared layers are never pruned (extraction names what is wrong with them)."""
     sample = images[:2]
-    counts = {}
     with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
         if convention == "frames":
             model(torch.stack([sample, sample], 1))

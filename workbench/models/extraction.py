@@ -20,8 +20,7 @@ from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
 from .conventions import (check_convention, detect_convention, model_dtype, run_steps, sees_offset, sequence_layouts,
-                          split_steps)
-from .conventions import responding_layers as conventions_responding_layers
+                          split_steps, stepped_layers)
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -175,7 +174,7 @@ def responding_layers(model, layers, preprocessing, convention=None):
     """The ``layers`` of ``model`` that respond at every step (called at all; for a frames
     model, once per step or once over the sequence with a time axis), found by calling it on
     two seeded random images of its declared input ``preprocessing``
-    (:func:`workbench.models.conventions.responding_layers`); all of them when none does
+    (:func:`workbench.models.conventions.stepped_layers`); all of them when none does
     (extraction then says why). For candidate layers, never for declared ones."""
     rng = np.random.default_rng(0)
     images = rng.standard_normal((2, preprocessing.n_channels, preprocessing.size, preprocessing.size))
@@ -187,7 +186,7 @@ def responding_layers(model, layers, preprocessing, convention=None):
             sample = torch.from_numpy(images.astype(np.float32)).to(device, model_dtype(model))
             convention = convention or getattr(model, "convention", None) or detect_convention(
                 model, layers, sample, LayerRecorder)
-            found = conventions_responding_layers(model, layers, sample, check_convention(convention), LayerRecorder)
+            found = stepped_layers(model, layers, sample, check_convention(convention), LayerRecorder)
     except ExtractionError:
         return list(layers)  # extraction reports what fails, with the layers as given
     finally:
