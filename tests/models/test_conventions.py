@@ -352,6 +352,21 @@ def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
                                    _CellOverFrames(cell)(images[:, None].expand(-1, 6, -1, -1, -1)))
     assert resolve_convention(cell, ["conv"], rgb.images) == "stepwise"  # its state changes its readout
 
+    class VectorCell(torch.nn.Module):  # readout and state both (B, 3): no list of 2 readouts
+        def __init__(self):
+            super().__init__()
+            self.drive, self.lateral = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+
+        def forward(self, x, hidden=None):
+            hidden = torch.tanh(self.drive(x.mean((2, 3))) + (self.lateral(hidden) if hidden is not None else 0))
+            return 2 * hidden, hidden
+
+    vector = VectorCell().eval()
+    with torch.no_grad():
+        undeclared = step_readouts(vector, images, 6)
+        torch.testing.assert_close(undeclared, step_readouts(vector, images, 6, "stepwise"))
+    assert undeclared.shape == (len(images), 6, 3)
+
     class Features(torch.nn.Module):  # (logits, features) and a second argument that is no state
         def __init__(self):
             super().__init__()

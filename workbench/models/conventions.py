@@ -349,9 +349,11 @@ def step_readouts(model, images, steps, convention=None):
     ``(batch, steps, classes)`` (or a tuple whose first item is that) or a list of ``steps``
     ``(batch, classes)``. ``"static_recurrent"``: ``model(images)``, recurrence inside,
     returning one readout per step of its own loop: a list or tuple of ``(batch, classes)``
-    tensors (BLnet-style) or one ``(batch, n_steps, classes)`` tensor. ``None``
-    (undeclared): frames if the model takes them and gives per-step readouts, else the
-    static call. A feedforward model has one readout, hence no reaction time: an error.
+    tensors (BLnet-style) or one ``(batch, n_steps, classes)`` tensor. ``"stepwise"``:
+    ``model(frame, state) -> (readout, state)`` once per frame. ``None`` (undeclared): frames
+    if the model takes them and gives per-step readouts, else stepwise if the static call
+    returns a state that changes its readout when passed back, else the static call. A
+    feedforward model has one readout, hence no reaction time: an error.
     """
     if convention == "feedforward":
         raise ExtractionError("a feedforward model gives one readout per image, not one per step: reaction times "
@@ -360,7 +362,7 @@ def step_readouts(model, images, steps, convention=None):
     attempts = {"frames": lambda: model(images[:, None].expand(-1, steps, -1, -1, -1)),
                 "static_recurrent": lambda: model(images),
                 "stepwise": lambda: _step_through(model, images[:, None].expand(-1, steps, -1, -1, -1))}
-    tried = [convention] if convention else ["frames", "static_recurrent"]
+    tried = [convention] if convention else ["frames", "static_recurrent", "stepwise"]
     problems = []
     for name in tried:
         try:
@@ -369,17 +371,20 @@ def step_readouts(model, images, steps, convention=None):
             if convention:
                 raise ExtractionError(f"calling the model as declared ({name}) failed: "
                                       f"{type(error).__name__}: {str(error)[:200]}") from error
-            problems.append(f"model({'frames' if name == 'frames' else 'x'}) failed "
-                            f"({type(error).__name__}: {str(error)[:120]})")
+            call = {"frames": "model(frames)", "static_recurrent": "model(x)"}.get(name, "model(frame, state)")
+            problems.append(f"{call} failed ({type(error).__name__}: {str(error)[:120]})")
             continue
+        if not convention and name == "static_recurrent" and _takes_its_state(model, images, output):
+            continue  # (readout, state): a cell the caller steps, whose pair is no list of readouts
         try:
             return _as_step_logits(output, name, len(images), steps).float()
         except ExtractionError as error:
             if convention or name == tried[-1]:
                 raise
-            problems.append(f"model(frames) ran but gave no per-step readouts ({error})")  # try model(x)
+            problems.append(f"{'model(frames)' if name == 'frames' else 'model(x)'} ran but gave no per-step "
+                            f"readouts ({error})")  # try the next call
     raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
-                          + ". Declare its convention ('frames' or 'static_recurrent')")
+                          + ". Declare its convention ('frames', 'static_recurrent' or 'stepwise')")
 
 
 def _as_step_logits(output, convention, batch, steps):
