@@ -384,3 +384,23 @@ def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
 
     with pytest.raises(ExtractionError, match=r"a stepwise model returns \(output, state\) .* returned \(6, 4, 16, 16\)"):
         extract(NoState().eval(), rgb, layers=["conv"], protocol=protocol, progress=False, convention="stepwise")
+
+
+def test_a_model_that_takes_time_first_frames_is_not_taken_for_a_frames_model(rgb):
+    """A model that loops over the first axis of (steps, batch, C, H, W) would treat the
+    images of a (batch, steps, ...) call as its steps: with 3 frames of 2 images its layers
+    run twice, and the error says how to wrap it."""
+
+    class TimeFirst(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, frames):
+            if frames.ndim != 5:
+                raise ValueError("expected (steps, batch, C, H, W)")
+            return [self.conv(frame) for frame in frames]  # frame: (batch, C, H, W) if time first
+
+    with pytest.raises(ExtractionError, match=r"called \{'conv': 2\} times for 3 steps \(once per image of 2: "
+                                              r"does it take \(steps, batch, C, H, W\), time first\? Wrap it"):
+        resolve_convention(TimeFirst(), ["conv"], rgb.images)

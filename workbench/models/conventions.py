@@ -76,7 +76,9 @@ def detect_convention(model, layers, images, recorder_type):
     """
     sample = images[:2]
     problems = []
-    for convention, inputs, expected in (("frames", torch.stack([sample, sample], 1), 2),
+    # 3 frames of 2 images: a model that takes (steps, batch, ...) loops over the wrong axis
+    # and is told so, instead of seeing images as steps where the two counts are equal
+    for convention, inputs, expected in (("frames", torch.stack([sample] * 3, 1), 3),
                                          ("static", sample, None)):
         with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
             try:
@@ -97,9 +99,13 @@ def detect_convention(model, layers, images, recorder_type):
                         or any(n == expected for n in counts.values())):
                     return "frames"
                 problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {once} ran once "
-                                "for 2 frames, with no time axis that follows the frames)")
+                                "for 3 frames, with no time axis that follows the frames)")
                 continue
-            problems.append(f"model(frames) ran, but the layers were called {counts} times for 2 steps")
+            time_first = len(sample) > 1 and all(n == len(sample) for n in counts.values())
+            problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps"
+                            + (f" (once per image of {len(sample)}: does it take (steps, batch, C, H, W), time "
+                               "first? Wrap it: forward(frames) returning inner(frames.transpose(0, 1)))"
+                               if time_first else ""))
             continue
         # layers it never called (an unused head, a lateral the first step skips) do not
         # decide: extraction names any that a recording needs
@@ -238,7 +244,7 @@ def stepped_layers(model, layers, images, convention, recorder_type):
     sample = images[:2]
     with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
         if convention == "frames":
-            model(torch.stack([sample, sample], 1))
+            model(torch.stack([sample] * 3, 1))
         elif convention == "stepwise":
             _step_through(model, torch.stack([sample, sample], 1))
         else:
@@ -247,7 +253,7 @@ def stepped_layers(model, layers, images, convention, recorder_type):
     if convention == "frames":
         once = [name for name, n in counts.items() if n == 1]
         timed = sequence_layouts(model, once, sample, recorder_type, strict=False) if once else {}
-        return [name for name in layers if counts[name] == 2 or name in timed]
+        return [name for name in layers if counts[name] == 3 or name in timed]
     return [name for name in layers if counts[name] > 0]
 
 
