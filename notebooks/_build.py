@@ -299,6 +299,34 @@ NOTEBOOKS = {
         "\"rec_stimuli.csv\"\n```\n\n`provenance.json` then lists, per model and benchmark, the input it was "
         "shown and its calling convention; editing `my_nets.py` or replacing an image file gives new task "
         "keys, so no stale score is reused.",
+        "## 6. Other ways recurrent models are written\nBesides a time loop inside `forward` (above) and the "
+        "zoo's `model(frames)`, two more shapes are common, and both are found without declaring anything: a "
+        "**cell the caller steps**, `forward(x, hidden=None) -> (readout, hidden)` (convention `stepwise`: one "
+        "call per 10 ms frame, its state passed back), and a **frames model whose layers run once over the "
+        "whole sequence** (a CNN on every frame at once, an `nn.GRU` over `(batch, steps, features)`), whose "
+        "outputs are split into their steps. A layer with no response per step (an auxiliary head, a "
+        "classifier of the last step) is left out of the candidates. `model.double()` or bfloat16 models get "
+        "images in their own precision; `normalization='unit'` declares pixels in [0, 1] (`ToTensor()` "
+        "without `Normalize`).",
+        "class Cell(nn.Module):  # steps one frame: (readout, hidden)\n    def __init__(self):\n"
+        "        super().__init__()\n        self.drive = nn.Conv2d(3, 8, 7, stride=8)\n"
+        "        self.lateral = nn.Conv2d(8, 8, 3, padding=1)\n        self.fc = nn.Linear(8, 10)\n\n"
+        "    def forward(self, x, hidden=None):\n        drive = self.drive(x)\n"
+        "        hidden = torch.tanh(drive + (self.lateral(hidden) if hidden is not None else 0))\n"
+        "        return self.fc(hidden.mean((2, 3))), hidden\n\n\n"
+        "class VideoNet(nn.Module):  # frames (B, T, C, H, W): a CNN on all frames at once, then a GRU\n"
+        "    def __init__(self):\n        super().__init__()\n        self.cnn = nn.Conv2d(3, 8, 7, stride=8)\n"
+        "        self.gru = nn.GRU(8, 16, batch_first=True)\n        self.fc = nn.Linear(16, 10)\n\n"
+        "    def forward(self, frames):\n        b, t = frames.shape[:2]\n"
+        "        per_frame = torch.relu(self.cnn(frames.flatten(0, 1))).mean((2, 3)).view(b, t, -1)\n"
+        "        return self.fc(self.gru(per_frame)[0][:, -1])  # the last step's readout\n\n\n"
+        "from workbench.models.extraction import responding_layers\nfrom workbench.models.hub import "
+        "candidate_layers\n\nfew = shown.subset(list(range(8)))\n"
+        "for build in (Cell, VideoNet):\n    torch.manual_seed(0)\n    net = build().eval()\n"
+        "    # what a report records when the model names no layers: the candidates with a response per step\n"
+        "    layers = responding_layers(net, candidate_layers(net), imagenet)\n"
+        "    features = extract(net, few, layers=layers, protocol=protocol, progress=False)\n"
+        "    print(build.__name__, layers, features.attrs['extraction'])",
     ],
 }
 
