@@ -176,8 +176,8 @@ def responding_layers(model, layers, preprocessing, convention=None):
     two seeded random images of its declared input ``preprocessing``
     (:func:`workbench.models.conventions.stepped_layers`); all of them when none does
     (extraction then says why). For candidate layers, never for declared ones."""
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((2, preprocessing.n_channels, preprocessing.size, preprocessing.size))
+    rng = np.random.default_rng(0)  # pixels in [0, 1], normalised as the model expects them
+    images = preprocessing.normalize(rng.random((2, preprocessing.n_channels, preprocessing.size, preprocessing.size)))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
@@ -187,8 +187,8 @@ def responding_layers(model, layers, preprocessing, convention=None):
             convention = convention or getattr(model, "convention", None) or detect_convention(
                 model, layers, sample, LayerRecorder)
             found = stepped_layers(model, layers, sample, check_convention(convention), LayerRecorder)
-    except ExtractionError:
-        return list(layers)  # extraction reports what fails, with the layers as given
+    except Exception:  # noqa: BLE001 - the user's model, probed: extraction reports what fails, layers as given
+        return list(layers)
     finally:
         model.train(was_training)
     return found or list(layers)
