@@ -60,9 +60,17 @@ class ContentKey:
         return self.json(label, file_sha256(path))
 
     def module_state(self, label, module):
-        """Add every parameter and buffer of a ``torch.nn.Module`` (names, dtypes, bytes)."""
+        """Add every parameter and buffer of a ``torch.nn.Module`` (names, dtypes, shapes and
+        exact bytes). Read as float32 they were not: a float64 model's weights hashed alike
+        when they differed below float32's precision, and a model's dtype not at all."""
+        import torch
+
         for name, tensor in sorted(module.state_dict().items()):
-            self.array(f"{label}.{name}", tensor.detach().cpu().float().numpy())
+            tensor = tensor.detach().cpu().contiguous()
+            # the raw bytes: numpy has no bfloat16 or float8, and a cast would round
+            raw = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else np.empty(0, np.uint8)
+            self._digest.update(f"tensor|{label}.{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            self._digest.update(raw.tobytes())
         return self
 
     def source(self, label, *objects):

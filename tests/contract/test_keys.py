@@ -47,3 +47,25 @@ def test_editing_a_model_forward_changes_its_source_key(tmp_path, monkeypatch):
     after = ContentKey().source("code", module.Net()).hexdigest()
     assert before != after
     sys.modules.pop("edited_net", None)
+
+
+def test_module_state_is_hashed_by_exact_bytes_and_dtype():
+    """Weights were read as float32 for the key: a float64 model's weights that differ below
+    float32's precision, or the same values in another dtype, gave the same key (a stale hit)."""
+    import copy
+
+    import torch
+
+    def key(module):
+        return ContentKey().module_state("w", module).hexdigest()
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)).double()
+    nudged = copy.deepcopy(net)
+    with torch.no_grad():
+        nudged[0].weight[0, 0] += 1e-12  # invisible in float32
+    assert key(nudged) != key(net) and key(net) == key(copy.deepcopy(net))
+    keys = {key(copy.deepcopy(net).to(dtype)) for dtype in (torch.float64, torch.float32, torch.bfloat16,
+                                                              torch.float16)}
+    assert len(keys) == 4  # the same weights in four dtypes: four keys
+    assert key(torch.nn.Linear(0, 2)) == key(torch.nn.Linear(0, 2))  # empty weights hash too
