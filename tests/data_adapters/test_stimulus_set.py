@@ -166,7 +166,8 @@ def test_the_cache_key_of_a_zipped_stimulus_set_sees_its_images(tmp_path):
 
 def test_the_data_key_sees_every_file_the_loader_reads(tmp_path):
     """A folder's key was its path (edits to its volumes kept stale results); an Analyze
-    header's key missed its .img; a BIDS run's key missed its sidecar and events."""
+    header's key missed its .img (and SPM's .mat, its orientation); a BIDS run's key missed its
+    sidecar and events."""
     from workbench.benchmarks.base import data_digest
     from workbench.keys import file_sha256
 
@@ -178,12 +179,13 @@ def test_the_data_key_sees_every_file_the_loader_reads(tmp_path):
     (folder / "v1.nii").write_bytes(b"1")
     (tmp_path / "run.hdr").write_bytes(b"h")
     (tmp_path / "run.img").write_bytes(b"1")
+    (tmp_path / "run.mat").write_bytes(b"m")  # SPM's orientation of an Analyze pair
     (tmp_path / "sub-01_task-a_bold.nii.gz").write_bytes(b"b")
     (tmp_path / "sub-01_task-a_bold.json").write_text('{"RepetitionTime": 2}')
     (tmp_path / "sub-01_task-a_events.tsv").write_text("onset\n0\n")
-    edits = [folder / "v1.nii", tmp_path / "run.img", tmp_path / "sub-01_task-a_bold.json",
+    edits = [folder / "v1.nii", tmp_path / "run.img", tmp_path / "run.mat", tmp_path / "sub-01_task-a_bold.json",
              tmp_path / "sub-01_task-a_events.tsv"]
-    for path, edited in zip([folder, tmp_path / "run.hdr", tmp_path / "sub-01_task-a_bold.nii.gz",
+    for path, edited in zip([folder, tmp_path / "run.hdr", tmp_path / "run.img", tmp_path / "sub-01_task-a_bold.nii.gz",
                              tmp_path / "sub-01_task-a_bold.nii.gz"], edits):
         before = data_digest(path)
         edited.write_bytes(edited.read_bytes() + b"2")

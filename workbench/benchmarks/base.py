@@ -349,7 +349,9 @@ def data_digest(path):
         return key.hexdigest()
     if not path.is_file():
         return str(path)
-    companions = [path.with_suffix(suffix) for suffix in (".img", ".hdr") if path.suffix.lower() in (".hdr", ".img")]
+    # an Analyze pair's other half, and SPM's .mat beside it (its orientation: see data_adapters.nifti._oriented)
+    companions = [path.with_suffix(suffix) for suffix in (".img", ".hdr", ".mat")
+                  if path.suffix.lower() in (".hdr", ".img")]
     companions += [bids_sidecar(path), bids_sidecar(path, suffix="events", extension=".tsv")]
     companions = [p for p in companions if p is not None and p != path and p.is_file()]
     if not companions:
