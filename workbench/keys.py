@@ -60,12 +60,17 @@ class ContentKey:
         return self.json(label, file_sha256(path))
 
     def module_state(self, label, module):
-        """Add every parameter and buffer of a ``torch.nn.Module`` (names, dtypes, shapes and
-        exact bytes). Read as float32 they were not: a float64 model's weights hashed alike
-        when they differed below float32's precision, and a model's dtype not at all."""
+        """Add every parameter and buffer of a ``torch.nn.Module``, non-persistent buffers too
+        (names, dtypes, shapes and exact bytes). Read as float32 they were not: a float64
+        model's weights hashed alike when they differed below float32's precision, and a
+        model's dtype not at all."""
         import torch
 
-        for name, tensor in sorted(module.state_dict().items()):
+        state = dict(module.state_dict())
+        # buffers registered with persistent=False are not in the state dict, yet change results
+        state.update({f"{name} (not persistent)": buffer for name, buffer in module.named_buffers()
+                      if name not in state})
+        for name, tensor in sorted(state.items()):
             tensor = tensor.detach().cpu().contiguous()
             # the raw bytes: numpy has no bfloat16 or float8, and a cast would round
             raw = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else np.empty(0, np.uint8)

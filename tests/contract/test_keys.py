@@ -69,3 +69,8 @@ def test_module_state_is_hashed_by_exact_bytes_and_dtype():
                                                               torch.float16)}
     assert len(keys) == 4  # the same weights in four dtypes: four keys
     assert key(torch.nn.Linear(0, 2)) == key(torch.nn.Linear(0, 2))  # empty weights hash too
+    masked = torch.nn.Linear(3, 2)
+    masked.register_buffer("mask", torch.ones(2), persistent=False)  # outside the state dict
+    before = key(masked)
+    masked.mask[0] = 0
+    assert key(masked) != before
