@@ -419,3 +419,65 @@ def test_a_change_to_the_workbench_code_is_a_new_key_for_every_task(tmp_path, mo
     monkeypatch.setattr(keys, "_package_code_digest", edited)
     after = {task.label: task.key for task in plan(config)}
     assert after.keys() == before.keys() and all(after[label] != before[label] for label in before)
+
+
+def test_a_builder_that_loads_its_own_weights_file_gets_no_stale_score(tmp_path):
+    """An entry point's builder that calls torch.load itself: the task key (made without
+    running user code) cannot see that file, so each cached result records the state the
+    model built to and is reused only while it builds to the same; an unseeded builder gets
+    the spec's seed, so the same spec is the same model in every run."""
+    import torch
+
+    (tmp_path / "own_weights_net.py").write_text(
+        "from pathlib import Path\nimport torch\n\n\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)\n"
+        "        self.fc = torch.nn.Linear(4, 10)\n\n    def forward(self, frames):\n"
+        "        return self.fc(torch.relu(self.conv(frames.flatten(0, 1))).mean((2, 3))).view(*frames.shape[:2], -1)\n\n\n"
+        "def build():\n    net = Net()  # unseeded\n    net.load_state_dict(torch.load(Path(__file__).with_name('w.pt')))\n"
+        "    return net\n\n\ndef unseeded():\n    return Net()\n")
+    torch.manual_seed(1)
+    from importlib import util
+
+    spec = util.spec_from_file_location("own_weights_net", tmp_path / "own_weights_net.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.save(module.Net().state_dict(), tmp_path / "w.pt")
+    config = _write_config(tmp_path, """
+[settings]
+n_permutations = 20
+n_stimuli = 40
+
+[[models]]
+name = "mine"
+entry_point = "own_weights_net:build"
+input_size = 32
+channels = "grey"
+normalization = "set"
+
+[[models]]
+name = "unseeded"
+entry_point = "own_weights_net:unseeded"
+input_size = 32
+channels = "grey"
+normalization = "set"
+
+[[benchmarks]]
+name = "sim-macaque.IT.shared-time-ridge"
+""")
+    cache = tmp_path / "cache"
+
+    def written():
+        return {path.name: path.stat().st_mtime_ns for path in (cache / "tasks").glob("*.json")}
+
+    first = build_report(load_config(config), tmp_path / "one", cache_dir=cache, progress=False)
+    entries = written()
+    again = build_report(load_config(config), tmp_path / "two", cache_dir=cache, progress=False)
+    assert [r["value"] for r in again["scores"]] == [r["value"] for r in first["scores"]]
+    assert len(entries) == 2 and written() == entries  # both reused (the unseeded model built alike)
+    torch.manual_seed(2)
+    torch.save(module.Net().state_dict(), tmp_path / "w.pt")  # new weights, same code and config
+    changed = build_report(load_config(config), tmp_path / "three", cache_dir=cache, progress=False)
+    values = {r["model"]: r["value"] for r in changed["scores"]}
+    before = {r["model"]: r["value"] for r in first["scores"]}
+    assert values["mine"] != before["mine"] and values["unseeded"] == before["unseeded"]
+    assert len({name for name, stamp in written().items() if entries[name] != stamp}) == 1  # only "mine" rerun

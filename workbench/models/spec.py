@@ -238,7 +238,11 @@ class ModelSpec:
         else:
             builder = self.entry_function()
             try:
-                model = builder(**self.config)
+                # a builder that draws its initial weights without seeding gets the spec's
+                # seed: the same spec builds the same model in every process and every run
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    model = builder(**self.config)
             except Exception as error:  # noqa: BLE001 - the user's code: named, with its own message
                 detail = " ".join(str(error).split())  # one line (TorchScript's errors span many)
                 raise WorkbenchError(
@@ -255,6 +259,17 @@ class ModelSpec:
         if self.weights:
             load_weights(model, self.weights)
         return model.eval()
+
+    def state_digest(self, model):
+        """Hash of what an entry point's ``model`` was built with (every weight and buffer, exact
+        bytes): its identity cannot see files its builder loads itself (``torch.load`` inside
+        ``build()``), so a cached score is trusted only if the model builds to the same state;
+        ``None`` for zoo and library models, whose identity determines their state."""
+        if not self.entry_point:
+            return None
+        from ..keys import ContentKey
+
+        return ContentKey().module_state("state", model).hexdigest()
 
     def code_files(self):
         """The source files of an entry point's code, found without running it: the module's

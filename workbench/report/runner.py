@@ -4,9 +4,12 @@ Each task's result is written atomically to ``CACHE/tasks/<key>.json`` once it f
 the key (:mod:`workbench.keys`) hashes everything that determines the result: the model's
 identity (:meth:`workbench.models.ModelSpec.identity`: its zoo recipe, the SHA-256 of its
 weights, its code), the benchmark's identity (:meth:`workbench.benchmarks.Benchmark.identity`:
-identifier, version, settings, the content of its input files) and the package versions. A run killed at any point resumes: finished tasks are read back, the others
-recomputed, and the report is identical to an uninterrupted run's. Failed tasks are not
-cached (a rerun retries them).
+identifier, version, settings, the content of its input files) and the package versions.
+An entry point's builder may load files of its own (``torch.load`` inside ``build()``),
+which no key made before building can see: its result also records the state the model
+built to, and is reused only while the model still builds to it. A run killed at any point
+resumes: finished tasks are read back, the others recomputed, and the report is identical
+to an uninterrupted run's. Failed tasks are not cached (a rerun retries them).
 
 Execution: serially in this process (``jobs=1``), on a dask ``LocalCluster`` of ``jobs``
 worker processes (one task per worker at a time), or on an existing cluster
@@ -109,11 +112,40 @@ def result_path(cache_dir, task):
     return Path(cache_dir) / "tasks" / f"{task.key}.json"
 
 
+def model_state(spec, cache_dir, memo=None):
+    """The state digest of an entry-point model as it builds now
+    (:meth:`workbench.models.ModelSpec.state_digest`), None for others or when it does not
+    build (the task then fails and says why); ``memo`` keeps one per model name."""
+    from ..models.spec import ModelSpec
+
+    if not spec or not spec.get("entry_point"):
+        return None
+    if memo is not None and spec["name"] in memo:
+        return memo[spec["name"]]
+    model_spec = ModelSpec.from_dict(spec)
+    try:
+        digest = model_spec.state_digest(model_spec.build(cache_dir))
+    except Exception:  # noqa: BLE001 - the user's builder: the task reports the failure when it runs
+        digest = None
+    if memo is not None:
+        memo[spec["name"]] = digest
+    return digest
+
+
+def still_valid(cached, task, cache_dir, memo=None):
+    """Whether a cached result still holds: for an entry-point model, its builder must give
+    the state it gave then (a weights file it loads itself may have changed)."""
+    if not task.model or not task.model.get("entry_point"):
+        return True
+    recorded = cached.get("model_state")
+    return recorded is not None and recorded == model_state(task.model, cache_dir, memo)
+
+
 def run_task(task, cache_dir, threads=1):
     """Compute one task (or read it back); never raises: failures come back as results."""
     path = result_path(cache_dir, task)
     cached = read_cached(path)
-    if cached is not None:
+    if cached is not None and still_valid(cached, task, cache_dir):
         return {**cached, "status": "cached"}
     import dask
 
@@ -142,6 +174,7 @@ def _compute(task, cache_dir, path):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
+            state = model_state(task.model, cache_dir)
             benchmark = benchmark_of(task.benchmark, task.settings, cache_dir)
             scores, panel = benchmark.run(task.model)
     except Exception as error:  # a failing task is reported and must not stop the others
@@ -165,6 +198,7 @@ def _compute(task, cache_dir, path):
         records.append(record)
     simulated = any(record["simulated"] for record in records) or benchmark.simulated
     result = {**base, "records": records, "panel": panel, "simulated": simulated,
+              **({"model_state": state} if state is not None else {}),
               **({"warnings": notes[:MAX_WARNINGS]} if notes else {})}
     write_json(path, result)
     return {**result, "status": "ok", "seconds": time.perf_counter() - start}
@@ -214,9 +248,10 @@ def execute(tasks, cache_dir, jobs=1, scheduler=None, progress=True, threads=1):
     remove_stale_temporaries(cache_dir / "tasks")  # results a killed run was writing
     results = {}
     pending = []
+    states = {}  # each entry-point model built once to check its cached results
     for task in tasks:
         cached = read_cached(result_path(cache_dir, task))
-        if cached is not None:
+        if cached is not None and still_valid(cached, task, cache_dir, states):
             results[task.key] = {**cached, "status": "cached"}
         else:
             pending.append(task)
