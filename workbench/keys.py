@@ -24,6 +24,18 @@ def _canonical(obj):
     return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
 
 
+def _plain(value, depth=0):
+    """Whether ``value`` is a plain setting: a number, string, bool or None, or a short list,
+    tuple or dict of them (never a tensor, module or function)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if depth < 2 and isinstance(value, (list, tuple)) and len(value) <= 64:
+        return all(_plain(item, depth + 1) for item in value)
+    if depth < 2 and isinstance(value, dict) and len(value) <= 64:
+        return all(isinstance(key, str) and _plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
 class ContentKey:
     """An incremental SHA-256 over labelled parts.
 
@@ -61,7 +73,7 @@ class ContentKey:
 
     def module_state(self, label, module):
         """Add every parameter and buffer of a ``torch.nn.Module``, non-persistent buffers too
-        (names, dtypes, shapes and exact bytes). Read as float32 they were not: a float64
+        (names, dtypes, shapes and exact bytes), and every module's plain public attributes. Read as float32 they were not: a float64
         model's weights hashed alike when they differed below float32's precision, and a
         model's dtype not at all."""
         import torch
@@ -76,7 +88,12 @@ class ContentKey:
             raw = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else np.empty(0, np.uint8)
             self._digest.update(f"tensor|{label}.{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
             self._digest.update(raw.tobytes())
-        return self
+        # plain settings kept as attributes (a loop's ``times``, a step size) change what the
+        # same weights compute, and a builder may read them from a file its key cannot see
+        settings = {f"{name}.{key}": value for name, sub in module.named_modules()
+                    for key, value in vars(sub).items()
+                    if not key.startswith("_") and key != "training" and _plain(value)}
+        return self.json(f"{label}.settings", settings)
 
     def source(self, label, *objects):
         """Add the source files that define ``objects`` (functions, classes, or instances:

@@ -74,3 +74,10 @@ def test_module_state_is_hashed_by_exact_bytes_and_dtype():
     before = key(masked)
     masked.mask[0] = 0
     assert key(masked) != before
+    looped = torch.nn.Linear(3, 2)
+    looped.times = 4  # a loop count read from a file by the builder: same weights, other outputs
+    before = key(looped)
+    looped.times = 6
+    assert key(looped) != before
+    looped.train(False)
+    assert key(looped) == key(looped.train(True))  # the mode is set by extraction, not a setting
