@@ -404,3 +404,34 @@ def test_a_model_that_takes_time_first_frames_is_not_taken_for_a_frames_model(rg
     with pytest.raises(ExtractionError, match=r"called \{'conv': 2\} times for 3 steps \(once per image of 2: "
                                               r"does it take \(steps, batch, C, H, W\), time first\? Wrap it"):
         resolve_convention(TimeFirst(), ["conv"], rgb.images)
+
+
+def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):
+    """A hidden state kept in an attribute and never reset carries one batch into the next
+    (and the image into the grey frame): two identical calls differ, and detection says why
+    and how to fix it; a stochastic model likewise. Declared, the convention is taken as is."""
+
+    class Stateful(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+            self.h = None
+
+        def forward(self, x):
+            out = self.conv(x)
+            self.h = out if self.h is None else torch.tanh(out + self.h)  # never reset
+            return self.h
+
+    class Noisy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, x):
+            return self.conv(x) + torch.randn(1)
+
+    for model in (Stateful(), Noisy()):
+        with pytest.raises(ExtractionError, match=r"returns other outputs when called twice on the same input \("
+                                                  r"as feedforward\): it keeps state .*convention 'stepwise'"):
+            resolve_convention(model, ["conv"], rgb.images)
+    assert resolve_convention(Stateful(), ["conv"], rgb.images, convention="feedforward") == "feedforward"

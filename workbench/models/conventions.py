@@ -90,14 +90,14 @@ def detect_convention(model, layers, images, recorder_type):
             counts = {name: len(calls) for name, calls in recorder.pop().items()}
         if expected is not None:
             if all(n == expected for n in counts.values()):
-                return "frames"
+                return _repeatable(model, inputs, returned, "frames")
             if all(n in (1, expected) for n in counts.values()):
                 # layers that run once over the whole sequence, holding its steps: frames if
                 # any layer responds per step (extraction names a recorded one that does not)
                 once = [name for name, n in counts.items() if n == 1]
                 if (sequence_layouts(model, once, sample, recorder_type, strict=False)
                         or any(n == expected for n in counts.values())):
-                    return "frames"
+                    return _repeatable(model, inputs, returned, "frames")
                 problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {once} ran once "
                                 "for 3 frames, with no time axis that follows the frames)")
                 continue
@@ -115,13 +115,44 @@ def detect_convention(model, layers, images, recorder_type):
         if not called:
             problems.append(f"model(x) never called layer(s) {list(counts)}")
         elif all(n == 1 for n in called):
-            return "feedforward"
+            return _repeatable(model, inputs, returned, "feedforward")
         else:
-            return "static_recurrent"
+            return _repeatable(model, inputs, returned, "static_recurrent")
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
         + ". Declare it: convention = 'frames' | 'static_recurrent' | 'stepwise' | 'feedforward' in the model's "
           "config entry (or a `convention` attribute on the model)")
+
+
+def _same(a, b):
+    """Whether two model outputs (tensors, or lists, tuples and dicts of them) are equal up
+    to float rounding; other objects are not compared."""
+    if torch.is_tensor(a) and torch.is_tensor(b):
+        if a.shape != b.shape:
+            return False
+        a, b = a.float(), b.float()
+        scale = float(a.abs().nan_to_num(0, 0, 0).max()) if a.numel() else 0.0
+        return bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(scale, 1.0), equal_nan=True))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    return True
+
+
+def _repeatable(model, inputs, returned, convention):
+    """``convention``, once a second call on the same ``inputs`` returns what the first did.
+    A model that keeps its state from one call to the next (a hidden state kept in an
+    attribute and never reset) would carry one batch's responses into the next batch and the
+    image's into the grey frame's; a stochastic one gives other numbers in every run."""
+    if not _same(model(inputs), returned):
+        raise ExtractionError(
+            f"{type(model).__name__} returns other outputs when called twice on the same input (as "
+            f"{convention}): it keeps state from one call to the next, or draws random numbers. Fix: reset its "
+            "state at the start of forward, or return it and take it back, forward(x, state=None) -> (output, "
+            "state) (convention 'stepwise'); seed a stochastic model inside forward. Declaring the convention "
+            "skips this check")
+    return convention
 
 
 def _takes_its_state(model, x, returned):
