@@ -83,6 +83,9 @@ class ContentKey:
         state.update({f"{name} (not persistent)": buffer for name, buffer in module.named_buffers()
                       if name not in state})
         for name, tensor in sorted(state.items()):
+            if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):  # a lazy module not yet called
+                self._digest.update(f"tensor|{label}.{name}|uninitialized|".encode())
+                continue
             tensor = tensor.detach().cpu().contiguous()
             # the raw bytes: numpy has no bfloat16 or float8, and a cast would round
             raw = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else np.empty(0, np.uint8)

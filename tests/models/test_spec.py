@@ -166,3 +166,32 @@ def test_candidate_layers_that_never_respond_per_step_are_left_out_declared_ones
     assert declared.layers_of(model) == ["conv", "fc"]
     with pytest.raises(ExtractionError, match="'fc' ran once for the whole sequence, but its output"):
         extract(model, digits(3, size=16), layers=declared.layers_of(model), progress=False)
+
+
+def test_a_model_returned_inside_data_parallel_is_recorded_by_its_own_layer_names(tmp_path):
+    """Training code often hands back nn.DataParallel(net): its layers were 'module.conv' and
+    its blocks fell below the candidates' depth; the network inside is what is recorded, and
+    a checkpoint saved from the wrapper ('module.' names) still loads. A lazy layer
+    (nn.LazyLinear) is made at build, under the seed, so the checkpoint loads into it."""
+    import torch
+
+    (tmp_path / "wrapped_nets.py").write_text(
+        "import torch\nfrom torch import nn\n\n\ndef build():\n    torch.manual_seed(0)\n"
+        "    net = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Flatten(), nn.LazyLinear(3))\n"
+        "    return nn.DataParallel(nn.DataParallel(net))\n")
+    spec = ModelSpec.from_dict({"name": "w", "entry_point": "wrapped_nets:build", "input_size": 8,
+                                "channels": "grey"}, base=tmp_path)
+    model = spec.build()
+    assert not isinstance(model, torch.nn.DataParallel)
+    assert spec.layers_of(model)[:2] == ["0", "0.0"]
+    torch.save(torch.nn.DataParallel(model).state_dict(), tmp_path / "w.pt")  # 'module.0.0.weight', ...
+    reloaded = ModelSpec.from_dict({"name": "w", "entry_point": "wrapped_nets:build", "weights": str(tmp_path / "w.pt"),
+                                    "input_size": 8, "channels": "grey"}, base=tmp_path).build()
+    assert torch.equal(reloaded[0][0].weight, model[0][0].weight)
+    # its lazy layer got its weights at build, under the spec's seed: the same in every build,
+    # whatever ran before (at the first extraction they depended on the global random state)
+    torch.rand(5)
+    assert torch.equal(spec.build()[2].weight, model[2].weight)
+    from workbench.keys import ContentKey
+
+    ContentKey().module_state("w", torch.nn.LazyLinear(3))  # an unbuilt lazy module hashes too

@@ -256,6 +256,12 @@ class ModelSpec:
         if not isinstance(model, torch.nn.Module):
             raise WorkbenchError(f"model {self.name!r}: its builder returned {type(model).__name__}, "
                                  "not a torch.nn.Module")
+        model = _unwrapped(model)
+        if _has_lazy_parameters(model):
+            # lazy modules (nn.LazyLinear...) draw their weights at their first call: made here,
+            # under the spec's seed, so that weights load into them and the same spec is the
+            # same model (drawn at the first extraction, they depended on what ran before)
+            _materialize(model, self.preprocessing(model), self.seed)
         if self.weights:
             load_weights(model, self.weights)
         return model.eval()
@@ -403,6 +409,53 @@ def _importable(folder):
         for path in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(path)
+
+
+def _unwrapped(model):
+    """The network inside the wrappers training code leaves around it: ``nn.DataParallel`` and
+    ``DistributedDataParallel`` (``.module``) and ``torch.compile`` (``._orig_mod``). Layer
+    names are then the network's own (``features.3``, not ``module.features.3``), its stages
+    are candidate layers, and hooks see its eager modules."""
+    import torch
+
+    wrappers = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
+    for _ in range(8):  # nested wrappers, never a cycle
+        if isinstance(model, wrappers):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+            model = model._orig_mod
+        else:
+            break
+    return model
+
+
+def _has_lazy_parameters(model):
+    import torch
+
+    return any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+def _materialize(model, preprocessing, seed):
+    """Call ``model`` once on a grey image of its declared input (a static batch, else one
+    frame) under ``seed``, so that its lazy modules create their weights; a model that takes
+    neither is left as it is (its first real call then names the problem)."""
+    import torch
+
+    image = torch.zeros(1, preprocessing.n_channels, preprocessing.size, preprocessing.size)
+    was_training = model.training
+    model.eval()
+    try:
+        for inputs in (image, image[:, None]):
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(seed)
+                try:
+                    model(inputs)
+                except Exception:  # noqa: BLE001 - probing: try the other input, else leave it
+                    continue
+            if not _has_lazy_parameters(model):
+                return
+    finally:
+        model.train(was_training)
 
 
 def _arguments(config):
