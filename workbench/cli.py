@@ -152,6 +152,9 @@ def _model_arguments(parser):
     parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
     parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception", "unit"],
                         help="input normalisation (default: the model's)")
+    parser.add_argument("--model-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
+                        help="a keyword argument of the model's builder (a config option), repeatable; VALUE is "
+                             "JSON or text, e.g. --model-option times=6 --model-option 'channels=[16, 32]'")
     parser.add_argument("--layers", default=None, metavar="A,B",
                         help="comma-separated module paths to record (default: the model's default_layers, "
                              "else every stage and block two levels deep)")
@@ -197,6 +200,8 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
             spec[key] = getattr(args, key)
     if args is not None and getattr(args, "layers", None) is not None:
         spec["layers"] = _layer_list(args.layers)
+    if args is not None and getattr(args, "model_option", None):
+        spec["config"] = dict(args.model_option)
     if weights:
         spec["weights"] = weights
     if train is not None:
@@ -219,12 +224,16 @@ def _option_error(error):
     if ".load_options" in error.key:
         option = error.key.split(".load_options", 1)[1].lstrip(".")
         return WorkbenchError(f"--load-option{' ' + option if option else ''}: {error.problem}")
+    if ".config." in f".{error.key}":
+        option = f".{error.key}".split(".config.", 1)[1]
+        return WorkbenchError(f"--model-option {option}: {error.problem}")
     field = error.key.rsplit(".", 1)[-1].split("[", 1)[0]
     return WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}")
 
 
 def _load_option(text):
-    """``NAME=VALUE`` of --load-option: VALUE as JSON (numbers, lists, objects), else text."""
+    """``NAME=VALUE`` of --load-option and --model-option: VALUE as JSON (numbers, lists,
+    objects), else text."""
     import json
 
     name, sep, value = text.partition("=")

@@ -223,7 +223,8 @@ def test_score_equals_the_report_for_the_same_task(tmp_path, capsys):
 
 def test_score_records_the_layers_it_is_given(tmp_path, capsys):
     """``score --layers`` (as ``extract --layers``): the benchmark commits to one of them; a
-    model's whole-sequence head is left out this way. An empty list is refused by name."""
+    model's whole-sequence head is left out this way. An empty list is refused by name.
+    ``--model-option`` passes a keyword to the model's builder (its config)."""
     out = tmp_path / "s.json"
     assert main(["score", "b", "--no-train", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--n-stimuli", "60",
                  "--permutations", "20", "--layers", "layers.1", "--out", str(out), "--no-progress"]) == 0
@@ -233,6 +234,16 @@ def test_score_records_the_layers_it_is_given(tmp_path, capsys):
     assert main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--layers", " , ",
                  "--out", str(tmp_path / "t.json")]) == 2
     assert "--layers: no layer named in ' , '" in _one_line_error(capsys, "score")
+    # --model-option: a keyword of the model's builder (its config), checked like the config's
+    assert main(["score", "b", "--no-train", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--n-stimuli", "60",
+                 "--permutations", "20", "--model-option", "channels=[4, 8]", "--out", str(tmp_path / "c.json"),
+                 "--no-progress"]) == 0
+    narrow = json.loads((tmp_path / "c.json").read_text())["scores"][0]["value"]
+    assert narrow != scored["scores"][0]["value"]  # another model
+    capsys.readouterr()
+    assert main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--model-option", "chanels=[4]",
+                 "--out", str(tmp_path / "t.json")]) == 2
+    assert "--model-option chanels: not an option of 'b'; it takes channels" in _one_line_error(capsys, "score")
 
 
 @pytest.mark.parametrize("option, value, words", [
