@@ -192,6 +192,10 @@ def test_a_model_returned_inside_data_parallel_is_recorded_by_its_own_layer_name
     # whatever ran before (at the first extraction they depended on the global random state)
     torch.rand(5)
     assert torch.equal(spec.build()[2].weight, model[2].weight)
+    (tmp_path / "compiled_nets.py").write_text(  # torch.compile's wrapper (compiled only when called)
+        "import torch\n\n\ndef build():\n    return torch.compile(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)))\n")
+    compiled = ModelSpec.from_dict({"name": "c", "entry_point": "compiled_nets:build"}, base=tmp_path).build()
+    assert type(compiled) is torch.nn.Sequential
     from workbench.keys import ContentKey
 
     ContentKey().module_state("w", torch.nn.LazyLinear(3))  # an unbuilt lazy module hashes too
