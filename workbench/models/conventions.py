@@ -89,14 +89,13 @@ def detect_convention(model, layers, images, recorder_type):
                 continue
             counts = {name: len(calls) for name, calls in recorder.pop().items()}
         if expected is not None:
-            if all(n == expected for n in counts.values()):
-                return _repeatable(model, inputs, returned, "frames")
             if all(n in (1, expected) for n in counts.values()):
-                # layers that run once over the whole sequence, holding its steps: frames if
-                # any layer responds per step (extraction names a recorded one that does not)
+                # every layer once per step, or some once over the whole sequence, holding its
+                # steps: frames if any layer responds per step (extraction names a recorded
+                # one that does not; the layouts are looked for only when none runs per step)
                 once = [name for name, n in counts.items() if n == 1]
-                if (sequence_layouts(model, once, sample, recorder_type, strict=False)
-                        or any(n == expected for n in counts.values())):
+                if (any(n == expected for n in counts.values())
+                        or sequence_layouts(model, once, sample, recorder_type, strict=False)):
                     return _repeatable(model, inputs, returned, "frames")
                 problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {once} ran once "
                                 "for 3 frames, with no time axis that follows the frames)")

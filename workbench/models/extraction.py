@@ -164,8 +164,7 @@ def resolve_convention(model, layers, images, convention=None, device=None):
     model.eval()
     try:
         with torch.inference_mode():
-            sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32)).to(device, model_dtype(model))
-            return detect_convention(model, layers, sample, LayerRecorder)
+            return detect_convention(model, layers, _model_input(model, images[:2], device), LayerRecorder)
     finally:
         model.train(was_training)
 
@@ -183,7 +182,7 @@ def responding_layers(model, layers, preprocessing, convention=None):
     model.eval()
     try:
         with torch.inference_mode():
-            sample = torch.from_numpy(images.astype(np.float32)).to(device, model_dtype(model))
+            sample = _model_input(model, images, device)
             convention = convention or getattr(model, "convention", None) or detect_convention(
                 model, layers, sample, LayerRecorder)
             found = stepped_layers(model, layers, sample, check_convention(convention), LayerRecorder)
@@ -192,6 +191,14 @@ def responding_layers(model, layers, preprocessing, convention=None):
     finally:
         model.train(was_training)
     return found or list(layers)
+
+
+def _model_input(model, images, device, dtype=None):
+    """``images`` (float, ``(n, C, H, W)``, any layout) as the tensor ``model`` takes: on
+    ``device``, in its dtype (``dtype``, found once by the caller of a loop, else
+    :func:`~workbench.models.conventions.model_dtype`)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    return tensor.to(device, dtype or model_dtype(model))
 
 
 def resolve_protocol(model, protocol):
@@ -251,7 +258,8 @@ def _template(stimuli, layers, shapes, reduction, protocol, model, options):
     )
 
 
-def _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention, sequences):
+def _fit_reduction(model, images, layers, reduction, protocol, device, dtype, autocast, batch_size, convention,
+                   sequences):
     """Fit a reduction (PCA) on the raw outputs of a seeded subset of stimuli."""
     rng = np.random.default_rng(getattr(reduction, "seed", 0))
     n_fit = min(getattr(reduction, "n_fit", len(images)), len(images))
@@ -260,8 +268,7 @@ def _fit_reduction(model, images, layers, reduction, protocol, device, autocast,
     with LayerRecorder(model, layers, transform=lambda name, out: out.float(), sequences=sequences,
                        steps=protocol.n_steps) as recorder:
         for start in range(0, len(subset), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[subset[start:start + batch_size]],
-                                                          dtype=np.float32)).to(device, model_dtype(model))
+            batch = _model_input(model, images[subset[start:start + batch_size]], device, dtype)
             with _autocast(device, autocast):
                 calls = run_steps(model, batch, protocol, convention, recorder)
             for name, outputs in calls.items():
@@ -338,23 +345,23 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     was_training = model.training
     model.eval().to(device)
     buffers = None
+    dtype = model_dtype(model)  # the inputs' dtype, found once
     try:
         with torch.inference_mode():
             sequences = {}
             if convention == "frames":  # layers that run once over the whole sequence of frames
-                sample = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32))
-                sequences = sequence_layouts(model, layers, sample.to(device, model_dtype(model)), LayerRecorder)
+                sequences = sequence_layouts(model, layers, _model_input(model, images[:2], device, dtype),
+                                             LayerRecorder)
                 if sequences:
                     options["sequence_layers"] = sequences
             if reduction.needs_fit:
-                _fit_reduction(model, images, layers, reduction, protocol, device, autocast, batch_size, convention,
-                               sequences)
+                _fit_reduction(model, images, layers, reduction, protocol, device, dtype, autocast, batch_size,
+                               convention, sequences)
             with LayerRecorder(model, layers, transform=reduction, sequences=sequences,
                                steps=protocol.n_steps) as recorder:
                 starts = range(0, len(images), batch_size)
                 for start in tqdm(starts, desc="extracting", unit="batch", disable=not progress):
-                    batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size],
-                                                                  dtype=np.float32)).to(device, model_dtype(model))
+                    batch = _model_input(model, images[start:start + batch_size], device, dtype)
                     with _autocast(device, autocast):
                         calls = run_steps(model, batch, protocol, convention, recorder)
                     if buffers is None:  # the first batch fixes the units: allocate once
