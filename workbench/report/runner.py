@@ -145,7 +145,8 @@ def run_task(task, cache_dir, threads=1):
     """Compute one task (or read it back); never raises: failures come back as results."""
     path = result_path(cache_dir, task)
     cached = read_cached(path)
-    if cached is not None and still_valid(cached, task, cache_dir):
+    states = {}  # an entry-point model built once here: to check a cached result, then to record
+    if cached is not None and still_valid(cached, task, cache_dir, states):
         return {**cached, "status": "cached"}
     import dask
 
@@ -154,7 +155,7 @@ def run_task(task, cache_dir, threads=1):
     # cluster, where they queued behind the trainings and left their task waiting (measured:
     # 200 s per 6 s macaque task)
     with fixed_threads(threads), dask.config.set(scheduler="synchronous"):
-        return _compute(task, cache_dir, path)
+        return _compute(task, cache_dir, path, states)
 
 
 def read_cached(path):
@@ -167,14 +168,14 @@ def read_cached(path):
     return result if isinstance(result, dict) and "records" in result else None
 
 
-def _compute(task, cache_dir, path):
+def _compute(task, cache_dir, path, states=None):
     start = time.perf_counter()
     base = {"key": task.key, "model": task.model["name"] if task.model else None,
             "benchmark": task.benchmark["name"]}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
-            state = model_state(task.model, cache_dir)
+            state = model_state(task.model, cache_dir, states)
             benchmark = benchmark_of(task.benchmark, task.settings, cache_dir)
             scores, panel = benchmark.run(task.model)
     except Exception as error:  # a failing task is reported and must not stop the others
