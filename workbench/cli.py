@@ -213,20 +213,18 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
 
 # the command-line option behind each configuration key, for error messages
 _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights", "epochs": "--epochs",
-                  "convention": "--convention", "layers": "--layers", "input_size": "--input-size", "channels": "--channels",
-                  "normalization": "--normalization", "stimulus_set": "--stimulus-set",
+                  "convention": "--convention", "layers": "--layers", "input_size": "--input-size",
+                  "channels": "--channels", "normalization": "--normalization", "stimulus_set": "--stimulus-set",
                   "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
                   "n_permutations": "--permutations", "n_stimuli": "--n-stimuli", "batch_size": "--batch-size"}
 
 
 def _option_error(error):
     """A configuration error as the command line's: the option behind the key, the problem."""
-    if ".load_options" in error.key:
-        option = error.key.split(".load_options", 1)[1].lstrip(".")
-        return WorkbenchError(f"--load-option{' ' + option if option else ''}: {error.problem}")
-    if ".config." in f".{error.key}":
-        option = f".{error.key}".split(".config.", 1)[1]
-        return WorkbenchError(f"--model-option {option}: {error.problem}")
+    for nested, option in (("load_options", "--load-option"), ("config", "--model-option")):  # NAME=VALUE options
+        _, found, name = f".{error.key}".partition(f".{nested}")
+        if found and (not name or name.startswith(".")):
+            return WorkbenchError(f"{option}{' ' + name[1:] if name else ''}: {error.problem}")
     field = error.key.rsplit(".", 1)[-1].split("[", 1)[0]
     return WorkbenchError(f"{_OPTION_OF_KEY.get(field, error.key)}: {error.problem}")
 

@@ -73,9 +73,9 @@ class ContentKey:
 
     def module_state(self, label, module):
         """Add every parameter and buffer of a ``torch.nn.Module``, non-persistent buffers too
-        (names, dtypes, shapes and exact bytes), and every module's plain public attributes. Read as float32 they were not: a float64
-        model's weights hashed alike when they differed below float32's precision, and a
-        model's dtype not at all."""
+        (names, dtypes, shapes and exact bytes), and every module's plain public attributes.
+        Read as float32 they were not: a float64 model's weights hashed alike when they
+        differed below float32's precision, and a model's dtype not at all."""
         import torch
 
         state = dict(module.state_dict())
