@@ -433,7 +433,8 @@ def test_a_builder_that_loads_its_own_weights_file_gets_no_stale_score(tmp_path)
         "    def __init__(self):\n        super().__init__()\n        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)\n"
         "        self.fc = torch.nn.Linear(4, 10)\n\n    def forward(self, frames):\n"
         "        return self.fc(torch.relu(self.conv(frames.flatten(0, 1))).mean((2, 3))).view(*frames.shape[:2], -1)\n\n\n"
-        "def build():\n    net = Net()  # unseeded\n    net.load_state_dict(torch.load(Path(__file__).with_name('w.pt')))\n"
+        "def build():\n    net = Net()  # unseeded\n"
+        "    net.load_state_dict(torch.load(Path(__file__).with_name('w.pt'), weights_only=True))\n"
         "    return net\n\n\ndef unseeded():\n    return Net()\n")
     torch.manual_seed(1)
     from importlib import util
