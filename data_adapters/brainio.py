@@ -223,6 +223,22 @@ def _presentation_chunks(da, chunk_mb):
 
 
 
+def _in_time_order(da, path):
+    """``da`` with its time bins in time order. A netCDF dimension has no order of its own: a
+    file merged from parts or concatenated by hand may hold its bins in any order, and every
+    analysis here reads the time axis as a time course. Sorting by start is lossless where
+    the starts are distinct numbers; anything else is left to the contract's check."""
+    if "time_bin_start" not in da.coords or da.sizes["time_bin"] < 2:
+        return da
+    start = np.asarray(da.coords["time_bin_start"].values)
+    if (start.ndim != 1 or not np.issubdtype(start.dtype, np.number) or not np.isfinite(start).all()
+            or len(np.unique(start)) < len(start) or np.all(np.diff(start) > 0)):
+        return da
+    warnings.warn(f"{path}: its time bins are stored out of time order; they are read in order of "
+                  "time_bin_start", DataWarning, stacklevel=4)
+    return da.isel(time_bin=np.argsort(start, kind="stable"))
+
+
 def _to_contract(da, path):
     missing = [dim for dim in ("presentation", "neuroid") if dim not in da.dims]
     extra = [dim for dim in da.dims if dim not in DIMS]
@@ -239,6 +255,7 @@ def _to_contract(da, path):
             time_bin_start=("time_bin", [np.nan]), time_bin_end=("time_bin", [np.nan])
         )
     da = da.transpose(*DIMS)
+    da = _in_time_order(da, path)
     if "stimulus_id" not in da.coords:
         if "image_id" not in da.coords:
             raise DataFormatError(

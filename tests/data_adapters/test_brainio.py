@@ -2,9 +2,11 @@ import shutil
 
 import netCDF4
 import numpy as np
+import pytest
 import xarray as xr
 
 import data_adapters
+from workbench import DataWarning
 from conftest import assert_named_error as _assert_named_error, make_assembly
 from workbench.assembly import DIMS, to_netcdf
 
@@ -90,6 +92,23 @@ def test_duplicate_neuroid_ids(tmp_path):
     path = tmp_path / "dupes.nc"
     da.drop_attrs().to_netcdf(path)  # written by another tool: no contract check on write
     _assert_named_error(path, "must be unique")
+
+
+def test_time_bins_stored_out_of_order_are_read_in_time_order(tmp_path):
+    # a netCDF dimension has no order: a file merged from parts may hold its bins in any
+    # order, and the analyses read the time axis as a time course
+    da = make_assembly(n_bins=4)
+    shuffled = da.isel(time_bin=[2, 0, 3, 1])
+    shuffled.drop_attrs().to_netcdf(tmp_path / "shuffled.nc")
+    for lazy in (False, True):
+        with pytest.warns(DataWarning, match="out of time order"):
+            back = data_adapters.load(tmp_path / "shuffled.nc", lazy=lazy)
+        np.testing.assert_array_equal(back.time_bin_start.values, [0, 10, 20, 30])
+        np.testing.assert_array_equal(np.asarray(back.values), da.values)
+    # a repeated start cannot be put in order: still the contract's named error
+    repeated = da.assign_coords(time_bin_start=("time_bin", [10.0, 0.0, 10.0, 30.0]))
+    repeated.drop_attrs().to_netcdf(tmp_path / "repeated.nc")
+    _assert_named_error(tmp_path / "repeated.nc", "increase strictly")
 
 
 def test_unknown_format_option(tmp_path):
