@@ -80,7 +80,7 @@ def _groups(path):
 
 
 def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=None, animal=None,
-         time_window=None, lazy=False, chunk_mb=64, nan_policy="warn"):
+         time_window=None, lazy=False, chunk_mb=64, nan_policy="warn", time_unit=None):
     """Read a BrainIO assembly file into a validated Assembly.
 
     Parameters
@@ -104,6 +104,12 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         memory. Non-finite values are not counted when lazy (that would read everything).
     nan_policy : {"warn", "raise", "propagate"}
         See :func:`data_adapters.checks.apply_nan_policy` (ignored when ``lazy``).
+    time_unit : {"ms", "s", "us"}, optional
+        Unit of the file's time-bin edges. Default: the ``units`` attribute of
+        ``time_bin_start``/``time_bin_end`` where the file has one (``"s"``, ``"seconds"``,
+        ``"ms"``, ...), else ms, as BrainIO writes them. Edges are converted to ms. Time-bin
+        edges without units that span less than 1 ms in all are refused: they are seconds
+        (a 10 ms bin read as 0.01 ms), and ``time_unit="s"`` reads them.
 
     Overlapping time windows (e.g. 20 ms windows every 10 ms, as in the MajajHong2015
     temporal release) are kept, reported in ``attrs["time_bin_overlap"]`` and warned
@@ -119,12 +125,15 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
     check_nan_policy(path, nan_policy)
     _check_opens(path)
     try:
-        dataset = xr.open_dataset(path, engine="netcdf4")
+        # time-bin edges are read as stored (their unit is read here: _time_in_ms); CF time
+        # decoding would take "ms since onset" for a date and fail to open the file
+        raw = xr.open_dataset(path, engine="netcdf4", decode_times=False, decode_timedelta=False)
     except (OSError, ValueError, RuntimeError) as error:
         raise DataFormatError(
             path, f"cannot be opened as netCDF ({error})", "is the file truncated or corrupt?"
         ) from error
     try:
+        dataset = _decode_times_except_edges(raw)
         names = list(dataset.data_vars)
         if variable is None:
             if len(names) == 1:
@@ -158,8 +167,8 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
                               "is the file truncated or corrupt?") from error
     finally:
         if not lazy:
-            dataset.close()
-    da = _to_contract(da, path)
+            raw.close()
+    da = _to_contract(da, path, time_unit)
     try:
         if stimulus_set is not None:
             if isinstance(stimulus_set, pd.DataFrame):
@@ -191,6 +200,23 @@ def read(path, variable=None, stimulus_set=None, stimulus_split=None, region=Non
         da.attrs["nonfinite"] = "not counted (lazy)"
         return da
     return apply_nan_policy(da, path, nan_policy)
+
+
+_EDGES = ("time_bin_start", "time_bin_end")
+
+
+def _decode_times_except_edges(raw):
+    """``raw`` (opened without CF time decoding) with the dates and durations of every
+    variable but the time-bin edges decoded, as xarray would have; as it is where decoding
+    fails (a coord whose time units name no date: its numbers are kept)."""
+    edges = [name for name in _EDGES if name in raw.variables]
+    try:
+        decoded = xr.decode_cf(raw.drop_vars(edges), decode_timedelta=True)
+    except (ValueError, TypeError, OverflowError):
+        return raw
+    coords = {name: raw[name] for name in edges if name in raw.coords}
+    variables = {name: raw[name] for name in edges if name not in raw.coords}
+    return decoded.assign_coords(coords).assign(variables)
 
 
 def _default_fill(da):
@@ -239,7 +265,55 @@ def _in_time_order(da, path):
     return da.isel(time_bin=np.argsort(start, kind="stable"))
 
 
-def _to_contract(da, path):
+_TIME_UNITS = {"ms": 1.0, "msec": 1.0, "millisecond": 1.0, "milliseconds": 1.0, "s": 1e3, "sec": 1e3,
+               "second": 1e3, "seconds": 1e3, "us": 1e-3, "usec": 1e-3, "microsecond": 1e-3,
+               "microseconds": 1e-3}
+
+
+def _time_in_ms(da, path, time_unit):
+    """``da`` with its time-bin edges in ms: converted from the unit given, or the one the
+    file's ``units`` attribute names, or timedelta64 values; edges without a unit that span
+    under 1 ms are refused (seconds read as ms)."""
+    edges = [name for name in _EDGES if name in da.coords]
+    if not edges:
+        return da
+    if time_unit is not None and str(time_unit).strip().lower() not in _TIME_UNITS:
+        raise DataFormatError(path, f"time_unit {time_unit!r} is not a unit of time", "time_unit='ms', 's' or 'us'")
+    converted = {}
+    for name in edges:
+        coord = da.coords[name]
+        values = np.asarray(coord.values)
+        if values.dtype.kind == "m":  # timedelta64: the unit is in the values
+            converted[name], source = values / np.timedelta64(1, "ms"), "timedelta64"
+            continue
+        declared = coord.attrs.get("units")
+        unit = time_unit if time_unit is not None else declared
+        if unit is None:
+            continue
+        words = str(unit).strip().lower().split()  # "ms", "seconds", "ms since onset"
+        factor = _TIME_UNITS.get(words[0] if words else "")
+        if factor is None:  # read as ms, as before units were read: say so
+            warnings.warn(f"{path}: coord {name!r} has units {declared!r}, not a unit of time this reader "
+                          "knows; its edges are read as ms (time_unit='s' or 'us' says otherwise)",
+                          DataWarning, stacklevel=5)
+            continue
+        if factor != 1.0 and np.issubdtype(values.dtype, np.number):
+            converted[name], source = values.astype(np.float64) * factor, str(unit)
+    if converted:
+        da = da.assign_coords({name: (da.coords[name].dims, values) for name, values in converted.items()})
+        da.attrs["time_unit_read"] = source  # the edges were converted from it to ms
+    elif time_unit is None and len(edges) == 2 and all(np.issubdtype(da.coords[n].dtype, np.number) for n in edges):
+        start, end = (np.asarray(da.coords[n].values, dtype=np.float64) for n in edges)
+        finite = np.isfinite(start) & np.isfinite(end)
+        span = float(end[finite].max() - start[finite].min()) if finite.any() else 0.0
+        if 0 < span < 1:
+            raise DataFormatError(path, f"its time bins span {span:g} ms in all ({start[finite].min():g} to "
+                                  f"{end[finite].max():g}): BrainIO time bins are in ms, so these look like "
+                                  "seconds", "load(..., time_unit='s') reads them as seconds")
+    return da
+
+
+def _to_contract(da, path, time_unit=None):
     missing = [dim for dim in ("presentation", "neuroid") if dim not in da.dims]
     extra = [dim for dim in da.dims if dim not in DIMS]
     if missing or extra:
@@ -255,7 +329,7 @@ def _to_contract(da, path):
             time_bin_start=("time_bin", [np.nan]), time_bin_end=("time_bin", [np.nan])
         )
     da = da.transpose(*DIMS)
-    da = _in_time_order(da, path)
+    da = _in_time_order(_time_in_ms(da, path, time_unit), path)
     if "stimulus_id" not in da.coords:
         if "image_id" not in da.coords:
             raise DataFormatError(

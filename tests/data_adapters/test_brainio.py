@@ -111,6 +111,44 @@ def test_time_bins_stored_out_of_order_are_read_in_time_order(tmp_path):
     _assert_named_error(tmp_path / "repeated.nc", "increase strictly")
 
 
+def _with_edges(da, start, end, units=None):
+    da = da.drop_attrs().assign_coords(time_bin_start=("time_bin", start), time_bin_end=("time_bin", end))
+    if units is not None:
+        da.time_bin_start.attrs["units"] = da.time_bin_end.attrs["units"] = units
+    return da
+
+
+def test_time_bins_in_seconds_are_read_in_ms_or_refused_when_their_unit_is_unknown(tmp_path):
+    da = make_assembly(n_bins=4)
+    start, end = da.time_bin_start.values, da.time_bin_end.values
+    ms = [0.0, 10.0, 20.0, 30.0]
+    # the file says its unit: converted
+    for units, scale in (("s", 1e3), ("seconds", 1e3), ("ms", 1.0), ("milliseconds since onset", 1.0),
+                         ("us", 1e-3)):
+        _with_edges(da, start / scale, end / scale, units).to_netcdf(tmp_path / "u.nc")
+        back = data_adapters.load(tmp_path / "u.nc")
+        np.testing.assert_allclose(back.time_bin_start.values, ms)
+        np.testing.assert_allclose(back.time_bin_end.values, np.add(ms, 10))
+    # seconds without units: 10 ms bins would read as 0.01 ms; refused with the option that reads them
+    _with_edges(da, start / 1e3, end / 1e3).to_netcdf(tmp_path / "s.nc")
+    assert "time_unit='s'" in str(_assert_named_error(tmp_path / "s.nc", "look like seconds"))
+    for lazy in (False, True):
+        back = data_adapters.load(tmp_path / "s.nc", time_unit="s", lazy=lazy)
+        np.testing.assert_allclose(back.time_bin_start.values, ms)
+        assert back.attrs["time_unit_read"] == "s"
+    _assert_named_error(tmp_path / "s.nc", "not a unit of time", time_unit="furlong")
+    # an unknown unit: read as ms, as before, with a warning that names the option
+    _with_edges(da, start, end, "ticks").to_netcdf(tmp_path / "t.nc")
+    with pytest.warns(DataWarning, match="time_unit="):
+        back = data_adapters.load(tmp_path / "t.nc")
+    np.testing.assert_allclose(back.time_bin_start.values, ms)
+    # timedelta edges (xarray writes and reads them back as timedelta64)
+    import pandas as pd
+
+    _with_edges(da, pd.to_timedelta(start, unit="ms"), pd.to_timedelta(end, unit="ms")).to_netcdf(tmp_path / "d.nc")
+    np.testing.assert_allclose(data_adapters.load(tmp_path / "d.nc").time_bin_start.values, ms)
+
+
 def test_unknown_format_option(tmp_path):
     path = tmp_path / "x.nc"
     to_netcdf(make_assembly(), path)
