@@ -135,6 +135,10 @@ def _numeric(trials, column, path, labels=None):
     return numeric.astype(float)
 
 
+# rts and time limits all below this (ms) are seconds (see _finish)
+_SECONDS_BELOW_MS = 20
+
+
 def _finish(trials, path, min_rt_ms, report, labels=None):
     """Validate values, count timeouts, drop them, and summarise per stimulus.
 
@@ -170,6 +174,14 @@ def _finish(trials, path, min_rt_ms, report, labels=None):
     if bad.any():
         raise DataFormatError(path, f"time limit {float(limit[bad].iloc[0])!r} is not a finite time > 0 "
                               f"({_where(trials, bad)})")
+    # seconds saved where ms belong: no human answers within 20 ms, nor is asked to. Read as
+    # ms, every trial would be dropped as too fast, or (min_rt_ms=0) kept with rts 1,000 x short
+    for name, values in (("time limit", limit), ("rt", rt)):
+        finite = values[np.isfinite(values)]
+        if len(finite) and finite.max() < _SECONDS_BELOW_MS:
+            raise DataFormatError(path, f"every {name} is below {_SECONDS_BELOW_MS} ms (the largest is "
+                                  f"{float(finite.max()):g}): these look like seconds",
+                                  "rts and time limits are in ms: multiply them by 1000")
     truth = set(trials["truth"].dropna().tolist())
     if labels is None:
         allowed = truth | ({0.0, 1.0} if truth <= {0.0, 1.0} else set())

@@ -79,6 +79,20 @@ def test_csv_missing_columns_and_non_numeric_rt(tmp_path):
         data_adapters.load(path)
 
 
+def test_rts_and_time_limits_saved_in_seconds_are_named(tmp_path):
+    path = tmp_path / "t.csv"
+    header = "worker,stimulus_id,truth,response,rt_ms,max_rt_ms\n"
+    path.write_text(header + "a,x,1,1,0.61,2\na,y,0,0,0.83,2\n")  # both in seconds
+    with pytest.raises(DataFormatError, match="every time limit is below 20 ms .*largest is 2.*seconds") as info:
+        data_adapters.load(path)
+    assert str(path) in str(info.value) and "multiply them by 1000" in str(info.value)
+    path.write_text(header + "a,x,1,1,0.61,2000\na,y,0,0,0.83,2000\n")  # rts alone, even with no rt floor
+    with pytest.raises(DataFormatError, match="every rt is below 20 ms"):
+        data_adapters.load(path, min_rt_ms=0)
+    path.write_text(header + "a,x,1,1,610,2000\na,y,0,0,,2000\n")  # ms, one timeout: loads
+    assert data_adapters.load(path).report["timeouts"] == 1
+
+
 def test_trial_missing_a_field_names_it(tmp_path):
     path = tmp_path / "bad.db"
     with sqlite3.connect(path) as connection:
