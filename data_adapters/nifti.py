@@ -442,13 +442,24 @@ def read(path, events=None, masks=None, labels=None, label_names=None, tr_s=None
     _check_overlaps(events, first_volume, n_time_bins, events_source)
     volumes = first_volume[:, None] + np.arange(n_time_bins)[None, :]
     outside = np.flatnonzero((volumes < 0).any(1) | (volumes >= n_volumes).any(1))
+    run_s = n_volumes * tr_s
+    onsets = events["onset"].to_numpy()
+    # onsets saved in ms: most of them past the run, all inside it as seconds
+    in_ms = bool((onsets > run_s).mean() > 0.5 and 0 <= onsets.min() and onsets.max() / 1000 < run_s)
     if len(outside):
         row = int(outside[0])
         raise DataFormatError(
             events_source, f"event row {row} (onset {events['onset'].iloc[row]:g} s) needs volumes "
-            f"{volumes[row, 0]}..{volumes[row, -1]}, the series has {n_volumes}",
+            f"{volumes[row, 0]}..{volumes[row, -1]}, the series has {n_volumes}"
+            + (f" ({run_s:g} s); the onsets (up to {onsets.max():g}) look like ms" if in_ms else ""),
+            "BIDS onsets are seconds: divide them by 1000" if in_ms else
             "check onsets (seconds from the first volume), tr_s and n_time_bins",
         )
+    durations = events["duration"].to_numpy()
+    if np.isfinite(durations).any() and np.nanmax(durations) > run_s:
+        warnings.warn(f"{events_source}: event durations up to {np.nanmax(durations):g} s are longer than the run "
+                      f"({n_volumes} volumes of {tr_s:g} s): BIDS durations are seconds; are these ms? (they are "
+                      "kept as a coord; trials are cut by n_time_bins)", DataWarning, stacklevel=3)
     subject = str(subject) if subject is not None else path.name.split(".")[0]
     data = series_array(series, path)
     rois = roi_masks(series, path, masks, labels, label_names, data=data)

@@ -67,6 +67,23 @@ def test_onsets_between_volumes_start_on_the_next_volume_never_before(bold, tmp_
         data_adapters.load(series, events=overlapping, labels=labels, n_time_bins=2)
 
 
+def test_onsets_and_durations_saved_in_ms_are_named(bold, tmp_path):
+    series, labels, _ = bold  # 20 volumes of 2 s: a 40 s run
+    in_ms = _events(tmp_path / "ms_events.tsv", "onset|duration|stimulus_id\n0|2000|a\n12000|2000|b\n24000|2000|c\n")
+    with pytest.raises(DataFormatError, match="look like ms .*divide them by 1000") as info:
+        data_adapters.load(series, events=in_ms, labels=labels, n_time_bins=2)
+    assert str(in_ms) in str(info.value)
+    # one late event in seconds is not taken for ms
+    late = _events(tmp_path / "late_events.tsv", "onset|duration|stimulus_id\n0|2|a\n12|2|b\n50|2|c\n")
+    with pytest.raises(DataFormatError, match="check onsets") as info:
+        data_adapters.load(series, events=late, labels=labels, n_time_bins=2)
+    assert "look like ms" not in str(info.value)
+    # durations in ms do not move the trials (n_time_bins cuts them), but are said
+    durations = _events(tmp_path / "d_events.tsv", "onset|duration|stimulus_id\n0|2000|a\n12|2000|b\n")
+    with pytest.warns(DataWarning, match="durations up to 2000 s are longer than the run"):
+        data_adapters.load(series, events=durations, labels=labels, n_time_bins=2)
+
+
 def test_nan_voxels_stay_nan(bold, tmp_path):
     series, labels, _ = bold
     events = pd.DataFrame({"onset": [6.0], "duration": [2.0], "stimulus_id": ["a"]})
