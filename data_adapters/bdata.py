@@ -25,7 +25,7 @@ import xarray as xr
 
 from workbench.errors import DataFormatError, DataWarning
 
-from .checks import check_allocation, check_nan_policy, check_voxel_normalization, finish
+from .checks import check_allocation, check_nan_policy, check_voxel_normalization, code_text, finish
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
@@ -448,16 +448,6 @@ def _sample_fields(table, voxel_columns):
         if len(flagged) == 1 and flagged[0] not in voxel_columns:
             fields[key] = table.dataset[:, flagged[0]]
     return fields
-
-
-def code_text(code):
-    """A numeric code as text, exactly: the shortest decimal that reads back as the same
-    float, without exponent or trailing zeros (Kamitani-lab releases code images as
-    ``synset.imagenumber``, e.g. ``1443537.022563``; ``3.0`` is ``"3"``)."""
-    code = float(code)
-    if not np.isfinite(code):
-        return "nan" if np.isnan(code) else ("inf" if code > 0 else "-inf")
-    return np.format_float_positional(code, unique=True, trim="-")
 
 
 def _labels(table, key, codes, path=None):

@@ -15,7 +15,7 @@ from workbench.assembly import (DIMS, decode_attrs, is_member, select_neuroids, 
                                 time_bin_overlap, to_netcdf, validate)
 from workbench.errors import AssemblyError, DataFormatError, DataWarning
 
-from .checks import apply_nan_policy, check_allocation, check_nan_policy
+from .checks import apply_nan_policy, check_allocation, check_nan_policy, id_text
 from .stimulus_set import load_stimulus_set, merge_stimulus_set, split_mask
 
 # netCDF-4 is HDF5 underneath; netCDF-3 ("classic") starts with CDF\x01 or CDF\x02.
@@ -340,7 +340,7 @@ def _to_contract(da, path, time_unit=None):
         da = da.assign_coords(stimulus_id=("presentation", da.coords["image_id"].values))
     for coord in ("stimulus_id", "neuroid_id"):
         if coord in da.coords:
-            da = da.assign_coords({coord: (da.coords[coord].dims, da.coords[coord].values.astype(str).astype(object))})
+            da = da.assign_coords({coord: (da.coords[coord].dims, id_text(da.coords[coord].values))})
     if not np.issubdtype(da.dtype, np.floating):
         if da.dtype.kind not in "iub":
             raise DataFormatError(path, f"the data variable holds {da.dtype} values, not numbers",

@@ -20,6 +20,32 @@ MAX_ABS_VALUE = 1e100
 VOXEL_NORMALIZATIONS = (None, "zscore", "unit_norm")
 
 
+def code_text(code):
+    """A numeric code as text, exactly: the shortest decimal that reads back as the same
+    float, without exponent or trailing zeros (Kamitani-lab releases code images as
+    ``synset.imagenumber``, e.g. ``1443537.022563``; ``3.0`` is ``"3"``)."""
+    code = float(code)
+    if not np.isfinite(code):
+        return "nan" if np.isnan(code) else ("inf" if code > 0 else "-inf")
+    return np.format_float_positional(code, unique=True, trim="-")
+
+
+def id_text(values):
+    """Ids as an object array of text. Numbers read as a person writes them: a file that
+    stores image 3 as the float ``3.0`` names the image ``"3"``, as the stimulus set's CSV
+    does (``"3.0"`` matched nothing there); other floats exactly (:func:`code_text`)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" or (values.dtype.kind == "O" and any(isinstance(v, float) for v in values.flat)):
+        distinct, inverse = np.unique(values.astype(object).ravel().astype(str), return_inverse=True)
+        flat = values.ravel()
+        first = np.zeros(len(distinct), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(flat))[::-1]  # one element per distinct text
+        texts = np.array([code_text(flat[i]) if isinstance(flat[i], (float, np.floating)) else str(flat[i])
+                          for i in first], dtype=object)
+        return texts[inverse].reshape(values.shape)
+    return values.astype(str).astype(object)
+
+
 def check_nan_policy(path, nan_policy):
     if nan_policy not in NAN_POLICIES:
         raise DataFormatError(

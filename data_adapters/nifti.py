@@ -35,7 +35,7 @@ from workbench.errors import DataFormatError, DataWarning
 from .bdata import roi_name, normalize_voxels
 from workbench.storage import check_regular_file
 
-from .checks import check_allocation, check_nan_policy, check_voxel_normalization, finish
+from .checks import check_allocation, check_nan_policy, check_voxel_normalization, finish, id_text
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 EVENT_COLUMNS = ("onset", "duration", "stimulus_id")
@@ -359,7 +359,7 @@ def read_events(events, path, stimulus_column=None):
     if missing.any():
         raise DataFormatError(source, f"events column {stimulus_column!r} row {int(np.flatnonzero(missing)[0])} "
                               "names no stimulus", "every presentation needs its stimulus id")
-    events["stimulus_id"] = events[stimulus_column].astype(str)
+    events["stimulus_id"] = id_text(events[stimulus_column].to_numpy())
     bad = control_character_id(events["stimulus_id"])
     if bad is not None:
         raise DataFormatError(source, f"events column {stimulus_column!r} holds {bad!r}, with a control character",

@@ -149,6 +149,21 @@ def test_time_bins_in_seconds_are_read_in_ms_or_refused_when_their_unit_is_unkno
     np.testing.assert_allclose(data_adapters.load(tmp_path / "d.nc").time_bin_start.values, ms)
 
 
+def test_numeric_ids_stored_as_floats_match_the_stimulus_set_as_written(tmp_path):
+    # a writer that stores image 3 as the float 3.0: the stimulus set's CSV names it "3"
+    da = make_assembly().drop_attrs()
+    n = da.sizes["presentation"]
+    floats = da.drop_vars("stimulus_id").assign_coords(image_id=("presentation", np.arange(1.0, n + 1)),
+                                                       neuroid_id=("neuroid", [7.0, 8.0, 9.5, 10.0]))
+    floats.to_netcdf(tmp_path / "f.nc")
+    (tmp_path / "set.csv").write_text("image_id,filename,obj\n" + "".join(f"{i},im{i}.png,o{i % 2}\n"
+                                                                          for i in range(1, n + 1)))
+    back = data_adapters.load(tmp_path / "f.nc", stimulus_set=tmp_path / "set.csv")
+    assert list(back.stimulus_id.values) == [str(i) for i in range(1, n + 1)]
+    assert list(back.neuroid_id.values) == ["7", "8", "9.5", "10"]
+    assert list(back.object_name.values) == [f"o{i % 2}" for i in range(1, n + 1)]
+
+
 def test_unknown_format_option(tmp_path):
     path = tmp_path / "x.nc"
     to_netcdf(make_assembly(), path)
