@@ -40,6 +40,25 @@ def test_dual_equals_primal_and_sklearn(n, p, standardize, cv, scoring):
         np.testing.assert_allclose(fits["dual", "numpy"].intercept_[target], reference.intercept_, atol=1e-9)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_the_kernel_computed_in_blocks_below_the_diagonal_gives_the_same_fits(backend, monkeypatch):
+    # kernels of thousands of samples are formed a block of rows at a time, the blocks above
+    # the diagonal mirrored: here blocks of 16 rows of a 70-sample kernel (5 a side, uneven)
+    from workbench.backend import get_backend
+    from workbench.metrics import ridge
+
+    X, Y = _problem(70, 200)
+    whole = RidgeCV(dtype="float64", solver="dual", backend=backend).fit(X, Y)
+    monkeypatch.setattr(ridge, "_KERNEL_BLOCK", 16)
+    blocked = RidgeCV(dtype="float64", solver="dual", backend=backend).fit(X, Y)
+    np.testing.assert_array_equal(blocked.alpha_, whole.alpha_)
+    np.testing.assert_allclose(blocked.coef_, whole.coef_, rtol=0, atol=1e-10 * np.abs(whole.coef_).max())
+    bk = get_backend(backend, "cpu", "float64")
+    kernel = bk.to_numpy(ridge._outer_gram(bk, bk.asarray(X)))
+    np.testing.assert_allclose(kernel, X @ X.T, rtol=1e-12)
+    np.testing.assert_array_equal(kernel, kernel.T)
+
+
 def test_auto_picks_the_form_from_the_shape_and_checks_the_name():
     X, Y = _problem(40, 100)
     assert RidgeCV(backend="numpy").fit(X, Y).solver_ == "dual"
