@@ -781,3 +781,23 @@ def test_pls_refuses_non_finite_and_mismatched_input_with_a_clear_error():
         PLSRegression(2).fit(X, Y[:20])
     with pytest.raises(MetricError, match="must be 2-D with the same rows"):
         PLSRegression(2).fit(X[:, 0], Y)
+
+
+def test_long_fits_show_their_progress_by_default_and_short_ones_stay_quiet(capsys, monkeypatch):
+    from workbench.metrics import encoding
+
+    # the README's quick look on raw units: 300 images x 25 bins x 12,288 units, minutes of
+    # kernel eigendecompositions; a 1,000-image x 2-bin x 10-feature fit: milliseconds
+    assert encoding.long_fits(RidgeCV(), 300 * 25, 12288, 10)
+    assert not encoding.long_fits(RidgeCV(), 1000 * 2, 10, 10)
+    assert encoding.long_fits(RidgeCV(), 2000, 12288, 10, n_fits=25)  # per bin: 25 fits of 2,000 rows
+    assert not encoding.long_fits(RidgeCV(), 2000, 12288, 10, n_fits=1)
+    assert not encoding.long_fits(PLSRegression(5), 300 * 25, 12288, 10)
+    features, trials = _planted(n_stimuli=60)
+    encoding_score(features, trials, n_splits=3)
+    assert "encoding folds" not in capsys.readouterr().err
+    monkeypatch.setattr(encoding, "LONG_FIT_FLOPS", 0)  # the same fit, taken for a long one
+    encoding_score(features, trials, n_splits=3)
+    assert "encoding folds" in capsys.readouterr().err
+    encoding_score(features, trials, n_splits=3, progress=False)
+    assert "encoding folds" not in capsys.readouterr().err

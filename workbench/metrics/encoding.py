@@ -133,8 +133,26 @@ def _cross_val_predict(estimator, X, Y, folds, strata, progress):
     return predictions, None, split
 
 
+#: flops above which a cross-validated fit shows its progress (about 10 s on two cores)
+LONG_FIT_FLOPS = 3e12
+
+
+def long_fits(estimator, n_samples, n_features, n_splits, n_fits=1):
+    """Whether ``n_fits`` cross-validations of ``estimator`` (``n_splits`` outer folds, each
+    with its inner folds, and the split-half fit) on ``n_samples`` x ``n_features`` take
+    long enough to show progress: each training set's eigendecomposition (of the smaller of
+    its Gram and its kernel) and the products that form it, against :data:`LONG_FIT_FLOPS`."""
+    if not isinstance(estimator, RidgeCV):
+        return False
+    inner = 0 if estimator.cv == "gcv" else int(estimator.cv)
+    train = n_samples * (1 - 1 / max(2, n_splits))
+    size = min(train, n_features)
+    per_system = 4 * size ** 3 + train * n_features * size
+    return bool(n_fits * (n_splits + 1) * (inner + 1) * per_system > LONG_FIT_FLOPS)
+
+
 def encoding_score(features, recording, estimator=None, mode="shared", n_splits=10, seed=0,
-                   ceiling_splits=10, min_ceiling=0.1, progress=False, ceiling="split_half"):
+                   ceiling_splits=10, min_ceiling=0.1, progress=None, ceiling="split_half"):
     """Score model features against a recording through cross-validated linear maps.
 
     Parameters
@@ -155,7 +173,10 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
     ceiling_splits : int
     min_ceiling : float
         Cells with a lower ceiling get ``normalized = NaN`` (too unreliable to normalise).
-    progress : bool
+    progress : bool or None
+        A progress bar over the fits (outer folds, or time bins for ``"per_bin"``). None
+        (default): shown when the fits are long, by their size (:func:`long_fits`: about
+        10 s or more on two cores), so that minutes of work are never silent.
     ceiling : {"split_half", "variance_components"} or xarray.DataArray
         The noise-ceiling estimator (:mod:`workbench.metrics.ceiling`); both are on the
         scale of ``r**2``, and the result's attrs name the one used. Or a precomputed
@@ -204,6 +225,10 @@ def encoding_score(features, recording, estimator=None, mode="shared", n_splits=
         trials = _time_average(trials) if trials is not None else None
     _check_variance(features, neural)
     estimator = RidgeCV(seed=seed) if estimator is None else estimator
+    if progress is None:
+        n_samples = features.sizes["presentation"] * (1 if mode == "per_bin" else features.sizes["time_bin"])
+        progress = long_fits(estimator, n_samples, features.sizes["neuroid"], n_splits,
+                             features.sizes["time_bin"] if mode == "per_bin" else 1)
 
     values = features.values
     if not (isinstance(estimator, RidgeCV) and values.dtype in (np.float32, np.float64)):
@@ -324,7 +349,7 @@ def _short(value):
 
 
 def shared_time_encoding(features, trials, n_splits=10, alphas=DEFAULT_ALPHAS, inner_splits=3,
-                         seed=0, ceiling_splits=10, min_ceiling=0.1, progress=False):
+                         seed=0, ceiling_splits=10, min_ceiling=0.1, progress=None):
     """Shared-over-time ridge encoding (Nayebi et al.): :func:`encoding_score` with
     ``mode="shared"`` and ``RidgeCV(alphas, cv=inner_splits, seed=seed)``."""
     return encoding_score(features, trials, RidgeCV(alphas=alphas, cv=inner_splits, seed=seed),
