@@ -827,6 +827,9 @@ class RidgeCV:
             Outer folds over stimuli that partition them.
         strata : array-like, optional
             Labels to balance in the inner folds.
+        progress : callable, optional
+            Wraps the list of fits (e.g. ``tqdm``): one per outer fold, then the
+            split-half fit.
         split_half : bool
             Also fit one model on the first half of the folds and set ``split_prediction_``
             (shape like ``Y``): its predictions for the stimuli of the second half (NaN for
@@ -906,20 +909,23 @@ class RidgeCV:
             also = self._bk.asarray((((also - self._x_offset) / self._x_scale) if self.standardize
                                      else (also - self._x_offset)).astype(work))
             self.also_prediction_ = np.empty(tuple(predict_also.shape[:2]) + (Y.shape[-1],), dtype=np.float64)
-        iterator = folds if progress is None else progress(folds)
-        for k, (_, test) in enumerate(iterator):
-            predictions[test] = fit_and_predict(atom_outer != k, test)
+        # every fit (each outer fold's, then the split-half one), each shown by ``progress``
+        jobs = [(atom_outer != k, test) for k, (_, test) in enumerate(folds)]
+        if split_half:
+            first_half = (len(folds) + 1) // 2
+            jobs.append((atom_outer < first_half, np.flatnonzero(outer >= first_half)))
+        for k, (train_mask, test) in enumerate(jobs if progress is None else progress(jobs)):
+            predicted = fit_and_predict(train_mask, test)
+            if k == len(folds):  # the split-half fit
+                self.split_prediction_ = np.full(Y.shape, np.nan)
+                self.split_prediction_[test] = predicted
+                continue
+            predictions[test] = predicted
             chosen[k] = self.alpha_
             if predict_also is not None:
                 rows = also[self._bk.index(test)].reshape(-1, X.shape[-1])
                 predicted = self._bk.to_numpy(self._predict_prepared(rows)).astype(np.float64) + self._y_offset
                 self.also_prediction_[test] = predicted.reshape(len(test), predict_also.shape[1], -1)
-        if split_half:
-            split = np.full(Y.shape, np.nan)
-            first_half = (len(folds) + 1) // 2
-            test = np.flatnonzero(outer >= first_half)
-            split[test] = fit_and_predict(atom_outer < first_half, test)
-            self.split_prediction_ = split
         return predictions, chosen
 
     def predict(self, X):
