@@ -116,11 +116,12 @@ class ArrayBackend:
             return torch.as_tensor(numpy.asarray(values), dtype=torch.long, device=self.device)
         return values
 
-    def empty(self, shape):
-        """An uninitialised array (every element is written before it is read)."""
+    def empty(self, shape, dtype=None):
+        """An uninitialised array (every element is written before it is read), of the
+        backend's float dtype unless ``dtype``."""
         if self.name == "torch":
-            return torch.empty(shape, dtype=self.dtype, device=self.device)
-        return numpy.empty(shape, dtype=self.dtype)
+            return torch.empty(shape, dtype=dtype or self.dtype, device=self.device)
+        return numpy.empty(shape, dtype=dtype or self.dtype)
 
     def zeros(self, shape):
         if self.name == "torch":

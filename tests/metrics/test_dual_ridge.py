@@ -102,3 +102,25 @@ def test_a_wide_problem_never_allocates_a_feature_gram():
         reference = Ridge(alpha=fit.alpha_[target]).fit(X / scale, Y[:, target].astype(np.float64))
         expected = reference.coef_ / scale
         assert np.abs(fit.coef_[:, target] - expected).max() < 1e-3 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("p", [30, 400])  # primal, dual
+def test_a_feature_that_varies_only_in_held_out_images_does_not_blow_up_their_predictions(p):
+    # a unit active for one image only (a rare ReLU unit): constant in the training set of the
+    # fold that holds that image out. Its training deviation was rounding residue (~1e-17),
+    # by which it was scaled up, and the held-out image's value with it: predictions off by
+    # up to 1e8 target sd, and float32 and float64 fits of the same data far apart.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 4, p)) + 0.3
+    X[:, :, 0] = 0.3
+    X[7, :, 0] = 5.0  # only image 7
+    Y = X[..., 1:4] @ rng.standard_normal((3, 5)) + rng.standard_normal((60, 4, 5))
+    folds = stimulus_folds(60, 5, 0)
+    fits = {}
+    for dtype in ("float32", "float64"):
+        ridge = RidgeCV(dtype=dtype, backend="torch")
+        fits[dtype] = ridge.cross_val_predict(X, Y, folds)
+        assert ridge.solver_ == ("dual" if p > 240 else "primal")
+        assert np.abs(fits[dtype][0]).max() < 2 * np.abs(Y).max()
+    np.testing.assert_array_equal(fits["float32"][1], fits["float64"][1])
+    np.testing.assert_allclose(fits["float32"][0], fits["float64"][0], atol=1e-3 * Y.std())

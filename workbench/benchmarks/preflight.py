@@ -39,9 +39,10 @@ def encoding_bytes(n_stimuli, n_bins, n_features, n_targets, n_folds=10, n_inner
     moments = atoms * (n_features ** 2 + n_features * n_targets) * 4
     systems = 12 * n_features ** 2 * 8 + n_features ** 2 * 4  # Gram, eigenvectors, error terms (M, M', K)
     dual = min(samples, n_features) < n_features  # more features than samples: n x n kernels instead
-    if dual:
+    if dual:  # prepared and solved in float64 (workbench.metrics.ridge._KernelSystem)
+        data += samples * (n_features + n_targets) * 4
         moments = 0
-        systems = 3 * samples * n_features * 4 + 6 * samples ** 2 * 8
+        systems = 3 * samples * n_features * 8 + 6 * samples ** 2 * 8
     results = samples * n_targets * 8 * (3 + int(split_half)) * 2  # predictions, targets; xarray copies
     return data + moments + systems + results
 

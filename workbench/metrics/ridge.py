@@ -276,6 +276,26 @@ class _Total:
                 bk.subtract_outer(self.C, self.n * self.mean_x, self.mean_y, inplace=inplace))
 
 
+# The least standard deviation a feature is given in a training set, as a share of its
+# standard deviation over all the data (1 after :meth:`RidgeCV._prepare`): see
+# :func:`_training_scale`.
+MIN_TRAINING_SCALE = 0.1
+
+
+def _training_scale(bk, variance):
+    """Each feature's scale in a training set: its standard deviation there, at least
+    :data:`MIN_TRAINING_SCALE` (of its standard deviation over all the data, which the
+    prepared features have as 1).
+
+    Why a floor: a feature that hardly varies in a training set but does over all the data
+    (a unit active only for held-out images; or one constant in the training set, whose
+    variance is then rounding residue of about 1e-17, not 0) was scaled up by the inverse of
+    that small deviation, and its held-out values with it: predictions of raw units off by
+    1e8 target sd. With the floor it is scaled up at most tenfold. Features that vary in
+    every training set (deviations near their overall one) are scaled as before."""
+    return bk.clip_min(bk.sqrt(bk.clip_min(variance, 0.0)), MIN_TRAINING_SCALE)
+
+
 class _TrainingSystem:
     """The training set's standardised Gram eigendecomposition, shared by all alphas."""
 
@@ -291,9 +311,7 @@ class _TrainingSystem:
         gram, centred_c = train.centred(overwrite=role == "inner")
         p = gram.shape[0]
         if standardize:
-            variance = backend.clip_min(gram.diagonal() / train.n, 0.0)
-            scale = backend.sqrt(variance)
-            self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
+            self.scale = _training_scale(backend, gram.diagonal() / train.n)
             gram /= self.scale[:, None] * self.scale[None, :]  # gram is a new or an owned array
         else:
             self.scale = train.mean_x * 0 + 1
@@ -363,10 +381,14 @@ class Rows:
         self.n_targets = Y.shape[-1]
 
     def total(self, mask):
-        """The samples of the atoms where ``mask`` is True (stimulus order kept)."""
+        """The samples of the atoms where ``mask`` is True (stimulus order kept), in float64
+        where the backend has it (see :class:`_KernelSystem`)."""
+        bk = self.backend
+        wide = bk.float64 if bk.float64 is not None else bk.dtype
         stimuli = np.flatnonzero(np.asarray(mask, dtype=bool)[self.atoms])
-        index = self.backend.index(stimuli)
-        return _RowSet(self.X[index].reshape(-1, self.X.shape[-1]), self.Y[index].reshape(-1, self.Y.shape[-1]))
+        index = bk.index(stimuli)
+        return _RowSet(bk.asarray(self.X[index].reshape(-1, self.X.shape[-1]), dtype=wide),
+                       bk.asarray(self.Y[index].reshape(-1, self.Y.shape[-1]), dtype=wide))
 
     def keep_totals(self, masks):
         """Nothing to keep: each set's rows are gathered when it is asked for."""
@@ -407,7 +429,7 @@ def _outer_gram(bk, Z):
     n = Z.shape[0]
     if n <= 2 * _KERNEL_BLOCK:
         return Z @ Z.T
-    kernel = bk.empty((n, n))
+    kernel = bk.empty((n, n), Z.dtype)
     starts = list(range(0, n, _KERNEL_BLOCK))
     for i in starts:
         rows = slice(i, i + _KERNEL_BLOCK)
@@ -425,6 +447,15 @@ class _KernelSystem:
     With ``Z Z' = U diag(s) U'`` and ``Qd = U' Yc``, the coefficients are
     ``Z' U diag(1 / (s + alpha)) Qd``: the primal ``(Z'Z + alpha I)^-1 Z' Yc`` exactly
     (push-through identity), so both forms choose the same alphas and give the same fits.
+
+    Computed in float64 (the rows arrive so from :meth:`Rows.total`) whatever the working
+    dtype. The dual, unlike the primal, is not stable in float32: the targets have their
+    full size along the kernel's null directions (``Qd``), where only ``Z'u = 0`` cancels
+    them, and a float32 kernel and eigensolver leave ``Z'u`` at rounding size, which
+    ``1 / alpha`` then amplifies. Model features are highly collinear (a layer's units, and
+    its bins before the response), so their kernels have hundreds of such directions: in
+    float32 held-out predictions of 2,500 stacked samples x 12,288 units were off by 2.7
+    target sd at alpha 1, against 1e-5 in float64.
     """
 
     def __init__(self, backend, train, standardize):
@@ -432,8 +463,7 @@ class _KernelSystem:
         centred = train.X - train.mean_x
         train.X = None  # the centred copy replaces the rows: one n x p copy at a time
         if standardize:
-            scale = backend.sqrt(backend.clip_min((centred * centred).sum(0) / train.n, 0.0))
-            self.scale = backend.where(scale > 0, scale, scale * 0 + 1)
+            self.scale = _training_scale(backend, (centred * centred).sum(0) / train.n)
             centred /= self.scale
         else:
             self.scale = train.mean_x * 0 + 1
@@ -628,7 +658,11 @@ class RidgeCV:
         Inner-CV criterion: mean over inner folds of the fold's MSE (minimised) or R^2
         (maximised). Ties go to the larger alpha.
     standardize : bool
-        z-score features with the training statistics (layers then share a scale).
+        z-score features with the training statistics (layers then share a scale). A
+        feature's training standard deviation is taken as at least
+        :data:`MIN_TRAINING_SCALE` (0.1) of its standard deviation over all the data fitted:
+        a unit that hardly varies in a training set (active only for held-out images) is
+        not scaled up without bound, nor its held-out values with it.
     backend, device, dtype :
         Array backend (:class:`workbench.backend.ArrayBackend`): torch by default, on CUDA
         when present, else the CPU (torch's LAPACK eigensolver is about twice as fast as
@@ -702,8 +736,8 @@ class RidgeCV:
         return self.solver == "dual" or (self.solver == "auto" and n_features > n_samples)
 
     def _data(self, Xb, Yb, atoms, n_atoms):
-        """What the solver reads: per-atom moments (primal) or the rows (dual)."""
-        self.solver_ = "dual" if self.uses_dual(Xb.shape[0] * Xb.shape[1], Xb.shape[-1]) else "primal"
+        """What the solver reads (the form :meth:`_prepare` chose): per-atom moments (primal)
+        or the rows (dual)."""
         if self.solver_ == "dual":
             return Rows(self._bk, Xb, Yb, atoms)
         return Moments.from_data(self._bk, Xb, Yb, atoms, n_atoms)
@@ -714,9 +748,16 @@ class RidgeCV:
         the working dtype each (:func:`_centred_copy`: no precision lost to a large offset),
         its stimuli (first axis) in ``order`` when given: sorted by atom, each atom's rows
         are one block, read without a copy. The scale is each column's standard deviation,
-        taken from the centred copy."""
-        work = np.float64 if self.dtype == "float64" else np.float32
+        taken from the centred copy.
+
+        The kernel (dual) form is prepared in float64 whatever ``dtype`` (its systems are
+        float64, :class:`_KernelSystem`): with many collinear features a small alpha
+        amplifies a 1e-7 change of the data (float32 rounding of the prepared copy) into
+        another fit, and into other alphas chosen for some targets."""
         X, Y = np.asarray(X), np.asarray(Y)
+        self.solver_ = "dual" if self.uses_dual(int(np.prod(X.shape[:-1])), X.shape[-1]) else "primal"
+        wide = self.dtype == "float64" or (self.solver_ == "dual" and self._bk.float64 is not None)
+        work = self._work = np.float64 if wide else np.float32
         if X.size == 0 or Y.size == 0:
             raise MetricError(f"nothing to fit: features {X.shape} and targets {Y.shape} (samples first, then "
                               "features or targets; fix: at least one sample, feature and target)")
@@ -736,7 +777,8 @@ class RidgeCV:
             torch.from_numpy(centred_x).div_(torch.from_numpy(self._x_scale.astype(work)))
         else:
             self._x_scale = np.ones(centred_x.shape[-1])
-        return self._bk.asarray(centred_x), self._bk.asarray(centred_y)
+        dtype = self._bk.float64 if wide else None
+        return self._bk.asarray(centred_x, dtype=dtype), self._bk.asarray(centred_y, dtype=dtype)
 
     def _solve(self, moments, train_mask, validation_masks, alphas):
         """Choose per-target alphas on the validation splits, then fit on ``train_mask``.
@@ -776,13 +818,13 @@ class RidgeCV:
             best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
         self.alpha_ = alphas[best]
         # beta acts on standardised, training-centred features of the prepared data.
-        self._beta = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
-        self._mean_x, self._mean_y = system.train.mean_x, system.train.mean_y
-        beta = bk.to_numpy(self._beta).astype(np.float64)
+        beta_b = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
+        mean_x, mean_y = system.train.mean_x, system.train.mean_y
+        beta = bk.to_numpy(beta_b).astype(np.float64)
         self.coef_ = beta / self._x_scale[:, None]
-        self.intercept_ = (self._y_offset + bk.to_numpy(self._mean_y).astype(np.float64)
-                           - (self._x_offset / self._x_scale
-                              + bk.to_numpy(self._mean_x).astype(np.float64)) @ beta)
+        self.intercept_ = (self._y_offset + bk.to_numpy(mean_y).astype(np.float64)
+                           - (self._x_offset / self._x_scale + bk.to_numpy(mean_x).astype(np.float64)) @ beta)
+        self._beta, self._mean_x, self._mean_y = beta_b, mean_x, mean_y
         return self
 
     def _predict_prepared(self, Xb):
@@ -904,7 +946,7 @@ class RidgeCV:
         if predict_also is not None:
             # prepared like X (the same offsets and scales), so the other rows go through the
             # same backend arithmetic as the fold's own predictions (one thread pool, not two)
-            work = np.float64 if self.dtype == "float64" else np.float32
+            work = self._work
             also = np.asarray(predict_also, dtype=np.float64)
             also = self._bk.asarray((((also - self._x_offset) / self._x_scale) if self.standardize
                                      else (also - self._x_offset)).astype(work))
