@@ -124,3 +124,18 @@ def test_a_feature_that_varies_only_in_held_out_images_does_not_blow_up_their_pr
         assert np.abs(fits[dtype][0]).max() < 2 * np.abs(Y).max()
     np.testing.assert_array_equal(fits["float32"][1], fits["float64"][1])
     np.testing.assert_allclose(fits["float32"][0], fits["float64"][0], atol=1e-3 * Y.std())
+
+
+@pytest.mark.parametrize("p", [6, 90])  # primal, dual (prepared in float64)
+def test_other_bins_are_predicted_by_each_fold_in_either_form(p):
+    # temporal generalisation: a map fitted on one bin predicts every bin's rows; for the bin
+    # it was fitted on these are its own held-out predictions
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 3, p))
+    Y = X[..., :2] @ rng.standard_normal((2, 4)) + rng.standard_normal((40, 3, 4))
+    folds = stimulus_folds(40, 4, 0)
+    ridge = RidgeCV(alphas=[1.0, 10.0])
+    predictions, _ = ridge.cross_val_predict(X[:, 1:2], Y[:, 1:2], folds, predict_also=X)
+    assert ridge.solver_ == ("dual" if p > 30 else "primal")
+    assert ridge.also_prediction_.shape == (40, 3, 4)
+    np.testing.assert_allclose(ridge.also_prediction_[:, 1], predictions[:, 0], atol=1e-5 * Y.std())

@@ -946,10 +946,9 @@ class RidgeCV:
         if predict_also is not None:
             # prepared like X (the same offsets and scales), so the other rows go through the
             # same backend arithmetic as the fold's own predictions (one thread pool, not two)
-            work = self._work
             also = np.asarray(predict_also, dtype=np.float64)
             also = self._bk.asarray((((also - self._x_offset) / self._x_scale) if self.standardize
-                                     else (also - self._x_offset)).astype(work))
+                                     else (also - self._x_offset)).astype(self._work), dtype=Xb.dtype)
             self.also_prediction_ = np.empty(tuple(predict_also.shape[:2]) + (Y.shape[-1],), dtype=np.float64)
         # every fit (each outer fold's, then the split-half one), each shown by ``progress``
         jobs = [(atom_outer != k, test) for k, (_, test) in enumerate(folds)]
