@@ -381,14 +381,10 @@ class Rows:
         self.n_targets = Y.shape[-1]
 
     def total(self, mask):
-        """The samples of the atoms where ``mask`` is True (stimulus order kept), in float64
-        where the backend has it (see :class:`_KernelSystem`)."""
-        bk = self.backend
-        wide = bk.float64 if bk.float64 is not None else bk.dtype
+        """The samples of the atoms where ``mask`` is True (stimulus order kept)."""
         stimuli = np.flatnonzero(np.asarray(mask, dtype=bool)[self.atoms])
-        index = bk.index(stimuli)
-        return _RowSet(bk.asarray(self.X[index].reshape(-1, self.X.shape[-1]), dtype=wide),
-                       bk.asarray(self.Y[index].reshape(-1, self.Y.shape[-1]), dtype=wide))
+        index = self.backend.index(stimuli)
+        return _RowSet(self.X[index].reshape(-1, self.X.shape[-1]), self.Y[index].reshape(-1, self.Y.shape[-1]))
 
     def keep_totals(self, masks):
         """Nothing to keep: each set's rows are gathered when it is asked for."""
@@ -448,7 +444,7 @@ class _KernelSystem:
     ``Z' U diag(1 / (s + alpha)) Qd``: the primal ``(Z'Z + alpha I)^-1 Z' Yc`` exactly
     (push-through identity), so both forms choose the same alphas and give the same fits.
 
-    Computed in float64 (the rows arrive so from :meth:`Rows.total`) whatever the working
+    Computed in float64 (:meth:`RidgeCV._prepare` prepares the rows so) whatever the working
     dtype. The dual, unlike the primal, is not stable in float32: the targets have their
     full size along the kernel's null directions (``Qd``), where only ``Z'u = 0`` cancels
     them, and a float32 kernel and eigensolver leave ``Z'u`` at rounding size, which
@@ -757,7 +753,7 @@ class RidgeCV:
         X, Y = np.asarray(X), np.asarray(Y)
         self.solver_ = "dual" if self.uses_dual(int(np.prod(X.shape[:-1])), X.shape[-1]) else "primal"
         wide = self.dtype == "float64" or (self.solver_ == "dual" and self._bk.float64 is not None)
-        work = self._work = np.float64 if wide else np.float32
+        work = np.float64 if wide else np.float32
         if X.size == 0 or Y.size == 0:
             raise MetricError(f"nothing to fit: features {X.shape} and targets {Y.shape} (samples first, then "
                               "features or targets; fix: at least one sample, feature and target)")
@@ -818,13 +814,13 @@ class RidgeCV:
             best = len(alphas) - 1 - np.argmin(criterion[::-1], axis=0)
         self.alpha_ = alphas[best]
         # beta acts on standardised, training-centred features of the prepared data.
-        beta_b = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
-        mean_x, mean_y = system.train.mean_x, system.train.mean_y
-        beta = bk.to_numpy(beta_b).astype(np.float64)
+        self._beta = system.coefficients(bk.asarray(self.alpha_)) / system.scale[:, None]
+        self._mean_x, self._mean_y = system.train.mean_x, system.train.mean_y
+        beta = bk.to_numpy(self._beta).astype(np.float64)
         self.coef_ = beta / self._x_scale[:, None]
-        self.intercept_ = (self._y_offset + bk.to_numpy(mean_y).astype(np.float64)
-                           - (self._x_offset / self._x_scale + bk.to_numpy(mean_x).astype(np.float64)) @ beta)
-        self._beta, self._mean_x, self._mean_y = beta_b, mean_x, mean_y
+        self.intercept_ = (self._y_offset + bk.to_numpy(self._mean_y).astype(np.float64)
+                           - (self._x_offset / self._x_scale
+                              + bk.to_numpy(self._mean_x).astype(np.float64)) @ beta)
         return self
 
     def _predict_prepared(self, Xb):
@@ -947,8 +943,8 @@ class RidgeCV:
             # prepared like X (the same offsets and scales), so the other rows go through the
             # same backend arithmetic as the fold's own predictions (one thread pool, not two)
             also = np.asarray(predict_also, dtype=np.float64)
-            also = self._bk.asarray((((also - self._x_offset) / self._x_scale) if self.standardize
-                                     else (also - self._x_offset)).astype(self._work), dtype=Xb.dtype)
+            also = self._bk.asarray(((also - self._x_offset) / self._x_scale) if self.standardize
+                                    else (also - self._x_offset), dtype=Xb.dtype)
             self.also_prediction_ = np.empty(tuple(predict_also.shape[:2]) + (Y.shape[-1],), dtype=np.float64)
         # every fit (each outer fold's, then the split-half one), each shown by ``progress``
         jobs = [(atom_outer != k, test) for k, (_, test) in enumerate(folds)]
