@@ -62,8 +62,9 @@ class HumanRatings:
         One row per (``max_rt_ms``, ``stimulus_id``): ``pc``, ``uncertainty``,
         ``mean_rt``, ``n_trials``.
     report : dict
-        What was dropped and why: ``timeouts``, ``practice_trials``,
-        ``incomplete_participants``, ``duplicate_workers``.
+        What was dropped and why: ``timeouts`` (no response or no rt), ``too_fast`` (an rt
+        under ``min_rt_ms``), ``practice_trials``, ``incomplete_participants``,
+        ``duplicate_workers``.
     """
 
     trials: pd.DataFrame
@@ -140,9 +141,11 @@ _SECONDS_BELOW_MS = 20
 
 
 def _finish(trials, path, min_rt_ms, report, labels=None):
-    """Validate values, count timeouts, drop them, and summarise per stimulus.
+    """Validate values, count timeouts and too-fast responses, drop them, and summarise per
+    stimulus.
 
-    A trial without a response or without an rt is a timeout. An rt must be finite and
+    A trial without a response or without an rt is a timeout; one with an rt under
+    ``min_rt_ms`` is too fast (an anticipation, not an answer to the image). An rt must be finite and
     >= 0, a time limit finite and > 0, and a response one of the task's labels (``labels``,
     default: the truth values, plus 0 and 1 for a 0/1 task); anything else is an error
     naming the worker and the trial.
@@ -193,9 +196,12 @@ def _finish(trials, path, min_rt_ms, report, labels=None):
         if bad.any():
             raise DataFormatError(path, f"{column} {trials.loc[bad, column].iloc[0]:g} is not one of the task's labels "
                                   f"{sorted(allowed)} ({_where(trials, bad)})", "pass labels= the label set")
-    timeout = rt.isna() | trials["response"].isna() | (rt < min_rt_ms)
-    report["timeouts"] = int(timeout.sum())
-    trials = trials.loc[~timeout, list(TRIAL_COLUMNS)].reset_index(drop=True)
+    timeout = rt.isna() | trials["response"].isna()
+    too_fast = ~timeout & (rt < min_rt_ms)
+    # counted apart: a report that called anticipations "timeouts" sent users looking for a
+    # time-limit problem that was not there
+    report["timeouts"], report["too_fast"] = int(timeout.sum()), int(too_fast.sum())
+    trials = trials.loc[~(timeout | too_fast), list(TRIAL_COLUMNS)].reset_index(drop=True)
     trials["stimulus_id"] = trials["stimulus_id"].astype(str)
     for column in ("stimulus_id", "worker"):
         bad = control_character_id(trials[column].astype(str))
@@ -261,7 +267,8 @@ def read_psiturk(path, table=None, practice_trials=0, min_rt_ms=100,
     practice_trials : int
         Leading trials (after ``trial_filter``) of each participant to drop.
     min_rt_ms : float
-        Trials with no rt (or no response) or a faster rt count as timeouts and are excluded.
+        Trials with no rt (or no response) count as timeouts, those with a faster rt as
+        too fast; both are excluded and counted in ``report``.
     statuses : sequence of int
         psiTurk status codes kept (completed ones by default).
     fields : dict or {"psiturk", "jspsych"}, optional

@@ -67,7 +67,8 @@ def records():
 
 
 def _check(ratings):
-    assert ratings.report["timeouts"] == 2  # s1's missing key, s2's 95 ms press (< min_rt_ms)
+    assert ratings.report["timeouts"] == 1  # s1's missing key
+    assert ratings.report["too_fast"] == 1  # s2's 95 ms press (< min_rt_ms): not a timeout
     assert ratings.report["non_trial_records"] == 2 * (1 + 4 + 1)  # welcome, fixations, survey
     assert ratings.report["participant_field"] == "subject"
     trials = ratings.trials
