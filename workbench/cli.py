@@ -145,7 +145,9 @@ def _model_arguments(parser):
     parser.add_argument("model", metavar="MODEL",
                         help="zoo name (e.g. bl, cornet-s), torchvision:NAME / timm:NAME, or package.module:function")
     parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
-    parser.add_argument("--convention", default=None, choices=["frames", "static_recurrent", "stepwise", "feedforward"],
+    # the names of workbench.models.conventions.CONVENTIONS (not imported: --help stays instant)
+    parser.add_argument("--convention", default=None,
+                        choices=["frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward"],
                         help="how the model is called (default: declared by the model, else detected)")
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
                         help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")

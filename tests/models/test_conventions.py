@@ -386,24 +386,76 @@ def test_a_stepwise_cell_is_stepped_over_the_frames_with_its_state(rgb):
         extract(NoState().eval(), rgb, layers=["conv"], protocol=protocol, progress=False, convention="stepwise")
 
 
-def test_a_model_that_takes_time_first_frames_is_not_taken_for_a_frames_model(rgb):
-    """A model that loops over the first axis of (steps, batch, C, H, W) would treat the
-    images of a (batch, steps, ...) call as its steps: with 3 frames of 2 images its layers
-    run twice, and the error says how to wrap it."""
+class _Recurrent(torch.nn.Module):
+    """A conv recurrence over frames, batch first (``(B, T, C, H, W)``) or time first
+    (``(T, B, C, H, W)``, ``for frame in frames``), with a GRU over the steps' pooled
+    responses (nn.GRU's own layout: time first unless ``batch_first``) and per-step logits."""
 
-    class TimeFirst(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 2, 3)
+    def __init__(self, time_first):
+        super().__init__()
+        self.time_first = time_first
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.lateral = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.gru = torch.nn.GRU(4, 5, batch_first=not time_first)
+        self.fc = torch.nn.Linear(5, 3)
 
-        def forward(self, frames):
-            if frames.ndim != 5:
-                raise ValueError("expected (steps, batch, C, H, W)")
-            return [self.conv(frame) for frame in frames]  # frame: (batch, C, H, W) if time first
+    def forward(self, frames):
+        if frames.ndim != 5:
+            raise ValueError("expected a sequence of frames")
+        steps = frames.unbind(0 if self.time_first else 1)
+        h, pooled = torch.zeros(frames.shape[1 if self.time_first else 0], 4, *frames.shape[-2:]), []
+        for frame in steps:
+            h = torch.relu(self.conv(frame) + self.lateral(h))
+            pooled.append(h.mean((2, 3)))
+        sequence, _ = self.gru(torch.stack(pooled, 0 if self.time_first else 1))
+        return self.fc(sequence)  # (T, B, 3) or (B, T, 3)
 
-    with pytest.raises(ExtractionError, match=r"called \{'conv': 2\} times for 3 steps \(once per image of 2: "
-                                              r"does it take \(steps, batch, C, H, W\), time first\? Wrap it"):
-        resolve_convention(TimeFirst(), ["conv"], rgb.images)
+
+def _twins():
+    torch.manual_seed(0)
+    batch_first, time_first = _Recurrent(False).eval(), _Recurrent(True).eval()
+    time_first.load_state_dict(batch_first.state_dict())
+    return batch_first, time_first
+
+
+def test_a_model_that_takes_time_first_frames_is_found_and_read_as_its_batch_first_twin(rgb):
+    """Recurrent code often loops over the first axis, ``(steps, batch, C, H, W)``. Shown a
+    ``(batch, steps, ...)`` call its layers run once per image, not per step; the model is
+    then tried time first, where each runs once per frame, and is called so. Its recordings
+    (per-step convolutions and a time-first GRU over the sequence) equal those of the same
+    weights written batch first, and its reaction-time readouts too (before, read as batch
+    first, they were the right shape and mixed the images)."""
+    from workbench.models.conventions import step_readouts
+
+    batch_first, time_first = _twins()
+    layers = ["conv", "lateral", "gru"]
+    assert resolve_convention(batch_first, layers, rgb.images) == "frames"
+    assert resolve_convention(time_first, layers, rgb.images) == "frames_time_first"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    expected = extract(batch_first, rgb, layers=layers, protocol=protocol, progress=False)
+    found = extract(time_first, rgb, layers=layers, protocol=protocol, progress=False)
+    assert found.attrs["extraction"]["convention"] == "frames_time_first"
+    assert found.attrs["extraction"]["sequence_layers"] == {"gru": "axis:0"}
+    assert expected.attrs["extraction"]["sequence_layers"] == {"gru": "axis:1"}
+    assert float(np.abs(found.values).max()) > 0
+    np.testing.assert_allclose(found.values, expected.values, rtol=1e-5, atol=1e-6)
+    images = torch.from_numpy(np.asarray(rgb.images, dtype=np.float32))
+    with torch.no_grad():
+        reference = step_readouts(batch_first, images, 6)
+        torch.testing.assert_close(step_readouts(time_first, images, 6), reference)
+        torch.testing.assert_close(step_readouts(time_first, images, 6, "frames_time_first"), reference)
+
+
+def test_a_time_first_model_called_batch_first_is_refused_when_declared_so(rgb):
+    """Declared as it is not (``frames`` for a time-first model), its layers run once per
+    image: the error says so, and the other declaration is named."""
+    _, time_first = _twins()
+    with pytest.raises(ExtractionError, match=r"called \{'conv': 2\} times for 3 steps \(once per image of 2: .* "
+                                              "convention 'frames_time_first'"):
+        extract(time_first, rgb, layers=["conv"], protocol=PresentationProtocol(image_steps=3, blank_steps=2),
+                progress=False, convention="frames")
+    with pytest.raises(ExtractionError, match="'frames_time_first'"):
+        extract(time_first, rgb, layers=["conv"], progress=False, convention="time_first")
 
 
 def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):

@@ -4,6 +4,9 @@
   module runs once per step (the seed zoo, CORnet-RT) or once over the whole sequence, its
   output holding the steps (:func:`sequence_layouts`). The protocol's grey frames after the
   image reach the model, so it sees the stimulus offset.
+- ``"frames_time_first"``: the same with ``frames`` ``(steps, batch, C, H, W)``, as recurrent
+  code that loops ``for t in range(x.shape[0])`` takes them (ConvLSTM and spiking-network
+  code often does); its layers' per-step calls and sequence outputs are read as ``frames``'s.
 - ``"static_recurrent"``: ``model(x)`` with ``x`` ``(batch, C, H, W)`` and the recurrence
   inside ``forward`` (CORnet-S, BLnet-style ``times`` loops). A reused module's k-th call is
   step k (``network_per_step``: every call of a module is one pass of the network), or, under
@@ -28,7 +31,8 @@ import torch
 
 from ..errors import ExtractionError
 
-CONVENTIONS = ("frames", "static_recurrent", "stepwise", "feedforward")
+CONVENTIONS = ("frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward")
+FRAMES = ("frames", "frames_time_first")  # the conventions shown a sequence of frames in one call
 
 
 class LoopLongerThanProtocol(ExtractionError):
@@ -53,10 +57,17 @@ def model_dtype(model):
 def check_convention(convention):
     if convention not in CONVENTIONS:
         raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
-                              "'frames' (model(frames) with (B, T, C, H, W)), 'static_recurrent' "
+                              "'frames' (model(frames) with (B, T, C, H, W)), 'frames_time_first' (the same with "
+                              "(T, B, C, H, W)), 'static_recurrent' "
                               "(model(x) with (B, C, H, W), recurrence inside), 'stepwise' (model(frame, state) -> "
                               "(output, state) once per step) and 'feedforward' (model(x) once)")
     return convention
+
+
+def call_on_frames(model, frames, convention="frames"):
+    """``model`` called on ``frames`` ``(batch, steps, C, H, W)`` as a model of ``convention``
+    (one of :data:`FRAMES`) takes them: as they are, or time first."""
+    return model(frames.transpose(0, 1) if convention == "frames_time_first" else frames)
 
 
 def sees_offset(convention):
@@ -89,23 +100,23 @@ def detect_convention(model, layers, images, recorder_type):
                 continue
             counts = {name: len(calls) for name, calls in recorder.pop().items()}
         if expected is not None:
-            if all(n in (1, expected) for n in counts.values()):
-                # every layer once per step, or some once over the whole sequence, holding its
-                # steps: frames if any layer responds per step (extraction names a recorded
-                # one that does not; the layouts are looked for only when none runs per step)
-                once = [name for name, n in counts.items() if n == 1]
-                if (any(n == expected for n in counts.values())
-                        or sequence_layouts(model, once, sample, recorder_type, strict=False)):
-                    return _repeatable(model, inputs, returned, "frames")
-                problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {once} ran once "
-                                "for 3 frames, with no time axis that follows the frames)")
+            found = _frames_fit(model, layers, sample, inputs, returned, counts, "frames", recorder_type)
+            if found is None and len(sample) > 1 and _per_step(counts, len(sample)):
+                # once per image: it loops over the first axis, time first. Shown the frames
+                # that way, its layers must then run once per frame (or once over them)
+                found = _time_first(model, layers, sample, inputs, recorder_type)
+                if found is None:
+                    problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps "
+                                    f"(once per image of {len(sample)}), and shown (steps, batch, C, H, W), time "
+                                    "first, not once per step either")
+                    continue
+            if found is None:
+                problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps"
+                                if not _per_step(counts, expected) else
+                                f"model(frames) ran, but no layer's output holds the steps (layers {counts} ran "
+                                "once for 3 frames, with no time axis that follows the frames)")
                 continue
-            time_first = len(sample) > 1 and all(n == len(sample) for n in counts.values())
-            problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps"
-                            + (f" (once per image of {len(sample)}: does it take (steps, batch, C, H, W), time "
-                               "first? Wrap it: forward(frames) returning inner(frames.transpose(0, 1)))"
-                               if time_first else ""))
-            continue
+            return found
         # layers it never called (an unused head, a lateral the first step skips) do not
         # decide: extraction names any that a recording needs
         called = [n for n in counts.values() if n > 0]
@@ -119,8 +130,8 @@ def detect_convention(model, layers, images, recorder_type):
             return _repeatable(model, inputs, returned, "static_recurrent")
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
-        + ". Declare it: convention = 'frames' | 'static_recurrent' | 'stepwise' | 'feedforward' in the model's "
-          "config entry (or a `convention` attribute on the model)")
+        + ". Declare it: convention = 'frames' | 'frames_time_first' | 'static_recurrent' | 'stepwise' | "
+          "'feedforward' in the model's config entry (or a `convention` attribute on the model)")
 
 
 def _same(a, b):
@@ -137,6 +148,41 @@ def _same(a, b):
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
     return True
+
+
+def _per_step(counts, steps):
+    """Whether recorded call ``counts`` fit a frames model shown ``steps`` frames: each layer
+    once per step or once over the whole sequence (1)."""
+    return all(n in (1, steps) for n in counts.values())
+
+
+def _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type):
+    """``convention`` (one of :data:`FRAMES`) when ``model``, called on ``frames`` that way
+    (returning ``returned``, its layers called ``counts`` times), responds per step: every
+    layer once per step or once over the sequence, and some layer per step or with a time
+    axis (extraction names a recorded one that has neither; the layouts are looked for only
+    when none runs per step). Checked repeatable. None when it does not fit."""
+    steps = frames.shape[1]
+    if not _per_step(counts, steps):
+        return None
+    once = [name for name, n in counts.items() if n == 1]
+    if not (any(n == steps for n in counts.values())
+            or sequence_layouts(model, once, sample, recorder_type, strict=False, convention=convention)):
+        return None
+    return _repeatable(model, frames.transpose(0, 1) if convention == "frames_time_first" else frames, returned,
+                       convention)
+
+
+def _time_first(model, layers, sample, frames, recorder_type):
+    """``"frames_time_first"`` when ``model`` shown ``frames`` ``(batch, steps, ...)`` time
+    first responds per step (:func:`_frames_fit`), else None."""
+    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
+        try:
+            returned = call_on_frames(model, frames, "frames_time_first")
+        except Exception:  # noqa: BLE001 - probing: not time first either
+            return None
+        counts = {name: len(calls) for name, calls in recorder.pop().items()}
+    return _frames_fit(model, layers, sample, frames, returned, counts, "frames_time_first", recorder_type)
 
 
 def _repeatable(model, inputs, returned, convention):
@@ -202,7 +248,7 @@ def _fitting_layouts(shape, batch, steps):
     return found
 
 
-def sequence_layouts(model, layers, images, recorder_type, strict=True):
+def sequence_layouts(model, layers, images, recorder_type, strict=True, convention="frames"):
     """``{layer: layout}`` for the layers of a frames model that run once over the whole
     sequence rather than once per step (:data:`SEQUENCE_LAYOUTS`); ``{}`` when every layer
     runs once per step.
@@ -212,13 +258,14 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True):
     length follows the steps (so no axis of features is taken for time), and folded rows
     are ordered by the layout that gives the first image's steps as the model computes
     them for that image alone. An :class:`ExtractionError` names a layer that fits none
-    (``strict=False``: such layers are left out of the answer).
+    (``strict=False``: such layers are left out of the answer). ``convention``: how the
+    frames are given (:data:`FRAMES`); the layouts are those of the layers' own outputs.
     """
     pair = images[:2] if len(images) >= 2 else torch.cat([images, images.flip(-1).flip(-2) * 0.5])
 
     def run(frames):
         with recorder_type(model, layers, transform=lambda name, output: output) as recorder:
-            model(frames)
+            call_on_frames(model, frames, convention)
             return recorder.pop()
 
     def frames(batch, steps):
@@ -228,8 +275,11 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True):
     counts = {name: len(calls) for name, calls in three.items()}
     wrong = {name: n for name, n in counts.items() if n not in (1, 3)}
     if wrong and strict:
+        once_per_image = convention == "frames" and all(n in (1, len(pair)) for n in counts.values())
         raise ExtractionError(f"model(frames) ran, but the layers were called {counts} times for 3 steps "
-                              "(record modules that run once per step, or once over the whole sequence)")
+                              + ("(once per image of 2: a model that takes (steps, batch, C, H, W) is convention "
+                                 "'frames_time_first')" if once_per_image else
+                                 "(record modules that run once per step, or once over the whole sequence)"))
     once = [name for name, n in counts.items() if n == 1]
     if not once:
         return {}
@@ -273,16 +323,17 @@ def stepped_layers(model, layers, images, convention, recorder_type):
     chose; declared layers are never pruned (extraction names what is wrong with them)."""
     sample = images[:2]
     with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
-        if convention == "frames":
-            model(torch.stack([sample] * 3, 1))
+        if convention in FRAMES:
+            call_on_frames(model, torch.stack([sample] * 3, 1), convention)
         elif convention == "stepwise":
             _step_through(model, torch.stack([sample, sample], 1))
         else:
             model(sample)
         counts = {name: len(calls) for name, calls in recorder.pop().items()}
-    if convention == "frames":
+    if convention in FRAMES:
         once = [name for name, n in counts.items() if n == 1]
-        timed = sequence_layouts(model, once, sample, recorder_type, strict=False) if once else {}
+        timed = (sequence_layouts(model, once, sample, recorder_type, strict=False, convention=convention)
+                 if once else {})
         return [name for name in layers if counts[name] == 3 or name in timed]
     return [name for name in layers if counts[name] > 0]
 
@@ -317,8 +368,8 @@ def run_steps(model, batch, protocol, convention, recorder):
                 held = held if output is None else output
                 steps[name].append(held)
         return steps
-    if convention == "frames":
-        model(protocol.frames(batch))
+    if convention in FRAMES:
+        call_on_frames(model, protocol.frames(batch), convention)
         calls = recorder.pop()
         for name, outputs in calls.items():
             if len(outputs) != n_steps:
@@ -383,44 +434,71 @@ def step_readouts(model, images, steps, convention=None):
 
     ``"frames"``: ``model(frames)`` with each image held for ``steps`` frames, returning
     ``(batch, steps, classes)`` (or a tuple whose first item is that) or a list of ``steps``
-    ``(batch, classes)``. ``"static_recurrent"``: ``model(images)``, recurrence inside,
+    ``(batch, classes)``; ``"frames_time_first"`` the same with time first (frames ``(steps,
+    batch, ...)``, readouts ``(steps, batch, classes)``). ``"static_recurrent"``: ``model(images)``, recurrence inside,
     returning one readout per step of its own loop: a list or tuple of ``(batch, classes)``
     tensors (BLnet-style) or one ``(batch, n_steps, classes)`` tensor. ``"stepwise"``:
     ``model(frame, state) -> (readout, state)`` once per frame. ``None`` (undeclared): frames
-    if the model takes them and gives per-step readouts, else stepwise if the static call
-    returns a state that changes its readout when passed back, else the static call. A
-    feedforward model has one readout, hence no reaction time: an error.
+    if the model takes them and gives per-step readouts, each image's its own (then time
+    first, likewise), else stepwise if the static call returns a state that changes its
+    readout when passed back, else the static call. A feedforward model has one readout,
+    hence no reaction time: an error.
     """
     if convention == "feedforward":
         raise ExtractionError("a feedforward model gives one readout per image, not one per step: reaction times "
                               "need a recurrent model (convention 'frames' or 'static_recurrent')")
     images = images.to(model_dtype(model))
-    attempts = {"frames": lambda: model(images[:, None].expand(-1, steps, -1, -1, -1)),
-                "static_recurrent": lambda: model(images),
-                "stepwise": lambda: _step_through(model, images[:, None].expand(-1, steps, -1, -1, -1))}
-    tried = [convention] if convention else ["frames", "static_recurrent", "stepwise"]
+
+    def held(shown):  # each image held for ``steps`` frames, (batch, steps, C, H, W)
+        return shown[:, None].expand(-1, steps, -1, -1, -1)
+
+    attempts = {"frames": lambda shown: model(held(shown)),
+                "frames_time_first": lambda shown: call_on_frames(model, held(shown), "frames_time_first"),
+                "static_recurrent": lambda shown: model(shown),
+                "stepwise": lambda shown: _step_through(model, held(shown))}
+    tried = [convention] if convention else ["frames", "frames_time_first", "static_recurrent", "stepwise"]
     problems = []
     for name in tried:
         try:
-            output = attempts[name]()
+            output = attempts[name](images)
         except Exception as error:  # noqa: BLE001 - probing an undeclared model; reported below
             if convention:
                 raise ExtractionError(f"calling the model as declared ({name}) failed: "
                                       f"{type(error).__name__}: {str(error)[:200]}") from error
-            call = {"frames": "model(frames)", "static_recurrent": "model(x)"}.get(name, "model(frame, state)")
+            call = {"frames": "model(frames)", "frames_time_first": "model(frames time first)",
+                    "static_recurrent": "model(x)"}.get(name, "model(frame, state)")
             problems.append(f"{call} failed ({type(error).__name__}: {str(error)[:120]})")
             continue
         if not convention and name == "static_recurrent" and _takes_its_state(model, images, output):
             continue  # (readout, state): a cell the caller steps, whose pair is no list of readouts
         try:
-            return _as_step_logits(output, name, len(images), steps).float()
+            logits = _as_step_logits(output, name, len(images), steps).float()
         except ExtractionError as error:
             if convention or name == tried[-1]:
                 raise
-            problems.append(f"{'model(frames)' if name == 'frames' else 'model(x)'} ran but gave no per-step "
-                            f"readouts ({error})")  # try the next call
+            problems.append(f"{'model(x)' if name == 'static_recurrent' else 'model(frames)'} ran but gave no "
+                            f"per-step readouts ({error})")  # try the next call
+            continue
+        # undeclared frames: a model that takes its frames the other way round gives readouts
+        # of the right shape that mix the images (each "image" a moment of the sequence)
+        if not convention and name in FRAMES and len(images) > 1 and not _own_readouts(
+                lambda shown: _as_step_logits(attempts[name](shown), name, len(shown), steps), images):
+            problems.append(f"called as {name}, one image's readouts changed with another image of the batch")
+            continue
+        return logits
     raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
-                          + ". Declare its convention ('frames', 'static_recurrent' or 'stepwise')")
+                          + ". Declare its convention ('frames', 'frames_time_first', 'static_recurrent' or "
+                            "'stepwise')")
+
+
+def _own_readouts(readouts, images):
+    """Whether the second image's readouts (``readouts(images)`` ``(batch, steps, classes)``)
+    stay the same when the first image is replaced: each image's are its own."""
+    pair = images[:2]
+    other = torch.stack([pair[0].flip(-1).flip(-2) * 0.5 + 0.25 * pair[0].abs().max(), pair[1]])
+    first, second = readouts(pair).float()[1], readouts(other).float()[1]
+    scale = float(first.abs().max()) if first.numel() else 0.0
+    return first.shape == second.shape and bool(torch.allclose(first, second, rtol=1e-4, atol=1e-5 * max(scale, 1.0)))
 
 
 def _as_step_logits(output, convention, batch, steps):
@@ -433,6 +511,9 @@ def _as_step_logits(output, convention, batch, steps):
             return torch.stack(list(output), 1)
     if isinstance(output, (list, tuple)) and output and torch.is_tensor(output[0]) and output[0].ndim == 3:
         output = output[0]  # (logits, states) and the like
+    if convention == "frames_time_first" and torch.is_tensor(output) and output.ndim == 3 and \
+            output.shape[:2] == (steps, batch):
+        return output.transpose(0, 1)  # (steps, batch, classes), as the model took its frames
     if torch.is_tensor(output) and output.ndim == 3 and output.shape[0] == batch:
         return output
     shape = (f"a {type(output).__name__} of {len(output)}" if isinstance(output, (list, tuple))

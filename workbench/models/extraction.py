@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
-from .conventions import (check_convention, detect_convention, model_dtype, run_steps, sees_offset, sequence_layouts,
-                          split_steps, stepped_layers)
+from .conventions import (FRAMES, check_convention, detect_convention, model_dtype, run_steps, sees_offset,
+                          sequence_layouts, split_steps, stepped_layers)
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -305,7 +305,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
         return it opened lazily; default: hold them in memory.
     autocast : {None, "bf16", "fp16"}
         Mixed precision for the forward pass (meant for GPUs); values are stored as float32.
-    convention : {None, "frames", "static_recurrent", "stepwise", "feedforward"}
+    convention : {None, "frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward"}
         How to call the model; default ``model.convention``, else detected (an error names
         the conventions when the model fits none).
 
@@ -349,9 +349,9 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
     try:
         with torch.inference_mode():
             sequences = {}
-            if convention == "frames":  # layers that run once over the whole sequence of frames
+            if convention in FRAMES:  # layers that run once over the whole sequence of frames
                 sequences = sequence_layouts(model, layers, _model_input(model, images[:2], device, dtype),
-                                             LayerRecorder)
+                                             LayerRecorder, convention=convention)
                 if sequences:
                     options["sequence_layers"] = sequences
             if reduction.needs_fit:
