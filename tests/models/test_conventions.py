@@ -431,6 +431,10 @@ def test_a_model_that_takes_time_first_frames_is_found_and_read_as_its_batch_fir
     layers = ["conv", "lateral", "gru"]
     assert resolve_convention(batch_first, layers, rgb.images) == "frames"
     assert resolve_convention(time_first, layers, rgb.images) == "frames_time_first"
+    # from one image too (a one-image extraction: the memory probe's first), where its loop
+    # over the batch axis would run once, like a layer over the whole sequence
+    assert resolve_convention(time_first, layers, rgb.images[:1]) == "frames_time_first"
+    assert resolve_convention(batch_first, layers, rgb.images[:1]) == "frames"
     protocol = PresentationProtocol(image_steps=3, blank_steps=2)
     expected = extract(batch_first, rgb, layers=layers, protocol=protocol, progress=False)
     found = extract(time_first, rgb, layers=layers, protocol=protocol, progress=False)
@@ -444,6 +448,7 @@ def test_a_model_that_takes_time_first_frames_is_found_and_read_as_its_batch_fir
         reference = step_readouts(batch_first, images, 6)
         torch.testing.assert_close(step_readouts(time_first, images, 6), reference)
         torch.testing.assert_close(step_readouts(time_first, images, 6, "frames_time_first"), reference)
+        torch.testing.assert_close(step_readouts(time_first, images[:1], 6), reference[:1])  # one image
 
 
 def test_a_time_first_model_called_batch_first_is_refused_when_declared_so(rgb):

@@ -85,7 +85,10 @@ def detect_convention(model, layers, images, recorder_type):
     some more than once is ``static_recurrent``. Anything else is an error naming the
     conventions.
     """
-    sample = images[:2]
+    # two different images even when given one (a one-image extraction, e.g. the memory
+    # probe's first call): with one, a time-first model's loop over the batch axis runs once,
+    # as a layer over the whole sequence does, and cannot be told from it
+    sample = _two(images)
     problems = []
     # 3 frames of 2 images: a model that takes (steps, batch, ...) loops over the wrong axis
     # and is told so, instead of seeing images as steps where the two counts are equal
@@ -148,6 +151,12 @@ def _same(a, b):
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
     return True
+
+
+def _two(images):
+    """The first two of ``images`` ``(n, C, H, W)``, or the one and a second made from it
+    (flipped, halved)."""
+    return images[:2] if len(images) >= 2 else torch.cat([images, images.flip(-1).flip(-2) * 0.5])
 
 
 def _per_step(counts, steps):
@@ -261,7 +270,7 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
     (``strict=False``: such layers are left out of the answer). ``convention``: how the
     frames are given (:data:`FRAMES`); the layouts are those of the layers' own outputs.
     """
-    pair = images[:2] if len(images) >= 2 else torch.cat([images, images.flip(-1).flip(-2) * 0.5])
+    pair = _two(images)
 
     def run(frames):
         with recorder_type(model, layers, transform=lambda name, output: output) as recorder:
@@ -321,7 +330,7 @@ def stepped_layers(model, layers, images, convention, recorder_type):
     auxiliary classifier that runs only in training) and, for ``frames``, once per step or
     once over the sequence with a time axis. For a model's candidate layers, which nobody
     chose; declared layers are never pruned (extraction names what is wrong with them)."""
-    sample = images[:2]
+    sample = _two(images)
     with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
         if convention in FRAMES:
             call_on_frames(model, torch.stack([sample] * 3, 1), convention)
@@ -481,7 +490,7 @@ def step_readouts(model, images, steps, convention=None):
             continue
         # undeclared frames: a model that takes its frames the other way round gives readouts
         # of the right shape that mix the images (each "image" a moment of the sequence)
-        if not convention and name in FRAMES and len(images) > 1 and not _own_readouts(
+        if not convention and name in FRAMES and not _own_readouts(
                 lambda shown: _as_step_logits(attempts[name](shown), name, len(shown), steps), images):
             problems.append(f"called as {name}, one image's readouts changed with another image of the batch")
             continue
@@ -494,7 +503,7 @@ def step_readouts(model, images, steps, convention=None):
 def _own_readouts(readouts, images):
     """Whether the second image's readouts (``readouts(images)`` ``(batch, steps, classes)``)
     stay the same when the first image is replaced: each image's are its own."""
-    pair = images[:2]
+    pair = _two(images)
     other = torch.stack([pair[0].flip(-1).flip(-2) * 0.5 + 0.25 * pair[0].abs().max(), pair[1]])
     first, second = readouts(pair).float()[1], readouts(other).float()[1]
     scale = float(first.abs().max()) if first.numel() else 0.0
