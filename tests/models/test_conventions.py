@@ -492,3 +492,30 @@ def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):
                                                   r"as feedforward\): it keeps state .*convention 'stepwise'"):
             resolve_convention(model, ["conv"], rgb.images)
     assert resolve_convention(Stateful(), ["conv"], rgb.images, convention="feedforward") == "feedforward"
+
+
+def test_a_model_shown_the_wrong_input_is_told_which_declaration_fixes_it(rgb):
+    """No convention fits a model shown images it was not built for; the error says so first
+    and names the declaration (channels, input_size), not only the conventions."""
+    grey_net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    with pytest.raises(ExtractionError, match=r"a convolution takes 1 channel\(s\) and the images have 3: declare the "
+                                              r"input it expects \(channels = 'grey', --channels grey\)\. Otherwise: "):
+        resolve_convention(grey_net, ["0"], rgb.images)
+    fixed = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 32 * 32, 4))
+    with pytest.raises(ExtractionError, match=r"sizes did not match images of 64 px: .* declare input_size"):
+        resolve_convention(fixed, ["0", "2"], rgb.images)
+
+
+    class NeedsMask(torch.nn.Module):  # fails for another reason than its input: no input hint
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, x, mask=None):
+            if mask is None:
+                raise ValueError("pass a mask")
+            return self.conv(x * mask)
+
+    with pytest.raises(ExtractionError) as error:
+        resolve_convention(NeedsMask(), ["conv"], rgb.images)
+    assert "Otherwise" not in str(error.value) and "pass a mask" in str(error.value)

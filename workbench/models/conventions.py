@@ -27,6 +27,8 @@ A model declares its convention (``model.convention`` or the spec's ``convention
 otherwise :func:`detect_convention` calls it on two images and decides where unambiguous.
 """
 
+import re
+
 import torch
 
 from ..errors import ExtractionError
@@ -89,7 +91,7 @@ def detect_convention(model, layers, images, recorder_type):
     # probe's first call): with one, a time-first model's loop over the batch axis runs once,
     # as a layer over the whole sequence does, and cannot be told from it
     sample = _two(images)
-    problems = []
+    problems, errors = [], []  # errors: the calls' exceptions in full, for _input_hint
     # 3 frames of 2 images: a model that takes (steps, batch, ...) loops over the wrong axis
     # and is told so, instead of seeing images as steps where the two counts are equal
     for convention, inputs, expected in (("frames", torch.stack([sample] * 3, 1), 3),
@@ -98,6 +100,7 @@ def detect_convention(model, layers, images, recorder_type):
             try:
                 returned = model(inputs)
             except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
+                errors.append(str(error))
                 problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
                                 f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
                 continue
@@ -131,10 +134,30 @@ def detect_convention(model, layers, images, recorder_type):
             return _repeatable(model, inputs, returned, "feedforward")
         else:
             return _repeatable(model, inputs, returned, "static_recurrent")
+    hint = _input_hint(sample, errors)
     raise ExtractionError(
-        f"cannot tell how to call {type(model).__name__}: " + "; ".join(problems)
+        f"cannot tell how to call {type(model).__name__}: " + (hint + ". Otherwise: " if hint else "")
+        + "; ".join(problems)
         + ". Declare it: convention = 'frames' | 'frames_time_first' | 'static_recurrent' | 'stepwise' | "
           "'feedforward' in the model's config entry (or a `convention` attribute on the model)")
+
+
+def _input_hint(images, errors):
+    """Why no call fitted when the cause is the input, not the convention (from the calls'
+    ``errors``): a convolution that takes other channels than the images have, or a layer
+    whose sizes did not match (a model built for another image size); "" otherwise. Names
+    the declaration that fixes it."""
+    for error in errors:
+        found = re.search(r"to have (\d+) channels, but got (\d+) channels", error)
+        if found:
+            wanted = int(found.group(1))
+            named = {1: " (channels = 'grey', --channels grey)", 3: " (channels = 'rgb', --channels rgb)"}
+            return (f"a convolution takes {wanted} channel(s) and the images have {images.shape[1]}: declare the "
+                    f"input it expects{named.get(wanted, '')}")
+    if any("shapes cannot be multiplied" in error or "size mismatch" in error for error in errors):
+        return (f"a layer's sizes did not match images of {images.shape[-1]} px: if it was built for another "
+                "size, declare input_size (--input-size)")
+    return ""
 
 
 def _same(a, b):
