@@ -463,6 +463,41 @@ def test_a_time_first_model_called_batch_first_is_refused_when_declared_so(rgb):
         extract(time_first, rgb, layers=["conv"], progress=False, convention="time_first")
 
 
+def test_a_cell_whose_state_argument_has_no_default_is_found_and_stepped(rgb):
+    """ConvLSTM-style cells are often written forward(x, state) with no default, ``None`` on
+    the first step: model(x) fails for the missing argument, model(x, None) returns the pair,
+    and the cell is stepped like one whose state defaults to None (same recordings, same
+    readouts)."""
+    from workbench.models.conventions import step_readouts
+
+    class Required(_Cell):
+        def forward(self, x, hidden):
+            return super().forward(x, hidden)
+
+    optional, required = _Cell().eval(), Required().eval()
+    required.load_state_dict(optional.state_dict())
+    assert resolve_convention(required, ["conv", "state"], rgb.images) == "stepwise"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    found = extract(required, rgb, layers=["conv", "state"], protocol=protocol, progress=False)
+    expected = extract(optional, rgb, layers=["conv", "state"], protocol=protocol, progress=False)
+    assert found.attrs["extraction"]["convention"] == "stepwise"
+    np.testing.assert_array_equal(found.values, expected.values)
+    images = torch.from_numpy(np.asarray(rgb.images, dtype=np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(step_readouts(required, images, 6), step_readouts(optional, images, 6))
+
+    class TwoInputs(torch.nn.Module):  # a second argument that is no state: still an error
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, x, scale):
+            return self.conv(x) * (1.0 if scale is None else scale)
+
+    with pytest.raises(ExtractionError, match=r"model\(x\) needs a second argument, and model\(x, None\) did not"):
+        resolve_convention(TwoInputs(), ["conv"], rgb.images)
+
+
 def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):
     """A hidden state kept in an attribute and never reset carries one batch into the next
     (and the image into the grey frame): two identical calls differ, and detection says why

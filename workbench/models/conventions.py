@@ -96,15 +96,30 @@ def detect_convention(model, layers, images, recorder_type):
     # and is told so, instead of seeing images as steps where the two counts are equal
     for convention, inputs, expected in (("frames", torch.stack([sample] * 3, 1), 3),
                                          ("static", sample, None)):
+        given_state = False
         with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
             try:
-                returned = model(inputs)
+                try:
+                    returned = model(inputs)
+                except TypeError as error:
+                    # a cell whose state argument has no default (forward(x, state), None
+                    # first): called with None, as the stepwise convention calls it
+                    if expected is not None or "required positional argument" not in str(error):
+                        raise
+                    recorder.pop()
+                    returned, given_state = model(inputs, None), True
             except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
                 errors.append(str(error))
                 problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
                                 f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
                 continue
             counts = {name: len(calls) for name, calls in recorder.pop().items()}
+        if given_state:
+            if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
+                return "stepwise"
+            problems.append("model(x) needs a second argument, and model(x, None) did not return an (output, "
+                            "state) whose state, passed back, changes the output")
+            continue
         if expected is not None:
             found = _frames_fit(model, layers, sample, inputs, returned, counts, "frames", recorder_type)
             if found is None and len(sample) > 1 and _per_step(counts, len(sample)):
