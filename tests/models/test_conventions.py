@@ -536,7 +536,8 @@ def test_a_model_shown_the_wrong_input_is_told_which_declaration_fixes_it(rgb):
     with pytest.raises(ExtractionError, match=r"a convolution takes 1 channel\(s\) and the images have 3: declare the "
                                               r"input it expects \(channels = 'grey', --channels grey\)\. Otherwise: "):
         resolve_convention(grey_net, ["0"], rgb.images)
-    fixed = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 32 * 32, 4))
+    fixed = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(),
+                                torch.nn.Linear(2 * 32 * 32, 4))  # built for 32 px
     with pytest.raises(ExtractionError, match=r"sizes did not match images of 64 px: .* declare input_size"):
         resolve_convention(fixed, ["0", "2"], rgb.images)
 

@@ -482,9 +482,10 @@ def step_readouts(model, images, steps, convention=None):
     ``"frames"``: ``model(frames)`` with each image held for ``steps`` frames, returning
     ``(batch, steps, classes)`` (or a tuple whose first item is that) or a list of ``steps``
     ``(batch, classes)``; ``"frames_time_first"`` the same with time first (frames ``(steps,
-    batch, ...)``, readouts ``(steps, batch, classes)``). ``"static_recurrent"``: ``model(images)``, recurrence inside,
-    returning one readout per step of its own loop: a list or tuple of ``(batch, classes)``
-    tensors (BLnet-style) or one ``(batch, n_steps, classes)`` tensor. ``"stepwise"``:
+    batch, ...)``, readouts ``(steps, batch, classes)``). ``"static_recurrent"``:
+    ``model(images)``, recurrence inside, returning one readout per step of its own loop: a
+    list or tuple of ``(batch, classes)`` tensors (BLnet-style) or one ``(batch, n_steps,
+    classes)`` tensor. ``"stepwise"``:
     ``model(frame, state) -> (readout, state)`` once per frame. ``None`` (undeclared): frames
     if the model takes them and gives per-step readouts, each image's its own (then time
     first, likewise), else stepwise if the static call returns a state that changes its
