@@ -147,7 +147,8 @@ def _model_arguments(parser):
     parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
     # the names of workbench.models.conventions.CONVENTIONS (not imported: --help stays instant)
     parser.add_argument("--convention", default=None,
-                        choices=["frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward"],
+                        choices=["frames", "frames_time_first", "video", "static_recurrent", "stepwise",
+                                 "feedforward"],
                         help="how the model is called (default: declared by the model, else detected)")
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
                         help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")

@@ -451,6 +451,56 @@ def test_a_model_that_takes_time_first_frames_is_found_and_read_as_its_batch_fir
         torch.testing.assert_close(step_readouts(time_first, images[:1], 6), reference[:1])  # one image
 
 
+class _Clip(torch.nn.Module):
+    """A video network: 3-D convolutions over a clip (batch, C, steps, H, W), as torchvision's
+    r3d_18 takes it (its time axis kept: padded temporal kernels, stride 1)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1))
+        self.temporal = torch.nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
+
+    def forward(self, clip):
+        return self.temporal(torch.relu(self.conv(clip)))
+
+
+class _ClipFromFrames(torch.nn.Module):
+    """The same network taking (batch, steps, C, H, W) frames."""
+
+    convention = "frames"
+
+    def __init__(self, clip):
+        super().__init__()
+        self.net = clip
+
+    def forward(self, frames):
+        return self.net(frames.transpose(1, 2))
+
+
+def test_a_video_network_is_found_and_read_per_step(rgb):
+    """A clip model, shown 3 frames of RGB images batch first, runs too (the steps read as
+    channels) but no time axis follows the steps; as a clip its 3-D convolutions' time axes
+    do, and each step's response is read from them. The recordings equal those of the same
+    network given the frames batch first, and a model that fails on other frame counts is a
+    named error, never a raw one."""
+    clip = _Clip().eval()
+    assert resolve_convention(clip, ["conv", "temporal"], rgb.images) == "video"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    found = extract(clip, rgb, layers=["conv", "temporal"], protocol=protocol, progress=False)
+    expected = extract(_ClipFromFrames(clip), rgb, layers=["net.conv", "net.temporal"], protocol=protocol,
+                       progress=False)
+    assert found.attrs["extraction"]["convention"] == "video"
+    assert found.attrs["extraction"]["sequence_layers"] == {"conv": "axis:2", "temporal": "axis:2"}
+    np.testing.assert_array_equal(found.values, expected.values)
+    temporal = found.sel(neuroid=found.layer == "temporal").values
+    assert np.abs(temporal[..., 3] - temporal[..., 2]).max() > 1e-3  # the grey frame after the image reaches it
+    # declared frames, grey: 3 frames pass as its 3 channels, 4 cannot
+    with pytest.raises(ExtractionError, match=r"calling the model on 4 frames of 2 image\(s\) \(frames\) failed: "
+                                              r"RuntimeError: .*to have 3 channels, but got 4"):
+        extract(clip, digits(4, size=32), layers=["conv"], protocol=protocol, progress=False, convention="frames")
+
+
 def test_a_time_first_model_called_batch_first_is_refused_when_declared_so(rgb):
     """Declared as it is not (``frames`` for a time-first model), its layers run once per
     image: the error says so, and the other declaration is named."""

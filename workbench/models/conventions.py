@@ -7,6 +7,9 @@
 - ``"frames_time_first"``: the same with ``frames`` ``(steps, batch, C, H, W)``, as recurrent
   code that loops ``for t in range(x.shape[0])`` takes them (ConvLSTM and spiking-network
   code often does); its layers' per-step calls and sequence outputs are read as ``frames``'s.
+- ``"video"``: the same as a clip ``(batch, C, steps, H, W)``, as video networks take it
+  (torchvision's r3d_18 and r2plus1d_18); 3-D convolutions' outputs ``(batch, C, steps,
+  ...)`` give each step's response where their time axis follows the frames.
 - ``"static_recurrent"``: ``model(x)`` with ``x`` ``(batch, C, H, W)`` and the recurrence
   inside ``forward`` (CORnet-S, BLnet-style ``times`` loops). A reused module's k-th call is
   step k (``network_per_step``: every call of a module is one pass of the network), or, under
@@ -33,8 +36,8 @@ import torch
 
 from ..errors import ExtractionError
 
-CONVENTIONS = ("frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward")
-FRAMES = ("frames", "frames_time_first")  # the conventions shown a sequence of frames in one call
+CONVENTIONS = ("frames", "frames_time_first", "video", "static_recurrent", "stepwise", "feedforward")
+FRAMES = ("frames", "frames_time_first", "video")  # the conventions shown a sequence of frames in one call
 
 
 class LoopLongerThanProtocol(ExtractionError):
@@ -60,16 +63,26 @@ def check_convention(convention):
     if convention not in CONVENTIONS:
         raise ExtractionError(f"unknown calling convention {convention!r}; the conventions are "
                               "'frames' (model(frames) with (B, T, C, H, W)), 'frames_time_first' (the same with "
-                              "(T, B, C, H, W)), 'static_recurrent' "
+                              "(T, B, C, H, W)), 'video' (a clip (B, C, T, H, W)), 'static_recurrent' "
                               "(model(x) with (B, C, H, W), recurrence inside), 'stepwise' (model(frame, state) -> "
                               "(output, state) once per step) and 'feedforward' (model(x) once)")
     return convention
 
 
+def _laid_out(frames, convention):
+    """``frames`` ``(batch, steps, C, H, W)`` as a model of ``convention`` (one of
+    :data:`FRAMES`) takes them: as they are, time first, or as a video clip."""
+    if convention == "frames_time_first":
+        return frames.transpose(0, 1)
+    if convention == "video":
+        return frames.transpose(1, 2)
+    return frames
+
+
 def call_on_frames(model, frames, convention="frames"):
-    """``model`` called on ``frames`` ``(batch, steps, C, H, W)`` as a model of ``convention``
-    (one of :data:`FRAMES`) takes them: as they are, or time first."""
-    return model(frames.transpose(0, 1) if convention == "frames_time_first" else frames)
+    """``model`` called on ``frames`` ``(batch, steps, C, H, W)`` laid out as a model of
+    ``convention`` (one of :data:`FRAMES`) takes them."""
+    return model(_laid_out(frames, convention))
 
 
 def sees_offset(convention):
@@ -80,81 +93,108 @@ def sees_offset(convention):
 def detect_convention(model, layers, images, recorder_type):
     """The convention of ``model``, found by calling it on ``images`` (two of them).
 
-    ``frames`` is tried first (a static model rejects a 5-D input loudly; layers run once per
-    step, or once over the sequence with a time axis :func:`sequence_layouts` finds), then a 4-D call:
-    every recorded layer once is ``feedforward`` (or ``stepwise``, when it returned a pair
-    ``(output, state)`` whose state, passed back as ``model(x, state)``, changes its output),
-    some more than once is ``static_recurrent``. Anything else is an error naming the
-    conventions.
+    The frames conventions are tried first (a static model rejects a 5-D input loudly):
+    ``frames``, where layers run once per step or once over the sequence with a time axis
+    (:func:`sequence_layouts`); ``frames_time_first`` when that call ran the layers once per
+    image; ``video`` when neither fits. Then a 4-D call: every recorded layer once is
+    ``feedforward`` (or ``stepwise``, when it returned a pair ``(output, state)`` whose
+    state, passed back as ``model(x, state)``, changes its output; a state argument without
+    a default is given None), some more than once is ``static_recurrent``. Anything else is
+    an error naming the conventions (and the input declaration, where the input is why).
     """
     # two different images even when given one (a one-image extraction, e.g. the memory
     # probe's first call): with one, a time-first model's loop over the batch axis runs once,
     # as a layer over the whole sequence does, and cannot be told from it
     sample = _two(images)
     problems, errors = [], []  # errors: the calls' exceptions in full, for _input_hint
-    # 3 frames of 2 images: a model that takes (steps, batch, ...) loops over the wrong axis
-    # and is told so, instead of seeing images as steps where the two counts are equal
-    for convention, inputs, expected in (("frames", torch.stack([sample] * 3, 1), 3),
-                                         ("static", sample, None)):
-        given_state = False
-        with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
-            try:
-                try:
-                    returned = model(inputs)
-                except TypeError as error:
-                    # a cell whose state argument has no default (forward(x, state), None
-                    # first): called with None, as the stepwise convention calls it
-                    if expected is not None or "required positional argument" not in str(error):
-                        raise
-                    recorder.pop()
-                    returned, given_state = model(inputs, None), True
-            except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
-                errors.append(str(error))
-                problems.append(f"model({'frames' if convention == 'frames' else 'x'}) with "
-                                f"{tuple(inputs.shape)} failed ({type(error).__name__}: {str(error)[:120]})")
-                continue
-            counts = {name: len(calls) for name, calls in recorder.pop().items()}
-        if given_state:
-            if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
-                return "stepwise"
-            problems.append("model(x) needs a second argument, and model(x, None) did not return an (output, "
-                            "state) whose state, passed back, changes the output")
-            continue
-        if expected is not None:
-            found = _frames_fit(model, layers, sample, inputs, returned, counts, "frames", recorder_type)
-            if found is None and len(sample) > 1 and _per_step(counts, len(sample)):
-                # once per image: it loops over the first axis, time first. Shown the frames
-                # that way, its layers must then run once per frame (or once over them)
-                found = _time_first(model, layers, sample, inputs, recorder_type)
-                if found is None:
-                    problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps "
-                                    f"(once per image of {len(sample)}), and shown (steps, batch, C, H, W), time "
-                                    "first, not once per step either")
-                    continue
-            if found is None:
-                problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps"
-                                if not _per_step(counts, expected) else
-                                f"model(frames) ran, but no layer's output holds the steps (layers {counts} ran "
-                                "once for 3 frames, with no time axis that follows the frames)")
-                continue
-            return found
-        # layers it never called (an unused head, a lateral the first step skips) do not
-        # decide: extraction names any that a recording needs
-        called = [n for n in counts.values() if n > 0]
-        if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
-            return "stepwise"
-        if not called:
-            problems.append(f"model(x) never called layer(s) {list(counts)}")
-        elif all(n == 1 for n in called):
-            return _repeatable(model, inputs, returned, "feedforward")
-        else:
-            return _repeatable(model, inputs, returned, "static_recurrent")
+    found = _detect_frames(model, layers, sample, recorder_type, problems, errors)
+    if found is None:
+        found = _detect_static(model, layers, sample, recorder_type, problems, errors)
+    if found is not None:
+        return found
     hint = _input_hint(sample, errors)
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + (hint + ". Otherwise: " if hint else "")
         + "; ".join(problems)
-        + ". Declare it: convention = 'frames' | 'frames_time_first' | 'static_recurrent' | 'stepwise' | "
+        + ". Declare it: convention = 'frames' | 'frames_time_first' | 'video' | 'static_recurrent' | 'stepwise' | "
           "'feedforward' in the model's config entry (or a `convention` attribute on the model)")
+
+
+def _recorded_call(model, layers, inputs, recorder_type, call, label, problems, errors, state_argument=False):
+    """``(returned, counts, given_state)`` of ``call(inputs)`` (named ``label`` in
+    ``problems``) with the layers recorded:
+    what it returned, each layer's number of calls, and whether a missing state argument
+    was given None (``state_argument``: a cell ``forward(x, state)`` without a default).
+    ``(None, None, False)`` when the call failed (noted in ``problems`` and ``errors``)."""
+    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
+        given_state = False
+        try:
+            try:
+                returned = call(inputs)
+            except TypeError as error:
+                if not state_argument or "required positional argument" not in str(error):
+                    raise
+                recorder.pop()
+                returned, given_state = model(inputs, None), True
+        except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
+            errors.append(str(error))
+            problems.append(f"{label} with {tuple(inputs.shape)} failed "
+                            f"({type(error).__name__}: {str(error)[:120]})")
+            return None, None, False
+        return returned, {name: len(calls) for name, calls in recorder.pop().items()}, given_state
+
+
+def _detect_frames(model, layers, sample, recorder_type, problems, errors):
+    """One of :data:`FRAMES` that ``model`` responds to per step, shown 3 frames of the 2
+    images ``sample``, else None (why, in ``problems``)."""
+    frames = torch.stack([sample] * 3, 1)
+    returned, counts, _ = _recorded_call(model, layers, frames, recorder_type, model, "model(frames)", problems,
+                                         errors)
+    if counts is not None:
+        found = _frames_fit(model, layers, sample, frames, returned, counts, "frames", recorder_type)
+        if found is not None:
+            return found
+        if _per_step(counts, len(sample)):
+            # once per image: it loops over the first axis, time first. Shown the frames
+            # that way, its layers must then run once per frame (or once over them)
+            found = _other_layout(model, layers, sample, frames, recorder_type, "frames_time_first")
+            if found is not None:
+                return found
+            problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps (once per "
+                            f"image of {len(sample)}), and shown (steps, batch, C, H, W), time first, not once per "
+                            "step either")
+        elif not _per_step(counts, 3):
+            problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps")
+        else:
+            problems.append(f"model(frames) ran, but no layer's output holds the steps (layers {counts} ran once "
+                            "for 3 frames, with no time axis that follows the frames)")
+    # a video model takes a clip (batch, C, steps, H, W): with 3 frames of RGB images the
+    # call above ran it too, reading the steps as channels, and no time axis followed them
+    return _other_layout(model, layers, sample, frames, recorder_type, "video")
+
+
+def _detect_static(model, layers, sample, recorder_type, problems, errors):
+    """``stepwise``, ``feedforward`` or ``static_recurrent`` from one call on the 2 images
+    ``sample``, else None (why, in ``problems``)."""
+    returned, counts, given_state = _recorded_call(model, layers, sample, recorder_type, model, "model(x)", problems,
+                                                   errors, state_argument=True)
+    if counts is None:
+        return None
+    if given_state:
+        if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
+            return "stepwise"
+        problems.append("model(x) needs a second argument, and model(x, None) did not return an (output, state) "
+                        "whose state, passed back, changes the output")
+        return None
+    # layers it never called (an unused head, a lateral the first step skips) do not
+    # decide: extraction names any that a recording needs
+    called = [n for n in counts.values() if n > 0]
+    if all(n <= 1 for n in counts.values()) and _takes_its_state(model, sample, returned):
+        return "stepwise"
+    if not called:
+        problems.append(f"model(x) never called layer(s) {list(counts)}")
+        return None
+    return _repeatable(model, sample, returned, "feedforward" if all(n == 1 for n in called) else "static_recurrent")
 
 
 def _input_hint(images, errors):
@@ -216,20 +256,17 @@ def _frames_fit(model, layers, sample, frames, returned, counts, convention, rec
     if not (any(n == steps for n in counts.values())
             or sequence_layouts(model, once, sample, recorder_type, strict=False, convention=convention)):
         return None
-    return _repeatable(model, frames.transpose(0, 1) if convention == "frames_time_first" else frames, returned,
-                       convention)
+    return _repeatable(model, _laid_out(frames, convention), returned, convention)
 
 
-def _time_first(model, layers, sample, frames, recorder_type):
-    """``"frames_time_first"`` when ``model`` shown ``frames`` ``(batch, steps, ...)`` time
-    first responds per step (:func:`_frames_fit`), else None."""
-    with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
-        try:
-            returned = call_on_frames(model, frames, "frames_time_first")
-        except Exception:  # noqa: BLE001 - probing: not time first either
-            return None
-        counts = {name: len(calls) for name, calls in recorder.pop().items()}
-    return _frames_fit(model, layers, sample, frames, returned, counts, "frames_time_first", recorder_type)
+def _other_layout(model, layers, sample, frames, recorder_type, convention):
+    """``convention`` (``frames_time_first`` or ``video``) when ``model``, shown ``frames``
+    ``(batch, steps, ...)`` in that layout, responds per step (:func:`_frames_fit`), else None."""
+    returned, counts, _ = _recorded_call(model, layers, frames, recorder_type,
+                                         lambda shown: call_on_frames(model, shown, convention), convention, [], [])
+    if counts is None:
+        return None
+    return _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type)
 
 
 def _repeatable(model, inputs, returned, convention):
@@ -312,13 +349,21 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
 
     def run(frames):
         with recorder_type(model, layers, transform=lambda name, output: output) as recorder:
-            call_on_frames(model, frames, convention)
+            try:
+                call_on_frames(model, frames, convention)
+            except Exception as error:  # noqa: BLE001 - the user's model on other frames: named below
+                if not strict:
+                    return None
+                raise ExtractionError(f"calling the model on {frames.shape[1]} frames of {frames.shape[0]} image(s) "
+                                      f"({convention}) failed: {type(error).__name__}: {str(error)[:200]}") from error
             return recorder.pop()
 
     def frames(batch, steps):
         return torch.stack([batch] * 2 + [torch.zeros_like(batch)] * (steps - 2), 1)
 
     three = run(frames(pair, 3))
+    if three is None:  # not strict: no layout is found where the model cannot run
+        return {}
     counts = {name: len(calls) for name, calls in three.items()}
     wrong = {name: n for name, n in counts.items() if n not in (1, 3)}
     if wrong and strict:
@@ -331,6 +376,8 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
     if not once:
         return {}
     four, alone = run(frames(pair, 4)), run(frames(pair[:1], 3))
+    if four is None or alone is None:  # e.g. a clip's steps read as its channels: they cannot change
+        return {}
     layouts = {}
     for name in once:
         if len(four[name]) != 1 or len(alone[name]) != 1:
@@ -502,6 +549,7 @@ def step_readouts(model, images, steps, convention=None):
 
     attempts = {"frames": lambda shown: model(held(shown)),
                 "frames_time_first": lambda shown: call_on_frames(model, held(shown), "frames_time_first"),
+                "video": lambda shown: call_on_frames(model, held(shown), "video"),
                 "static_recurrent": lambda shown: model(shown),
                 "stepwise": lambda shown: _step_through(model, held(shown))}
     tried = [convention] if convention else ["frames", "frames_time_first", "static_recurrent", "stepwise"]

@@ -305,7 +305,7 @@ def extract(model, stimuli, layers=None, protocol=None, batch_size=64, device="a
         return it opened lazily; default: hold them in memory.
     autocast : {None, "bf16", "fp16"}
         Mixed precision for the forward pass (meant for GPUs); values are stored as float32.
-    convention : {None, "frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward"}
+    convention : {None, "frames", "frames_time_first", "video", "static_recurrent", "stepwise", "feedforward"}
         How to call the model; default ``model.convention``, else detected (an error names
         the conventions when the model fits none).
 

@@ -16,9 +16,10 @@ Sources:
   The config's folder and the current folder are importable, as for a script.
   Importing it runs the user's code, like running a Python script.
 
-How the model is called (``convention``: ``frames``, ``frames_time_first``, ``static_recurrent``,
-``stepwise`` or ``feedforward``, :mod:`.conventions`) and how it must see images (``input_size``, ``channels``,
-``normalization``: :class:`workbench.stimuli.Preprocessing`) are declared by the spec, else by
+How the model is called (``convention``: ``frames``, ``frames_time_first``, ``video``,
+``static_recurrent``, ``stepwise`` or ``feedforward``, :mod:`.conventions`) and how it must
+see images (``input_size``, ``channels``, ``normalization``:
+:class:`workbench.stimuli.Preprocessing`) are declared by the spec, else by
 the model (``model.convention``, ``model.preprocessing``), else by its source's standard (zoo
 and registered families: 32 px greyscale standardised over the set; CORnet, torchvision, timm
 and entry points: 224 px RGB with the ImageNet mean and sd). An undeclared convention is detected by calling the model.
@@ -65,7 +66,7 @@ class ModelSpec:
         A state dict file, loaded with ``weights_only=True``.
     layers : tuple of str, optional
         Module paths to record (default: the model's ``default_layers``).
-    convention : {"frames", "frames_time_first", "static_recurrent", "stepwise", "feedforward"}, optional
+    convention : {"frames", "frames_time_first", "video", "static_recurrent", "stepwise", "feedforward"}, optional
         How the model is called (default: declared by the model, else detected).
     input_size, channels, normalization : optional
         The model's input (default: declared by the model, else its source's standard).
