@@ -501,6 +501,59 @@ def test_a_video_network_is_found_and_read_per_step(rgb):
         extract(clip, digits(4, size=32), layers=["conv"], protocol=protocol, progress=False, convention="frames")
 
 
+class _Leaky(torch.nn.Module):
+    """A multi-step leaky integrator (as spiking-network libraries run a layer over a whole
+    sequence at once): v_t = 0.5 v_(t-1) + x_t along ``axis``."""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, sequence):
+        v, out = 0, []
+        for x in sequence.unbind(self.axis):
+            v = 0.5 * v + x
+            out.append(v)
+        return torch.stack(out, self.axis)
+
+
+class _MultiStep(torch.nn.Module):
+    """Every layer once over the sequence: a convolution on all frames folded into the batch,
+    then the integrator; time first ((steps, batch, C, H, W)) or batch first."""
+
+    def __init__(self, time_first):
+        super().__init__()
+        torch.manual_seed(0)
+        self.time_first = time_first
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.leaky = _Leaky(0 if time_first else 1)
+
+    def forward(self, frames):
+        folded = self.conv(frames.flatten(0, 1))
+        return self.leaky(folded.reshape(*frames.shape[:2], *folded.shape[1:]))
+
+
+def test_a_time_first_model_whose_layers_run_once_over_the_sequence_is_not_read_batch_first(rgb):
+    """Shown (batch, steps, ...) frames, a time-first multi-step model reads the images as
+    steps: its integrator's output (images, frames, ...) looks like (batch, steps, ...) and
+    the first image's steps equal those computed for it alone (it is the first moment), but
+    the second image's do not (the model integrated the first into it). Each image is
+    checked alone, so it is read time first: as its batch-first twin."""
+    time_first, batch_first = _MultiStep(True).eval(), _MultiStep(False).eval()
+    time_first.load_state_dict(batch_first.state_dict())
+    layers = ["conv", "leaky"]
+    assert resolve_convention(batch_first, layers, rgb.images) == "frames"
+    assert resolve_convention(time_first, layers, rgb.images) == "frames_time_first"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=2)
+    found = extract(time_first, rgb, layers=layers, protocol=protocol, progress=False)
+    expected = extract(batch_first, rgb, layers=layers, protocol=protocol, progress=False)
+    assert found.attrs["extraction"]["sequence_layers"] == {"conv": "rows:time-major", "leaky": "axis:0"}
+    assert expected.attrs["extraction"]["sequence_layers"] == {"conv": "rows:batch-major", "leaky": "axis:1"}
+    np.testing.assert_allclose(found.values, expected.values, rtol=1e-6, atol=1e-6)
+    leaky = found.sel(neuroid=found.layer == "leaky").values
+    assert np.abs(leaky[..., 1] - leaky[..., 0]).max() > 1e-3  # it integrates over the steps
+
+
 def test_a_time_first_model_called_batch_first_is_refused_when_declared_so(rgb):
     """Declared as it is not (``frames`` for a time-first model), its layers run once per
     image: the error says so, and the other declaration is named."""

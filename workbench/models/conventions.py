@@ -151,15 +151,19 @@ def _detect_frames(model, layers, sample, recorder_type, problems, errors):
     returned, counts, _ = _recorded_call(model, layers, frames, recorder_type, model, "model(frames)", problems,
                                          errors)
     if counts is not None:
-        found = _frames_fit(model, layers, sample, frames, returned, counts, "frames", recorder_type)
-        if found is not None:
-            return found
+        fit = _frames_fit(model, layers, sample, frames, returned, counts, "frames", recorder_type)
+        if fit is not None and fit[1]:
+            return fit[0]
         if _per_step(counts, len(sample)):
-            # once per image: it loops over the first axis, time first. Shown the frames
-            # that way, its layers must then run once per frame (or once over them)
-            found = _other_layout(model, layers, sample, frames, recorder_type, "frames_time_first")
-            if found is not None:
-                return found
+            # once per image (or once over the sequence): it may loop over the first axis,
+            # time first. Shown the frames that way, its layers must then run once per frame
+            # (or once over them with a time axis); chosen where more of them do
+            other = _other_layout(model, layers, sample, frames, recorder_type, "frames_time_first")
+            if other is not None and (other[1] or fit is None):
+                return other[0]
+        if fit is not None:
+            return fit[0]
+        if _per_step(counts, len(sample)):
             problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps (once per "
                             f"image of {len(sample)}), and shown (steps, batch, C, H, W), time first, not once per "
                             "step either")
@@ -170,7 +174,8 @@ def _detect_frames(model, layers, sample, recorder_type, problems, errors):
                             "for 3 frames, with no time axis that follows the frames)")
     # a video model takes a clip (batch, C, steps, H, W): with 3 frames of RGB images the
     # call above ran it too, reading the steps as channels, and no time axis followed them
-    return _other_layout(model, layers, sample, frames, recorder_type, "video")
+    found = _other_layout(model, layers, sample, frames, recorder_type, "video")
+    return None if found is None else found[0]
 
 
 def _detect_static(model, layers, sample, recorder_type, problems, errors):
@@ -244,24 +249,26 @@ def _per_step(counts, steps):
 
 
 def _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type):
-    """``convention`` (one of :data:`FRAMES`) when ``model``, called on ``frames`` that way
-    (returning ``returned``, its layers called ``counts`` times), responds per step: every
-    layer once per step or once over the sequence, and some layer per step or with a time
-    axis (extraction names a recorded one that has neither; the layouts are looked for only
-    when none runs per step). Checked repeatable. None when it does not fit."""
+    """``(convention, complete)`` when ``model``, called on ``frames`` laid out as
+    ``convention`` (one of :data:`FRAMES`; returning ``returned``, its layers called
+    ``counts`` times), responds per step: every layer once per step or once over the
+    sequence, and some layer per step or with a time axis. ``complete``: every layer does
+    (extraction names a recorded one that does not, e.g. a classifier of the last step).
+    Checked repeatable. None when it does not fit."""
     steps = frames.shape[1]
     if not _per_step(counts, steps):
         return None
     once = [name for name, n in counts.items() if n == 1]
-    if not (any(n == steps for n in counts.values())
-            or sequence_layouts(model, once, sample, recorder_type, strict=False, convention=convention)):
+    timed = sequence_layouts(model, once, sample, recorder_type, strict=False, convention=convention) if once else {}
+    if not (any(n == steps for n in counts.values()) or timed):
         return None
-    return _repeatable(model, _laid_out(frames, convention), returned, convention)
+    return _repeatable(model, _laid_out(frames, convention), returned, convention), len(timed) == len(once)
 
 
 def _other_layout(model, layers, sample, frames, recorder_type, convention):
-    """``convention`` (``frames_time_first`` or ``video``) when ``model``, shown ``frames``
-    ``(batch, steps, ...)`` in that layout, responds per step (:func:`_frames_fit`), else None."""
+    """``(convention, complete)`` (``frames_time_first`` or ``video``) when ``model``, shown
+    ``frames`` ``(batch, steps, ...)`` in that layout, responds per step (:func:`_frames_fit`),
+    else None."""
     returned, counts, _ = _recorded_call(model, layers, frames, recorder_type,
                                          lambda shown: call_on_frames(model, shown, convention), convention, [], [])
     if counts is None:
@@ -375,12 +382,14 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
     once = [name for name, n in counts.items() if n == 1]
     if not once:
         return {}
-    four, alone = run(frames(pair, 4)), run(frames(pair[:1], 3))
-    if four is None or alone is None:  # e.g. a clip's steps read as its channels: they cannot change
+    # each image alone: its steps as the model computes them without the other image (a model
+    # that takes its frames time first reads the images as steps: the second image's differ)
+    four, alone = run(frames(pair, 4)), [run(frames(pair[i:i + 1], 3)) for i in range(2)]
+    if four is None or None in alone:  # e.g. a clip's steps read as its channels: they cannot change
         return {}
     layouts = {}
     for name in once:
-        if len(four[name]) != 1 or len(alone[name]) != 1:
+        if len(four[name]) != 1 or any(len(own[name]) != 1 for own in alone):
             if not strict:
                 continue
             raise ExtractionError(f"layer {name!r} ran once over 3 frames but {len(four[name])} times over 4")
@@ -388,13 +397,9 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
         fitting = [layout for layout in _fitting_layouts(tuple(output.shape), 2, 3)
                    if layout in _fitting_layouts(tuple(four[name][0].shape), 2, 4)]
         matching = []
-        for layout in fitting:  # the first image's steps as computed with the second, and alone
-            own = split_steps(alone[name][0], layout, 3)
-            if own is None:
-                continue
-            own, together = torch.stack(own, 1).float(), torch.stack(split_steps(output, layout, 3), 1)[:1].float()
-            scale = float(own.abs().max()) if own.numel() else 0.0
-            if own.shape == together.shape and torch.allclose(together, own, rtol=1e-3, atol=1e-3 * scale + 1e-6):
+        for layout in fitting:  # each image's steps as computed with the other, and alone
+            together = torch.stack(split_steps(output, layout, 3), 1).float()
+            if all(_same_steps(split_steps(own[name][0], layout, 3), together[i:i + 1]) for i, own in enumerate(alone)):
                 matching.append(layout)
         if not matching:
             if not strict:
@@ -407,6 +412,17 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
         # rows of identical steps fit either order: the order frames.flatten(0, 1) gives
         layouts[name] = matching[0]
     return layouts
+
+
+def _same_steps(own, together):
+    """Whether one image's steps computed alone (``own``, a list of per-step outputs, or None
+    where its output holds no steps) equal ``together`` ``(1, steps, ...)``, computed with the
+    other image."""
+    if own is None:
+        return False
+    own = torch.stack(own, 1).float()
+    scale = float(own.abs().max()) if own.numel() else 0.0
+    return own.shape == together.shape and bool(torch.allclose(together, own, rtol=1e-3, atol=1e-3 * scale + 1e-6))
 
 
 def stepped_layers(model, layers, images, convention, recorder_type):
