@@ -658,3 +658,50 @@ def test_a_model_shown_the_wrong_input_is_told_which_declaration_fixes_it(rgb):
     with pytest.raises(ExtractionError) as error:
         resolve_convention(NeedsMask(), ["conv"], rgb.images)
     assert "Otherwise" not in str(error.value) and "pass a mask" in str(error.value)
+
+
+class _NormalisesInPlace(torch.nn.Module):
+    """Normalises its input in place (``x -= 0.5``), as some model code does; ``times`` > 1:
+    a BLnet-style loop with a readout per step."""
+
+    def __init__(self, times=1):
+        super().__init__()
+        torch.manual_seed(0)
+        self.times = times
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        x -= 0.5
+        h, readouts = 0, []
+        for _ in range(self.times):
+            h = torch.relu(self.conv(x) + 0.5 * h)
+            readouts.append(self.fc(h.mean((2, 3))))
+        return readouts if self.times > 1 else readouts[0]
+
+
+def test_a_model_that_overwrites_its_input_gets_its_own_copy(rgb):
+    """A forward that normalises its input in place was refused as "returns other outputs
+    when called twice" (its second call saw the first's subtraction), and, declared, wrote
+    into the stimulus set's images, which every later model then saw. Each call now gets its
+    own copy: the model is detected, the images are left as they were, and the activations
+    and readouts are those of the same network subtracting out of place."""
+    from workbench.models.conventions import step_readouts
+
+    before = np.array(rgb.images, copy=True)
+    model = _NormalisesInPlace().eval()
+    assert resolve_convention(model, ["conv"], rgb.images) == "feedforward"
+    found = extract(model, rgb, layers=["conv"], progress=False)
+    np.testing.assert_array_equal(np.asarray(rgb.images), before)
+    with torch.no_grad():
+        expected = model.conv(torch.from_numpy(before) - 0.5).flatten(1).numpy()
+    np.testing.assert_allclose(found.values[..., 0], expected, rtol=1e-5, atol=1e-6)
+    looped = _NormalisesInPlace(times=3).eval()
+    images = torch.from_numpy(np.array(rgb.images, copy=True))
+    with torch.no_grad():
+        readouts = step_readouts(looped, images, 6)
+        np.testing.assert_array_equal(images.numpy(), before)
+        assert readouts.shape == (len(images), 3, 2)
+        torch.testing.assert_close(step_readouts(looped, images, 6, batch_size=4), readouts)  # batches change nothing
+        h = torch.relu(looped.conv(torch.from_numpy(before) - 0.5))
+        torch.testing.assert_close(readouts[:, 0], looped.fc(h.mean((2, 3))))

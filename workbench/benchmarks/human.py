@@ -91,7 +91,7 @@ class RTUncertainty(VariantBenchmark):
         with torch.no_grad():
             images = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))
             try:
-                logits = step_readouts(model.eval(), images, STEPS, convention)
+                logits = step_readouts(model.eval(), images, STEPS, convention, batch_size=self.batch_size)
             except ExtractionError as error:
                 raise WorkbenchError(f"model {spec.name!r}: {error}") from error
         cumulative = getattr(model, "config", {}).get("readout") != "cumulative"

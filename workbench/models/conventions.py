@@ -130,12 +130,12 @@ def _recorded_call(model, layers, inputs, recorder_type, call, label, problems, 
         given_state = False
         try:
             try:
-                returned = call(inputs)
+                returned = call(inputs.clone())  # its own copy: a forward may overwrite its input
             except TypeError as error:
                 if not state_argument or "required positional argument" not in str(error):
                     raise
                 recorder.pop()
-                returned, given_state = model(inputs, None), True
+                returned, given_state = model(inputs.clone(), None), True
         except Exception as error:  # noqa: BLE001 - probing: any failure means "not this convention"
             errors.append(str(error))
             problems.append(f"{label} with {tuple(inputs.shape)} failed "
@@ -281,7 +281,7 @@ def _repeatable(model, inputs, returned, convention):
     A model that keeps its state from one call to the next (a hidden state kept in an
     attribute and never reset) would carry one batch's responses into the next batch and the
     image's into the grey frame's; a stochastic one gives other numbers in every run."""
-    if not _same(model(inputs), returned):
+    if not _same(model(inputs.clone()), returned):
         raise ExtractionError(
             f"{type(model).__name__} returns other outputs when called twice on the same input (as "
             f"{convention}): it keeps state from one call to the next, or draws random numbers. Fix: reset its "
@@ -299,7 +299,7 @@ def _takes_its_state(model, x, returned):
     if not isinstance(returned, (tuple, list)) or len(returned) != 2 or not torch.is_tensor(returned[0]):
         return False
     try:
-        again = model(x, returned[1])
+        again = model(x.clone(), returned[1])
     except Exception:  # noqa: BLE001 - probing: it does not take its state back
         return False
     if not isinstance(again, (tuple, list)) or len(again) != 2 or not torch.is_tensor(again[0]):
@@ -438,7 +438,7 @@ def stepped_layers(model, layers, images, convention, recorder_type):
         elif convention == "stepwise":
             _step_through(model, torch.stack([sample, sample], 1))
         else:
-            model(sample)
+            model(sample.clone())
         counts = {name: len(calls) for name, calls in recorder.pop().items()}
     if convention in FRAMES:
         once = [name for name, n in counts.items() if n == 1]
@@ -538,7 +538,7 @@ def _step_through(model, frames, after_step=None):
     return outputs
 
 
-def step_readouts(model, images, steps, convention=None):
+def step_readouts(model, images, steps, convention=None, batch_size=32):
     """Per-step readouts ``(batch, n_steps, classes)`` of ``model`` shown the static
     ``images`` ``(batch, C, H, W)``: what reaction times are read from.
 
@@ -548,56 +548,71 @@ def step_readouts(model, images, steps, convention=None):
     batch, ...)``, readouts ``(steps, batch, classes)``). ``"static_recurrent"``:
     ``model(images)``, recurrence inside, returning one readout per step of its own loop: a
     list or tuple of ``(batch, classes)`` tensors (BLnet-style) or one ``(batch, n_steps,
-    classes)`` tensor. ``"stepwise"``:
-    ``model(frame, state) -> (readout, state)`` once per frame. ``None`` (undeclared): frames
-    if the model takes them and gives per-step readouts, each image's its own (then time
-    first, likewise), else stepwise if the static call returns a state that changes its
-    readout when passed back, else the static call. A feedforward model has one readout,
-    hence no reaction time: an error.
+    classes)`` tensor. ``"stepwise"``: ``model(frame, state) -> (readout, state)`` once per
+    frame. ``None`` (undeclared): found on the first images (:func:`_readout_convention`).
+    A feedforward model has one readout, hence no reaction time: an error.
+
+    The images are shown ``batch_size`` at a time (a ratings set of 1,500 images at 224 px
+    in one call would need tens of GB), each batch a copy the model may overwrite.
     """
     if convention == "feedforward":
         raise ExtractionError("a feedforward model gives one readout per image, not one per step: reaction times "
                               "need a recurrent model (convention 'frames' or 'static_recurrent')")
     images = images.to(model_dtype(model))
 
-    def held(shown):  # each image held for ``steps`` frames, (batch, steps, C, H, W)
-        return shown[:, None].expand(-1, steps, -1, -1, -1)
+    def held(shown):  # each image held for ``steps`` frames, (batch, steps, C, H, W), the model's own
+        return shown[:, None].expand(-1, steps, -1, -1, -1).contiguous()
 
     attempts = {"frames": lambda shown: model(held(shown)),
                 "frames_time_first": lambda shown: call_on_frames(model, held(shown), "frames_time_first"),
                 "video": lambda shown: call_on_frames(model, held(shown), "video"),
-                "static_recurrent": lambda shown: model(shown),
+                "static_recurrent": lambda shown: model(shown.clone()),
                 "stepwise": lambda shown: _step_through(model, held(shown))}
-    tried = [convention] if convention else ["frames", "frames_time_first", "static_recurrent", "stepwise"]
+    name = convention or _readout_convention(model, images[:4], steps, attempts)
+    readouts = []
+    for start in range(0, len(images), max(1, int(batch_size))):
+        shown = images[start:start + batch_size]
+        try:
+            output = attempts[name](shown)
+        except Exception as error:  # noqa: BLE001 - the user's model: named with the call
+            raise ExtractionError(f"calling the model as {'declared' if convention else 'found'} ({name}) failed: "
+                                  f"{type(error).__name__}: {str(error)[:200]}") from error
+        readouts.append(_as_step_logits(output, name, len(shown), steps).float())
+    return torch.cat(readouts)
+
+
+def _readout_convention(model, images, steps, attempts):
+    """How an undeclared model gives per-step readouts, tried on ``images`` (a few): frames if
+    it takes them and gives per-step readouts, each image's its own (then time first,
+    likewise), else stepwise if the static call returns a state that changes its readout
+    when passed back, else the static call; an error naming what each call did."""
+    tried = ["frames", "frames_time_first", "static_recurrent", "stepwise"]
     problems = []
     for name in tried:
         try:
             output = attempts[name](images)
         except Exception as error:  # noqa: BLE001 - probing an undeclared model; reported below
-            if convention:
-                raise ExtractionError(f"calling the model as declared ({name}) failed: "
-                                      f"{type(error).__name__}: {str(error)[:200]}") from error
             call = {"frames": "model(frames)", "frames_time_first": "model(frames time first)",
                     "static_recurrent": "model(x)"}.get(name, "model(frame, state)")
             problems.append(f"{call} failed ({type(error).__name__}: {str(error)[:120]})")
             continue
-        if not convention and name == "static_recurrent" and _takes_its_state(model, images, output):
+        if name == "static_recurrent" and _takes_its_state(model, images, output):
             continue  # (readout, state): a cell the caller steps, whose pair is no list of readouts
         try:
-            logits = _as_step_logits(output, name, len(images), steps).float()
+            _as_step_logits(output, name, len(images), steps)
         except ExtractionError as error:
-            if convention or name == tried[-1]:
+            if name == tried[-1]:
                 raise
             problems.append(f"{'model(x)' if name == 'static_recurrent' else 'model(frames)'} ran but gave no "
                             f"per-step readouts ({error})")  # try the next call
             continue
-        # undeclared frames: a model that takes its frames the other way round gives readouts
-        # of the right shape that mix the images (each "image" a moment of the sequence)
-        if not convention and name in FRAMES and not _own_readouts(
+        # frames: a model that takes its frames the other way round gives readouts of the
+        # right shape that mix the images (each "image" a moment of the sequence)
+        if name in FRAMES and not _own_readouts(
                 lambda shown: _as_step_logits(attempts[name](shown), name, len(shown), steps), images):
             problems.append(f"called as {name}, one image's readouts changed with another image of the batch")
             continue
-        return logits
+        return name
     raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
                           + ". Declare its convention ('frames', 'frames_time_first', 'static_recurrent' or "
                             "'stepwise')")

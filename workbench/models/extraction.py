@@ -197,8 +197,15 @@ def _model_input(model, images, device, dtype=None):
     """``images`` (float, ``(n, C, H, W)``, any layout) as the tensor ``model`` takes: on
     ``device``, in its dtype (``dtype``, found once by the caller of a loop, else
     :func:`~workbench.models.conventions.model_dtype`)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    return tensor.to(device, dtype or model_dtype(model))
+    array = np.asarray(images)
+    contiguous = np.ascontiguousarray(array, dtype=np.float32)
+    tensor = torch.from_numpy(contiguous)
+    moved = tensor.to(device, dtype or model_dtype(model))
+    # the model's own copy: a forward that normalises its input in place (x -= mean) wrote
+    # into the caller's stimulus images, seen by every later model and extraction
+    if moved.data_ptr() == tensor.data_ptr() and np.may_share_memory(contiguous, array):
+        moved = moved.clone()
+    return moved
 
 
 def resolve_protocol(model, protocol):
