@@ -145,10 +145,10 @@ def _finish(trials, path, min_rt_ms, report, labels=None):
     stimulus.
 
     A trial without a response or without an rt is a timeout; one with an rt under
-    ``min_rt_ms`` is too fast (an anticipation, not an answer to the image). An rt must be finite and
-    >= 0, a time limit finite and > 0, and a response one of the task's labels (``labels``,
-    default: the truth values, plus 0 and 1 for a 0/1 task); anything else is an error
-    naming the worker and the trial.
+    ``min_rt_ms`` is too fast (an anticipation, not an answer to the image). An rt must be
+    finite and >= 0, a time limit finite and > 0, and a response one of the task's labels
+    (``labels``, default: the truth values, plus 0 and 1 for a 0/1 task); anything else is an
+    error naming the worker and the trial.
     """
     blank = trials[["worker", "stimulus_id"]].isna() | trials[["worker", "stimulus_id"]].astype(str).apply(
         lambda column: column.str.strip().eq(""))
