@@ -96,7 +96,8 @@ def detect_convention(model, layers, images, recorder_type):
     The frames conventions are tried first (a static model rejects a 5-D input loudly):
     ``frames``, where layers run once per step or once over the sequence with a time axis
     (:func:`sequence_layouts`); ``frames_time_first`` when that call ran the layers once per
-    image; ``video`` when neither fits. Then a 4-D call: every recorded layer once is
+    image or once over the sequence, and time first more of them respond per step; ``video``
+    when neither fits. Then a 4-D call: every recorded layer once is
     ``feedforward`` (or ``stepwise``, when it returned a pair ``(output, state)`` whose
     state, passed back as ``model(x, state)``, changes its output; a state argument without
     a default is given None), some more than once is ``static_recurrent``. Anything else is
@@ -121,11 +122,11 @@ def detect_convention(model, layers, images, recorder_type):
 
 
 def _recorded_call(model, layers, inputs, recorder_type, call, label, problems, errors, state_argument=False):
-    """``(returned, counts, given_state)`` of ``call(inputs)`` (named ``label`` in
-    ``problems``) with the layers recorded:
-    what it returned, each layer's number of calls, and whether a missing state argument
-    was given None (``state_argument``: a cell ``forward(x, state)`` without a default).
-    ``(None, None, False)`` when the call failed (noted in ``problems`` and ``errors``)."""
+    """``(returned, counts, given_state)`` of ``call(inputs)`` with the layers recorded: what
+    it returned, each layer's number of calls, and whether a missing state argument was
+    given None (``state_argument``: a cell ``forward(x, state)`` without a default).
+    ``(None, None, False)`` when the call failed (noted in ``problems``, as ``label``, and
+    ``errors``)."""
     with recorder_type(model, layers, transform=lambda name, output: None) as recorder:
         given_state = False
         try:
@@ -163,7 +164,7 @@ def _detect_frames(model, layers, sample, recorder_type, problems, errors):
                 return other[0]
         if fit is not None:
             return fit[0]
-        if _per_step(counts, len(sample)):
+        if _per_step(counts, len(sample)) and len(sample) in counts.values():
             problems.append(f"model(frames) ran, but the layers were called {counts} times for 3 steps (once per "
                             f"image of {len(sample)}), and shown (steps, batch, C, H, W), time first, not once per "
                             "step either")
