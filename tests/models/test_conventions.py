@@ -631,6 +631,16 @@ def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):
             resolve_convention(model, ["conv"], rgb.images)
     assert resolve_convention(Stateful(), ["conv"], rgb.images, convention="feedforward") == "feedforward"
 
+    class Resettable(Stateful):  # the fix the message names, for a model with a reset method
+        def reset(self):
+            self.h = None
+
+    with pytest.raises(ExtractionError, match=r"register_forward_pre_hook\(lambda module, args: module.reset\(\)\)"):
+        resolve_convention(Resettable(), ["conv"], rgb.images)
+    fixed = Resettable()
+    fixed.register_forward_pre_hook(lambda module, args: module.reset())
+    assert resolve_convention(fixed, ["conv"], rgb.images) == "feedforward"
+
 
 def test_a_model_shown_the_wrong_input_is_told_which_declaration_fixes_it(rgb):
     """No convention fits a model shown images it was not built for; the error says so first
