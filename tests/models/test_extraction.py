@@ -93,3 +93,44 @@ def test_seeded_models_are_deterministic_and_distinct():
     a, b, c = BLNet(seed=1), BLNet(seed=1), BLNet(seed=2)
     assert torch.equal(a.layers[0].bottom_up.weight, b.layers[0].bottom_up.weight)
     assert not torch.equal(a.layers[0].bottom_up.weight, c.layers[0].bottom_up.weight)
+
+
+def test_an_output_overwritten_after_its_module_returned_is_recorded_as_the_module_gave_it():
+    """Model code overwrites tensors in place: the ReLU(inplace=True) after a norm (VGG,
+    ResNet's stem, CORnet's blocks), ``x += skip`` in the next block. The recorder kept a
+    view of the output, so a norm's recorded activations were the ReLU's (its negative half
+    was 0) and an Identity's were the next block's sum. Now each recorded output is the
+    module's own, as with a reduction that copies anyway."""
+    from workbench.models.reductions import SpatialPool
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(4)
+            self.relu = torch.nn.ReLU(inplace=True)
+            self.block_out = torch.nn.Identity()
+            self.next_conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            x = self.block_out(self.relu(self.norm(self.conv(x))))
+            x += self.next_conv(x)  # the next block adds into its input in place
+            return x
+
+    model = Net().eval()
+    model.norm.running_mean.fill_(0.3)  # a norm whose output has both signs
+    stimuli = digits(4, size=16)
+    images = torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))
+    with torch.no_grad():
+        norm = model.norm(model.conv(images))
+        block = torch.relu(norm)
+    for reduction, expected in ((None, {"norm": norm, "block_out": block}),
+                                (SpatialPool(2), {"norm": torch.nn.functional.avg_pool2d(norm, 8),
+                                                  "block_out": torch.nn.functional.avg_pool2d(block, 8)})):
+        found = extract(model, stimuli, layers=["norm", "block_out"], protocol=PresentationProtocol(1, 0),
+                        progress=False, reduction=reduction, convention="feedforward")
+        for layer, values in expected.items():
+            recorded = found.sel(neuroid=found.layer == layer).values[..., 0]
+            np.testing.assert_allclose(recorded, values.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+    assert float(norm.min()) < 0  # the ReLU would have zeroed these

@@ -98,7 +98,12 @@ class LayerRecorder:
                 shape = tuple(part.shape[1:])
                 if self.shapes.setdefault(name, shape) != shape:
                     raise ExtractionError(f"layer {name!r} changed shape from {self.shapes[name]} to {shape}")
-                self.calls[name].append(self._transform(name, part.detach()))
+                value = self._transform(name, part.detach())
+                # the model may overwrite an output after its module returned it (the next
+                # ReLU(inplace=True), ``x += skip``): what is kept must not share its memory
+                if torch.is_tensor(value) and value.untyped_storage().data_ptr() == part.untyped_storage().data_ptr():
+                    value = value.clone()
+                self.calls[name].append(value)
 
         return record
 
