@@ -134,3 +134,36 @@ def test_an_output_overwritten_after_its_module_returned_is_recorded_as_the_modu
             recorded = found.sel(neuroid=found.layer == layer).values[..., 0]
             np.testing.assert_allclose(recorded, values.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
     assert float(norm.min()) < 0  # the ReLU would have zeroed these
+
+
+def test_a_state_updated_in_place_is_recorded_step_by_step():
+    """A recurrent loop that updates one state tensor in place (``h.mul_(0.5).add_(drive)``)
+    and returns it from the recorded module at every step: the steps share one tensor, and
+    a kept view showed its final value at every step."""
+
+    class Integrate(torch.nn.Module):
+        def forward(self, h, drive):
+            return h.mul_(0.5).add_(drive)  # the same tensor, updated in place
+
+    class Loop(torch.nn.Module):
+        convention = "static_recurrent"
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+            self.integrate = Integrate()
+
+        def forward(self, x):
+            drive = self.conv(x)
+            h = torch.zeros_like(drive)
+            for _ in range(3):
+                h = self.integrate(h, drive)
+            return h
+
+    stimuli = digits(3, size=16)
+    found = extract(Loop().eval(), stimuli, layers=["integrate"], protocol=PresentationProtocol(3, 0), progress=False)
+    with torch.no_grad():
+        drive = Loop().conv(torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))).flatten(1).numpy()
+    for step, factor in enumerate((1.0, 1.5, 1.75)):
+        np.testing.assert_allclose(found.values[..., step], factor * drive, rtol=1e-5, atol=1e-6)
