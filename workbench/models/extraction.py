@@ -101,7 +101,8 @@ class LayerRecorder:
                 value = self._transform(name, part.detach())
                 # the model may overwrite an output after its module returned it (the next
                 # ReLU(inplace=True), ``x += skip``): what is kept must not share its memory
-                if torch.is_tensor(value) and value.untyped_storage().data_ptr() == part.untyped_storage().data_ptr():
+                if (torch.is_tensor(value) and value.layout == part.layout == torch.strided
+                        and value.untyped_storage().data_ptr() == part.untyped_storage().data_ptr()):
                     value = value.clone()
                 self.calls[name].append(value)
 
