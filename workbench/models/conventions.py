@@ -565,11 +565,9 @@ def step_readouts(model, images, steps, convention=None, batch_size=32):
     def held(shown):  # each image held for ``steps`` frames, (batch, steps, C, H, W), the model's own
         return shown[:, None].expand(-1, steps, -1, -1, -1).contiguous()
 
-    attempts = {"frames": lambda shown: model(held(shown)),
-                "frames_time_first": lambda shown: call_on_frames(model, held(shown), "frames_time_first"),
-                "video": lambda shown: call_on_frames(model, held(shown), "video"),
-                "static_recurrent": lambda shown: model(shown.clone()),
-                "stepwise": lambda shown: _step_through(model, held(shown))}
+    attempts = {name: (lambda shown, name=name: call_on_frames(model, held(shown), name)) for name in FRAMES}
+    attempts.update(static_recurrent=lambda shown: model(shown.clone()),
+                    stepwise=lambda shown: _step_through(model, held(shown)))
     name = convention or _readout_convention(model, images[:4], steps, attempts)
     readouts = []
     for start in range(0, len(images), max(1, int(batch_size))):
