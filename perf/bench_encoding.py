@@ -24,7 +24,13 @@ every method), float32. The engine's time is the median of 5 runs. Writes:
   (``engine_best_s``; ``engine_s``, the median, is what the speedups use), taken side by
   side: each round runs the engine, then a pass over its decompositions, then the matmul
   rates;
-  ``eigh_share_of_engine``: the eigensolver's share of the engine's time;
+  ``eigh_share_of_engine``: the eigensolver's share of the engine's time. The engine runs a
+  fold's decompositions two at a time on a CPU with 2+ threads (``RidgeCV(n_jobs=None)``,
+  ``concurrent_slots``), and LAPACK's eigensolver gains more from that than from a second
+  thread: ``engine_vs_kernels_side_by_side`` compares the engine with its decompositions
+  run alone in the same way (``eigh_s_side_by_side``; the overhead left), and
+  ``engine_in_turn_vs_kernels`` the engine one piece at a time (``n_jobs=1``,
+  ``engine_in_turn_best_s``) with the kernels as above;
 - ``perm_overhead``: 10,000-permutation max-T p-values for all sites x bins, time /
   the encoding_score fit time.
 
@@ -156,8 +162,24 @@ def eigh_pass(recorded, backend, workspace):
     return seconds
 
 
-def run_engine(X, Y, folds, backend):
-    estimator = RidgeCV(alphas=ALPHAS, cv=3, scoring="mse", standardize=False, backend=backend)
+def eigh_pass_side_by_side(recorded, backend, workspaces):
+    """Seconds of all recorded decompositions run as the engine runs them: two at a time
+    where it does (:meth:`ArrayBackend.concurrent_slots`), each worker on its share of the
+    threads and into its own buffers (``workspaces``, one per slot)."""
+    from workbench.backend import map_concurrently
+
+    def decompose(matrix, slot):
+        backend.eigh(matrix, remember=False, out=workspaces[slot].eigh_out("alone", matrix.shape[0]))
+
+    backend.synchronize()
+    start = time.perf_counter()
+    map_concurrently(decompose, recorded, backend.concurrent_slots())
+    backend.synchronize()
+    return time.perf_counter() - start
+
+
+def run_engine(X, Y, folds, backend, n_jobs=None):
+    estimator = RidgeCV(alphas=ALPHAS, cv=3, scoring="mse", standardize=False, backend=backend, n_jobs=n_jobs)
     start = time.perf_counter()
     prediction, _ = estimator.cross_val_predict(X, Y, folds)
     r = np.stack([pearson_columns(prediction[test], Y[test]) for _, test in folds])
@@ -321,10 +343,13 @@ def main():
 
     recorded = record_engine_eighs(X, Y, folds, backend)
     workspace = Workspace(backend)
-    runs, passes, rates, rates64 = [], [], [], []
+    workspaces = [Workspace(backend) for _ in range(2)]
+    runs, in_turn, passes, side_passes, rates, rates64 = [], [], [], [], [], []
     for _ in range(5):
         runs.append(run_engine(X, Y, folds, backend))
+        in_turn.append(run_engine(X, Y, folds, backend, n_jobs=1)[0])
         passes.append(eigh_pass(recorded, backend, workspace))
+        side_passes.append(eigh_pass_side_by_side(recorded, backend, workspaces))
         rates.append(matmul_gflops(backend, repeats=2))
         rates64.append(matmul_gflops(backend, repeats=2, dtype=backend.float64) if backend.float64 is not None
                        else rates[-1])
@@ -353,8 +378,21 @@ def main():
     results["engine_best_s"] = min(results["engine_s_runs"])
     results["engine_vs_kernels"] = results["engine_best_s"] / results["kernels_s"]
     results["eigh_share_of_engine"] = eigh_s / results["engine_best_s"]
+    # the engine runs a fold's decompositions two at a time (RidgeCV n_jobs): the same
+    # comparison with its decompositions run alone that way, and the engine one piece at a
+    # time (n_jobs=1), show what that buys and what overhead is left
+    results["concurrent_slots"] = backend.concurrent_slots()
+    results["eigh_s_side_by_side"] = min(side_passes)
+    results["kernels_s_side_by_side"] = results["kernels_s"] - eigh_s + results["eigh_s_side_by_side"]
+    results["engine_vs_kernels_side_by_side"] = results["engine_best_s"] / results["kernels_s_side_by_side"]
+    results["engine_in_turn_best_s"] = min(in_turn)
+    results["engine_in_turn_vs_kernels"] = results["engine_in_turn_best_s"] / results["kernels_s"]
     print(f"engine: {engine_s:.2f} s, {results['engine_gflops']:.1f} GFLOP/s (matmul {gflops:.1f}); "
           f"best {results['engine_best_s']:.2f} s; its kernels alone {results['kernels_s']:.2f} s: engine_vs_kernels {results['engine_vs_kernels']:.2f}",
+          flush=True)
+    print(f"  its decompositions two at a time {results['eigh_s_side_by_side']:.2f} s (one at a time {eigh_s:.2f} s): "
+          f"engine_vs_kernels_side_by_side {results['engine_vs_kernels_side_by_side']:.2f}; the engine one piece at a "
+          f"time {results['engine_in_turn_best_s']:.2f} s: engine_in_turn_vs_kernels {results['engine_in_turn_vs_kernels']:.2f}",
           flush=True)
 
     if not args.skip_himalaya:

@@ -673,7 +673,7 @@ def test_totals_started_from_kept_sums_are_the_sums_of_their_atoms(library):
     for j in range(3):
         val_mask = outer_mask & (labels == j)
         val = moments.total(val_mask)
-        moments.inner_system(system, val, outer_mask, val_mask, standardize=True).validation_errors(
+        moments.inner_system(system.train, val, outer_mask, val_mask, standardize=True).validation_errors(
             val, bk.asarray([0.1, 1.0]))
     for before, (_, kept) in zip(kept_before, moments._kept):
         np.testing.assert_array_equal(bk.to_numpy(kept.G), before)
@@ -719,7 +719,7 @@ def test_rotating_the_validation_and_training_moments_in_one_block_changes_no_er
     for val_mask, elsewhere in ((np.isin(np.arange(8), [0, 2, 4]), False), (np.arange(8) == 3, False),
                                 (np.isin(np.arange(8), [1, 5]), True)):
         val = moments.total(val_mask, into=None if elsewhere else "val")
-        inner = moments.inner_system(outer, val, train_mask, val_mask, standardize)
+        inner = moments.inner_system(outer.train, val, train_mask, val_mask, standardize)
         assert (inner._rotated is not None) == moments._rotated_together
         errors = bk.to_numpy(inner.validation_errors(val, alphas)).copy()
         separate_val = moments.total(val_mask, into=None)
@@ -801,3 +801,93 @@ def test_long_fits_show_their_progress_by_default_and_short_ones_stay_quiet(caps
     assert "encoding folds" in capsys.readouterr().err
     encoding_score(features, trials, n_splits=3, progress=False)
     assert "encoding folds" not in capsys.readouterr().err
+
+
+def test_side_by_side_pieces_run_in_order_with_their_own_slots_and_the_callers_context():
+    """map_concurrently: results in the items' order; items that overlap in time never share a
+    slot; each worker has half the caller's torch threads while the caller keeps its own;
+    the caller's context variables hold inside; the first error is raised to the caller."""
+    import threading
+    import time
+
+    import torch
+
+    from workbench import backend
+    from workbench.backend import fixed_threads, map_concurrently
+
+    with fixed_threads(2):
+        bk = backend.get_backend("torch", "cpu")
+        assert bk.concurrent_slots() == 2 and bk.concurrent_slots(1) == 1 and bk.concurrent_slots(8) == 2
+        assert backend.get_backend("numpy").concurrent_slots() == 1
+        spans, caller = [], threading.get_ident()
+
+        def piece(item, slot):
+            start = time.perf_counter()
+            time.sleep(0.02)
+            spans.append((slot, start, time.perf_counter(), threading.get_ident(), torch.get_num_threads()))
+            return item * 10
+
+        with backend.remembering_eigh():
+            remembered = map_concurrently(lambda item, slot: backend._REMEMBER_EIGH.get(), range(4), 2)
+        assert remembered == [True] * 4
+        assert map_concurrently(piece, range(6), 2) == [0, 10, 20, 30, 40, 50]
+        assert torch.get_num_threads() == 2  # the caller's threads are its own
+        assert {span[0] for span in spans} == {0, 1} and {span[4] for span in spans} == {1}
+        assert caller not in {span[3] for span in spans}
+        overlapping = [(a, b) for a in spans for b in spans if a is not b and a[1] < b[2] and b[1] < a[2]]
+        assert overlapping and all(a[0] != b[0] for a, b in overlapping)
+        spans.clear()
+        assert map_concurrently(piece, range(3), 1) == [0, 10, 20]  # in turn, here
+        assert [span[0] for span in spans] == [0, 0, 0] and {span[3] for span in spans} == {caller}
+
+        def failing(item, slot):
+            if item == 2:
+                raise ValueError("piece 2 failed")
+            return item
+
+        with pytest.raises(ValueError, match="piece 2 failed"):
+            map_concurrently(failing, range(5), 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_side_by_side_inner_fits_give_the_answers_of_fits_in_turn(dtype, monkeypatch):
+    """With 2 CPU threads a fit runs its training system and inner folds two at a time, each
+    on one thread (n_jobs=None); the predictions, split-half predictions and alphas are those
+    of the fits one after the other (n_jobs=1), up to float rounding of one thread's sums
+    against two."""
+    from workbench.backend import fixed_threads
+    from workbench.metrics import ridge
+
+    features, trials = _planted(n_stimuli=150, n_features=40, n_bins=3, n_sites=6, n_reps=2, seed=6)
+    X = features.values.transpose(0, 2, 1)
+    Y = trials.values.reshape(2, 150, 6, 3).mean(0).transpose(0, 2, 1)
+    folds = stimulus_folds(150, 5, 0)
+    used = []
+    original = ridge.SideBySide
+    monkeypatch.setattr(ridge, "SideBySide", lambda slots: used.append(slots) or original(slots))
+
+    def fit(n_jobs):
+        model = RidgeCV(alphas=np.logspace(-2, 4, 9), dtype=dtype, device="cpu", n_jobs=n_jobs)
+        predictions, alphas = model.cross_val_predict(X, Y, folds, split_half=True)
+        return predictions, alphas, model.split_prediction_
+
+    with fixed_threads(2):
+        side_by_side = fit(None)
+        assert used and set(used) == {2}
+        used.clear()
+        in_turn = fit(1)
+        assert set(used) == {1}
+    tolerance = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(side_by_side[0], in_turn[0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_array_equal(side_by_side[1], in_turn[1])
+    np.testing.assert_allclose(side_by_side[2], in_turn[2], rtol=tolerance, atol=tolerance)
+    with fixed_threads(1):  # one thread: nothing to share out
+        used.clear()
+        fit(None)
+        assert set(used) == {1}
+
+
+@pytest.mark.parametrize("n_jobs", [0, -1, 1.5, True, "2"])
+def test_ridge_refuses_a_bad_n_jobs_with_a_clear_error(n_jobs):
+    with pytest.raises(MetricError, match="n_jobs must be None or an int >= 1"):
+        RidgeCV(n_jobs=n_jobs).fit(np.ones((10, 2)) * np.arange(10)[:, None], np.arange(10.0)[:, None])

@@ -17,6 +17,7 @@ estimate with the measured peak (``preflight_error``).
 from dataclasses import dataclass, field
 
 from ..errors import WorkbenchError
+from ..metrics.ridge import side_by_side_bytes
 
 GB = 1e9
 
@@ -38,6 +39,7 @@ def encoding_bytes(n_stimuli, n_bins, n_features, n_targets, n_folds=10, n_inner
     atoms = n_folds * n_inner + (n_inner if n_folds >= 4 else 0)  # + each inner label's kept total
     moments = atoms * (n_features ** 2 + n_features * n_targets) * 4
     systems = 12 * n_features ** 2 * 8 + n_features ** 2 * 4  # Gram, eigenvectors, error terms (M, M', K)
+    systems += side_by_side_bytes(n_features, n_targets)  # a second worker's scratch arrays (RidgeCV n_jobs)
     dual = min(samples, n_features) < n_features  # more features than samples: n x n kernels instead
     if dual:  # prepared and solved in float64 (workbench.metrics.ridge._KernelSystem)
         data += samples * (n_features + n_targets) * 4
