@@ -470,8 +470,8 @@ class _Done:
         self._value, self._error = None, None
         try:
             self._value = function(item, 0)
-        except BaseException as error:  # raised where the result is asked for, as a future does
-            self._error = error
+        except Exception as error:  # raised where the result is asked for, as a future does
+            self._error = error  # (an interrupt goes up at once)
 
     def result(self):
         if self._error is not None:
