@@ -161,6 +161,9 @@ def _model_arguments(parser):
     parser.add_argument("--layers", default=None, metavar="A,B",
                         help="comma-separated module paths to record (default: the model's default_layers, "
                              "else every stage and block two levels deep)")
+    parser.add_argument("--reset", default=None, metavar="METHOD",
+                        help="a method of the model that clears the state it keeps between calls (e.g. reset, for "
+                             "a spiking network), called before every call of the model")
 
 
 def _layer_list(text):
@@ -198,7 +201,7 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
 
     spec = {"name": model, "seed": seed}
     spec["entry_point" if ":" in model and not is_hub_name(model) else "zoo"] = model
-    for key in ("convention", "input_size", "channels", "normalization"):
+    for key in ("convention", "input_size", "channels", "normalization", "reset"):
         if args is not None and getattr(args, key, None) is not None:
             spec[key] = getattr(args, key)
     if args is not None and getattr(args, "layers", None) is not None:
@@ -217,7 +220,8 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
 # the command-line option behind each configuration key, for error messages
 _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights", "epochs": "--epochs",
                   "convention": "--convention", "layers": "--layers", "input_size": "--input-size",
-                  "channels": "--channels", "normalization": "--normalization", "stimulus_set": "--stimulus-set",
+                  "channels": "--channels", "normalization": "--normalization", "reset": "--reset",
+                  "stimulus_set": "--stimulus-set",
                   "name": "--benchmark", "path": "--path", "stimuli": "--stimuli", "seed": "--seed",
                   "n_permutations": "--permutations", "n_stimuli": "--n-stimuli", "batch_size": "--batch-size"}
 

@@ -715,3 +715,51 @@ def test_a_model_that_overwrites_its_input_gets_its_own_copy(rgb):
         torch.testing.assert_close(step_readouts(looped, images, 6, batch_size=4), readouts)  # batches change nothing
         h = torch.relu(looped.conv(torch.from_numpy(before) - 0.5))
         torch.testing.assert_close(readouts[:, 0], looped.fc(h.mean((2, 3))))
+
+
+def test_a_spec_that_names_the_models_reset_method_is_reset_before_every_call(rgb, tmp_path, monkeypatch):
+    """A stateful model (a spiking network's neurons keep their potentials between calls) is
+    refused as keeping state; named in its spec (reset = "reset"), the method is called before
+    every call of the model, so it is detected and each batch's activations are those of a
+    fresh model. A name the model has no method for, or that is not a name, is a named error;
+    the reset is part of the model's identity (cache keys)."""
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.models.extraction import extract
+    from workbench.models.spec import ModelSpec
+
+    (tmp_path / "spiking_nets.py").write_text(
+        "import torch\n\n"
+        "class Leaky(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 4, 3)\n"
+        "        self.potential = None\n\n"
+        "    def reset(self):\n"
+        "        self.potential = None\n\n"
+        "    def forward(self, x):\n"
+        "        drive = self.conv(x)\n"
+        "        self.potential = drive if self.potential is None else 0.5 * self.potential + drive\n"
+        "        return self.potential\n\n"
+        "def build():\n"
+        "    return Leaky()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build"}, base=tmp_path)
+    with pytest.raises(ExtractionError, match=r"keeps state .*reset = 'reset' in the model's table or --reset reset"):
+        resolve_convention(plain.build(), ["conv"], rgb.images)
+    spec = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "reset"}, base=tmp_path)
+    model = spec.build()
+    assert resolve_convention(model, ["conv"], rgb.images) == "feedforward"
+    batched = extract(model, rgb, layers=["conv"], batch_size=2, progress=False)
+    for index in range(6):  # each batch from rest: every image's response is a fresh model's
+        fresh = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build"}, base=tmp_path).build()
+        alone = extract(fresh, rgb.subset([index]), layers=["conv"], batch_size=1, progress=False,
+                        convention="feedforward")
+        np.testing.assert_allclose(batched.isel(presentation=[index]).values, alone.values, rtol=1e-4, atol=1e-6)
+    assert spec.identity() != plain.identity() and spec.identity()["reset"] == "reset"
+    wrong = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "clear"},
+                                base=tmp_path)
+    with pytest.raises(WorkbenchError, match=r"model 'leaky': reset = 'clear', but the model has no method 'clear' "
+                                             r"\(its methods named like it: reset\)"):
+        wrong.build()
+    with pytest.raises(ConfigError, match="must name a method of the model"):
+        ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "reset()"})

@@ -40,7 +40,7 @@ from .weights import torch_save_format
 MAX_SEED = 2 ** 32 - 1  # numpy's legacy seeds are 32-bit (torch's 64-bit)
 
 KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "convention",
-        "input_size", "channels", "normalization", "search_path")
+        "input_size", "channels", "normalization", "reset", "search_path")
 # An ordinary PyTorch vision model (an entry point that declares nothing) expects ImageNet input.
 STANDARD_INPUT = Preprocessing(size=224, channels="rgb", normalization="imagenet")
 # spec key -> Preprocessing field
@@ -70,6 +70,11 @@ class ModelSpec:
         How the model is called (default: declared by the model, else detected).
     input_size, channels, normalization : optional
         The model's input (default: declared by the model, else its source's standard).
+    reset : str, optional
+        The name of a method of the model that clears the state it keeps between calls
+        (e.g. ``"reset"`` for a spiking network whose neurons keep their membrane
+        potentials): called before every call of the model, so that each batch starts from
+        rest. A dotted name reaches a submodule's method (``"snn.reset_states"``).
     search_path : str, optional
         A folder put on ``sys.path`` while importing the entry point (the config's folder).
     """
@@ -87,6 +92,7 @@ class ModelSpec:
     input_size: int = None
     channels: str = None
     normalization: str = None
+    reset: str = None
     search_path: str = None
 
     # ---------------------------------------------------------------- validation
@@ -114,7 +120,7 @@ class ModelSpec:
         data = dict(spec)
         for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool),
                            ("layers", (list, tuple)), ("weights", str), ("convention", str), ("input_size", int),
-                           ("channels", str), ("normalization", str)):
+                           ("channels", str), ("normalization", str), ("reset", str)):
             value = data.get(name)
             if name in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
                 expected = kind.__name__ if isinstance(kind, type) else "list"
@@ -125,6 +131,9 @@ class ModelSpec:
             raise ConfigError("seed", f"must be between 0 and {MAX_SEED:,}, got {data['seed']!r}")
         if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
             raise ConfigError("layers", "must be a list of module paths (strings)")
+        if "reset" in data and not all(part.isidentifier() for part in data["reset"].split(".")):
+            raise ConfigError("reset", f"must name a method of the model (e.g. 'reset' or 'snn.reset_states'), "
+                                       f"got {data['reset']!r}")
         if "convention" in data:
             from .conventions import CONVENTIONS
 
@@ -265,6 +274,8 @@ class ModelSpec:
             _materialize(model, self.preprocessing(model), self.seed)
         if self.weights:
             load_weights(model, self.weights)
+        if self.reset:
+            _reset_before_each_call(model, self.reset, self.name)
         return model.eval()
 
     def state_digest(self, model):
@@ -410,6 +421,19 @@ def _importable(folder):
         for path in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(path)
+
+
+def _reset_before_each_call(model, name, model_name):
+    """Call ``model``'s method ``name`` (dotted: a submodule's) before every call of the model."""
+    owner, *path = [model] + name.split(".")
+    for part in path[:-1]:
+        owner = getattr(owner, part, None)
+    method = getattr(owner, path[-1], None) if owner is not None else None
+    if not callable(method):
+        methods = sorted(n for n in dir(type(model)) if not n.startswith("_") and "reset" in n.lower())
+        hint = f" (its methods named like it: {', '.join(methods)})" if methods else ""
+        raise WorkbenchError(f"model {model_name!r}: reset = {name!r}, but the model has no method {name!r}{hint}")
+    model.register_forward_pre_hook(lambda module, args: method())
 
 
 def _unwrapped(model):
