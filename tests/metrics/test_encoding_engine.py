@@ -891,3 +891,42 @@ def test_side_by_side_inner_fits_give_the_answers_of_fits_in_turn(dtype, monkeyp
 def test_ridge_refuses_a_bad_n_jobs_with_a_clear_error(n_jobs):
     with pytest.raises(MetricError, match="n_jobs must be None or an int >= 1"):
         RidgeCV(n_jobs=n_jobs).fit(np.ones((10, 2)) * np.arange(10)[:, None], np.arange(10.0)[:, None])
+
+
+def test_a_piece_that_fails_side_by_side_stops_the_fit_and_leaves_the_next_fit_as_it_was(monkeypatch):
+    """An error in one inner fit (run on a worker thread) is raised by cross_val_predict once
+    the pieces already running have finished, nothing of that fit runs on afterwards, and the
+    next fit's numbers are those of a fit that never saw the failure."""
+    import threading
+    import time
+
+    from workbench.backend import fixed_threads
+    from workbench.metrics import ridge
+
+    features, trials = _planted(n_stimuli=150, n_features=40, n_bins=3, n_sites=6, n_reps=2, seed=7)
+    X = features.values.transpose(0, 2, 1)
+    Y = trials.values.reshape(2, 150, 6, 3).mean(0).transpose(0, 2, 1)
+    folds = stimulus_folds(150, 5, 0)
+    with fixed_threads(2):
+        reference = RidgeCV(alphas=np.logspace(-2, 4, 9), device="cpu").cross_val_predict(X, Y, folds)[0]
+        original, calls, running = ridge._TrainingSystem.validation_errors, [], []
+
+        def failing(self, val, alphas):
+            calls.append(threading.current_thread().name)
+            if len(calls) == 5:
+                raise FloatingPointError("inner fit 5 failed")
+            running.append(1)
+            try:
+                time.sleep(0.1)  # the other worker is still in its piece when this one fails
+                return original(self, val, alphas)
+            finally:
+                running.pop()
+
+        monkeypatch.setattr(ridge._TrainingSystem, "validation_errors", failing)
+        with pytest.raises(FloatingPointError, match="inner fit 5 failed"):
+            RidgeCV(alphas=np.logspace(-2, 4, 9), device="cpu").cross_val_predict(X, Y, folds)
+        assert not running  # nothing of the failed fit still runs
+        assert any(name.startswith("workbench-side") for name in calls)
+        monkeypatch.setattr(ridge._TrainingSystem, "validation_errors", original)
+        again = RidgeCV(alphas=np.logspace(-2, 4, 9), device="cpu").cross_val_predict(X, Y, folds)[0]
+    np.testing.assert_array_equal(again, reference)
