@@ -147,6 +147,48 @@ def test_step_readouts_of_frames_and_static_recurrent_models(kind, declared, ste
     torch.testing.assert_close(logits, torch.stack(expected, 1))
 
 
+@pytest.mark.parametrize("kind", ["list", "tensor", "frames"])
+def test_step_readouts_are_found_in_a_dict_output(kind):
+    """A model that returns a dict (or a model output class) gives its per-step readouts in
+    one of its values: that value is read, found or declared, whatever the other keys hold
+    (the last step's logits, pooled features); where two values both hold per-step readouts,
+    the one named logits; where none or an undecidable two do, the error names the keys."""
+    from workbench.models.conventions import step_readouts
+
+    class Dicts(_PerStep):
+        def __init__(self, kind, keys):
+            super().__init__(kind)
+            self.keys = keys
+
+        def forward(self, x):
+            returned = super().forward(x)
+            readouts = returned[0] if isinstance(returned, tuple) else returned
+            stacked = torch.stack(readouts, 1) if isinstance(readouts, list) else readouts
+            values = {"per_step": readouts, "last": stacked[:, -1], "features": torch.zeros(len(x), 4, 2, 2),
+                      "per_step_logits": readouts, "other_per_step": stacked * 2}
+            return {key: values[key] for key in self.keys}
+
+    torch.manual_seed(0)
+    images, reference = torch.randn(6, 1, 8, 8), _PerStep(kind).eval()
+    steps = 8 if kind == "frames" else 5
+    with torch.no_grad():
+        model = Dicts(kind, ["last", "per_step", "features"]).eval()
+        model.load_state_dict(reference.state_dict())
+        expected = step_readouts(reference, images, 8)
+        assert expected.shape == (6, steps, 3)
+        torch.testing.assert_close(step_readouts(model, images, 8), expected)
+        declared = "frames" if kind == "frames" else "static_recurrent"
+        torch.testing.assert_close(step_readouts(model, images, 8, declared), expected)
+        named = Dicts(kind, ["other_per_step", "per_step_logits"]).eval()
+        named.load_state_dict(reference.state_dict())
+        torch.testing.assert_close(step_readouts(named, images, 8, declared), expected)
+        with pytest.raises(ExtractionError, match=r"'per_step', 'other_per_step' all hold some \(fix: name the "
+                                                  r"readouts' key 'logits'"):
+            step_readouts(Dicts(kind, ["per_step", "other_per_step"]).eval(), images, 8, declared)
+        with pytest.raises(ExtractionError, match=r"returned a dict with 'last', 'features', none of them per-step"):
+            step_readouts(Dicts(kind, ["last", "features"]).eval(), images, 8, declared)
+
+
 def test_step_readouts_refuse_one_readout_and_uncallable_models_by_name():
     from workbench.models.conventions import step_readouts
 

@@ -31,6 +31,7 @@ otherwise :func:`detect_convention` calls it on two images and decides where una
 """
 
 import re
+from collections.abc import Mapping
 
 import torch
 
@@ -631,7 +632,11 @@ def _own_readouts(readouts, images):
 
 def _as_step_logits(output, convention, batch, steps):
     """A model's output as ``(batch, n_steps, classes)``, or an error saying what it gave
-    (``steps``: the frames a frames model was shown)."""
+    (``steps``: the frames a frames model was shown). A dict (or any mapping, e.g. a model
+    output class) is read by the one value that holds per-step readouts (where several do,
+    the one whose key names logits)."""
+    if isinstance(output, Mapping):
+        return _step_logits_of_mapping(output, convention, batch, steps)
     if isinstance(output, (list, tuple)) and output and all(torch.is_tensor(o) and o.ndim == 2 for o in output):
         # one readout per step of the model's loop, or per frame (as many as it was shown)
         same = len({tuple(o.shape) for o in output}) == 1 and output[0].shape[0] == batch
@@ -649,3 +654,29 @@ def _as_step_logits(output, convention, batch, steps):
     raise ExtractionError(f"reaction times need per-step readouts (batch, steps, classes), or, for a model "
                           f"called with one image, a list of (batch, classes) per step; called as {convention}, it "
                           f"returned {shape}")
+
+
+def _step_logits_of_mapping(output, convention, batch, steps):
+    """:func:`_as_step_logits` of a dict-like output: its value that holds per-step readouts."""
+    found = {}
+    for key, value in output.items():
+        if isinstance(value, Mapping):
+            continue  # one level: a nested dict is the model's business
+        try:
+            found[key] = _as_step_logits(value, convention, batch, steps)
+        except ExtractionError:
+            continue
+    if len(found) > 1:
+        named = {key: value for key, value in found.items() if "logit" in str(key).lower()}
+        found = named if len(named) == 1 else found
+    if len(found) == 1:
+        return next(iter(found.values()))
+    keys = ", ".join(repr(key) for key in (found or output))
+    if found:
+        raise ExtractionError(f"reaction times need one set of per-step readouts; called as {convention}, the model "
+                              f"returned a {type(output).__name__} in which {keys} all hold some (fix: name the "
+                              "readouts' key 'logits', or return them alone)")
+    raise ExtractionError(f"reaction times need per-step readouts (batch, steps, classes), or, for a model called "
+                          f"with one image, a list of (batch, classes) per step; called as {convention}, it returned "
+                          f"a {type(output).__name__} with {keys or 'no keys'}, none of them per-step readouts")
+
