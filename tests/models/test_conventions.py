@@ -147,12 +147,15 @@ def test_step_readouts_of_frames_and_static_recurrent_models(kind, declared, ste
     torch.testing.assert_close(logits, torch.stack(expected, 1))
 
 
-@pytest.mark.parametrize("kind", ["list", "tensor", "frames"])
-def test_step_readouts_are_found_in_a_dict_output(kind):
+@pytest.mark.parametrize("kind, container", [("list", "dict"), ("tensor", "dict"), ("frames", "dict"),
+                                             ("list", "dataclass")])
+def test_step_readouts_are_found_in_a_dict_output(kind, container):
     """A model that returns a dict (or a model output class) gives its per-step readouts in
     one of its values: that value is read, found or declared, whatever the other keys hold
     (the last step's logits, pooled features); where two values both hold per-step readouts,
     the one named logits; where none or an undecidable two do, the error names the keys."""
+    import dataclasses
+
     from workbench.models.conventions import step_readouts
 
     class Dicts(_PerStep):
@@ -166,7 +169,10 @@ def test_step_readouts_are_found_in_a_dict_output(kind):
             stacked = torch.stack(readouts, 1) if isinstance(readouts, list) else readouts
             values = {"per_step": readouts, "last": stacked[:, -1], "features": torch.zeros(len(x), 4, 2, 2),
                       "per_step_logits": readouts, "other_per_step": stacked * 2}
-            return {key: values[key] for key in self.keys}
+            if container == "dict":
+                return {key: values[key] for key in self.keys}
+            fields = dataclasses.make_dataclass("Output", self.keys)
+            return fields(**{key: values[key] for key in self.keys})
 
     torch.manual_seed(0)
     images, reference = torch.randn(6, 1, 8, 8), _PerStep(kind).eval()
@@ -185,7 +191,8 @@ def test_step_readouts_are_found_in_a_dict_output(kind):
         with pytest.raises(ExtractionError, match=r"'per_step', 'other_per_step' all hold some \(fix: name the "
                                                   r"readouts' key 'logits'"):
             step_readouts(Dicts(kind, ["per_step", "other_per_step"]).eval(), images, 8, declared)
-        with pytest.raises(ExtractionError, match=r"returned a dict with 'last', 'features', none of them per-step"):
+        with pytest.raises(ExtractionError, match=rf"returned a {'dict' if container == 'dict' else 'Output'} with "
+                                                  r"'last', 'features', none of them per-step"):
             step_readouts(Dicts(kind, ["last", "features"]).eval(), images, 8, declared)
 
 

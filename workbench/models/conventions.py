@@ -30,6 +30,7 @@ A model declares its convention (``model.convention`` or the spec's ``convention
 otherwise :func:`detect_convention` calls it on two images and decides where unambiguous.
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -632,9 +633,12 @@ def _own_readouts(readouts, images):
 
 def _as_step_logits(output, convention, batch, steps):
     """A model's output as ``(batch, n_steps, classes)``, or an error saying what it gave
-    (``steps``: the frames a frames model was shown). A dict (or any mapping, e.g. a model
-    output class) is read by the one value that holds per-step readouts (where several do,
-    the one whose key names logits)."""
+    (``steps``: the frames a frames model was shown). A dict (or any mapping, or a
+    dataclass: a model output class) is read by the one value that holds per-step readouts
+    (where several do, the one whose key names logits)."""
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        fields = {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
+        return _step_logits_of_mapping(fields, convention, batch, steps, type(output).__name__)
     if isinstance(output, Mapping):
         return _step_logits_of_mapping(output, convention, batch, steps)
     if isinstance(output, (list, tuple)) and output and all(torch.is_tensor(o) and o.ndim == 2 for o in output):
@@ -656,8 +660,10 @@ def _as_step_logits(output, convention, batch, steps):
                           f"returned {shape}")
 
 
-def _step_logits_of_mapping(output, convention, batch, steps):
-    """:func:`_as_step_logits` of a dict-like output: its value that holds per-step readouts."""
+def _step_logits_of_mapping(output, convention, batch, steps, kind=None):
+    """:func:`_as_step_logits` of a dict-like output (``kind``: the name of the class whose
+    fields it holds, for messages): its value that holds per-step readouts."""
+    kind = kind or type(output).__name__
     found = {}
     for key, value in output.items():
         if isinstance(value, Mapping):
@@ -674,9 +680,9 @@ def _step_logits_of_mapping(output, convention, batch, steps):
     keys = ", ".join(repr(key) for key in (found or output))
     if found:
         raise ExtractionError(f"reaction times need one set of per-step readouts; called as {convention}, the model "
-                              f"returned a {type(output).__name__} in which {keys} all hold some (fix: name the "
+                              f"returned a {kind} in which {keys} all hold some (fix: name the "
                               "readouts' key 'logits', or return them alone)")
     raise ExtractionError(f"reaction times need per-step readouts (batch, steps, classes), or, for a model called "
                           f"with one image, a list of (batch, classes) per step; called as {convention}, it returned "
-                          f"a {type(output).__name__} with {keys or 'no keys'}, none of them per-step readouts")
+                          f"a {kind} with {keys or 'no keys'}, none of them per-step readouts")
 
