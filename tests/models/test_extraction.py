@@ -167,3 +167,58 @@ def test_a_state_updated_in_place_is_recorded_step_by_step():
         drive = Loop().conv(torch.from_numpy(np.asarray(stimuli.images, dtype=np.float32))).flatten(1).numpy()
     for step, factor in enumerate((1.0, 1.5, 1.75)):
         np.testing.assert_allclose(found.values[..., step], factor * drive, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("container", ["tuple", "dict", "dataclass"])
+def test_a_block_that_returns_a_container_is_recorded_by_its_first_item(container):
+    """Blocks written to return more than their output (an LSTM's ``(output, (h, c))``, a
+    block's ``{"out": ..., "state": ...}`` or a dataclass of both) are recorded by their first
+    item, undeclared (found among the candidate layers) and declared, with the values of the
+    same block returning its output alone."""
+    import dataclasses
+
+    from workbench.models.extraction import responding_layers
+    from workbench.models.hub import candidate_layers
+    from workbench.stimuli import Preprocessing
+
+    @dataclasses.dataclass
+    class Output:
+        out: torch.Tensor
+        norm: torch.Tensor
+
+    class Block(torch.nn.Module):
+        def __init__(self, cin, cout, wrap):
+            super().__init__()
+            self.conv, self.wrap = torch.nn.Conv2d(cin, cout, 3, padding=1), wrap
+
+        def forward(self, x):
+            out = torch.relu(self.conv(x))
+            norm = out.pow(2).mean()
+            if self.wrap == "tuple":
+                return out, norm
+            if self.wrap == "dict":
+                return {"out": out, "norm": norm}
+            return Output(out, norm) if self.wrap == "dataclass" else out
+
+    class Net(torch.nn.Module):
+        def __init__(self, wrap):
+            super().__init__()
+            torch.manual_seed(0)
+            self.block1, self.block2 = Block(1, 4, wrap), Block(4, 4, wrap)
+
+        def forward(self, x):
+            first = self.block1(x)
+            first = first if torch.is_tensor(first) else (first[0] if isinstance(first, tuple) else
+                                                          first["out"] if isinstance(first, dict) else first.out)
+            second = self.block2(first)
+            return second if torch.is_tensor(second) else (second[0] if isinstance(second, tuple) else
+                                                           second["out"] if isinstance(second, dict) else second.out)
+
+    stimuli = digits(4, size=16)
+    wrapped, plain = Net(container).eval(), Net("none").eval()
+    grey16 = Preprocessing(size=16, channels="grey", normalization="set")
+    assert {"block1", "block2"} <= set(responding_layers(wrapped, candidate_layers(wrapped), grey16))
+    expected = extract(plain, stimuli, layers=["block1", "block2"], progress=False, convention="feedforward")
+    for convention in (None, "feedforward"):
+        found = extract(wrapped, stimuli, layers=["block1", "block2"], progress=False, convention=convention)
+        np.testing.assert_array_equal(found.values, expected.values)

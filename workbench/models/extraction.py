@@ -10,6 +10,8 @@ peak memory is one batch plus the result, or one batch when a store is used.
 """
 
 import contextlib
+import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -26,6 +28,20 @@ from .reductions import Reduction
 from .store import MemorySink, ZarrSink
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _first_item(output):
+    """What a layer's output is recorded as: the output itself, or the first item of a tuple
+    or list (an LSTM's ``(output, (h, c))``), of a dict (insertion order: a block's
+    ``{"out": ..., "state": ...}``) or of a dataclass."""
+    if isinstance(output, (tuple, list)):
+        return output[0] if output else output
+    if isinstance(output, Mapping):
+        return next(iter(output.values()), output)
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        fields = dataclasses.fields(output)
+        return getattr(output, fields[0].name) if fields else output
+    return output
 
 
 class LayerRecorder:
@@ -81,11 +97,11 @@ class LayerRecorder:
 
     def _hook(self, name):
         def record(module, inputs, output):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
+            output = _first_item(output)
             if not isinstance(output, torch.Tensor):
                 raise ExtractionError(
-                    f"layer {name!r} returned {type(output).__name__}, not a tensor"
+                    f"layer {name!r} returned {type(output).__name__}, not a tensor (nor a tuple, list, dict or "
+                    "dataclass whose first item is one)"
                 )
             layout = self.sequences.get(name)
             parts = [output] if layout is None else split_steps(output, layout, self.steps)
