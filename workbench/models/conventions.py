@@ -685,4 +685,3 @@ def _step_logits_of_mapping(output, convention, batch, steps, kind=None):
     raise ExtractionError(f"reaction times need per-step readouts (batch, steps, classes), or, for a model called "
                           f"with one image, a list of (batch, classes) per step; called as {convention}, it returned "
                           f"a {kind} with {keys or 'no keys'}, none of them per-step readouts")
-
