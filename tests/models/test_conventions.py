@@ -550,6 +550,35 @@ def test_a_video_network_is_found_and_read_per_step(rgb):
         extract(clip, digits(4, size=32), layers=["conv"], protocol=protocol, progress=False, convention="frames")
 
 
+def test_a_video_layer_after_a_temporal_stride_is_named_as_such_with_no_wrong_input_hint(rgb):
+    """A video network's later stage, after a stride over time, has fewer time positions than
+    steps. Recorded alone, detection says that the clip call ran and why it does not fit, and
+    gives no input hint: the static call's channel error (a 4-D batch read by a 3-D
+    convolution as one unbatched clip) asks for the 3 channels the images have. Declared, the
+    layer is refused with the same reason."""
+
+    class Strided(_Clip):
+        def __init__(self):
+            super().__init__()
+            self.later = torch.nn.Conv3d(4, 4, 3, stride=2, padding=1)
+
+        def forward(self, clip):
+            return self.later(torch.relu(super().forward(clip)))
+
+    model = Strided().eval()
+    assert resolve_convention(model, ["conv", "temporal"], rgb.images) == "video"
+    with pytest.raises(ExtractionError) as refused:
+        resolve_convention(model, ["later"], rgb.images)
+    message = str(refused.value)
+    assert "model(clip) as video (batch, C, steps, H, W) ran, but no recorded layer's output holds the steps" in message
+    assert "record one before the first temporal stride" in message and "declare the input it expects" not in message
+    with pytest.raises(ExtractionError, match=r"layer 'later' ran once for the whole sequence, .*fewer time positions "
+                                              r"than steps; fix: leave it out of the recorded layers, or record one "
+                                              r"before the first temporal stride"):
+        extract(model, rgb, layers=["later"], progress=False, convention="video",
+                protocol=PresentationProtocol(image_steps=3, blank_steps=2))
+
+
 class _Leaky(torch.nn.Module):
     """A multi-step leaky integrator (as spiking-network libraries run a layer over a whole
     sequence at once): v_t = 0.5 v_(t-1) + x_t along ``axis``."""

@@ -177,7 +177,7 @@ def _detect_frames(model, layers, sample, recorder_type, problems, errors):
                             "for 3 frames, with no time axis that follows the frames)")
     # a video model takes a clip (batch, C, steps, H, W): with 3 frames of RGB images the
     # call above ran it too, reading the steps as channels, and no time axis followed them
-    found = _other_layout(model, layers, sample, frames, recorder_type, "video")
+    found = _other_layout(model, layers, sample, frames, recorder_type, "video", problems)
     return None if found is None else found[0]
 
 
@@ -212,7 +212,7 @@ def _input_hint(images, errors):
     the declaration that fixes it."""
     for error in errors:
         found = re.search(r"to have (\d+) channels, but got (\d+) channels", error)
-        if found:
+        if found and int(found.group(1)) != images.shape[1]:  # else the call's layout, not the images, is wrong
             wanted = int(found.group(1))
             named = {1: " (channels = 'grey', --channels grey)", 3: " (channels = 'rgb', --channels rgb)"}
             return (f"a convolution takes {wanted} channel(s) and the images have {images.shape[1]}: declare the "
@@ -268,15 +268,20 @@ def _frames_fit(model, layers, sample, frames, returned, counts, convention, rec
     return _repeatable(model, _laid_out(frames, convention), returned, convention), len(timed) == len(once)
 
 
-def _other_layout(model, layers, sample, frames, recorder_type, convention):
+def _other_layout(model, layers, sample, frames, recorder_type, convention, problems=None):
     """``(convention, complete)`` (``frames_time_first`` or ``video``) when ``model``, shown
     ``frames`` ``(batch, steps, ...)`` in that layout, responds per step (:func:`_frames_fit`),
-    else None."""
+    else None; ``problems`` (optional) is told why a call that ran does not fit."""
     returned, counts, _ = _recorded_call(model, layers, frames, recorder_type,
                                          lambda shown: call_on_frames(model, shown, convention), convention, [], [])
     if counts is None:
         return None
-    return _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type)
+    fit = _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type)
+    if fit is None and problems is not None:
+        problems.append(f"model(clip) as {convention} (batch, C, steps, H, W) ran, but no recorded layer's output "
+                        "holds the steps (a layer after a stride or pooling over time has fewer time positions than "
+                        "steps: record one before the first temporal stride)")
+    return fit
 
 
 def _repeatable(model, inputs, returned, convention):
@@ -412,8 +417,10 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
             raise ExtractionError(
                 f"layer {name!r} ran once for the whole sequence, but its output {tuple(output.shape)} holds "
                 "no time axis that follows the steps (looked for (batch x steps) rows, (batch, steps, ...), "
-                "(steps, batch, ...) and (batch, C, steps, ...)), so it has no response per step (fix: leave it out "
-                "of the recorded layers: layers = [...] in the config entry, --layers on the command line)")
+                "(steps, batch, ...) and (batch, C, steps, ...)), so it has no response per step (a layer after a "
+                "stride or pooling over time, as in a video network's later stages, has fewer time positions than "
+                "steps; fix: leave it out of the recorded layers, or record one before the first temporal stride: "
+                "layers = [...] in the config entry, --layers on the command line)")
         # rows of identical steps fit either order: the order frames.flatten(0, 1) gives
         layouts[name] = matching[0]
     return layouts
