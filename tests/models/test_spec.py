@@ -132,6 +132,38 @@ def test_a_builder_that_fails_or_returns_torchscript_is_a_named_one_line_error(t
         extract(model, digits(2, size=8), layers=["conv"], progress=False)
 
 
+def test_a_builder_called_with_arguments_that_do_not_fit_it_names_the_options(tmp_path):
+    """A builder (function or class) called without its required arguments is told to take
+    them as config options (the table key and the CLI flag); one given an option it does not
+    take lists those it does. A TypeError raised inside the builder gets no such fix: its
+    own options were not the problem."""
+    from workbench.errors import WorkbenchError
+
+    (tmp_path / "user_builders.py").write_text(
+        "import torch\n\n\nclass Net(torch.nn.Module):\n    def __init__(self, channels, classes=10):\n"
+        "        super().__init__()\n        self.conv = torch.nn.Conv2d(3, channels, 3)\n\n\n"
+        "def build(num_classes, width=2):\n    return Net(width)\n\n\n"
+        "def inner():\n    return Net()\n")
+
+    def refusal(entry_point, config=None):
+        spec = ModelSpec.from_dict({"name": "u", "entry_point": entry_point, "config": config or {}}, base=tmp_path)
+        with pytest.raises(WorkbenchError) as error:
+            spec.build()
+        return str(error.value)
+
+    assert refusal("user_builders:build").endswith(
+        "missing 1 required positional argument: 'num_classes' (fix: give it as a config option: config = "
+        "{num_classes = ...} in the model's table, --model-option num_classes=VALUE)")
+    assert refusal("user_builders:Net").endswith(
+        "(fix: give it as a config option: config = {channels = ...} in the model's table, --model-option "
+        "channels=VALUE)")
+    assert refusal("user_builders:build", {"num_classes": 3, "widht": 4}).endswith(
+        "got an unexpected keyword argument 'widht' (fix: its options are num_classes, width; check the config / "
+        "--model-option names)")
+    inner = refusal("user_builders:inner")
+    assert "missing 1 required positional argument: 'channels'" in inner and "fix" not in inner
+
+
 def test_candidate_layers_that_never_respond_per_step_are_left_out_declared_ones_are_not(tmp_path):
     """A model naming no layers is recorded at its candidates; those that give no response per
     step (an auxiliary head that runs only in training; a frames model's classifier of the

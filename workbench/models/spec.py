@@ -27,6 +27,8 @@ and entry points: 224 px RGB with the ImageNet mean and sd). An undeclared conve
 
 import contextlib
 import importlib
+import inspect
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -257,7 +259,8 @@ class ModelSpec:
                 detail = " ".join(str(error).split())  # one line (TorchScript's errors span many)
                 raise WorkbenchError(
                     f"model {self.name!r}: its builder {self.entry_point}({_arguments(self.config)}) raised "
-                    f"{type(error).__name__}: {detail[:600]}{' ...' if len(detail) > 600 else ''}") from error
+                    f"{type(error).__name__}: {detail[:600]}{' ...' if len(detail) > 600 else ''}"
+                    f"{_builder_call_fix(builder, error)}") from error
         if isinstance(model, torch.jit.ScriptModule):
             raise WorkbenchError(f"model {self.name!r}: its builder returned a TorchScript module "
                                  "(torch.jit.script/trace), whose layers run without Python hooks and cannot be "
@@ -421,6 +424,29 @@ def _importable(folder):
         for path in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(path)
+
+
+def _builder_call_fix(builder, error):
+    """The fix for a builder called with arguments that do not fit its signature ("" for any
+    other error): the required ones it was not given, or the names it takes."""
+    # only the call of the builder itself, refused before any of its code ran (its own
+    # signature: a function's or a class's __init__), not a TypeError raised inside it
+    if not isinstance(error, TypeError) or error.__traceback__ is None or error.__traceback__.tb_next is not None:
+        return ""
+    text = str(error)
+    if "unexpected keyword argument" in text:
+        try:
+            taken = [name for name in inspect.signature(builder).parameters]
+        except (TypeError, ValueError):
+            return ""
+        return f" (fix: its options are {', '.join(taken) or 'none'}; check the config / --model-option names)"
+    names = re.findall(r"'(\w+)'", text) if "required" in text and "argument" in text else []
+    if not names:
+        return ""
+    table = ", ".join(f"{name} = ..." for name in names)
+    options = " ".join(f"--model-option {name}=VALUE" for name in names)
+    what = "it as a config option" if len(names) == 1 else "them as config options"
+    return f" (fix: give {what}: config = {{{table}}} in the model's table, {options})"
 
 
 def _reset_before_each_call(model, name, model_name):
