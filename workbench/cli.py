@@ -144,7 +144,7 @@ def _model_arguments(parser):
     """MODEL, --weights and the model's declarations, as extract and score take them."""
     parser.add_argument("model", metavar="MODEL",
                         help="zoo name (e.g. bl, cornet-s), torchvision:NAME / timm:NAME, or package.module:function")
-    parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only)")
+    parser.add_argument("--weights", default=None, metavar="FILE", help="state dict (.pt, loaded weights_only; or .safetensors)")
     # the names of workbench.models.conventions.CONVENTIONS (not imported: --help stays instant)
     parser.add_argument("--convention", default=None,
                         choices=["frames", "frames_time_first", "video", "static_recurrent", "stepwise",

@@ -105,3 +105,72 @@ def test_the_activation_key_covers_the_extraction_code(monkeypatch):
     cache_key(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), digits(4, size=8), PresentationProtocol(2, 1), ["0"])
     for module in ("conventions", "extraction", "protocol", "reductions", "store"):
         assert f"extraction:workbench.models.{module}" in hashed
+
+
+def test_safetensors_weights_written_by_the_formats_own_library_load_and_damaged_ones_are_named(tmp_path):
+    """A state dict written by ``safetensors.torch.save_file`` (as the Hugging Face hub and
+    timm ship weights) loads into the model bit for bit, every dtype the format has read as
+    written (bfloat16 and integers included), a wrapper prefix removed as for torch.save
+    files; the spec accepts the file. Damaged files (truncated, a header that lies) are a
+    WeightsFileError naming the file, never a raw error."""
+    from safetensors.torch import save_file
+
+    from workbench.errors import DataFormatError
+    from workbench.models.spec import ModelSpec
+    from workbench.models.weights import read_safetensors, torch_save_format
+
+    model = BLNet(seed=3)
+    save_file({f"module.{k}": v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "bl.safetensors",
+              metadata={"format": "pt"})
+    assert torch_save_format(tmp_path / "bl.safetensors") == "safetensors"
+    assert _same_weights(load_weights(BLNet(seed=4), tmp_path / "bl.safetensors"), model)
+    zoo_model = ModelSpec.from_dict({"name": "bl", "zoo": "bl", "train": False, "seed": 5}).build()
+    save_file({k: v.contiguous() for k, v in zoo_model.state_dict().items()}, tmp_path / "zoo.safetensors")
+    spec = ModelSpec.from_dict({"name": "bl", "zoo": "bl", "weights": str(tmp_path / "zoo.safetensors")})
+    assert _same_weights(spec.build(), zoo_model)
+    values = {"f64": torch.randn(3, 2, dtype=torch.float64), "f16": torch.randn(4).half(),
+              "bf16": torch.randn(2, 2).bfloat16(), "i64": torch.arange(5), "i8": torch.arange(-3, 3, dtype=torch.int8),
+              "u8": torch.arange(4, dtype=torch.uint8), "b": torch.tensor([True, False]),
+              "empty": torch.zeros(0, 3), "scalar": torch.tensor(2.5)}
+    save_file(values, tmp_path / "all.safetensors")
+    read = read_safetensors(tmp_path / "all.safetensors")
+    assert set(read) == set(values)
+    for name, value in values.items():
+        assert read[name].dtype == value.dtype and torch.equal(read[name], value), name
+    data = (tmp_path / "bl.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    damaged = {
+        "truncated.safetensors": data[:-100],
+        "short.safetensors": data[:5],
+        "header_cut.safetensors": data[:8 + size // 2],
+        "not_json.safetensors": data[:8] + b"{" + b"\xff" * (size - 1) + data[8 + size:],
+        "huge_length.safetensors": (2**40).to_bytes(8, "little") + data[8:],
+        "list_header.safetensors": (2).to_bytes(8, "little") + b"[]",
+        "bad_dtype.safetensors": _with_header(data, size, lambda h: {**h, next(iter(_tensors(h))): {
+            **h[next(iter(_tensors(h)))], "dtype": "Q7"}}),
+        "bad_shape.safetensors": _with_header(data, size, lambda h: {**h, next(iter(_tensors(h))): {
+            **h[next(iter(_tensors(h)))], "shape": [10**9, 10**9]}}),
+        "beyond.safetensors": _with_header(data, size, lambda h: {**h, next(iter(_tensors(h))): {
+            **h[next(iter(_tensors(h)))], "data_offsets": [0, 10**12]}}),
+        "nested.safetensors": _raw_header(b"[" * 100_000 + b"]" * 100_000),
+    }
+    for name, content in damaged.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataFormatError) as error:
+            load_weights(BLNet(seed=4), tmp_path / name)
+        assert name in str(error.value), (name, str(error.value))
+
+
+def _tensors(header):
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def _raw_header(text):
+    return len(text).to_bytes(8, "little") + text
+
+
+def _with_header(data, size, change):
+    import json
+
+    header = json.dumps(change(json.loads(data[8:8 + size]))).encode()
+    return _raw_header(header) + data[8 + size:]

@@ -31,7 +31,7 @@ def test_bad_specs_name_the_key(spec, key, words):
 @pytest.mark.parametrize("content", [b'{"model": "bl", "weights": "bl.pt"}', b"", b"\x89HDF\r\n"])
 def test_weights_that_are_not_a_torch_save_file_are_refused_while_validating(tmp_path, content):
     (tmp_path / "bl.json").write_bytes(content)  # e.g. the model card given instead of its .pt
-    with pytest.raises(ConfigError, match="is not a torch.save file") as info:
+    with pytest.raises(ConfigError, match="is not a torch.save or safetensors file") as info:
         ModelSpec.from_dict({"name": "m", "zoo": "bl", "weights": "bl.json"}, base=tmp_path)
     assert info.value.key == "weights"
 

@@ -179,8 +179,8 @@ class ModelSpec:
             if not path.is_file():
                 raise ConfigError("weights", f"file not found: {path}")
             if torch_save_format(path) is None:  # a glance, not a load: a model card or a text file by mistake
-                raise ConfigError("weights", f"{path} is not a torch.save file (give the .pt state dict the model "
-                                             "card names)")
+                raise ConfigError("weights", f"{path} is not a torch.save or safetensors file (give the .pt or "
+                                             ".safetensors state dict the model card names)")
             data["weights"] = str(path.resolve())
         if "layers" in data:
             data["layers"] = tuple(data["layers"])
