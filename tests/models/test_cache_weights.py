@@ -158,7 +158,7 @@ def test_safetensors_weights_written_by_the_formats_own_library_load_and_damaged
         (tmp_path / name).write_bytes(content)
         with pytest.raises(DataFormatError) as error:
             load_weights(BLNet(seed=4), tmp_path / name)
-        assert name in str(error.value), (name, str(error.value))
+        assert name in str(error.value) and "safetensors" in str(error.value), (name, str(error.value))
 
 
 def _tensors(header):

@@ -116,7 +116,7 @@ def load_weights(model, path, device="cpu"):
     """
     path = Path(path)
     try:
-        if path.is_file() and torch_save_format(path) == "safetensors":
+        if path.is_file() and (path.suffix == ".safetensors" or torch_save_format(path) == "safetensors"):
             state = {name: tensor.to(device) for name, tensor in read_safetensors(path).items()}
         else:
             state = torch.load(path, map_location=device, weights_only=True)
