@@ -643,11 +643,9 @@ def _as_step_logits(output, convention, batch, steps):
     (``steps``: the frames a frames model was shown). A dict (or any mapping, or a
     dataclass: a model output class) is read by the one value that holds per-step readouts
     (where several do, the one whose key names logits)."""
-    if dataclasses.is_dataclass(output) and not isinstance(output, type):
-        fields = {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
+    fields = named_items(output)
+    if fields is not None:
         return _step_logits_of_mapping(fields, convention, batch, steps, type(output).__name__)
-    if isinstance(output, Mapping):
-        return _step_logits_of_mapping(output, convention, batch, steps)
     if isinstance(output, (list, tuple)) and output and all(torch.is_tensor(o) and o.ndim == 2 for o in output):
         # one readout per step of the model's loop, or per frame (as many as it was shown)
         same = len({tuple(o.shape) for o in output}) == 1 and output[0].shape[0] == batch
@@ -667,10 +665,19 @@ def _as_step_logits(output, convention, batch, steps):
                           f"returned {shape}")
 
 
-def _step_logits_of_mapping(output, convention, batch, steps, kind=None):
-    """:func:`_as_step_logits` of a dict-like output (``kind``: the name of the class whose
-    fields it holds, for messages): its value that holds per-step readouts."""
-    kind = kind or type(output).__name__
+def named_items(output):
+    """A dict's items, or a dataclass's fields (a model output class), as a mapping in their
+    order; None for anything else."""
+    if isinstance(output, Mapping):
+        return output
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
+    return None
+
+
+def _step_logits_of_mapping(output, convention, batch, steps, kind):
+    """:func:`_as_step_logits` of a dict-like output (``kind``: the name of its class, for
+    messages): its value that holds per-step readouts."""
     found = {}
     for key, value in output.items():
         if isinstance(value, Mapping):

@@ -10,8 +10,6 @@ peak memory is one batch plus the result, or one batch when a store is used.
 """
 
 import contextlib
-import dataclasses
-from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -21,8 +19,8 @@ from tqdm.auto import tqdm
 from ..assembly import DIMS
 from ..backend import resolve_device
 from ..errors import ExtractionError, check_count
-from .conventions import (FRAMES, check_convention, detect_convention, model_dtype, run_steps, sees_offset,
-                          sequence_layouts, split_steps, stepped_layers)
+from .conventions import (FRAMES, check_convention, detect_convention, model_dtype, named_items, run_steps,
+                          sees_offset, sequence_layouts, split_steps, stepped_layers)
 from .protocol import PresentationProtocol
 from .reductions import Reduction
 from .store import MemorySink, ZarrSink
@@ -36,12 +34,8 @@ def _first_item(output):
     ``{"out": ..., "state": ...}``) or of a dataclass."""
     if isinstance(output, (tuple, list)):
         return output[0] if output else output
-    if isinstance(output, Mapping):
-        return next(iter(output.values()), output)
-    if dataclasses.is_dataclass(output) and not isinstance(output, type):
-        fields = dataclasses.fields(output)
-        return getattr(output, fields[0].name) if fields else output
-    return output
+    fields = named_items(output)
+    return output if fields is None else next(iter(fields.values()), output)
 
 
 class LayerRecorder:
