@@ -164,6 +164,9 @@ def _model_arguments(parser):
     parser.add_argument("--reset", default=None, metavar="METHOD",
                         help="a method of the model that clears the state it keeps between calls (e.g. reset, for "
                              "a spiking network), called before every call of the model")
+    parser.add_argument("--forward-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
+                        help="a keyword given to the model's forward on every call, repeatable; VALUE as for "
+                             "--model-option, e.g. --forward-option n_steps=8 --forward-option return_all=true")
 
 
 def _layer_list(text):
@@ -208,6 +211,8 @@ def _model_spec(model, weights=None, train=None, seed=0, epochs=None, args=None)
         spec["layers"] = _layer_list(args.layers)
     if args is not None and getattr(args, "model_option", None):
         spec["config"] = dict(args.model_option)
+    if args is not None and getattr(args, "forward_option", None):
+        spec["forward_options"] = dict(args.forward_option)
     if weights:
         spec["weights"] = weights
     if train is not None:
@@ -228,7 +233,8 @@ _OPTION_OF_KEY = {"zoo": "MODEL", "entry_point": "MODEL", "weights": "--weights"
 
 def _option_error(error):
     """A configuration error as the command line's: the option behind the key, the problem."""
-    for nested, option in (("load_options", "--load-option"), ("config", "--model-option")):  # NAME=VALUE options
+    for nested, option in (("load_options", "--load-option"), ("config", "--model-option"),
+                           ("forward_options", "--forward-option")):  # NAME=VALUE options
         _, found, name = f".{error.key}".partition(f".{nested}")
         if found and (not name or name.startswith(".")):
             return WorkbenchError(f"{option}{' ' + name[1:] if name else ''}: {error.problem}")

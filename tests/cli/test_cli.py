@@ -246,6 +246,22 @@ def test_score_records_the_layers_it_is_given(tmp_path, capsys):
     assert "--model-option chanels: not an option of 'b'; it takes channels" in _one_line_error(capsys, "score")
 
 
+def test_score_gives_forward_options_to_the_model(tmp_path, capsys):
+    """``--forward-option NAME=VALUE`` reaches the model's forward (the spec's
+    ``forward_options``): a name its forward does not take fails that model by name, listing
+    the ones it takes; a name that is not a keyword is refused before any work."""
+    out = tmp_path / "f.json"
+    assert main(["score", "b", "--no-train", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--n-stimuli", "60",
+                 "--permutations", "20", "--forward-option", "times=3", "--out", str(out), "--no-progress"]) == 1
+    failure = json.loads(out.read_text())["failures"][0]["error"]
+    assert "model 'b': forward_options: BLNet.forward takes no argument 'times' (it takes frames, return_states)" in failure
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["score", "b", "--benchmark", "sim-macaque.IT.shared-time-ridge", "--forward-option", "n-steps=3",
+              "--out", str(tmp_path / "g.json")])
+    assert "argument --forward-option: expected NAME=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--batch-size", "0", "--batch-size: must be a positive integer"),  # named settings.batch_size before
     ("--permutations", "99999999999", "--permutations: must be at most 10,000,000"),

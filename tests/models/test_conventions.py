@@ -841,3 +841,126 @@ def test_a_spec_that_names_the_models_reset_method_is_reset_before_every_call(rg
         wrong.build()
     with pytest.raises(ConfigError, match="must name a method of the model"):
         ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "reset()"})
+
+
+class _NeedsSteps(_PerStep):
+    """A recurrent net as often written: ``forward(x, n_steps)`` without a default, returning
+    each step's readout; or ``forward(x, n_steps=5, return_all=False)``, the last one unless
+    asked for all."""
+
+    def __init__(self, switch=False):
+        super().__init__("list")
+        self.switch = switch
+
+    def forward(self, x, n_steps=None, return_all=False):
+        if n_steps is None and not self.switch:
+            raise TypeError("_NeedsSteps.forward() missing 1 required positional argument: 'n_steps'")
+        self.times = n_steps or 5
+        outs = super().forward(x)
+        return outs if return_all or not self.switch else outs[-1]
+
+
+def _needs_steps(switch):
+    """A _NeedsSteps whose signature is the one users write (a required n_steps, or a switch)."""
+    model = _NeedsSteps(switch)
+    if switch:
+        return model
+
+    class Required(_NeedsSteps):
+        def forward(self, x, n_steps):
+            return super().forward(x, n_steps)
+
+    required = Required(switch)
+    required.load_state_dict(model.state_dict())
+    return required
+
+
+def test_forward_options_give_forward_its_arguments(rgb):
+    """A model whose forward needs an argument besides the image (``forward(x, n_steps)``)
+    cannot be called by any convention: the error names the argument and the spec key that
+    gives it. Given as forward options, every call passes it (a call that gives one keeps its
+    own): the model is a static recurrent one with that many steps, its activations those of
+    calling it with the argument by hand. A name forward does not take is an error naming
+    the ones it takes."""
+    from workbench.models.conventions import with_forward_options
+
+    torch.manual_seed(0)
+    images = torch.randn(4, 1, 8, 8)
+    model = _needs_steps(False).eval()
+    with pytest.raises(ExtractionError, match=r"its forward needs n_steps besides the input: give it with "
+                                              r"forward_options = \{n_steps = \.\.\.\} in the model's table \(or "
+                                              r"--forward-option n_steps=VALUE\)"):
+        resolve_convention(model, ["conv"], images)
+    assert with_forward_options(model, n_steps=3) is model
+    assert resolve_convention(model, ["conv"], images) == "static_recurrent"
+    with torch.no_grad():
+        assert len(model(images)) == 3 and len(model(images, n_steps=2)) == 2  # the caller's own wins
+        steps = torch.stack(model(images), 1)
+        by_hand = torch.stack(_NeedsSteps.forward(model, images, 3), 1)
+    torch.testing.assert_close(steps, by_hand)
+    shown = digits(4, seed=1, preprocessing=Preprocessing(size=8, channels="grey", normalization="set"))
+    recorded = extract(model, shown, layers=["conv"], protocol=PresentationProtocol(3, 0), progress=False)
+    assert recorded.sizes["time_bin"] == 3 and np.isfinite(recorded.values).all()
+    with_forward_options(model, n_steps=2)  # again: replaces the first options
+    with torch.no_grad():
+        assert len(model(images)) == 2
+    with pytest.raises(ExtractionError, match=r"Required.forward takes no argument 'n_step' \(it takes x, n_steps\)"):
+        with_forward_options(_needs_steps(False), n_step=3)
+
+
+def test_reaction_times_read_a_model_that_returns_every_step_when_asked():
+    """A model that returns every step's readout only when asked (``return_all=True``) gives
+    one readout to the reaction-time call: the error says which switch to turn on and how;
+    turned on as a forward option, its readouts are the ones it returns when asked."""
+    from workbench.models.conventions import step_readouts, with_forward_options
+
+    torch.manual_seed(0)
+    images = torch.randn(6, 1, 8, 8)
+    model = _needs_steps(True).eval()
+    with pytest.raises(ExtractionError, match=r"its forward takes return_all=False: if return_all=True returns every "
+                                              r"step's readout, give forward_options = \{return_all = true\} in the "
+                                              r"model's table \(or --forward-option return_all=true\)"):
+        step_readouts(model, images, 8)
+    with torch.no_grad():
+        asked = torch.stack(model(images, return_all=True), 1)
+        with_forward_options(model, return_all=True)
+        torch.testing.assert_close(step_readouts(model, images, 8), asked)
+
+
+def test_a_spec_gives_forward_options_and_they_are_part_of_the_models_identity(tmp_path, monkeypatch):
+    """``forward_options`` in a model's table reach every call of its forward; they change the
+    model's identity (cache keys), an empty table does not; keys that are not names, a value
+    that is not a table, and names forward does not take are named errors."""
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.models.spec import ModelSpec
+
+    (tmp_path / "stepped_nets.py").write_text(
+        "import torch\n\n"
+        "class Stepped(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)\n\n"
+        "    def forward(self, x, n_steps):\n"
+        "        h = torch.zeros_like(self.conv(x))\n"
+        "        for _ in range(n_steps):\n"
+        "            h = torch.relu(self.conv(x) + 0.5 * h)\n"
+        "        return h\n\n"
+        "def build():\n"
+        "    return Stepped()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = {"name": "stepped", "entry_point": "stepped_nets:build"}
+    plain, empty = (ModelSpec.from_dict(spec, base=tmp_path) for spec in (base, {**base, "forward_options": {}}))
+    three, four = (ModelSpec.from_dict({**base, "forward_options": {"n_steps": n}}, base=tmp_path) for n in (3, 4))
+    assert plain.identity() == empty.identity()
+    assert len({str(spec.identity()) for spec in (plain, three, four)}) == 3
+    model = three.build()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+    assert resolve_convention(model, ["conv"], torch.randn(2, 3, 8, 8)) == "static_recurrent"
+    for bad, words in (({"n-steps": 3}, "'n-steps' is not a keyword name"), (3, "must be dict")):
+        with pytest.raises(ConfigError, match=words):
+            ModelSpec.from_dict({**base, "forward_options": bad}, base=tmp_path)
+    wrong = ModelSpec.from_dict({**base, "forward_options": {"steps": 3}}, base=tmp_path)
+    with pytest.raises(WorkbenchError, match=r"model 'stepped': forward_options: Stepped.forward takes no argument "
+                                             r"'steps' \(it takes x, n_steps\)"):
+        wrong.build()

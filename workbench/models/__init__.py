@@ -2,6 +2,7 @@
 
 from . import zoo
 from .cache import cache_key, cached_extract
+from .conventions import with_forward_options
 from .extraction import LayerRecorder, extract
 from .protocol import PresentationProtocol
 from .reductions import PCA, Reduction, SparseRandomProjection, SpatialPool
@@ -12,4 +13,4 @@ from .zoo import BLNet
 
 __all__ = ["BLNet", "LayerRecorder", "ModelSpec", "PCA", "PresentationProtocol", "Reduction",
            "SparseRandomProjection", "SpatialPool", "cache_key", "cached_extract", "extract",
-           "load_weights", "open_activations", "save_weights", "zoo"]
+           "load_weights", "open_activations", "save_weights", "with_forward_options", "zoo"]

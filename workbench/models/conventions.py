@@ -51,6 +51,74 @@ class LoopLongerThanProtocol(ExtractionError):
         self.steps_needed = steps_needed
 
 
+def with_forward_options(model, **options):
+    """``model`` (the same module) with ``options`` given to its ``forward`` as keywords on
+    every call, e.g. ``n_steps=8`` for a recurrent net whose ``forward(x, n_steps)`` has no
+    default, or ``return_all=True`` for one that returns every step's readout only when
+    asked. A keyword the caller gives itself wins. Names that ``forward`` does not take
+    (and no ``**kwargs`` would) are an :class:`~workbench.errors.ExtractionError` naming the
+    ones it takes; options a second time replace the first ones.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, with a forward pre-hook that adds the keywords.
+    """
+    import inspect
+
+    bad = [name for name in options if not (isinstance(name, str) and name.isidentifier())]
+    if bad:
+        raise ExtractionError(f"forward options must be keyword names, got {bad[0]!r}")
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented forward: nothing to check against
+        parameters = None
+    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        named = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [name for name in options if name not in named]
+        if unknown:
+            raise ExtractionError(f"{type(model).__name__}.forward takes no argument {unknown[0]!r} (it takes "
+                                  f"{', '.join(named) or 'no keywords'}); check the forward option names")
+    previous = getattr(model, "_workbench_forward_options", None)
+    if previous is not None:
+        previous[1].remove()
+    given = dict(options)
+
+    def add_options(module, args, kwargs):
+        return args, {**given, **kwargs}
+
+    handle = model.register_forward_pre_hook(add_options, with_kwargs=True)
+    model._workbench_forward_options = (given, handle)
+    return model
+
+
+def forward_argument_hint(model):
+    """How to give the arguments ``model.forward`` needs besides its input (parameters
+    without a default after the first, other than a state a cell is stepped with), or ""."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return ""
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p.name for p in positional[1:] + [p for p in parameters if p.kind is p.KEYWORD_ONLY]
+                if p.default is p.empty]
+    given = getattr(model, "_workbench_forward_options", (dict(), None))[0]
+    required = [name for name in required if name not in given and not _STATE_NAME.search(name)]
+    if not required:
+        return ""
+    table = ", ".join(f"{name} = ..." for name in required)
+    options = " ".join(f"--forward-option {name}=VALUE" for name in required)
+    return (f"its forward needs {', '.join(required)} besides the input: give "
+            f"{'it' if len(required) == 1 else 'them'} with forward_options = {{{table}}} in the model's table "
+            f"(or {options})")
+
+
+# parameter names of a cell's state (``forward(x, state)``), which the stepwise call passes
+_STATE_NAME = re.compile(r"state|hidden|^h$|^hx$|^h0$|^c$|memory|carry|prev", re.IGNORECASE)
+
+
 def model_dtype(model):
     """The floating dtype ``model`` computes in, which its inputs are given: that of its first
     floating parameter (or buffer), float32 when it has none. A model cast with
@@ -115,7 +183,7 @@ def detect_convention(model, layers, images, recorder_type):
         found = _detect_static(model, layers, sample, recorder_type, problems, errors)
     if found is not None:
         return found
-    hint = _input_hint(sample, errors)
+    hint = forward_argument_hint(model) or _input_hint(sample, errors)
     raise ExtractionError(
         f"cannot tell how to call {type(model).__name__}: " + (hint + ". Otherwise: " if hint else "")
         + "; ".join(problems)
@@ -623,9 +691,35 @@ def _readout_convention(model, images, steps, attempts):
             problems.append(f"called as {name}, one image's readouts changed with another image of the batch")
             continue
         return name
-    raise ExtractionError("cannot call the model for reaction times: " + "; ".join(problems)
+    hint = forward_argument_hint(model) or _all_steps_hint(model)
+    raise ExtractionError("cannot call the model for reaction times: " + (hint + ". Otherwise: " if hint else "")
+                          + "; ".join(problems)
                           + ". Declare its convention ('frames', 'frames_time_first', 'static_recurrent' or "
                             "'stepwise')")
+
+
+def _all_steps_hint(model):
+    """For a model whose ``forward`` has a switch off by default that may return every step
+    (``return_all=False``, ``all_steps=False``, ``return_sequence=False``...): how to turn it
+    on, or ""."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    given = getattr(model, "_workbench_forward_options", (dict(), None))[0]
+    switches = [p.name for p in parameters if p.default is False and p.name not in given
+                and _ALL_STEPS_NAME.search(p.name)]
+    if not switches:
+        return ""
+    name = switches[0]
+    return (f"its forward takes {name}=False: if {name}=True returns every step's readout, give "
+            f"forward_options = {{{name} = true}} in the model's table (or --forward-option {name}=true)")
+
+
+# names of a forward's switch that returns every step (or every layer's) output
+_ALL_STEPS_NAME = re.compile(r"all|seq|step|time|histor|intermediate|every|each|readouts|outputs", re.IGNORECASE)
 
 
 def _own_readouts(readouts, images):

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..assembly import control_character_id
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ConfigError, ExtractionError, WorkbenchError
 from ..stimuli import Preprocessing
 from .hub import is_hub_name
 from .weights import torch_save_format
@@ -42,7 +42,7 @@ from .weights import torch_save_format
 MAX_SEED = 2 ** 32 - 1  # numpy's legacy seeds are 32-bit (torch's 64-bit)
 
 KEYS = ("name", "zoo", "entry_point", "train", "epochs", "seed", "config", "weights", "layers", "convention",
-        "input_size", "channels", "normalization", "reset", "search_path")
+        "input_size", "channels", "normalization", "reset", "forward_options", "search_path")
 # An ordinary PyTorch vision model (an entry point that declares nothing) expects ImageNet input.
 STANDARD_INPUT = Preprocessing(size=224, channels="rgb", normalization="imagenet")
 # spec key -> Preprocessing field
@@ -77,6 +77,10 @@ class ModelSpec:
         (e.g. ``"reset"`` for a spiking network whose neurons keep their membrane
         potentials): called before every call of the model, so that each batch starts from
         rest. A dotted name reaches a submodule's method (``"snn.reset_states"``).
+    forward_options : dict, optional
+        Keywords given to the model's ``forward`` on every call (``{"n_steps": 8}`` for a
+        ``forward(x, n_steps)`` without a default; ``{"return_all": True}`` for a net that
+        returns every step's readout only when asked): part of the model's identity.
     search_path : str, optional
         A folder put on ``sys.path`` while importing the entry point (the config's folder).
     """
@@ -95,6 +99,7 @@ class ModelSpec:
     channels: str = None
     normalization: str = None
     reset: str = None
+    forward_options: dict = None
     search_path: str = None
 
     # ---------------------------------------------------------------- validation
@@ -122,7 +127,7 @@ class ModelSpec:
         data = dict(spec)
         for name, kind in (("epochs", int), ("seed", int), ("config", dict), ("train", bool),
                            ("layers", (list, tuple)), ("weights", str), ("convention", str), ("input_size", int),
-                           ("channels", str), ("normalization", str), ("reset", str)):
+                           ("channels", str), ("normalization", str), ("reset", str), ("forward_options", dict)):
             value = data.get(name)
             if name in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
                 expected = kind.__name__ if isinstance(kind, type) else "list"
@@ -136,6 +141,12 @@ class ModelSpec:
         if "reset" in data and not all(part.isidentifier() for part in data["reset"].split(".")):
             raise ConfigError("reset", f"must name a method of the model (e.g. 'reset' or 'snn.reset_states'), "
                                        f"got {data['reset']!r}")
+        for name in data.get("forward_options", {}):
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ConfigError("forward_options", f"{name!r} is not a keyword name (e.g. forward_options = "
+                                                     "{n_steps = 8})")
+        if not data.get("forward_options", True):  # an empty table is no options: the same model
+            del data["forward_options"]
         if "convention" in data:
             from .conventions import CONVENTIONS
 
@@ -270,6 +281,13 @@ class ModelSpec:
             raise WorkbenchError(f"model {self.name!r}: its builder returned {type(model).__name__}, "
                                  "not a torch.nn.Module")
         model = _unwrapped(model)
+        if self.forward_options:
+            from .conventions import with_forward_options
+
+            try:
+                with_forward_options(model, **self.forward_options)
+            except ExtractionError as error:
+                raise WorkbenchError(f"model {self.name!r}: forward_options: {error}") from error
         if _has_lazy_parameters(model):
             # lazy modules (nn.LazyLinear...) draw their weights at their first call: made here,
             # under the spec's seed, so that weights load into them and the same spec is the
