@@ -550,33 +550,72 @@ def test_a_video_network_is_found_and_read_per_step(rgb):
         extract(clip, digits(4, size=32), layers=["conv"], protocol=protocol, progress=False, convention="frames")
 
 
-def test_a_video_layer_after_a_temporal_stride_is_named_as_such_with_no_wrong_input_hint(rgb):
-    """A video network's later stage, after a stride over time, has fewer time positions than
-    steps. Recorded alone, detection says that the clip call ran and why it does not fit, and
-    gives no input hint: the static call's channel error (a 4-D batch read by a 3-D
-    convolution as one unbatched clip) asks for the 3 channels the images have. Declared, the
-    layer is refused with the same reason."""
+def test_a_video_layer_after_a_temporal_stride_holds_each_position_over_its_steps(rgb):
+    """A video network's later stages, after strides over time, have one time position per
+    2, 4 or 8 steps. Each is found with its stride (the length follows the steps / stride,
+    rounded either way: 8, not 7, where both round to the same), recorded alone or with
+    others, and each of its positions is its response over those steps: equal to the layer
+    computed by hand from the recorded stride-1 layer before it."""
 
     class Strided(_Clip):
         def __init__(self):
             super().__init__()
             self.later = torch.nn.Conv3d(4, 4, 3, stride=2, padding=1)
+            self.pool = torch.nn.MaxPool3d(2)
+            self.last = torch.nn.Conv3d(4, 4, 3, stride=(2, 1, 1), padding=1)
 
         def forward(self, clip):
-            return self.later(torch.relu(super().forward(clip)))
+            return self.last(self.pool(torch.relu(self.later(torch.relu(super().forward(clip))))))
 
     model = Strided().eval()
-    assert resolve_convention(model, ["conv", "temporal"], rgb.images) == "video"
-    with pytest.raises(ExtractionError) as refused:
-        resolve_convention(model, ["later"], rgb.images)
-    message = str(refused.value)
-    assert "model(clip) as video (batch, C, steps, H, W) ran, but no recorded layer's output holds the steps" in message
-    assert "record one before the first temporal stride" in message and "declare the input it expects" not in message
-    with pytest.raises(ExtractionError, match=r"layer 'later' ran once for the whole sequence, .*fewer time positions "
-                                              r"than steps; fix: leave it out of the recorded layers, or record one "
-                                              r"before the first temporal stride"):
-        extract(model, rgb, layers=["later"], progress=False, convention="video",
-                protocol=PresentationProtocol(image_steps=3, blank_steps=2))
+    assert resolve_convention(model, ["later"], rgb.images) == "video"
+    protocol = PresentationProtocol(image_steps=3, blank_steps=4)
+    found = extract(model, rgb, layers=["temporal", "later", "pool", "last"], protocol=protocol, progress=False)
+    assert found.attrs["extraction"]["sequence_layers"] == {"temporal": "axis:2", "later": "axis:2/2",
+                                                            "pool": "axis:2/4", "last": "axis:2/8"}
+    n, steps = len(rgb.images), protocol.n_steps
+    temporal = torch.from_numpy(found.sel(neuroid=found.layer == "temporal").values)  # (n, C H W, steps)
+    temporal = temporal.reshape(n, 4, 64, 64, steps).permute(0, 1, 4, 2, 3)  # a clip (n, C, steps, H, W)
+    with torch.no_grad():
+        later = model.later(torch.relu(temporal))  # (n, 4, 4 positions, 32, 32)
+    assert later.shape[2] == 4
+    recorded = found.sel(neuroid=found.layer == "later").values.reshape(n, 4, 32, 32, steps)
+    for step in range(steps):
+        np.testing.assert_allclose(recorded[..., step], later[:, :, step // 2].numpy(), rtol=1e-4, atol=1e-5)
+    alone = extract(model, rgb, layers=["last"], protocol=protocol, progress=False)
+    assert alone.attrs["extraction"]["sequence_layers"] == {"last": "axis:2/8"}
+    np.testing.assert_array_equal(alone.values, found.sel(neuroid=found.layer == "last").values)
+
+    class Headed(Strided):  # a head that pools over the whole clip: no time axis is left
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.AdaptiveAvgPool3d(1)
+
+        def forward(self, clip):
+            return self.head(super().forward(clip))
+
+    headed = Headed().eval()
+    with pytest.raises(ExtractionError, match=r"model\(clip\) as video \(batch, C, steps, H, W\) ran, but no recorded "
+                                              r"layer's output holds the steps \(one that pools over the whole clip"):
+        resolve_convention(headed, ["head"], rgb.images)
+    with pytest.raises(ExtractionError, match=r"layer 'head' ran once for the whole sequence, .*also after a stride "
+                                              r"over time of up to 8.*record the stages before it"):
+        extract(headed, rgb, layers=["later", "head"], protocol=protocol, progress=False)
+
+
+def test_split_steps_reads_a_strided_time_axis_rounded_either_way():
+    """``axis:N/S``: one position per S steps, ceil(steps / S) positions (padded) or floor (not
+    padded: the last steps take the last position); any other length is not this layout."""
+    from workbench.models.conventions import split_steps, strided_layers
+
+    output = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)  # (batch, C, positions)
+    for steps, positions in ((7, 4), (8, 4), (9, 4)):  # ceil(7/2), 8/2, floor(9/2)
+        parts = split_steps(output[..., :positions], "axis:2/2", steps)
+        assert len(parts) == steps
+        assert [int(part[0, 0]) for part in parts] == [min(step // 2, positions - 1) for step in range(steps)]
+    assert split_steps(output, "axis:2/2", 12) is None and split_steps(output, "axis:2/2", 5) is None
+    assert split_steps(output, "axis:2", 4) is not None and split_steps(output, "axis:2", 8) is None
+    assert strided_layers({"a": "axis:2", "b": "axis:2/4", "c": "rows:batch-major"}) == {"b": 4}
 
 
 class _Leaky(torch.nn.Module):

@@ -187,7 +187,7 @@ class SharedTimeEncoding(VariantBenchmark):
         from ..metrics import map_layers_to_regions, summarize
         from ..metrics.latency import data_onset_ms, response_latencies
         from ..models.cache import cached_extract
-        from ..models.conventions import LoopLongerThanProtocol
+        from ..models.conventions import LoopLongerThanProtocol, strided_layers
         from ..models.reductions import SparseRandomProjection
         from ..models.spec import ModelSpec
         from ..stats import bootstrap_encoding_ci, heldout_permutation_test
@@ -243,6 +243,11 @@ class SharedTimeEncoding(VariantBenchmark):
         if convention == "static_recurrent":
             score.extra["note"] = ("the model takes one static image, so it cannot see the stimulus offset: its final "
                                    "state is held over the later bins")
+        stride = strided_layers(features.attrs["extraction"].get("sequence_layers", {})).get(score.extra["layer"])
+        if stride:
+            score.extra["note"] = "; ".join(filter(None, [score.extra.get("note"), (
+                f"layer {score.extra['layer']!r} comes after a stride over time: it has one response per {stride} "
+                f"steps ({stride * protocol.step_ms:g} ms), held over those steps, so its time course is coarser")]))
         if not has_repetitions(recording):
             score.extra["note"] = "; ".join(filter(None, [score.extra.get("note"), (
                 "one repetition per stimulus: no split-half ceiling can be estimated, so ceiling and normalized "

@@ -347,8 +347,8 @@ def _other_layout(model, layers, sample, frames, recorder_type, convention, prob
     fit = _frames_fit(model, layers, sample, frames, returned, counts, convention, recorder_type)
     if fit is None and problems is not None:
         problems.append(f"model(clip) as {convention} (batch, C, steps, H, W) ran, but no recorded layer's output "
-                        "holds the steps (a layer after a stride or pooling over time has fewer time positions than "
-                        "steps: record one before the first temporal stride)")
+                        "holds the steps (one that pools over the whole clip, as a video network's head, has no "
+                        "time axis left: record the stages before it)")
     return fit
 
 
@@ -389,7 +389,9 @@ def _takes_its_state(model, x, returned):
 # output's rows as (image, step) pairs ("rows:batch-major", as ``frames.flatten(0, 1)`` folds
 # them, e.g. a CNN applied to every frame at once) or (step, image) pairs ("rows:time-major"),
 # or a time axis ("axis:1": (batch, steps, ...), nn.GRU(batch_first=True); "axis:0": (steps,
-# batch, ...), nn.GRU's default; "axis:2": (batch, C, steps, H, W), a 3-D convolution)
+# batch, ...), nn.GRU's default; "axis:2": (batch, C, steps, H, W), a 3-D convolution).
+# After a temporal stride S (a video network's later stages), "axis:N/S": one position per S
+# steps, each position the response of its S steps
 SEQUENCE_LAYOUTS = ("rows:batch-major", "rows:time-major", "axis:0", "axis:1", "axis:2")
 
 
@@ -402,10 +404,31 @@ def split_steps(output, layout, steps):
         if layout == "rows:batch-major":
             return output.reshape(output.shape[0] // steps, steps, *output.shape[1:]).unbind(1)
         return output.reshape(steps, output.shape[0] // steps, *output.shape[1:]).unbind(0)
-    axis = int(layout[-1])
-    if output.ndim <= max(axis, 1) or output.shape[axis] != steps:
+    axis, stride = _axis_and_stride(layout)
+    if output.ndim <= max(axis, 1):
         return None
-    return output.unbind(axis)
+    positions = output.shape[axis]
+    if stride == 1:
+        return output.unbind(axis) if positions == steps else None
+    # after a temporal stride (a pooling or convolution over time), one position per
+    # ``stride`` steps: ceil(steps / stride) with padding, floor without
+    if positions not in (steps // stride, -(-steps // stride)) or positions == 0:
+        return None
+    parts = output.unbind(axis)
+    return tuple(parts[min(step // stride, positions - 1)] for step in range(steps))
+
+
+def _axis_and_stride(layout):
+    """``(axis, stride)`` of an ``axis:N`` layout (stride 1) or ``axis:N/S``."""
+    axis, _, stride = layout[len("axis:"):].partition("/")
+    return int(axis), int(stride or 1)
+
+
+def strided_layers(layouts):
+    """``{layer: stride}`` of the layouts (``{layer: layout}``) that hold one time position per
+    several steps (a video network's stages after a temporal stride)."""
+    return {name: _axis_and_stride(layout)[1] for name, layout in layouts.items()
+            if layout.startswith("axis:") and _axis_and_stride(layout)[1] > 1}
 
 
 def _fitting_layouts(shape, batch, steps):
@@ -426,8 +449,9 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
     first two used): shown for 3 and for 4 steps, a layer's time axis is the one whose
     length follows the steps (so no axis of features is taken for time), and folded rows
     are ordered by the layout that gives the first image's steps as the model computes
-    them for that image alone. An :class:`ExtractionError` names a layer that fits none
-    (``strict=False``: such layers are left out of the answer). ``convention``: how the
+    them for that image alone. A time axis shorter than the steps (after a temporal stride)
+    is found from 16 and 32 steps (:func:`_strided_layout`). An :class:`ExtractionError`
+    names a layer that fits none (``strict=False``: such layers are left out of the answer). ``convention``: how the
     frames are given (:data:`FRAMES`); the layouts are those of the layers' own outputs.
     """
     pair = _two(images)
@@ -445,6 +469,14 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
 
     def frames(batch, steps):
         return torch.stack([batch] * 2 + [torch.zeros_like(batch)] * (steps - 2), 1)
+
+    probes = {}
+
+    def probe(steps, image=None):
+        """The layers' calls on ``steps`` frames of the pair (or of one image), made once."""
+        if (steps, image) not in probes:
+            probes[steps, image] = run(frames(pair if image is None else pair[image:image + 1], steps))
+        return probes[steps, image]
 
     three = run(frames(pair, 3))
     if three is None:  # not strict: no layout is found where the model cannot run
@@ -480,18 +512,61 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
             if all(_same_steps(split_steps(own[name][0], layout, 3), together[i:i + 1]) for i, own in enumerate(alone)):
                 matching.append(layout)
         if not matching:
+            strided = _strided_layout(name, probe, len(pair))
+            if strided is not None:
+                layouts[name] = strided
+                continue
             if not strict:
                 continue
             raise ExtractionError(
                 f"layer {name!r} ran once for the whole sequence, but its output {tuple(output.shape)} holds "
                 "no time axis that follows the steps (looked for (batch x steps) rows, (batch, steps, ...), "
-                "(steps, batch, ...) and (batch, C, steps, ...)), so it has no response per step (a layer after a "
-                "stride or pooling over time, as in a video network's later stages, has fewer time positions than "
-                "steps; fix: leave it out of the recorded layers, or record one before the first temporal stride: "
+                "(steps, batch, ...) and (batch, C, steps, ...), also after a stride over time of up to 8), so it "
+                "has no response per step (a layer that pools over the whole clip, as a video network's head, has "
+                "no time axis left; fix: leave it out of the recorded layers, and record the stages before it: "
                 "layers = [...] in the config entry, --layers on the command line)")
         # rows of identical steps fit either order: the order frames.flatten(0, 1) gives
         layouts[name] = matching[0]
     return layouts
+
+
+# sequence lengths that tell a time axis after a temporal stride (of up to 8 in all, as
+# r3d_18's last stage) from the steps: 16 and 32 steps give 2 and 4 positions there
+_STRIDE_PROBE_STEPS = (16, 32)
+
+
+def _strided_layout(name, probe, n_images):
+    """``"axis:N/S"`` when layer ``name``'s output has a time axis ``N`` with one position
+    per ``S`` >= 2 steps (the length follows the steps divided by S, rounded either way,
+    for 16 and for 32 steps) and each image's positions are those it gives alone; else
+    None. ``probe(steps, image=None)``: the layers' calls on that many frames of the
+    ``n_images`` images (or of image ``image`` alone)."""
+    long = [probe(steps) for steps in _STRIDE_PROBE_STEPS]
+    if any(calls is None or len(calls.get(name, ())) != 1 for calls in long):
+        return None
+    shapes = [tuple(calls[name][0].shape) for calls in long]
+    short = _STRIDE_PROBE_STEPS[0]
+    for axis in (0, 1, 2):
+        other = 1 if axis == 0 else 0
+        if any(len(shape) <= max(axis, other) or shape[other] != n_images for shape in shapes):
+            continue
+        if shapes[0][axis] < 2:  # one position: no time axis to tell
+            continue
+        # the strides that both lengths allow, the nearest to steps / positions first (16
+        # and 32 steps in 2 and 4 positions: 8, not 7, which rounds down to the same)
+        fitting = [stride for stride in range(2, short // 2 + 1)
+                   if all(split_steps(calls[name][0], f"axis:{axis}/{stride}", steps) is not None
+                          for calls, steps in zip(long, _STRIDE_PROBE_STEPS))]
+        for stride in sorted(fitting, key=lambda stride: sum(abs(steps / stride - shape[axis])
+                                                             for steps, shape in zip(_STRIDE_PROBE_STEPS, shapes))):
+            layout = f"axis:{axis}/{stride}"
+            together = torch.stack(split_steps(long[0][name][0], layout, short), 1).float()
+            alone = [probe(short, i) for i in range(n_images)]
+            if all(own is not None and len(own.get(name, ())) == 1
+                   and _same_steps(split_steps(own[name][0], layout, short), together[i:i + 1])
+                   for i, own in enumerate(alone)):
+                return layout
+    return None
 
 
 def _same_steps(own, together):
