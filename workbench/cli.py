@@ -153,7 +153,7 @@ def _model_arguments(parser):
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
                         help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")
     parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
-    parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception", "unit"],
+    parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception", "unit", "kinetics"],
                         help="input normalisation (default: the model's)")
     parser.add_argument("--model-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
                         help="a keyword argument of the model's builder (a config option), repeatable; VALUE is "

@@ -23,14 +23,16 @@ from .assembly import control_character_id
 from .errors import WorkbenchError, check_count, check_interval
 
 
-NORMALIZATIONS = ("set", "imagenet", "inception", "unit")
+NORMALIZATIONS = ("set", "imagenet", "inception", "unit", "kinetics")
 CHANNELS = ("grey", "rgb")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # Inception, ViT and many timm models: [-1, 1]
 UNIT_MEAN, UNIT_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # ToTensor() without Normalize: pixels in [0, 1]
+# Kinetics-400 video frames: torchvision's video networks (r3d_18, mc3_18, r2plus1d_18, s3d)
+KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
 CHANNEL_STATS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "inception": (INCEPTION_MEAN, INCEPTION_STD),
-                 "unit": (UNIT_MEAN, UNIT_STD)}
+                 "unit": (UNIT_MEAN, UNIT_STD), "kinetics": (KINETICS_MEAN, KINETICS_STD)}
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,13 @@ class Preprocessing:
         Height = width in pixels (images are centre-cropped to a square, then resized).
     channels : {"grey", "rgb"}
         One luminance channel (ITU-R 601-2), or three RGB channels (grey images repeated).
-    normalization : {"set", "imagenet", "inception", "unit"}
+    normalization : {"set", "imagenet", "inception", "unit", "kinetics"}
         ``"set"``: standardise over the stimulus set (mean 0, sd 1 over all pixels; the zoo's
         convention). ``"imagenet"``: pixels in [0, 1], minus the ImageNet mean and over its
         sd per channel (torchvision's and CORnet's convention). ``"inception"``: (x - 0.5) /
         0.5, i.e. [-1, 1] (Inception, ViT and many timm models). ``"unit"``: pixels in [0, 1] as
-        they are (a model trained on ``ToTensor()`` without ``Normalize``).
+        they are (a model trained on ``ToTensor()`` without ``Normalize``). ``"kinetics"``: the
+        Kinetics-400 mean and sd per channel (torchvision's video networks).
 
     The default, 32 px greyscale standardised over the set, is the seed zoo's.
     """
@@ -87,7 +90,7 @@ class Preprocessing:
 
     def describe(self):
         norm = {"imagenet": "ImageNet mean/sd", "inception": "scaled to [-1, 1]", "unit": "pixels in [0, 1]",
-                "set": "standardised over the set"}[self.normalization]
+                "kinetics": "Kinetics-400 mean/sd", "set": "standardised over the set"}[self.normalization]
         return f"{self.size} px {'greyscale' if self.greyscale else 'RGB'}, {norm}"
 
     def token(self):

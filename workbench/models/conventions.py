@@ -451,8 +451,9 @@ def sequence_layouts(model, layers, images, recorder_type, strict=True, conventi
     are ordered by the layout that gives the first image's steps as the model computes
     them for that image alone. A time axis shorter than the steps (after a temporal stride)
     is found from 16 and 32 steps (:func:`_strided_layout`). An :class:`ExtractionError`
-    names a layer that fits none (``strict=False``: such layers are left out of the answer). ``convention``: how the
-    frames are given (:data:`FRAMES`); the layouts are those of the layers' own outputs.
+    names a layer that fits none (``strict=False``: such layers are left out of the
+    answer). ``convention``: how the frames are given (:data:`FRAMES`); the layouts are
+    those of the layers' own outputs.
     """
     pair = _two(images)
 

@@ -1,8 +1,9 @@
 """Models of other libraries by name: ``torchvision:resnet18``, ``timm:resnet18``.
 
-Random initialisation (seeded) or a state-dict file; nothing is downloaded. Each is a
-feedforward model shown 224 px RGB images with the ImageNet mean and sd (timm: the
-model's own ``pretrained_cfg`` input size and its ImageNet or Inception mean and sd).
+Random initialisation (seeded) or a state-dict file; nothing is downloaded. Each is shown
+RGB images as its weights' transforms name them (torchvision: 224 px with the ImageNet mean
+and sd for most, 112 px Kinetics-400 for the video networks; timm: the model's own
+``pretrained_cfg`` input size and its ImageNet or Inception mean and sd).
 
 torchvision must match the installed torch: ``pip install -e ".[vision]"`` installs a
 matching pair (README, "Models from torchvision and timm").
@@ -55,9 +56,13 @@ def build(name, seed=0, **config):
 
 
 def preprocessing(name, model, normalization=None):
-    """The input a library's model expects: 224 px RGB ImageNet (torchvision), or timm's own
-    config (its input size, and ImageNet or Inception mean and sd)."""
+    """The input a library's model expects: the size, mean and sd of its weights' own
+    transforms (torchvision: 224 px ImageNet for most, 299 px for inception_v3, 112 px
+    Kinetics-400 for r3d_18; 224 px ImageNet where it names none), or timm's config (its
+    input size, and ImageNet or Inception mean and sd)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
+    if name.split(":", 1)[0] == "torchvision":
+        cfg = _torchvision_input(name)
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     stats = (tuple(cfg.get("mean", CHANNEL_STATS["imagenet"][0])), tuple(cfg.get("std", CHANNEL_STATS["imagenet"][1])))
     named = [key for key, value in CHANNEL_STATS.items()
@@ -68,6 +73,23 @@ def preprocessing(name, model, normalization=None):
         raise WorkbenchError(f"{name}: expects mean {stats[0]} / sd {stats[1]}, which the workbench does not "
                              f"render; declare normalization = one of {', '.join(CHANNEL_STATS)} in its entry")
     return Preprocessing(size=size, channels="rgb", normalization=named[0])
+
+
+def _torchvision_input(name):
+    """``{"input_size": (3, size, size), "mean": ..., "std": ...}`` of a torchvision model's
+    default weights' transforms (their crop, mean and sd; building them downloads nothing),
+    or ``{}`` where it has none."""
+    try:
+        transforms = _library(name).models.get_model_weights(name.split(":", 1)[1]).DEFAULT.transforms()
+    except Exception:  # noqa: BLE001 - a model without registered weights: the library's standard input
+        return {}
+    crop, mean, std = (getattr(transforms, attribute, None) for attribute in ("_crop_size", "_mean", "_std"))
+    found = {}
+    if crop:
+        found["input_size"] = (3, int(crop[-1]), int(crop[-1]))
+    if mean and std:
+        found["mean"], found["std"] = tuple(mean), tuple(std)
+    return found
 
 
 def candidate_layers(model, max_depth=2):
