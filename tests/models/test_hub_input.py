@@ -82,3 +82,18 @@ def test_kinetics_normalisation_uses_the_kinetics_statistics():
     np.testing.assert_allclose(grey.normalize(images[:, :1]),
                                (images[:, :1] - np.mean(KINETICS_MEAN)) / np.mean(KINETICS_STD), rtol=1e-6)
     assert shown.describe() == "4 px RGB, Kinetics-400 mean/sd"
+
+
+def test_a_torchvision_video_network_is_called_with_a_clip():
+    """Library models are called as image models (``feedforward``), but torchvision's video
+    networks (its ``torchvision.models.video`` classes) with a clip (``video``); a
+    declaration wins."""
+    from workbench.models.spec import ModelSpec
+
+    VideoResNet = type("VideoResNet", (), {"__module__": "torchvision.models.video.resnet"})
+    ResNet = type("ResNet", (), {"__module__": "torchvision.models.resnet"})
+    video = ModelSpec.from_dict({"name": "v", "zoo": "torchvision:r3d_18"})
+    assert video.convention_of(VideoResNet()) == "video"
+    assert ModelSpec.from_dict({"name": "r", "zoo": "torchvision:resnet18"}).convention_of(ResNet()) == "feedforward"
+    declared = ModelSpec.from_dict({"name": "v", "zoo": "torchvision:r3d_18", "convention": "frames"})
+    assert declared.convention_of(VideoResNet()) == "frames"

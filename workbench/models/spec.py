@@ -405,7 +405,10 @@ class ModelSpec:
             return self.convention
         if getattr(model, "convention", None):
             return model.convention
-        return "feedforward" if self.zoo and is_hub_name(self.zoo) else None
+        if self.zoo and is_hub_name(self.zoo):
+            # a library's image models take one image; its video networks a clip
+            return "video" if type(model).__module__.startswith("torchvision.models.video") else "feedforward"
+        return None
 
     @staticmethod
     def protocol(model, image_steps, blank_steps, step_ms=10, onset_ms=0.0):
