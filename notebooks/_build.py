@@ -327,6 +327,28 @@ NOTEBOOKS = {
         "    layers = responding_layers(net, candidate_layers(net), imagenet)\n"
         "    features = extract(net, few, layers=layers, protocol=protocol, progress=False)\n"
         "    print(build.__name__, layers, features.attrs['extraction'])",
+        "## 7. A forward that needs more than the image, and video networks\n`forward(x, n_steps)` without a "
+        "default, or a switch such as `return_all=False` (per-step readouts only when asked), is given keywords "
+        "on every call: `with_forward_options(model, n_steps=5)` here, `forward_options = {n_steps = 5}` in a "
+        "report's model table (`--forward-option n_steps=5`); a model that no convention fits is told which "
+        "argument to give. A video network (3-D convolutions over a clip `(batch, C, steps, H, W)`) is called "
+        "with the frames as a clip; a stage after a stride over time responds once per 2 (4, 8) steps, and "
+        "each response is held over its steps (`sequence_layers` says `axis:2/2`).",
+        "from workbench.models import with_forward_options\n\n\n"
+        "class Looped(nn.Module):  # forward(x, n_steps): no default\n    def __init__(self):\n"
+        "        super().__init__()\n        self.drive = nn.Conv2d(3, 8, 7, stride=8)\n"
+        "        self.lateral = nn.Conv2d(8, 8, 3, padding=1)\n\n    def forward(self, x, n_steps):\n"
+        "        drive, hidden = self.drive(x), None\n        for _ in range(n_steps):\n"
+        "            hidden = torch.relu(drive + (self.lateral(hidden) if hidden is not None else 0))\n"
+        "        return hidden\n\n\n"
+        "class Clip(nn.Module):  # a clip (B, C, T, H, W); layer2 strides over time\n    def __init__(self):\n"
+        "        super().__init__()\n        self.stem = nn.Conv3d(3, 8, (3, 7, 7), stride=(1, 8, 8), padding=(1, 3, 3))\n"
+        "        self.layer2 = nn.Conv3d(8, 8, 3, stride=2, padding=1)\n\n    def forward(self, clip):\n"
+        "        return self.layer2(torch.relu(self.stem(clip)))\n\n\n"
+        "torch.manual_seed(0)\nlooped = with_forward_options(Looped().eval(), n_steps=5)\n"
+        "for net, layers in ((looped, ['lateral']), (Clip().eval(), ['stem', 'layer2'])):\n"
+        "    features = extract(net, few, layers=layers, protocol=protocol, progress=False)\n"
+        "    print(type(net).__name__, features.attrs['extraction'])",
     ],
 }
 
