@@ -163,7 +163,8 @@ def _model_arguments(parser):
                              "else every stage and block two levels deep)")
     parser.add_argument("--reset", default=None, metavar="METHOD",
                         help="a method of the model that clears the state it keeps between calls (e.g. reset, for "
-                             "a spiking network), called before every call of the model")
+                             "a spiking network), or a module:function called with the model (e.g. "
+                             "snntorch.utils:reset), before every call of the model")
     parser.add_argument("--forward-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
                         help="a keyword given to the model's forward on every call, repeatable; VALUE as for "
                              "--model-option, e.g. --forward-option n_steps=8 --forward-option return_all=true")

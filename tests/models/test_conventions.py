@@ -882,6 +882,69 @@ def test_a_spec_that_names_the_models_reset_method_is_reset_before_every_call(rg
         ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "reset()"})
 
 
+def test_a_spec_names_a_librarys_reset_function_called_with_the_model(rgb, tmp_path, monkeypatch):
+    """Spiking-network libraries reset a network with a function (snntorch's
+    ``utils.reset(net)``, spikingjelly's ``functional.reset_net(net)``), not a method: named
+    ``module:function``, it is called with the model before every call, so each batch's
+    activations are a fresh model's; the library's installed version joins the model's
+    identity. A module that cannot be imported, a function it lacks and a malformed name are
+    named errors."""
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.models.extraction import extract
+    from workbench.models.spec import ModelSpec
+
+    (tmp_path / "spiking_lib.py").write_text(
+        "def reset(net):\n"
+        "    for module in net.modules():\n"
+        "        if hasattr(module, 'potential'):\n"
+        "            module.potential = None\n")
+    (tmp_path / "lib_nets.py").write_text(
+        "import torch\n\n"
+        "class Neurons(torch.nn.Module):  # keeps its potential, as a library's leaky neuron does\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.potential = None\n\n"
+        "    def forward(self, drive):\n"
+        "        self.potential = drive if self.potential is None else 0.5 * self.potential + drive\n"
+        "        return self.potential\n\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 4, 3)\n"
+        "        self.lif = Neurons()\n\n"
+        "    def forward(self, x):\n"
+        "        return self.lif(self.conv(x))\n\n"
+        "def build():\n"
+        "    return Net()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = {"name": "lib", "entry_point": "lib_nets:build"}
+    with pytest.raises(ExtractionError, match="keeps state"):
+        resolve_convention(ModelSpec.from_dict(base, base=tmp_path).build(), ["lif"], rgb.images)
+    spec = ModelSpec.from_dict({**base, "reset": "spiking_lib:reset"}, base=tmp_path)
+    model = spec.build()
+    assert resolve_convention(model, ["lif"], rgb.images) == "feedforward"
+    batched = extract(model, rgb, layers=["lif"], batch_size=2, progress=False)
+    for index in range(6):  # each call from rest: every image's response is a fresh model's to it alone
+        fresh = spec.build()
+        alone = extract(fresh, rgb.subset([index]), layers=["lif"], batch_size=1, progress=False,
+                        convention="feedforward")
+        np.testing.assert_allclose(batched.isel(presentation=[index]).values, alone.values, rtol=1e-4, atol=1e-6)
+    stale = extract(ModelSpec.from_dict(base, base=tmp_path).build(), rgb, layers=["lif"], batch_size=2,
+                    progress=False, convention="feedforward")
+    assert np.abs(stale.values - batched.values).max() > 0.1  # without the reset, the potential carries over
+    identity = spec.identity()
+    assert identity["reset"] == "spiking_lib:reset" and identity["reset_library"] is None  # a local module
+    numpy_reset = ModelSpec.from_dict({**base, "reset": "numpy:seterr"}, base=tmp_path).identity()
+    assert numpy_reset["reset_library"] == f"numpy=={np.__version__}"  # an installed library: its version
+    for name, words in (("no_such_lib:reset", r"no_such_lib cannot be imported \(ModuleNotFoundError"),
+                        ("spiking_lib:clear", r"spiking_lib has no function 'clear'")):
+        with pytest.raises(WorkbenchError, match=rf"model 'lib': reset = '{name}', but {words}"):
+            ModelSpec.from_dict({**base, "reset": name}, base=tmp_path).build()
+    for bad in ("spiking_lib:", "a b:reset", "lib:reset()"):
+        with pytest.raises(ConfigError, match="or a function called with it"):
+            ModelSpec.from_dict({**base, "reset": bad}, base=tmp_path)
+
+
 class _NeedsSteps(_PerStep):
     """A recurrent net as often written: ``forward(x, n_steps)`` without a default, returning
     each step's readout; or ``forward(x, n_steps=5, return_all=False)``, the last one unless

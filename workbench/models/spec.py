@@ -76,7 +76,10 @@ class ModelSpec:
         The name of a method of the model that clears the state it keeps between calls
         (e.g. ``"reset"`` for a spiking network whose neurons keep their membrane
         potentials): called before every call of the model, so that each batch starts from
-        rest. A dotted name reaches a submodule's method (``"snn.reset_states"``).
+        rest. A dotted name reaches a submodule's method (``"snn.reset_states"``); a
+        ``"module:function"`` is a function called with the model, as spiking-network
+        libraries reset one (``"snntorch.utils:reset"``,
+        ``"spikingjelly.activation_based.functional:reset_net"``).
     forward_options : dict, optional
         Keywords given to the model's ``forward`` on every call (``{"n_steps": 8}`` for a
         ``forward(x, n_steps)`` without a default; ``{"return_all": True}`` for a net that
@@ -138,9 +141,9 @@ class ModelSpec:
             raise ConfigError("seed", f"must be between 0 and {MAX_SEED:,}, got {data['seed']!r}")
         if "layers" in data and not all(isinstance(layer, str) for layer in data["layers"]):
             raise ConfigError("layers", "must be a list of module paths (strings)")
-        if "reset" in data and not all(part.isidentifier() for part in data["reset"].split(".")):
-            raise ConfigError("reset", f"must name a method of the model (e.g. 'reset' or 'snn.reset_states'), "
-                                       f"got {data['reset']!r}")
+        if "reset" in data and not _is_reset_name(data["reset"]):
+            raise ConfigError("reset", f"must name a method of the model (e.g. 'reset' or 'snn.reset_states') or a "
+                                       f"function called with it ('snntorch.utils:reset'), got {data['reset']!r}")
         for name in data.get("forward_options", {}):
             if not isinstance(name, str) or not name.isidentifier():
                 raise ConfigError("forward_options", f"{name!r} is not a keyword name (e.g. forward_options = "
@@ -296,7 +299,7 @@ class ModelSpec:
         if self.weights:
             load_weights(model, self.weights)
         if self.reset:
-            _reset_before_each_call(model, self.reset, self.name)
+            _reset_before_each_call(model, self.reset, self.name, self.search_path)
         return model.eval()
 
     def state_digest(self, model):
@@ -346,6 +349,8 @@ class ModelSpec:
         identity = {k: v for k, v in self.as_dict().items() if k not in ("name", "search_path")}
         if self.weights:
             identity["weights"] = file_sha256(self.weights)
+        if self.reset and ":" in self.reset:  # a library's reset function: its version
+            identity["reset_library"] = _distribution_version(self.reset.split(".")[0].split(":")[0])
         if self.entry_point:
             identity["code"] = _code_digest(self.code_files())
         elif self.zoo and is_hub_name(self.zoo):
@@ -470,8 +475,33 @@ def _builder_call_fix(builder, error):
     return f" (fix: give {what}: config = {{{table}}} in the model's table, {options})"
 
 
-def _reset_before_each_call(model, name, model_name):
-    """Call ``model``'s method ``name`` (dotted: a submodule's) before every call of the model."""
+def _is_reset_name(text):
+    """A method name (``reset``, ``snn.reset_states``) or ``module.path:function``."""
+    module, colon, function = text.partition(":")
+    parts = (module.split(".") + function.split(".")) if colon else text.split(".")
+    return all(part.isidentifier() for part in parts)
+
+
+def _reset_before_each_call(model, name, model_name, search_path=None):
+    """Call ``model``'s method ``name`` (dotted: a submodule's), or the function
+    ``module:function`` with the model, before every call of the model."""
+    if ":" in name:
+        module_name, _, function_name = name.partition(":")
+        try:
+            with _importable(search_path):
+                owner = importlib.import_module(module_name)
+        except Exception as error:  # noqa: BLE001 - a missing or broken library: named, with the fix
+            raise WorkbenchError(f"model {model_name!r}: reset = {name!r}, but {module_name} cannot be imported "
+                                 f"({type(error).__name__}: {str(error)[:160]}; fix: install it, or name a method "
+                                 "of the model)") from None
+        for part in function_name.split("."):
+            owner = getattr(owner, part, None)
+        if not callable(owner):
+            raise WorkbenchError(f"model {model_name!r}: reset = {name!r}, but {module_name} has no function "
+                                 f"{function_name!r}")
+        function = owner
+        model.register_forward_pre_hook(lambda module, args: function(module))
+        return
     owner, *path = [model] + name.split(".")
     for part in path[:-1]:
         owner = getattr(owner, part, None)
@@ -481,6 +511,19 @@ def _reset_before_each_call(model, name, model_name):
         hint = f" (its methods named like it: {', '.join(methods)})" if methods else ""
         raise WorkbenchError(f"model {model_name!r}: reset = {name!r}, but the model has no method {name!r}{hint}")
     model.register_forward_pre_hook(lambda module, args: method())
+
+
+def _distribution_version(top_level):
+    """The installed version of the distribution that provides the top-level module
+    ``top_level`` (read from its metadata, nothing imported), or None (a local module)."""
+    from importlib import metadata
+
+    for distribution in metadata.packages_distributions().get(top_level, []):
+        try:
+            return f"{distribution}=={metadata.version(distribution)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _unwrapped(model):
