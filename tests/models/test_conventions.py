@@ -752,7 +752,9 @@ def test_a_model_that_keeps_state_between_calls_is_refused_with_the_fix(rgb):
         def reset(self):
             self.h = None
 
-    with pytest.raises(ExtractionError, match=r"register_forward_pre_hook\(lambda module, args: module.reset\(\)\)"):
+    with pytest.raises(ExtractionError, match=r"reset = 'reset' in the model's table or --reset reset; a library's "
+                                              r"reset function by module:function, e.g. reset = "
+                                              r"'snntorch.utils:reset'"):
         resolve_convention(Resettable(), ["conv"], rgb.images)
     fixed = Resettable()
     fixed.register_forward_pre_hook(lambda module, args: module.reset())

@@ -362,8 +362,8 @@ def _repeatable(model, inputs, returned, convention):
             f"{type(model).__name__} returns other outputs when called twice on the same input (as "
             f"{convention}): it keeps state from one call to the next, or draws random numbers. Fix: reset its "
             "state at the start of forward (a model with a reset method, e.g. a spiking network: name it, reset = "
-            "'reset' in the model's table or --reset reset, or in its entry point "
-            "model.register_forward_pre_hook(lambda module, args: module.reset()) before returning it), or "
+            "'reset' in the model's table or --reset reset; a library's reset function by module:function, e.g. "
+            "reset = 'snntorch.utils:reset' or --reset spikingjelly.activation_based.functional:reset_net), or "
             "return it and take it back, forward(x, state=None) -> (output, state) (convention 'stepwise'); seed "
             "a stochastic model inside forward. Declaring the convention skips this check")
     return convention
