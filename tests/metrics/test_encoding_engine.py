@@ -130,6 +130,32 @@ def test_temporal_correlation_and_fold_layout():
     assert all(np.isfinite(r["value_fold_std"]) for r in records)
 
 
+def test_a_layer_constant_across_stimuli_is_left_out_of_the_mapping_with_a_warning():
+    """A candidate layer whose every unit is constant (a spiking layer that never fires) is
+    left out with a DataWarning naming it, and the others are mapped as without it (the same
+    choice and scores, its own scores NaN); when every candidate is constant, a named error."""
+    from workbench.errors import DataWarning
+
+    rng = np.random.default_rng(7)
+    n_stimuli, n_bins, reps = 200, 2, 2
+    early, late = rng.standard_normal((2, n_stimuli, 6, n_bins))
+    layers = np.array(["conv1"] * 6 + ["silent"] * 6 + ["conv2"] * 6)
+    values = np.concatenate([early, np.full_like(early, 0.25), late], axis=1)
+    features = make_assembly(n_stimuli=n_stimuli, n_neuroids=18, n_bins=n_bins).copy(data=values).assign_coords(
+        layer=("neuroid", layers))
+    trials = make_assembly(n_stimuli=n_stimuli, n_neuroids=4, n_bins=n_bins, repetitions=reps)
+    signal = np.concatenate([np.einsum("spt,pn->snt", part, rng.standard_normal((6, 2))) for part in (early, late)], 1)
+    trials = trials.copy(data=np.tile(signal, (reps, 1, 1)) + rng.standard_normal(trials.shape))
+    with pytest.warns(DataWarning, match=r"layer\(s\) \['silent'\] do not vary across the mapping stimuli"):
+        mapping = map_layers_to_regions(features, trials, n_splits=3, seed=1)
+    without = map_layers_to_regions(features.isel(neuroid=layers != "silent"), trials, n_splits=3, seed=1)
+    assert mapping.layer_for_region == without.layer_for_region == {"V4": "conv1", "IT": "conv2"}
+    assert np.isnan(mapping.selection.sel(layer="silent")).all()
+    np.testing.assert_array_equal(mapping.selection.sel(layer=["conv1", "conv2"]).values, without.selection.values)
+    with pytest.raises(MetricError, match=r"every candidate layer \['silent'\] has zero variance"):
+        map_layers_to_regions(features, trials, layers=["silent"])
+
+
 def test_ridge_cross_val_inner_folds_never_split_a_stimulus():
     # A stimulus-specific offset shared by all its time bins is unpredictable from other
     # stimuli: with grouped inner folds the held-out error sees that, so alpha goes large.

@@ -23,8 +23,9 @@ import pandas as pd
 import xarray as xr
 
 from ..assembly import average_repetitions, has_repetitions, is_member, select_neuroids, take_positions, validate
-from ..errors import MetricError, check_interval
+from ..errors import DataWarning, MetricError, check_interval
 from ..stats.groups import GroupSummary
+from ..stats.permutation import columns_vary
 from .encoding import STRATA_COORDS, encoding_score, select_stimuli, summarize
 
 
@@ -226,11 +227,17 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
     scores = np.full((len(layers), len(regions)), np.nan)
     score = "normalized" if has_repetitions(recording) or isinstance(ceiling, xr.DataArray) else "value"
     mapping_recording = select_stimuli(recording, mapping_ids)
-    over_time = None
+    over_time, silent = None, []
     for i, layer in enumerate(layers):
         # one layer's copy at a time (all of them at once held a second copy of every layer)
-        result = encoding_score(select_stimuli(select_neuroids(features, layer=layer), mapping_ids), mapping_recording,
-                                estimator, mode=mode, n_splits=n_splits, seed=seed, progress=progress, ceiling=ceiling)
+        candidate = select_stimuli(select_neuroids(features, layer=layer), mapping_ids)
+        if not columns_vary(candidate.values).any():
+            # every unit constant (a spiking layer that never fires, a dead ReLU stage): it
+            # predicts nothing, and is not a candidate (its scores stay NaN)
+            silent.append(str(layer))
+            continue
+        result = encoding_score(candidate, mapping_recording, estimator, mode=mode, n_splits=n_splits, seed=seed,
+                                progress=progress, ceiling=ceiling)
         per_region = {record["group"]: record[score] for record in summarize(result, by=region_coord)}
         scores[i] = [per_region.get(str(region), np.nan) for region in regions]
         site_regions = result.coords[region_coord].values.astype(str)
@@ -246,6 +253,13 @@ def map_layers_to_regions(features, recording, layers=None, region_coord="region
             warnings.simplefilter("ignore", RuntimeWarning)
             for j, region in enumerate(regions):
                 over_time[i, j] = np.nanmedian(result["r"].values[site_regions == str(region)], axis=0)
+    if len(silent) == len(layers):
+        raise MetricError(f"every candidate layer {silent} has zero variance across the mapping stimuli (every "
+                          "unit constant); check the layer names, the stimuli, or the extraction's reduction (a "
+                          "spiking network that never fires: its inputs' scale, or its membrane potentials)")
+    if silent:
+        warnings.warn(f"layer(s) {silent} do not vary across the mapping stimuli (every unit constant, e.g. a "
+                      "spiking layer that never fires) and are left out of the candidates", DataWarning, stacklevel=2)
     if np.isnan(scores).all(axis=0).any():
         bad = [str(regions[j]) for j in np.flatnonzero(np.isnan(scores).all(axis=0))]
         raise MetricError(f"no layer could be scored for region(s) {bad} (ceilings below min_ceiling?)")
