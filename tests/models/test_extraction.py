@@ -222,3 +222,74 @@ def test_a_block_that_returns_a_container_is_recorded_by_its_first_item(containe
     for convention in (None, "feedforward"):
         found = extract(wrapped, stimuli, layers=["block1", "block2"], progress=False, convention=convention)
         np.testing.assert_array_equal(found.values, expected.values)
+
+
+def test_a_transformer_as_libraries_write_it_is_recorded_block_by_block():
+    """A vision transformer written as the libraries write one: its blocks in a ModuleList
+    inside a backbone (``vit.layers.0``...), each returning tokens ``(batch, tokens,
+    features)``, and a config object (not a dict) as ``model.config``. Its blocks are
+    candidate layers (the never-called ModuleList is no level of its own), each token's
+    features are units (``y`` the token, ``channel`` the feature, in the order the output
+    flattens), and the config is stored as plain data in the activations' attributes and
+    hashed into the cache key."""
+    from workbench.models.cache import cache_key
+    from workbench.models.extraction import model_config, responding_layers
+    from workbench.models.hub import candidate_layers
+    from workbench.stimuli import Preprocessing
+
+    class Config:  # a library's config object: to_dict(), and not JSON itself
+        def __init__(self, width):
+            self.width = width
+
+        def to_dict(self):
+            return {"width": self.width, "dtype": torch.float32}
+
+    class Block(torch.nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.mix = torch.nn.Linear(width, width)
+
+        def forward(self, tokens):
+            return tokens + torch.tanh(self.mix(tokens))
+
+    class Backbone(torch.nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.embeddings = torch.nn.Conv2d(3, width, 8, stride=8)
+            self.layers = torch.nn.ModuleList([Block(width) for _ in range(2)])
+
+        def forward(self, x):
+            tokens = self.embeddings(x).flatten(2).transpose(1, 2)  # (batch, 16 patches, width)
+            for block in self.layers:
+                tokens = block(tokens)
+            return tokens
+
+    class ViT(torch.nn.Module):
+        def __init__(self, width=6):
+            super().__init__()
+            self.config = Config(width)
+            self.vit = Backbone(width)
+            self.classifier = torch.nn.Linear(width, 10)
+
+        def forward(self, x):
+            return self.classifier(self.vit(x)[:, 0])
+
+    torch.manual_seed(0)
+    model = ViT().eval()
+    assert candidate_layers(model) == ["vit", "vit.embeddings", "vit.layers.0", "vit.layers.1", "classifier"]
+    shown = Preprocessing(size=32, channels="rgb", normalization="imagenet")
+    assert responding_layers(model, candidate_layers(model), shown) == candidate_layers(model)
+    stimuli = digits(3, seed=0, preprocessing=shown)
+    recorded = extract(model, stimuli, layers=["vit.layers.1"], protocol=PresentationProtocol(1, 0), progress=False)
+    with torch.no_grad():
+        tokens = model.vit(torch.as_tensor(stimuli.images))  # (3, 16, 6)
+    assert recorded.sizes["neuroid"] == 16 * 6
+    np.testing.assert_allclose(recorded.values[..., 0], tokens.reshape(3, -1).numpy(), rtol=1e-5, atol=1e-6)
+    unit = 4 * 6 + 5  # token 4, feature 5
+    assert (int(recorded.y[unit]), int(recorded.channel[unit])) == (4, 5)
+    assert recorded.attrs["model"] == model_config(model) == {"width": 6, "dtype": "torch.float32"}
+    wider = ViT(width=6)
+    wider.load_state_dict(model.state_dict())
+    wider.config = Config(7)  # same weights, another config: another key
+    protocol = PresentationProtocol(1, 0)
+    assert cache_key(model, stimuli, protocol, ["vit"]) != cache_key(wider, stimuli, protocol, ["vit"])

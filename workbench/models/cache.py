@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..keys import ContentKey
 from .conventions import run_steps
-from .extraction import extract, resolve_convention, resolve_protocol
+from .extraction import extract, model_config, resolve_convention, resolve_protocol
 from .reductions import Reduction
 from .store import is_complete, open_activations
 
@@ -22,7 +22,7 @@ def cache_key(model, stimuli, protocol, layers, **options):
 
     from .. import __version__
 
-    key = ContentKey({"class": type(model).__qualname__, "config": getattr(model, "config", {}),
+    key = ContentKey({"class": type(model).__qualname__, "config": model_config(model) if hasattr(model, "config") else {},
                       "protocol": protocol.as_dict(), "layers": list(layers), "options": options,
                       "versions": {"workbench": __version__, "torch": torch.__version__}})
     key.source("code", model).module_state("weights", model)

@@ -271,7 +271,7 @@ def _template(stimuli, layers, shapes, reduction, protocol, model, options):
         },
         attrs={
             "source": "model activations",
-            "model": getattr(model, "config", {"name": type(model).__name__}),
+            "model": model_config(model),
             "stimuli": stimuli.identifier,
             "protocol": protocol.as_dict(),
             "reduction": reduction.spec(),
@@ -279,6 +279,23 @@ def _template(stimuli, layers, shapes, reduction, protocol, model, options):
             "simulated": False,
         },
     )
+
+
+def model_config(model):
+    """The model's ``config`` as plain JSON data (for the activations' attributes and cache
+    keys): a zoo model's dict as it is, a library's config object by its ``to_dict()`` (a
+    Hugging Face ``PretrainedConfig``), values that are not JSON as text; ``{"name": class
+    name}`` for a model without one."""
+    import json
+
+    config = getattr(model, "config", None)
+    if config is None:
+        return {"name": type(model).__name__}
+    if not isinstance(config, dict) and callable(getattr(config, "to_dict", None)):
+        config = config.to_dict()
+    if not isinstance(config, dict):
+        return {"name": type(model).__name__, "config": str(config)}
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
 def _fit_reduction(model, images, layers, reduction, protocol, device, dtype, autocast, batch_size, convention,

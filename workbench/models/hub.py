@@ -94,11 +94,23 @@ def _torchvision_input(name):
 
 def candidate_layers(model, max_depth=2):
     """The default layers of a model that names none: every module up to ``max_depth``
-    dots deep (stages and their blocks, e.g. ``layer3``, ``layer3.1``) that has parameters
-    or children, in definition order; the classifier is included (it is a layer too)."""
-    names = []
+    levels deep (stages and their blocks, e.g. ``layer3``, ``layer3.1``) that has parameters
+    or children, in definition order; the classifier is included (it is a layer too).
+
+    An ``nn.ModuleList``/``nn.ModuleDict`` is a container that is never called: it is no
+    layer and no level, and its items stand at its own level (a transformer's blocks
+    ``vit.layers.0``, ``vit.layers.1``... are candidates beside ``vit.embeddings``)."""
+    import torch
+
+    containers = (torch.nn.ModuleList, torch.nn.ModuleDict)
+    names, level = [], {"": -1}
     for name, module in model.named_modules():
-        if not name or name.count(".") >= max_depth:
+        if not name:
+            continue
+        parent_name = name.rpartition(".")[0]
+        parent = model.get_submodule(parent_name) if parent_name else model
+        level[name] = level[parent_name] + (0 if isinstance(parent, containers) else 1)
+        if level[name] >= max_depth or isinstance(module, containers):
             continue
         if any(True for _ in module.parameters()) or any(True for _ in module.children()):
             names.append(name)

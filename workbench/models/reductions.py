@@ -30,15 +30,20 @@ def _flat(output):
 
 
 def unit_coords(layer, shape):
-    """Neuroid coords of the units of a layer output of per-sample ``shape`` (C[, H, W])."""
+    """Neuroid coords of the units of a layer output of per-sample ``shape``: (C,), (C, H,
+    W), or (L, D), a sequence of L tokens of D features (a transformer block's output; ``y``
+    is then the token and ``channel`` the feature)."""
     if len(shape) == 3:
         channel, y, x = (a.ravel() for a in np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"))
+    elif len(shape) == 2:  # flattened token by token, as reshape(batch, -1) reads (L, D)
+        y, channel = (a.ravel() for a in np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"))
+        x = np.zeros_like(channel)
     elif len(shape) == 1:
         channel = np.arange(shape[0])
         y = x = np.zeros_like(channel)
     else:
         raise ExtractionError(
-            f"layer {layer!r} outputs per-sample shape {tuple(shape)}; expected (C,) or (C, H, W) "
+            f"layer {layer!r} outputs per-sample shape {tuple(shape)}; expected (C,), (C, H, W) or tokens (L, D) "
             "(fix: record another module, or reduce it with a projection)"
         )
     ids = [f"{layer}/{c}/{j}/{i}" for c, j, i in zip(channel, y, x)]
