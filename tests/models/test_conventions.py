@@ -202,6 +202,16 @@ def test_step_readouts_refuse_one_readout_and_uncallable_models_by_name():
     images = torch.randn(4, 1, 8, 8)
     with pytest.raises(ExtractionError, match=r"per-step readouts .* returned \(4, 3\)"):
         step_readouts(_PerStep("final").eval(), images, 8)
+
+    class Classifier(_PerStep):  # an image classifier returning a model output class's dict
+        def forward(self, x):
+            return {"logits": super().forward(x), "hidden_states": None}
+
+    for model in (_PerStep("final"), Classifier("final")):  # a single readout is named first, as feedforward
+        with pytest.raises(ExtractionError, match=r"cannot call the model for reaction times: model\(x\) gives one "
+                                                  r"readout per image, \(4, 3\) \(batch, classes\): a feedforward "
+                                                  r"model, which has no reaction times"):
+            step_readouts(model.eval(), images, 8)
     with pytest.raises(ExtractionError, match="a feedforward model gives one readout"):
         step_readouts(_PerStep("list").eval(), images, 8, "feedforward")
     with pytest.raises(ExtractionError, match=r"model\(frames\) failed .*; model\(x\) failed .*Declare"):

@@ -741,10 +741,12 @@ def _readout_convention(model, images, steps, attempts):
     likewise), else stepwise if the static call returns a state that changes its readout
     when passed back, else the static call; an error naming what each call did."""
     tried = ["frames", "frames_time_first", "static_recurrent", "stepwise"]
-    problems = []
+    problems, single = [], None
     for name in tried:
         try:
             output = attempts[name](images)
+            if name == "static_recurrent":
+                single = _one_readout(output, len(images))
         except Exception as error:  # noqa: BLE001 - probing an undeclared model; reported below
             call = {"frames": "model(frames)", "frames_time_first": "model(frames time first)",
                     "static_recurrent": "model(x)"}.get(name, "model(frame, state)")
@@ -768,10 +770,26 @@ def _readout_convention(model, images, steps, attempts):
             continue
         return name
     hint = forward_argument_hint(model) or _all_steps_hint(model)
+    if not hint and single is not None:
+        hint = (f"model(x) gives one readout per image, {single} (batch, classes): a feedforward model, which has no "
+                "reaction times (they are read from a readout at every step of a recurrent model)")
     raise ExtractionError("cannot call the model for reaction times: " + (hint + ". Otherwise: " if hint else "")
                           + "; ".join(problems)
                           + ". Declare its convention ('frames', 'frames_time_first', 'static_recurrent' or "
                             "'stepwise')")
+
+
+def _one_readout(output, batch):
+    """The shape of ``output``'s single readout ``(batch, classes)`` (a tensor, a tuple's
+    first item, or a mapping's or model output's ``logits``), or None when it is not one."""
+    items = named_items(output)
+    if items is not None:
+        output = next((value for key, value in items.items() if "logit" in str(key).lower()), None)
+    elif isinstance(output, (tuple, list)) and output and torch.is_tensor(output[0]) and len(output) == 2:
+        output = output[0]
+    if torch.is_tensor(output) and output.ndim == 2 and output.shape[0] == batch:
+        return tuple(output.shape)
+    return None
 
 
 def _all_steps_hint(model):
