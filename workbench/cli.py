@@ -153,8 +153,9 @@ def _model_arguments(parser):
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
                         help="input size (default: the model's; zoo 32, CORnet/torchvision/entry points 224)")
     parser.add_argument("--channels", default=None, choices=["grey", "rgb"], help="input channels (default: the model's)")
-    parser.add_argument("--normalization", default=None, choices=["set", "imagenet", "inception", "unit", "kinetics"],
-                        help="input normalisation (default: the model's)")
+    parser.add_argument("--normalization", default=None, metavar="NAME|MEAN/SD",
+                        help="input normalisation (default: the model's): set, imagenet, inception, unit, kinetics, "
+                             "or the mean and sd it was trained with, e.g. 0.4914,0.4822,0.4465/0.2470,0.2435,0.2616")
     parser.add_argument("--model-option", action="append", type=_load_option, default=[], metavar="NAME=VALUE",
                         help="a keyword argument of the model's builder (a config option), repeatable; VALUE is "
                              "JSON or text, e.g. --model-option times=6 --model-option 'channels=[16, 32]'")

@@ -35,6 +35,31 @@ CHANNEL_STATS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "inception": (INCEPT
                  "unit": (UNIT_MEAN, UNIT_STD), "kinetics": (KINETICS_MEAN, KINETICS_STD)}
 
 
+def custom_stats(normalization):
+    """``(mean, sd)`` tuples of floats of a ``"MEAN/SD"`` normalisation (each one number or
+    one per RGB channel, comma-separated; every sd > 0), None for a named one; a ValueError
+    saying what is wrong with a malformed one."""
+    if not isinstance(normalization, str) or "/" not in normalization:
+        return None
+    parts = normalization.split("/")
+    if len(parts) != 2:
+        raise ValueError("expected one '/' between the means and the sds")
+    try:
+        mean, sd = (tuple(float(x) for x in part.split(",")) for part in parts)
+    except ValueError:
+        raise ValueError("means and sds must be numbers, comma-separated") from None
+    if len(mean) != len(sd) or len(mean) not in (1, 3):
+        raise ValueError(f"{len(mean)} mean(s) and {len(sd)} sd(s): give 1 of each, or 3 (R, G, B)")
+    if not all(np.isfinite(mean + sd)) or min(sd) <= 0:
+        raise ValueError("means must be finite and sds positive")
+    return mean, sd
+
+
+def stats_text(mean, sd):
+    """The canonical ``"MEAN/SD"`` text of statistics (shortest round-trip floats)."""
+    return "/".join(",".join(repr(float(x)) for x in part) for part in (mean, sd))
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model must be shown images.
@@ -45,13 +70,16 @@ class Preprocessing:
         Height = width in pixels (images are centre-cropped to a square, then resized).
     channels : {"grey", "rgb"}
         One luminance channel (ITU-R 601-2), or three RGB channels (grey images repeated).
-    normalization : {"set", "imagenet", "inception", "unit", "kinetics"}
+    normalization : {"set", "imagenet", "inception", "unit", "kinetics"} or "MEAN/SD"
         ``"set"``: standardise over the stimulus set (mean 0, sd 1 over all pixels; the zoo's
         convention). ``"imagenet"``: pixels in [0, 1], minus the ImageNet mean and over its
         sd per channel (torchvision's and CORnet's convention). ``"inception"``: (x - 0.5) /
         0.5, i.e. [-1, 1] (Inception, ViT and many timm models). ``"unit"``: pixels in [0, 1] as
         they are (a model trained on ``ToTensor()`` without ``Normalize``). ``"kinetics"``: the
-        Kinetics-400 mean and sd per channel (torchvision's video networks).
+        Kinetics-400 mean and sd per channel (torchvision's video networks). ``"MEAN/SD"``: the
+        mean and sd a model was trained with, per channel or one for all, pixels in [0, 1]
+        (e.g. CIFAR-10's ``"0.4914,0.4822,0.4465/0.2470,0.2435,0.2616"``; written back in a
+        canonical form, so equal statistics are one declaration).
 
     The default, 32 px greyscale standardised over the set, is the seed zoo's.
     """
@@ -65,6 +93,9 @@ class Preprocessing:
             problem = self.problem(name, getattr(self, name))
             if problem:
                 raise WorkbenchError(f"preprocessing {name} {problem}")
+        stats = custom_stats(self.normalization)
+        if stats is not None:  # one text per statistics: the same declaration, the same identifiers
+            object.__setattr__(self, "normalization", stats_text(*stats))
 
     @staticmethod
     def problem(name, value):
@@ -75,7 +106,17 @@ class Preprocessing:
                 return f"must be a positive integer (pixels), got {value!r}"
             return None
         valid = CHANNELS if name == "channels" else NORMALIZATIONS
-        return None if value in valid else f"must be one of {', '.join(valid)}, got {value!r}"
+        if value in valid:
+            return None
+        if name == "normalization" and isinstance(value, str) and "/" in value:
+            try:
+                custom_stats(value)
+            except ValueError as error:
+                return f"MEAN/SD {value!r}: {error}"
+            return None
+        more = (" or MEAN/SD per channel, pixels in [0, 1] (e.g. 0.4914,0.4822,0.4465/0.2470,0.2435,0.2616)"
+                if name == "normalization" else "")
+        return f"must be one of {', '.join(valid)}{more}, got {value!r}"
 
     @property
     def n_channels(self):
@@ -88,9 +129,15 @@ class Preprocessing:
     def as_dict(self):
         return {"size": int(self.size), "channels": self.channels, "normalization": self.normalization}
 
+    @property
+    def fixed_stats(self):
+        """Whether the normalisation is a fixed mean and sd (named or MEAN/SD), not the set's."""
+        return self.normalization != "set"
+
     def describe(self):
         norm = {"imagenet": "ImageNet mean/sd", "inception": "scaled to [-1, 1]", "unit": "pixels in [0, 1]",
-                "kinetics": "Kinetics-400 mean/sd", "set": "standardised over the set"}[self.normalization]
+                "kinetics": "Kinetics-400 mean/sd", "set": "standardised over the set"}.get(
+                    self.normalization, f"mean/sd {self.normalization}")
         return f"{self.size} px {'greyscale' if self.greyscale else 'RGB'}, {norm}"
 
     def token(self):
@@ -99,9 +146,11 @@ class Preprocessing:
 
     def _channel_stats(self):
         """Per-channel mean and sd ``(C, 1, 1)`` of a fixed normalisation (grey: their means)."""
-        means, sds = CHANNEL_STATS[self.normalization]
+        means, sds = CHANNEL_STATS.get(self.normalization) or custom_stats(self.normalization)
         if self.n_channels == 1:
             means, sds = [np.mean(means)], [np.mean(sds)]
+        elif len(means) == 1:  # one mean and sd for every channel
+            means, sds = means * 3, sds * 3
         return np.asarray(means)[:, None, None], np.asarray(sds)[:, None, None]
 
     def normalize(self, images, mean=None, sd=None):
@@ -110,7 +159,7 @@ class Preprocessing:
         ``mean``/``sd`` override the set's own statistics for ``"set"`` (so that subsets of
         one set share a grey level)."""
         images = np.asarray(images, dtype=np.float64)
-        if self.normalization in CHANNEL_STATS:
+        if self.fixed_stats:
             mean_c, sd_c = self._channel_stats()
             out = (images - mean_c) / sd_c
         else:
@@ -122,7 +171,7 @@ class Preprocessing:
     def unit_range(self, images):
         """The inverse of :meth:`normalize` for a fixed normalisation: model input ``(n, C, H,
         W)`` -> pixels in [0, 1] (clipped), e.g. to display or save rendered images."""
-        if self.normalization not in CHANNEL_STATS:
+        if not self.fixed_stats:
             raise WorkbenchError("images standardised over a set cannot be mapped back to [0, 1] "
                                  "without its statistics")
         mean_c, sd_c = self._channel_stats()

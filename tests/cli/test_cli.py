@@ -266,6 +266,8 @@ def test_score_gives_forward_options_to_the_model(tmp_path, capsys):
     ("--batch-size", "0", "--batch-size: must be a positive integer"),  # named settings.batch_size before
     ("--permutations", "99999999999", "--permutations: must be at most 10,000,000"),
     ("--seed", "99999999999999999999", "--seed: must be at most 4,294,967,295"),
+    ("--normalization", "cifar", "--normalization: must be one of set, imagenet, inception, unit, kinetics or MEAN/SD"),
+    ("--normalization", "0.5/0", "--normalization: MEAN/SD '0.5/0': means must be finite and sds positive"),
 ])
 def test_score_options_out_of_range_name_the_option(tmp_path, capsys, option, value, words):
     out = tmp_path / "s.json"

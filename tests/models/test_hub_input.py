@@ -56,13 +56,45 @@ def test_a_torchvision_model_is_shown_the_input_its_weights_transforms_name(torc
     assert shown == Preprocessing(size=size, channels="rgb", normalization=normalization)
 
 
-def test_unrendered_statistics_are_named_and_a_declaration_wins(torchvision):
-    """Statistics no normalisation of the workbench renders are a named error with the fix;
-    the spec's declaration wins over the weights'."""
-    with pytest.raises(WorkbenchError, match=r"torchvision:mvit_v1_b: expects mean \(0.45, 0.45, 0.45\) / sd "
-                                             r"\(0.225, 0.225, 0.225\), which the workbench does not render"):
-        preprocessing("torchvision:mvit_v1_b", object())
+def test_statistics_of_a_models_own_are_rendered_as_they_are_and_a_declaration_wins(torchvision):
+    """Statistics no named normalisation has (MViT's 0.45 / 0.225) are rendered as the
+    model's own MEAN/SD; the spec's declaration wins over the weights'."""
+    shown = preprocessing("torchvision:mvit_v1_b", object())
+    assert shown.normalization == "0.45,0.45,0.45/0.225,0.225,0.225"
+    images = np.random.default_rng(1).uniform(size=(1, 3, 2, 2))
+    np.testing.assert_allclose(shown.normalize(images), (images - 0.45) / 0.225, rtol=1e-6)
     assert preprocessing("torchvision:r3d_18", object(), "imagenet").normalization == "imagenet"
+
+
+def test_a_declared_mean_and_sd_normalise_as_given_in_one_canonical_form():
+    """``normalization = "MEAN/SD"`` (CIFAR-10's, say): pixels minus the mean over the sd per
+    channel (one value for all, or grey images' means); equal statistics written two ways are
+    one declaration (one identifier); malformed ones are named errors."""
+    from workbench.errors import ConfigError
+    from workbench.models.spec import ModelSpec
+
+    cifar = Preprocessing(size=4, channels="rgb", normalization="0.4914,0.4822,0.4465/0.2470,0.2435,0.2616")
+    images = np.random.default_rng(0).uniform(size=(2, 3, 4, 4))
+    mean, sd = np.array([0.4914, 0.4822, 0.4465]), np.array([0.2470, 0.2435, 0.2616])
+    np.testing.assert_allclose(cifar.normalize(images), (images - mean[:, None, None]) / sd[:, None, None], rtol=1e-6)
+    np.testing.assert_allclose(cifar.unit_range(cifar.normalize(images)), images, atol=1e-6)
+    assert cifar.normalization == "0.4914,0.4822,0.4465/0.247,0.2435,0.2616"  # canonical
+    assert cifar.token() == Preprocessing(size=4, channels="rgb", normalization="0.49140,0.4822,0.4465/0.2470,"
+                                                                               "0.2435,0.26160").token()
+    assert cifar.describe() == "4 px RGB, mean/sd 0.4914,0.4822,0.4465/0.247,0.2435,0.2616"
+    one = Preprocessing(size=4, channels="rgb", normalization="0.5/0.25")
+    np.testing.assert_allclose(one.normalize(images), (images - 0.5) / 0.25, rtol=1e-6)
+    grey = Preprocessing(size=4, channels="grey", normalization="0.4914,0.4822,0.4465/0.2470,0.2435,0.2616")
+    np.testing.assert_allclose(grey.normalize(images[:, :1]), (images[:, :1] - mean.mean()) / sd.mean(), rtol=1e-6)
+    base = {"name": "c", "entry_point": "my_nets:build"}
+    spec = ModelSpec.from_dict({**base, "normalization": "0.50,0.5,0.5/0.25,0.25,0.250"})
+    assert spec.normalization == "0.5,0.5,0.5/0.25,0.25,0.25"
+    for bad, words in (("0.5/0", "sds positive"), ("0.5,0.5/0.2,0.2", "2 mean"), ("a/b", "must be numbers"),
+                       ("0.5/0.2/0.1", "one '/'"), ("nan/0.2", "finite"), ("cifar", "or MEAN/SD per channel")):
+        with pytest.raises(ConfigError, match=words):
+            ModelSpec.from_dict({**base, "normalization": bad})
+        with pytest.raises(WorkbenchError, match=words):
+            Preprocessing(normalization=bad)
 
 
 def test_a_timm_model_is_shown_its_configs_input():

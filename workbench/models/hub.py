@@ -10,7 +10,7 @@ matching pair (README, "Models from torchvision and timm").
 """
 
 from ..errors import ConfigError, WorkbenchError
-from ..stimuli import CHANNEL_STATS, Preprocessing
+from ..stimuli import CHANNEL_STATS, Preprocessing, stats_text
 
 LIBRARIES = ("torchvision", "timm")
 INSTALL = 'pip install -e ".[vision]" (installs a torch/torchvision pair that match; README, "Models from torchvision and timm")'
@@ -69,9 +69,8 @@ def preprocessing(name, model, normalization=None):
              if all(abs(a - b) < 1e-3 for a, b in zip(value[0] + value[1], stats[0] + stats[1]))]
     if normalization:  # declared by the spec: it wins
         named = [normalization]
-    if not named:
-        raise WorkbenchError(f"{name}: expects mean {stats[0]} / sd {stats[1]}, which the workbench does not "
-                             f"render; declare normalization = one of {', '.join(CHANNEL_STATS)} in its entry")
+    if not named:  # statistics of its own (MViT's 0.45/0.225): rendered as they are
+        named = [stats_text(*stats)]
     return Preprocessing(size=size, channels="rgb", normalization=named[0])
 
 
