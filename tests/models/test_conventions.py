@@ -862,13 +862,14 @@ def test_a_spec_that_names_the_models_reset_method_is_reset_before_every_call(rg
         "    def __init__(self):\n"
         "        super().__init__()\n"
         "        self.conv = torch.nn.Conv2d(3, 4, 3)\n"
+        "        self.out = torch.nn.Identity()  # the potential, recorded\n"
         "        self.potential = None\n\n"
         "    def reset(self):\n"
         "        self.potential = None\n\n"
         "    def forward(self, x):\n"
         "        drive = self.conv(x)\n"
         "        self.potential = drive if self.potential is None else 0.5 * self.potential + drive\n"
-        "        return self.potential\n\n"
+        "        return self.out(self.potential)\n\n"
         "def build():\n"
         "    return Leaky()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -877,13 +878,14 @@ def test_a_spec_that_names_the_models_reset_method_is_reset_before_every_call(rg
         resolve_convention(plain.build(), ["conv"], rgb.images)
     spec = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "reset"}, base=tmp_path)
     model = spec.build()
-    assert resolve_convention(model, ["conv"], rgb.images) == "feedforward"
-    batched = extract(model, rgb, layers=["conv"], batch_size=2, progress=False)
-    for index in range(6):  # each batch from rest: every image's response is a fresh model's
-        fresh = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build"}, base=tmp_path).build()
-        alone = extract(fresh, rgb.subset([index]), layers=["conv"], batch_size=1, progress=False,
+    assert resolve_convention(model, ["out"], rgb.images) == "feedforward"
+    batched = extract(model, rgb, layers=["out"], batch_size=2, progress=False)
+    for index in range(6):  # each call from rest: every image's potential is a fresh model's to it alone
+        alone = extract(spec.build(), rgb.subset([index]), layers=["out"], batch_size=1, progress=False,
                         convention="feedforward")
         np.testing.assert_allclose(batched.isel(presentation=[index]).values, alone.values, rtol=1e-4, atol=1e-6)
+    stale = extract(plain.build(), rgb, layers=["out"], batch_size=2, progress=False, convention="feedforward")
+    assert np.abs(stale.values - batched.values).max() > 0.1  # without the reset, the potential carries over
     assert spec.identity() != plain.identity() and spec.identity()["reset"] == "reset"
     wrong = ModelSpec.from_dict({"name": "leaky", "entry_point": "spiking_nets:build", "reset": "clear"},
                                 base=tmp_path)
