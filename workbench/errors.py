@@ -84,3 +84,21 @@ def check_interval(name, value, interval="(0, 1)", error=WorkbenchError):
               and (value <= high if interval[-1] == "]" else value < high))
     if not inside:
         raise error(f"{name} must be a number in {interval}, got {value!r}")
+
+
+def check_plain(key, value):
+    """Raise :class:`ConfigError` naming the place in ``value`` (under ``key``) that is not
+    plain data: text, a number, a bool, a list or a table with text keys. TOML also has
+    dates and times, which no option here takes and JSON (scores, provenance) cannot hold:
+    refused where the config is read, not as a TypeError when the report is written."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise ConfigError(key, f"keys must be text, got {name!r}")
+            check_plain(f"{key}.{name}", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_plain(f"{key}[{index}]", item)
+    elif value is not None and not isinstance(value, (str, bool, numbers.Real)):
+        raise ConfigError(key, f"{value!r} ({type(value).__name__}) is not an option value: give text, a number, a "
+                               "bool, a list or a table (a date or time in quotes, as text)")

@@ -81,6 +81,13 @@ def _write_config(tmp_path, text=SMALL_TOML, name="report.toml"):
     (lambda t: t.replace('config = { channels = [', 'config = { channels = [0, '), "models[0].config.channels",
      "each count must be an integer >= 1, got 0"),
     (lambda t: "x = " + "[" * 5000 + "]" * 5000 + "\n" + t, "--config", "nests arrays or tables too deeply"),
+    # TOML dates and times, which no option takes and JSON cannot hold (a raw TypeError when
+    # the provenance was written)
+    (lambda t: t.replace('zoo = "bl"\ntrain = false\nconfig = { channels = [4, 8] }',
+                         'zoo = "bl"\ntrain = false\nconfig = { channels = [4, 8], start = 1979-05-27 }'),
+     "models[0].config.start", "(date) is not an option value"),
+    (lambda t: t.replace('zoo = "b"\ntrain = false\n', 'zoo = "b"\ntrain = false\nforward_options = { at = [07:32:00] }\n'),
+     "models[1].forward_options.at[0]", "(time) is not an option value"),
     # one benchmark listed twice (one recording with and without its stimuli, two animals'
     # files): records that no reader could tell apart
     (lambda t: t + '[[benchmarks]]\nname = "sim-human.rt-uncertainty"\n', "benchmarks[3]",
@@ -93,6 +100,18 @@ def test_bad_config_is_a_one_line_error_with_exit_code_2_and_writes_nothing(tmp_
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"config key {key!r}" in err and words in err, err
     assert not out.exists()
+
+
+def test_load_options_that_are_not_plain_data_are_named(tmp_path):
+    """A loader option holding a TOML date (no reader takes one; the provenance's JSON cannot
+    hold it) is refused where the config is read, naming its place."""
+    import datetime
+
+    (tmp_path / "ratings.csv").write_text("worker,stimulus_id,truth,response,rt_ms,max_rt_ms\n")
+    benchmark = {"name": "human.rt-uncertainty", "path": "ratings.csv",
+                 "load_options": {"practice_trials": 1, "labels": {"f": datetime.date(2026, 1, 1)}}}
+    with pytest.raises(ConfigError, match=r"benchmarks\[0\].load_options.labels.f.*\(date\) is not an option value"):
+        parse_config({"models": [{"name": "b", "zoo": "b", "train": False}], "benchmarks": [benchmark]}, base=tmp_path)
 
 
 def test_config_accepts_strings_entry_points_and_weights(tmp_path):

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..assembly import control_character_id
-from ..errors import ConfigError, ExtractionError, WorkbenchError
+from ..errors import ConfigError, ExtractionError, WorkbenchError, check_plain
 from ..stimuli import Preprocessing, custom_stats, stats_text
 from .hub import is_hub_name
 from .weights import torch_save_format
@@ -144,6 +144,9 @@ class ModelSpec:
         if "reset" in data and not _is_reset_name(data["reset"]):
             raise ConfigError("reset", f"must name a method of the model (e.g. 'reset' or 'snn.reset_states') or a "
                                        f"function called with it ('snntorch.utils:reset'), got {data['reset']!r}")
+        for key in ("config", "forward_options"):  # plain data: they reach the provenance's JSON
+            if key in data:
+                check_plain(key, data[key])
         for name in data.get("forward_options", {}):
             if not isinstance(name, str) or not name.isidentifier():
                 raise ConfigError("forward_options", f"{name!r} is not a keyword name (e.g. forward_options = "

@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ConfigError, WorkbenchError, check_plain
 
 BENCHMARK_KEYS = {"name", "path", "stimuli", "load_options"}
 SETTING_KEYS = {"seed", "n_permutations", "title", "n_stimuli", "stimulus_set", "batch_size"}
@@ -135,6 +135,7 @@ def _load_options(options, base, path, key):
             return _existing_path(value, base, where, "file not found", Path.exists)
         return value
 
+    check_plain(key, options)
     resolved = {name: resolve(value, f"{key}.{name}") for name, value in options.items()}
     import data_adapters
 
