@@ -60,6 +60,13 @@ def stats_text(mean, sd):
     return "/".join(",".join(repr(float(x)) for x in part) for part in (mean, sd))
 
 
+def canonical_normalization(normalization):
+    """A valid normalisation as written once: a name as it is, a ``"MEAN/SD"`` in the
+    canonical text of its statistics (:func:`stats_text`)."""
+    stats = custom_stats(normalization)
+    return normalization if stats is None else stats_text(*stats)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model must be shown images.
@@ -93,9 +100,8 @@ class Preprocessing:
             problem = self.problem(name, getattr(self, name))
             if problem:
                 raise WorkbenchError(f"preprocessing {name} {problem}")
-        stats = custom_stats(self.normalization)
-        if stats is not None:  # one text per statistics: the same declaration, the same identifiers
-            object.__setattr__(self, "normalization", stats_text(*stats))
+        # one text per statistics: the same declaration, the same identifiers
+        object.__setattr__(self, "normalization", canonical_normalization(self.normalization))
 
     @staticmethod
     def problem(name, value):

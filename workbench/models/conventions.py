@@ -31,6 +31,7 @@ otherwise :func:`detect_convention` calls it on two images and decides where una
 """
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Mapping
 
@@ -64,17 +65,12 @@ def with_forward_options(model, **options):
     torch.nn.Module
         ``model``, with a forward pre-hook that adds the keywords.
     """
-    import inspect
-
     bad = [name for name in options if not (isinstance(name, str) and name.isidentifier())]
     if bad:
         raise ExtractionError(f"forward options must be keyword names, got {bad[0]!r}")
-    try:
-        parameters = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):  # a builtin or C-implemented forward: nothing to check against
-        parameters = None
-    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        named = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    parameters = _forward_parameters(model)
+    if parameters is not None and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = [name for name in options if name not in named]
         if unknown:
             raise ExtractionError(f"{type(model).__name__}.forward takes no argument {unknown[0]!r} (it takes "
@@ -92,19 +88,28 @@ def with_forward_options(model, **options):
     return model
 
 
+def _forward_parameters(model):
+    """The parameters of ``model.forward`` (a list of :class:`inspect.Parameter`), or None
+    for a forward whose signature cannot be read (builtin or C-implemented)."""
+    try:
+        return list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+
+
+def _forward_options_given(model):
+    """The keywords :func:`with_forward_options` gives ``model``'s forward ({} if none)."""
+    return getattr(model, "_workbench_forward_options", ({}, None))[0]
+
+
 def forward_argument_hint(model):
     """How to give the arguments ``model.forward`` needs besides its input (parameters
     without a default after the first, other than a state a cell is stepped with), or ""."""
-    import inspect
-
-    try:
-        parameters = list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):
-        return ""
+    parameters = _forward_parameters(model) or []
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p.name for p in positional[1:] + [p for p in parameters if p.kind is p.KEYWORD_ONLY]
                 if p.default is p.empty]
-    given = getattr(model, "_workbench_forward_options", (dict(), None))[0]
+    given = _forward_options_given(model)
     required = [name for name in required if name not in given and not _STATE_NAME.search(name)]
     if not required:
         return ""
@@ -796,14 +801,8 @@ def _all_steps_hint(model):
     """For a model whose ``forward`` has a switch off by default that may return every step
     (``return_all=False``, ``all_steps=False``, ``return_sequence=False``...): how to turn it
     on, or ""."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return ""
-    given = getattr(model, "_workbench_forward_options", (dict(), None))[0]
-    switches = [p.name for p in parameters if p.default is False and p.name not in given
+    given = _forward_options_given(model)
+    switches = [p.name for p in _forward_parameters(model) or [] if p.default is False and p.name not in given
                 and _ALL_STEPS_NAME.search(p.name)]
     if not switches:
         return ""

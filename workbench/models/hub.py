@@ -102,13 +102,13 @@ def candidate_layers(model, max_depth=2):
     import torch
 
     containers = (torch.nn.ModuleList, torch.nn.ModuleDict)
-    names, level = [], {"": -1}
-    for name, module in model.named_modules():
+    names, level, is_container = [], {"": -1}, {"": False}
+    for name, module in model.named_modules():  # a module's parent comes before it
+        is_container[name] = isinstance(module, containers)
         if not name:
             continue
         parent_name = name.rpartition(".")[0]
-        parent = model.get_submodule(parent_name) if parent_name else model
-        level[name] = level[parent_name] + (0 if isinstance(parent, containers) else 1)
+        level[name] = level[parent_name] + (0 if is_container[parent_name] else 1)
         if level[name] >= max_depth or isinstance(module, containers):
             continue
         if any(True for _ in module.parameters()) or any(True for _ in module.children()):

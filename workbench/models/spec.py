@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..assembly import control_character_id
 from ..errors import ConfigError, ExtractionError, WorkbenchError, check_plain
-from ..stimuli import Preprocessing, custom_stats, stats_text
+from ..stimuli import Preprocessing, canonical_normalization
 from .hub import is_hub_name
 from .weights import torch_save_format
 
@@ -163,8 +163,8 @@ class ModelSpec:
             problem = Preprocessing.problem(attribute, data[key]) if key in data else None
             if problem:
                 raise ConfigError(key, problem)
-        if custom_stats(data.get("normalization")) is not None:  # one text per statistics (the identity)
-            data["normalization"] = stats_text(*custom_stats(data["normalization"]))
+        if "normalization" in data:  # one text per statistics (the identity)
+            data["normalization"] = canonical_normalization(data["normalization"])
         base = Path(base) if base is not None else None
         if "zoo" in data and is_hub_name(data["zoo"]):
             data.setdefault("train", False)
