@@ -240,18 +240,19 @@ class SharedTimeEncoding(VariantBenchmark):
                    "layer": mapping.layer_for_region[self.region], "data": source,
                    "input": self.model_input(spec, model).describe(), "convention": convention,
                    "model_onset_ms": onset_ms, "model_onset_from": f"half-rise of the data's {onset_measure}"})
-        if convention == "static_recurrent":
-            score.extra["note"] = ("the model takes one static image, so it cannot see the stimulus offset: its final "
-                                   "state is held over the later bins")
         stride = strided_layers(features.attrs["extraction"].get("sequence_layers", {})).get(score.extra["layer"])
-        if stride:
-            score.extra["note"] = "; ".join(filter(None, [score.extra.get("note"), (
+        notes = [
+            convention == "static_recurrent" and (
+                "the model takes one static image, so it cannot see the stimulus offset: its final state is held "
+                "over the later bins"),
+            stride and (
                 f"layer {score.extra['layer']!r} comes after a stride over time: it has one response per {stride} "
-                f"steps ({stride * protocol.step_ms:g} ms), held over those steps, so its time course is coarser")]))
-        if not has_repetitions(recording):
-            score.extra["note"] = "; ".join(filter(None, [score.extra.get("note"), (
+                f"steps ({stride * protocol.step_ms:g} ms), held over those steps, so its time course is coarser"),
+            not has_repetitions(recording) and (
                 "one repetition per stimulus: no split-half ceiling can be estimated, so ceiling and normalized "
-                "are undefined")]))
+                "are undefined")]
+        if any(notes):
+            score.extra["note"] = "; ".join(filter(None, notes))
         r = result["r"].median("neuroid").values
         ceiling = np.sqrt(np.clip(result["ceiling"].median("neuroid").values, 0, None))
         layer_time = mapping.layer_time.sel(region=self.region)
